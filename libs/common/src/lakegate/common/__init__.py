@@ -1,0 +1,1 @@
+"""What every lakegate service shares: message contracts, subjects, settings, telemetry and errors."""

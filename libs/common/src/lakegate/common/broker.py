@@ -1,0 +1,72 @@
+"""The NATS broker every service uses, and the JetStream streams it relies on."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+
+from lakegate.common.settings import NatsSettings
+from lakegate.common.subjects import StreamSpec, Topology
+
+log = logging.getLogger(__name__)
+
+#: Largest staged part; the local NATS server is started with a max_payload at least this big.
+MAX_PART_BYTES = 8 * 1024 * 1024
+
+
+def create_broker(
+    settings: NatsSettings,
+    service: str,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> NatsBroker:
+    """A broker that reconnects forever, drains on stop and carries trace context in headers."""
+    return NatsBroker(
+        settings.servers,
+        name=f"lakegate-{service}",
+        user=settings.user,
+        password=settings.password.get_secret_value() if settings.password else None,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        graceful_timeout=30.0,
+        middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider, meter_provider=meter_provider)],
+        logger=logging.getLogger(f"lakegate.{service}.broker"),
+    )
+
+
+def _stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        description=spec.description,
+        retention=RetentionPolicy.WORK_QUEUE if spec.retention == "workqueue" else RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=spec.max_age_seconds,
+        max_msg_size=MAX_PART_BYTES + 64 * 1024,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=120.0,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
+    """Create or update every stream of the topology; safe to call from every service at start."""
+    for spec in topology.streams:
+        config = _stream_config(spec)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                log.info("created stream %s", spec.name)
+            except BadRequestError:  # another service created it first
+                await js.update_stream(config)
+        else:
+            await js.update_stream(config)

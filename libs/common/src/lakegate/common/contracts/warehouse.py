@@ -1,0 +1,65 @@
+"""Requests the loader answers about the warehouse: SQL, table listings, descriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from lakegate.common.contracts.base import Message, TenantScoped
+from lakegate.common.contracts.runs import TableRef
+
+
+class RunQuery(TenantScoped):
+    sql: str = Field(description="One read-only statement in Databricks SQL.")
+    max_rows: int = Field(default=1000, ge=1, le=100_000)
+
+
+class ResultColumn(Message):
+    name: str
+    type: str = Field(description="Arrow type of the column, e.g. 'decimal128(38, 10)'.")
+
+
+class QueryResult(Message):
+    """Rows as JSON values: decimals and 64-bit-unsafe integers are kept exact as strings,
+    timestamps as ISO 8601 (UTC instants end in 'Z' offset '+00:00'), bytes as base64."""
+
+    columns: list[ResultColumn]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool = Field(description="True when more rows existed than max_rows; narrow the query or add LIMIT.")
+
+
+class ListTables(TenantScoped):
+    layer: str = "bronze"
+
+
+class TableSummary(Message):
+    ref: TableRef
+    layer: str
+    row_count: int
+    size_bytes: int
+    version: int | None = None
+
+
+class TableList(Message):
+    tables: list[TableSummary]
+
+
+class DescribeTable(TenantScoped):
+    table_name: str = Field(description="`table`, `layer.table` or `catalog.layer.table`; layer defaults to bronze.")
+
+
+class WarehouseColumn(Message):
+    name: str
+    type: str
+    nullable: bool
+
+
+class TableDescription(Message):
+    ref: TableRef
+    columns: list[WarehouseColumn]
+    row_count: int
+    size_bytes: int
+    version: int | None = None
+    properties: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,74 @@
+"""Request/reply between services: every answer is a `Reply` envelope.
+
+A handler decorated with `answers` turns its result into `Reply(result=...)` and any
+`LakegateError` into `Reply(error=...)`, so the caller gets the real reason instead of a timeout.
+`RpcClient.call` turns the envelope back into the answer model or the same error class.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from faststream.nats import NatsBroker
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import BaseModel
+
+from lakegate.common.contracts.rpc import Reply
+from lakegate.common.contracts.runs import ErrorInfo
+from lakegate.common.errors import LakegateError, Unavailable, error_from_code
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+M = TypeVar("M", bound=BaseModel)
+
+
+def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Reply]]:
+    """Wrap a request handler so that it always replies, with a result or an error."""
+
+    @functools.wraps(fn)
+    async def handler(*args: P.args, **kwargs: P.kwargs) -> Reply:
+        try:
+            result = await fn(*args, **kwargs)
+        except LakegateError as exc:
+            return Reply(error=ErrorInfo(code=exc.code, message=exc.message, transient=exc.transient))
+        except Exception:
+            log.exception("request handler %s failed", fn.__name__)
+            return Reply(
+                error=ErrorInfo(
+                    code="internal",
+                    message=f"internal error while handling {fn.__name__}; the service log has the details",
+                    transient=True,
+                )
+            )
+        return Reply(result=result.model_dump(mode="json"))
+
+    handler.__annotations__ = {**fn.__annotations__, "return": Reply}
+    return handler
+
+
+class RpcClient:
+    """Calls other services over NATS request/reply."""
+
+    def __init__(self, broker: NatsBroker, timeout: float) -> None:
+        self._broker = broker
+        self._timeout = timeout
+
+    async def call(self, subject: str, request: BaseModel, answer: type[M], *, timeout: float | None = None) -> M:
+        wait = timeout or self._timeout
+        service = subject.split(".rpc.", 1)[-1].split(".", 1)[0]
+        try:
+            message = await self._broker.request(request, subject, timeout=wait)
+        except NoRespondersError as exc:
+            raise Unavailable(f"no {service} service is running to answer {subject}; start it and retry") from exc
+        except (TimeoutError, NatsTimeoutError) as exc:
+            raise Unavailable(f"the {service} service did not answer within {wait:g}s; retry shortly") from exc
+        reply = Reply.model_validate_json(message.body)
+        if reply.error is not None:
+            raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
+        return answer.model_validate(reply.result)
+

@@ -1,0 +1,51 @@
+"""Settings every service shares; each service adds its own class with its own env prefix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lakegate.common.subjects import Topology
+
+
+class NatsSettings(BaseSettings):
+    """`LAKEGATE_NATS_*`: how to reach NATS, and the prefix of every subject and stream."""
+
+    model_config = SettingsConfigDict(env_prefix="LAKEGATE_NATS_", extra="ignore")
+
+    url: str = Field(default="nats://127.0.0.1:4222", description="Comma-separated NATS server URLs.")
+    prefix: str = Field(default="lakegate", pattern=r"^[a-z][a-z0-9_]*$", description="Prefix of subjects and streams.")
+    user: str | None = None
+    password: SecretStr | None = None
+    request_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for a request/reply answer.")
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.prefix)
+
+    @property
+    def servers(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
+
+class TelemetrySettings(BaseSettings):
+    """`LAKEGATE_OTEL_*`: where traces and metrics go (standard `OTEL_*` variables are honoured too)."""
+
+    model_config = SettingsConfigDict(env_prefix="LAKEGATE_OTEL_", extra="ignore")
+
+    exporter: Literal["none", "console", "otlp"] = "none"
+    endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint, e.g. http://collector:4318.")
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has. Subclasses set `env_prefix`, e.g. `LAKEGATE_CATALOG_`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    nats: NatsSettings = Field(default_factory=NatsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_host: str = "127.0.0.1"
+    health_port: int | None = Field(default=None, description="Serve /healthz and /readyz here when set.")

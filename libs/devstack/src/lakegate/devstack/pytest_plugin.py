@@ -1,0 +1,84 @@
+"""Pytest fixtures: a real NATS server and a real PostgreSQL cluster on free ports, per test session.
+
+Each test gets its own subject prefix, tenant and databases, so tests never see each other's data
+and never depend on order. Nothing here touches services already running on the machine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from lakegate.common.settings import NatsSettings
+from lakegate.devstack.nats_server import NatsServer
+from lakegate.devstack.ports import free_port
+from lakegate.devstack.postgres import PostgresCluster
+
+CreateDatabase = Callable[[str], Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster(tmp_path_factory.mktemp("postgres"), free_port())
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short id unique to this test, for names that must not collide."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def nats_settings(nats_server: NatsServer, unique: str) -> NatsSettings:
+    """NATS settings with a subject/stream prefix of this test's own."""
+    return NatsSettings(url=nats_server.url, prefix=f"t{unique}", request_timeout=20.0)
+
+
+@pytest.fixture
+def tenant_id(unique: str) -> str:
+    return f"tenant{unique}"
+
+
+@pytest.fixture
+async def create_database(pg_cluster: PostgresCluster, unique: str) -> AsyncIterator[CreateDatabase]:
+    """Create databases named after this test; they are dropped afterwards."""
+    created: list[str] = []
+
+    async def create(purpose: str) -> str:
+        name = f"{purpose}_{unique}"
+        admin = await asyncpg.connect(pg_cluster.dsn())
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        created.append(name)
+        return pg_cluster.dsn(name)
+
+    yield create
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        for name in created:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def lakegate_home(tmp_path: Path) -> Path:
+    """A private state directory (lakehouse, keys) for this test."""
+    return tmp_path / "lakegate-home"
