@@ -35,13 +35,17 @@ def _exporters(settings: TelemetrySettings) -> tuple[SpanExporter | None, Metric
 
 
 def setup_telemetry(service: str, settings: TelemetrySettings) -> tuple[TracerProvider, MeterProvider]:
-    """Build the providers for one service and make them global."""
+    """Build the providers for one service."""
     resource = Resource.create({"service.name": f"lakegate-{service}", "service.namespace": "lakegate"})
     span_exporter, metric_reader = _exporters(settings)
     tracer_provider = TracerProvider(resource=resource)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader] if metric_reader else [])
+    return tracer_provider, meter_provider
+
+
+def make_global(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    """Install the providers process-wide (once, in a service's `__main__`), for libraries that use them."""
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    return tracer_provider, meter_provider

@@ -1,0 +1,86 @@
+"""How a lakegate service process runs: connect, declare streams, serve, drain on a signal.
+
+Each service's `app.py` has an async context manager `serve(settings)` that builds its state,
+registers its handlers on a broker and yields while the broker runs. `run_service` runs that until
+SIGTERM or SIGINT, the same way under `make up`, Docker and Kubernetes. Tests enter `serve(...)`
+directly, in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import uvloop
+from faststream.nats import NatsBroker
+
+from lakegate.common.broker import create_broker, ensure_streams
+from lakegate.common.health import health_server
+from lakegate.common.logs import setup_logging
+from lakegate.common.rpc import RpcClient
+from lakegate.common.settings import ServiceSettings
+from lakegate.common.subjects import Topology
+from lakegate.common.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every service gets from the platform: its broker, subjects and an RPC client."""
+
+    service: str
+    broker: NatsBroker
+    topology: Topology
+    rpc: RpcClient
+
+
+def runtime(service: str, settings: ServiceSettings) -> Runtime:
+    """A broker with telemetry, not yet connected; register handlers on it, then `started(...)`."""
+    tracer_provider, meter_provider = setup_telemetry(service, settings.telemetry)
+    broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return Runtime(service, broker, settings.nats.topology, RpcClient(broker, settings.nats.request_timeout))
+
+
+@contextlib.asynccontextmanager
+async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int | None]:
+    """Connect, make sure the streams exist, start the subscribers and the probes; drain on exit.
+
+    Yields the health port (None when probes are off).
+    """
+    await rt.broker.connect()
+    await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
+    await rt.broker.start()
+
+    async def ready() -> bool:
+        return bool(rt.broker.connection.is_connected)
+
+    try:
+        async with health_server(settings.health_host, settings.health_port, ready) as port:
+            log.info("%s started", rt.service)
+            yield port
+    finally:
+        await rt.broker.stop()
+        log.info("%s stopped", rt.service)
+
+
+def run_service(service: str, settings: ServiceSettings, serve: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+    """Run `serve()` until SIGTERM or SIGINT, on uvloop."""
+    setup_logging(service, settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with serve():
+            await stop.wait()
+            log.info("%s stopping: draining NATS", service)
+
+    uvloop.run(main())
