@@ -1,0 +1,171 @@
+"""Staging: where an extraction's Arrow record batches wait until the loader commits them.
+
+A part is one record batch as a zstd-compressed Arrow IPC stream, small enough for one NATS
+message. The extractor writes the parts of one attempt under one location; the loader reads them
+back in order and deletes everything of the run once the warehouse has committed.
+
+`StagingStore` is the interface; `JetStreamStaging` (the default: a per-run subject of the staging
+stream) and `MemoryStaging` (a real in-process implementation, for tests) implement it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import pyarrow as pa
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from lakegate.common.contracts.runs import StagedParts
+from lakegate.common.errors import TerminalError, Unavailable
+from lakegate.common.subjects import Topology
+
+_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+PART_HEADER = "Lakegate-Part"
+
+
+def encode_part(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema, options=_OPTIONS) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue())
+
+
+def decode_part(data: bytes) -> pa.RecordBatch:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_next_batch()
+
+
+def encode_bounded(batch: pa.RecordBatch, max_bytes: int) -> list[bytes]:
+    """Encode a batch as one or more parts, halving it until every part fits in `max_bytes`."""
+    data = encode_part(batch)
+    if len(data) <= max_bytes:
+        return [data]
+    if batch.num_rows <= 1:
+        raise TerminalError(
+            f"one row is {len(data)} bytes compressed, more than the {max_bytes}-byte staging limit; "
+            "exclude the oversized column or raise the NATS max_payload"
+        )
+    half = batch.num_rows // 2
+    return encode_bounded(batch.slice(0, half), max_bytes) + encode_bounded(batch.slice(half), max_bytes)
+
+
+class PartWriter(Protocol):
+    async def write(self, batch: pa.RecordBatch) -> None: ...
+
+    async def close(self) -> StagedParts:
+        """Flush and say where the parts are."""
+        ...
+
+
+class StagingStore(Protocol):
+    async def writer(self, run_id: str, attempt: str) -> PartWriter: ...
+
+    def read(self, staged: StagedParts) -> AsyncIterator[pa.RecordBatch]:
+        """The staged batches, in the order they were written."""
+        ...
+
+    async def delete(self, run_id: str) -> None:
+        """Remove every part of every attempt of the run."""
+        ...
+
+
+class MemoryStaging:
+    """Parts in a dict; for tests and single-process use."""
+
+    def __init__(self, max_part_bytes: int = 8 * 1024 * 1024) -> None:
+        self.parts: dict[str, list[bytes]] = {}
+        self._max = max_part_bytes
+
+    async def writer(self, run_id: str, attempt: str) -> PartWriter:
+        return _MemoryWriter(self, f"{run_id}/{attempt}")
+
+    async def read(self, staged: StagedParts) -> AsyncIterator[pa.RecordBatch]:
+        parts = self.parts.get(staged.location, [])
+        if len(parts) != staged.parts:
+            raise TerminalError(f"staging holds {len(parts)} parts at {staged.location}, expected {staged.parts}")
+        for data in parts:
+            yield decode_part(data)
+
+    async def delete(self, run_id: str) -> None:
+        for key in [k for k in self.parts if k.startswith(f"{run_id}/")]:
+            del self.parts[key]
+
+
+class _MemoryWriter:
+    def __init__(self, store: MemoryStaging, location: str) -> None:
+        self._store, self._location = store, location
+        store.parts[location] = []
+
+    async def write(self, batch: pa.RecordBatch) -> None:
+        self._store.parts[self._location].extend(encode_bounded(batch, self._store._max))
+
+    async def close(self) -> StagedParts:
+        parts = self._store.parts[self._location]
+        return StagedParts(store="memory", location=self._location, parts=len(parts), bytes=sum(map(len, parts)))
+
+
+class JetStreamStaging:
+    """Parts as messages on `<prefix>.stage.<run_id>.<attempt>` in the staging stream."""
+
+    def __init__(self, js: JetStreamContext, topology: Topology, max_part_bytes: int, fetch_batch: int = 64) -> None:
+        self._js, self._topology = js, topology
+        self._max = max_part_bytes
+        self._fetch_batch = fetch_batch
+
+    async def writer(self, run_id: str, attempt: str) -> PartWriter:
+        return _JetStreamWriter(self._js, self._topology.stage(run_id, attempt), self._max)
+
+    async def read(self, staged: StagedParts) -> AsyncIterator[pa.RecordBatch]:
+        stream = self._topology.stage_stream.name
+        sub = await self._js.pull_subscribe(
+            staged.location,
+            stream=stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0
+            ),
+        )
+        try:
+            seen = 0
+            while seen < staged.parts:
+                try:
+                    messages = await sub.fetch(min(self._fetch_batch, staged.parts - seen), timeout=10)
+                except TimeoutError as exc:
+                    raise Unavailable(
+                        f"staging returned {seen} of {staged.parts} parts at {staged.location}; retrying"
+                    ) from exc
+                for message in messages:
+                    part = int((message.headers or {}).get(PART_HEADER, "-1"))
+                    if part != seen:
+                        raise TerminalError(f"staged part {part} arrived where part {seen} was expected")
+                    seen += 1
+                    yield decode_part(message.data)
+        finally:
+            await sub.unsubscribe()
+
+    async def delete(self, run_id: str) -> None:
+        try:
+            await self._js.purge_stream(self._topology.stage_stream.name, subject=self._topology.stage_all(run_id))
+        except NotFoundError:
+            pass
+
+
+class _JetStreamWriter:
+    def __init__(self, js: JetStreamContext, subject: str, max_bytes: int) -> None:
+        self._js, self._subject, self._max = js, subject, max_bytes
+        self._parts = 0
+        self._bytes = 0
+
+    async def write(self, batch: pa.RecordBatch) -> None:
+        for data in encode_bounded(batch, self._max):
+            await self._js.publish(
+                self._subject,
+                data,
+                headers={PART_HEADER: str(self._parts), "Nats-Msg-Id": f"{self._subject}.{self._parts}"},
+            )
+            self._parts += 1
+            self._bytes += len(data)
+
+    async def close(self) -> StagedParts:
+        return StagedParts(store="jetstream", location=self._subject, parts=self._parts, bytes=self._bytes)
