@@ -1,6 +1,5 @@
 import asyncpg
 import nats
-
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.pytest_plugin import CreateDatabase
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 
 from faststream.nats import NatsBroker
+from faststream.security import SASLPlaintext
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from lakegate.common.settings import NatsSettings
+from lakegate.common.subjects import StreamSpec, Topology
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
-
-from lakegate.common.settings import NatsSettings
-from lakegate.common.subjects import StreamSpec, Topology
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,9 @@ def create_broker(
     return NatsBroker(
         settings.servers,
         name=f"lakegate-{service}",
-        user=settings.user,
-        password=settings.password.get_secret_value() if settings.password else None,
+        security=SASLPlaintext(username=settings.user, password=settings.password.get_secret_value())
+        if settings.user and settings.password
+        else None,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         graceful_timeout=30.0,

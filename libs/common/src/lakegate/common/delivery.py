@@ -17,7 +17,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from faststream.nats import NatsMessage
-
 from lakegate.common.errors import LakegateError, TerminalError, TransientError
 
 log = logging.getLogger(__name__)

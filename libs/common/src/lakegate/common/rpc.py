@@ -13,13 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from faststream.nats import NatsBroker
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import BaseModel
-
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import ErrorInfo
 from lakegate.common.errors import LakegateError, Unavailable, error_from_code
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -71,4 +70,3 @@ class RpcClient:
         if reply.error is not None:
             raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
         return answer.model_validate(reply.result)
-

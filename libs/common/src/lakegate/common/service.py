@@ -19,7 +19,6 @@ from typing import Any
 
 import uvloop
 from faststream.nats import NatsBroker
-
 from lakegate.common.broker import create_broker, ensure_streams
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging

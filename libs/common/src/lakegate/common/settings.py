@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from lakegate.common.subjects import Topology
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from lakegate.common.subjects import Topology
 
 
 class NatsSettings(BaseSettings):

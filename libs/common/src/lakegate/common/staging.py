@@ -10,17 +10,17 @@ stream) and `MemoryStaging` (a real in-process implementation, for tests) implem
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
 import pyarrow as pa
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
-
 from lakegate.common.contracts.runs import StagedParts
 from lakegate.common.errors import TerminalError, Unavailable
 from lakegate.common.subjects import Topology
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 PART_HEADER = "Lakegate-Part"
@@ -122,9 +122,7 @@ class JetStreamStaging:
         sub = await self._js.pull_subscribe(
             staged.location,
             stream=stream,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0
-            ),
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0),
         )
         try:
             seen = 0
@@ -145,10 +143,8 @@ class JetStreamStaging:
             await sub.unsubscribe()
 
     async def delete(self, run_id: str) -> None:
-        try:
+        with contextlib.suppress(NotFoundError):
             await self._js.purge_stream(self._topology.stage_stream.name, subject=self._topology.stage_all(run_id))
-        except NotFoundError:
-            pass
 
 
 class _JetStreamWriter:

@@ -7,14 +7,17 @@ trace across all services.
 
 from __future__ import annotations
 
+from lakegate.common.settings import TelemetrySettings
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-
-from lakegate.common.settings import TelemetrySettings
 
 
 def _exporters(settings: TelemetrySettings) -> tuple[SpanExporter | None, MetricReader | None]:

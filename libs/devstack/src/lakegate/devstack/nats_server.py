@@ -48,7 +48,7 @@ class NatsServer:
             f"port: {self.port}\n"
             f"max_payload: {MAX_PART_BYTES + 1024 * 1024}\n"
             "jetstream {\n"
-            f"  store_dir: \"{self.home / 'jetstream'}\"\n"
+            f'  store_dir: "{self.home / "jetstream"}"\n'
             "  max_memory_store: 256MB\n"
             "  max_file_store: 20GB\n"
             "}\n"
@@ -58,8 +58,13 @@ class NatsServer:
     def start(self, timeout: float = 20.0) -> None:
         config = self.write_config()
         self.proc = spawn([str(nats_server_binary()), "-c", str(config)], log=self.log)
-        wait_until(lambda: accepts_connections(self.port, self.host), timeout=timeout, what="nats-server",
-                   proc=self.proc, log=self.log)
+        wait_until(
+            lambda: accepts_connections(self.port, self.host),
+            timeout=timeout,
+            what="nats-server",
+            proc=self.proc,
+            log=self.log,
+        )
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -50,8 +50,9 @@ def _run_as() -> str | None:
             return name
         except KeyError:
             continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "lakegate-pg"],
-                   check=True)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "lakegate-pg"], check=True
+    )
     return "lakegate-pg"
 
 
@@ -101,9 +102,21 @@ class PostgresCluster:
             shutil.chown(self.home, user)
             shutil.chown(self.data, user)
         result = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-             "--locale=C", "--no-sync"],
-            capture_output=True, text=True, **_identity(user),
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            **_identity(user),
         )
         if result.returncode != 0:
             raise StartupError(f"initdb failed for {self.data}: {result.stderr.strip()}")
@@ -126,9 +139,19 @@ class PostgresCluster:
             if self.log.exists():
                 shutil.chown(self.log, user)
         self.proc = spawn(
-            [str(bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-c", f"listen_addresses={self.host}", "-k", str(sockets)],
-            log=self.log, identity=_identity(user),
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-c",
+                f"listen_addresses={self.host}",
+                "-k",
+                str(sockets),
+            ],
+            log=self.log,
+            identity=_identity(user),
         )
         wait_until(self._ready, timeout=timeout, what=f"PostgreSQL on port {self.port}", proc=self.proc, log=self.log)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.nats_server import NatsServer
 from lakegate.devstack.ports import free_port

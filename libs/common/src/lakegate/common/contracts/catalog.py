@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
-
 from lakegate.common.contracts.base import Message, TenantScoped
 from lakegate.common.contracts.runs import ColumnMapping, TableRef
+from pydantic import Field
 
 
 class Dataset(Message):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from lakegate.common.contracts.base import Message
 from lakegate.common.contracts.runs import ColumnMapping, ErrorInfo, SyncMode, TableRef
+from pydantic import Field
 
 SYNC_COMPLETED = "io.lakegate.sync.completed.v1"
 SYNC_FAILED = "io.lakegate.sync.failed.v1"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from lakegate.common.contracts.runs import ErrorInfo
+from pydantic import BaseModel, ConfigDict
 
 
 class Reply(BaseModel):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from lakegate.common.contracts.base import Message, TenantScoped
+from pydantic import Field
 
 SyncMode = Literal["full", "incremental", "merge"]
 RunStatus = Literal["queued", "extracting", "loading", "succeeded", "failed"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field, SecretStr, field_serializer
-
 from lakegate.common.contracts.base import Message, TenantScoped
+from pydantic import Field, SecretStr, field_serializer
 
 
 class SourceAddress(Message):

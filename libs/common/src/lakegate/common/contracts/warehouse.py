@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from lakegate.common.contracts.base import Message, TenantScoped
 from lakegate.common.contracts.runs import TableRef
+from pydantic import Field
 
 
 class RunQuery(TenantScoped):
@@ -39,7 +38,7 @@ class TableSummary(Message):
     layer: str
     row_count: int
     size_bytes: int
-    version: int | None = None
+    table_version: int | None = Field(default=None, description="Delta table version; None where the warehouse has none.")
 
 
 class TableList(Message):
@@ -61,5 +60,5 @@ class TableDescription(Message):
     columns: list[WarehouseColumn]
     row_count: int
     size_bytes: int
-    version: int | None = None
+    table_version: int | None = Field(default=None, description="Delta table version; None where the warehouse has none.")
     properties: dict[str, str] = Field(default_factory=dict)

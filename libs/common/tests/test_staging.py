@@ -1,0 +1,64 @@
+import os
+
+import nats
+import pyarrow as pa
+import pytest
+from lakegate.common.broker import ensure_streams
+from lakegate.common.errors import TerminalError
+from lakegate.common.settings import NatsSettings
+from lakegate.common.staging import JetStreamStaging, MemoryStaging, StagingStore, encode_bounded
+
+
+def _batch(start: int, rows: int) -> pa.RecordBatch:
+    return pa.record_batch(
+        {
+            "id": pa.array(range(start, start + rows), pa.int64()),
+            "payload": pa.array([f"row {i} " + "x" * (i % 200) for i in range(start, start + rows)]),
+        }
+    )
+
+
+async def _round_trip(store: StagingStore, run_id: str) -> list[pa.RecordBatch]:
+    writer = await store.writer(run_id, "a1")
+    for start in range(0, 30_000, 10_000):
+        await writer.write(_batch(start, 10_000))
+    staged = await writer.close()
+    assert staged.parts >= 3
+    return [batch async for batch in store.read(staged)]
+
+
+async def test_memory_staging_returns_every_batch_in_order() -> None:
+    batches = await _round_trip(MemoryStaging(max_part_bytes=64 * 1024), "run1")
+    ids = pa.Table.from_batches(batches).column("id").to_pylist()
+    assert ids == list(range(30_000))
+
+
+async def test_jetstream_staging_returns_every_batch_in_order_and_deletes_the_run(
+    nats_settings: NatsSettings,
+) -> None:
+    nc = await nats.connect(nats_settings.url)
+    try:
+        js = nc.jetstream()
+        topology = nats_settings.topology
+        await ensure_streams(js, topology)
+        store = JetStreamStaging(js, topology, max_part_bytes=64 * 1024)
+        batches = await _round_trip(store, "run1")
+        assert pa.Table.from_batches(batches).column("id").to_pylist() == list(range(30_000))
+
+        await store.delete("run1")
+        info = await js.stream_info(topology.stage_stream.name, subjects_filter=topology.stage_all("run1"))
+        assert not info.state.subjects
+    finally:
+        await nc.close()
+
+
+def test_a_batch_too_large_for_one_part_is_split_in_halves() -> None:
+    parts = encode_bounded(_batch(0, 4_000), max_bytes=16 * 1024)
+    assert len(parts) > 1
+    assert all(len(p) <= 16 * 1024 for p in parts)
+
+
+def test_a_single_row_larger_than_a_part_is_a_terminal_error() -> None:
+    row = pa.record_batch({"blob": pa.array([os.urandom(64 * 1024)], pa.binary())})
+    with pytest.raises(TerminalError, match="staging limit"):
+        encode_bounded(row, max_bytes=1024)
