@@ -1,0 +1,87 @@
+"""Wires the catalog together: settings → cipher, pool, stores, broker handlers; the only place that does."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.nats import JStream, PullSub
+from lakegate.catalog.cipher import PasswordCipher, cipher_from_settings
+from lakegate.catalog.config import CatalogSettings
+from lakegate.catalog.database import open_pool
+from lakegate.catalog.datasets import DatasetStore
+from lakegate.catalog.handlers import CatalogHandlers
+from lakegate.catalog.launcher import RunLauncher
+from lakegate.catalog.lifecycle import RunLifecycle
+from lakegate.catalog.publisher import Publisher
+from lakegate.catalog.runs import RunStore
+from lakegate.catalog.sources import SourceStore
+from lakegate.common.contracts.rpc import Reply
+from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
+from lakegate.common.service import Runtime, runtime, started
+from nats.js.api import ConsumerConfig
+
+SERVICE = "catalog"
+#: Replicas answer requests as one queue group, so each request is handled exactly once.
+QUEUE = "lakegate-catalog"
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    """What a running catalog holds."""
+
+    settings: CatalogSettings
+    runtime: Runtime
+    pool: asyncpg.Pool
+    cipher: PasswordCipher
+    handlers: CatalogHandlers
+    health_port: int | None
+
+
+def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
+    topology, broker = rt.topology, rt.broker
+    answering: dict[str, Callable[..., Awaitable[Reply]]] = {
+        topology.sources_register: handlers.register_source,
+        topology.sources_get: handlers.get_source,
+        topology.sources_list: handlers.list_sources,
+        topology.sources_credentials: handlers.source_credentials,
+        topology.runs_start: handlers.start_run,
+        topology.runs_get: handlers.get_run,
+        topology.datasets_list: handlers.list_datasets,
+    }
+    for subject, handler in answering.items():
+        broker.subscriber(subject, queue=QUEUE)(handler)
+    broker.subscriber(
+        topology.run_steps(),
+        stream=JStream(topology.run_stream.name, declare=False),
+        durable=topology.durable("catalog_runs"),
+        config=ConsumerConfig(ack_wait=ACK_WAIT, max_deliver=MAX_DELIVER),
+        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        ack_policy=AckPolicy.MANUAL,
+        title="catalog run steps",
+        description="Moves each run's state machine; publishes the public sync event when a run finishes.",
+    )(handlers.on_run_step)
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: CatalogSettings) -> AsyncIterator[CatalogState]:
+    """Run the catalog: migrate its database, answer requests and consume run steps until exit."""
+    cipher = cipher_from_settings(settings)  # first, so a missing key stops us before anything opens
+    async with open_pool(settings) as pool:
+        rt = runtime(SERVICE, settings)
+        publisher = Publisher(rt.broker, rt.topology, settings.publish_timeout)
+        sources, runs = SourceStore(pool, cipher), RunStore(pool)
+        lifecycle = RunLifecycle(pool, runs, publisher)
+        handlers = CatalogHandlers(
+            sources=sources,
+            runs=runs,
+            datasets=DatasetStore(pool),
+            launcher=RunLauncher(sources, runs, lifecycle, publisher),
+            lifecycle=lifecycle,
+        )
+        _register(rt, handlers)
+        async with started(rt, settings) as health_port:
+            yield CatalogState(settings, rt, pool, cipher, handlers, health_port)

@@ -1,0 +1,49 @@
+"""The catalog's connection pool: jsonb as Python values, schema migrated before first use."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from lakegate.catalog.config import CatalogSettings
+from lakegate.catalog.schema import migrate
+from lakegate.common.errors import Unavailable
+
+#: A connection of the pool or a plain one: what the functions that run inside a transaction take.
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+async def _init(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def describe_dsn(dsn: str) -> str:
+    """`host:port/database` of a DSN, without its user or password, for messages."""
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+
+
+@contextlib.asynccontextmanager
+async def open_pool(settings: CatalogSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated pool on the catalog database, closed on exit."""
+    dsn = settings.database_url.get_secret_value()
+    try:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size, init=_init
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        # The error of asyncpg may quote the DSN; only its host and database are repeated here.
+        raise Unavailable(
+            f"cannot open the catalog database {describe_dsn(dsn)} ({type(exc).__name__}): check that it runs and "
+            "that LAKEGATE_CATALOG_DATABASE_URL names it with a user allowed to create tables"
+        ) from None
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        yield pool
+    finally:
+        await pool.close()

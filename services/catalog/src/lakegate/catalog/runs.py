@@ -1,0 +1,178 @@
+"""Sync runs as the `runs` table holds them, and how anyone sees one."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import asyncpg
+from lakegate.catalog.database import Connection
+from lakegate.common.contracts.runs import ColumnMapping, ErrorInfo, RunStatus, RunView, SyncMode, TableRef
+from lakegate.common.errors import NotFound
+
+
+def new_run_id() -> str:
+    """`run_<uuid hex>`."""
+    return f"run_{uuid.uuid4().hex}"
+
+
+def run_not_found(run_id: str) -> NotFound:
+    """The same answer for a missing run and another tenant's."""
+    return NotFound(f"run {run_id!r} not found for this tenant: check the run id that starting the sync returned")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of `runs`."""
+
+    run_id: str
+    tenant_id: str
+    connection_id: str
+    source_table: str
+    target: TableRef
+    sync_mode: SyncMode
+    status: RunStatus
+    created_at: datetime
+    attempt: str | None = None
+    attempts: int = 0
+    columns: list[ColumnMapping] | None = None
+    staged_rows: int | None = None
+    staged_bytes: int | None = None
+    row_count: int | None = None
+    bytes: int | None = None
+    table_version: int | None = None
+    error: ErrorInfo | None = None
+    failed_step: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    event_published_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> RunRecord:
+        """Read a `SELECT * FROM runs` row."""
+        columns = row["columns"]
+        error = None
+        if row["error_code"] is not None:
+            error = ErrorInfo(
+                code=row["error_code"], message=row["error_message"] or "", transient=bool(row["error_transient"])
+            )
+        return cls(
+            run_id=row["run_id"],
+            tenant_id=row["tenant_id"],
+            connection_id=row["connection_id"],
+            source_table=row["source_table"],
+            target=TableRef(catalog=row["target_catalog"], schema_name=row["target_schema"], name=row["target_name"]),
+            sync_mode=cast(SyncMode, row["sync_mode"]),
+            status=cast(RunStatus, row["status"]),
+            created_at=row["created_at"],
+            attempt=row["attempt"],
+            attempts=row["attempts"],
+            columns=None if columns is None else [ColumnMapping.model_validate(c) for c in columns],
+            staged_rows=row["staged_rows"],
+            staged_bytes=row["staged_bytes"],
+            row_count=row["row_count"],
+            bytes=row["bytes"],
+            table_version=row["table_version"],
+            error=error,
+            failed_step=row["failed_step"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            event_published_at=row["event_published_at"],
+        )
+
+    def view(self) -> RunView:
+        """The run as the edge and clients see it; before the load, rows are the extracted count."""
+        return RunView(
+            run_id=self.run_id,
+            tenant_id=self.tenant_id,
+            connection_id=self.connection_id,
+            source_table=self.source_table,
+            target=self.target,
+            sync_mode=self.sync_mode,
+            status=self.status,
+            row_count=self.row_count if self.row_count is not None else self.staged_rows,
+            bytes=self.bytes,
+            columns=self.columns or [],
+            error=self.error,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+
+def columns_json(columns: list[ColumnMapping] | None) -> list[dict[str, Any]] | None:
+    """Columns as the jsonb codec stores them."""
+    return None if columns is None else [c.model_dump(mode="json") for c in columns]
+
+
+async def write_run(conn: Connection, run: RunRecord) -> None:
+    """Store every field a step may change."""
+    await conn.execute(
+        """
+        UPDATE runs SET status = $2, attempt = $3, attempts = $4, columns = $5, staged_rows = $6,
+               staged_bytes = $7, row_count = $8, bytes = $9, table_version = $10, error_code = $11,
+               error_message = $12, error_transient = $13, failed_step = $14, started_at = $15, finished_at = $16
+         WHERE run_id = $1
+        """,
+        run.run_id,
+        run.status,
+        run.attempt,
+        run.attempts,
+        columns_json(run.columns),
+        run.staged_rows,
+        run.staged_bytes,
+        run.row_count,
+        run.bytes,
+        run.table_version,
+        run.error.code if run.error else None,
+        run.error.message if run.error else None,
+        run.error.transient if run.error else None,
+        run.failed_step,
+        run.started_at,
+        run.finished_at,
+    )
+
+
+class RunStore:
+    """Reads and creates rows of `runs`; steps change them through `RunLifecycle`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self, *, tenant_id: str, connection_id: str, source_table: str, target: TableRef, sync_mode: SyncMode
+    ) -> RunRecord:
+        """Record a new `queued` run."""
+        row = await self._pool.fetchrow(
+            """
+            INSERT INTO runs (run_id, tenant_id, connection_id, source_table, target_catalog, target_schema,
+                              target_name, sync_mode)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            RETURNING *
+            """,
+            new_run_id(),
+            tenant_id,
+            connection_id,
+            source_table,
+            target.catalog,
+            target.schema_name,
+            target.name,
+            sync_mode,
+        )
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return RunRecord.from_row(row)
+
+    async def get(self, tenant_id: str, run_id: str) -> RunRecord:
+        """One run of the tenant."""
+        row = await self._pool.fetchrow("SELECT * FROM runs WHERE run_id = $1 AND tenant_id = $2", run_id, tenant_id)
+        if row is None:
+            raise run_not_found(run_id)
+        return RunRecord.from_row(row)
+
+    async def mark_announced(self, run_id: str) -> None:
+        """Remember that the run's public event was accepted, so it is never published again."""
+        await self._pool.execute(
+            "UPDATE runs SET event_published_at = now() WHERE run_id = $1 AND event_published_at IS NULL", run_id
+        )

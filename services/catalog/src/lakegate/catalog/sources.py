@@ -1,0 +1,134 @@
+"""Registered PostgreSQL sources of each tenant; passwords go in and out only through the cipher."""
+
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+from lakegate.catalog.cipher import PasswordCipher
+from lakegate.common.contracts.sources import (
+    RegisterSource,
+    SourceAddress,
+    SourceCredentials,
+    SourceInfo,
+    SourceLogin,
+)
+from lakegate.common.errors import InvalidInput, NotFound
+from lakegate.common.names import check_tenant_id, warehouse_identifier
+from pydantic import SecretStr
+
+MAX_NAME_LENGTH = 64
+_COLUMNS = 'id, tenant_id, name, host, port, database, "user", created_at'
+
+
+def new_connection_id() -> str:
+    """`src_<random>`: unguessable, so an id alone reveals nothing about other tenants."""
+    return f"src_{secrets.token_hex(8)}"
+
+
+def name_key(name: str) -> str:
+    """A source name as bronze table names fold it; two sources of a tenant may not share one."""
+    text = name.strip()
+    if not text or len(text) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            f"source name {name!r} must be 1-{MAX_NAME_LENGTH} characters; use a short name such as 'shop'"
+        )
+    try:
+        return warehouse_identifier(text)
+    except InvalidInput:
+        raise InvalidInput(
+            f"source name {name!r} has no letters or digits; it names the bronze tables, so use e.g. 'shop'"
+        ) from None
+
+
+def _info(row: asyncpg.Record) -> SourceInfo:
+    return SourceInfo(
+        connection_id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        address=SourceAddress(host=row["host"], port=row["port"], database=row["database"], user=row["user"]),
+        created_at=row["created_at"],
+    )
+
+
+def source_not_found(connection_id: str) -> NotFound:
+    """The same answer for a missing source and another tenant's, so ids cannot be probed."""
+    return NotFound(
+        f"source {connection_id!r} not found for this tenant: list the registered sources to find its "
+        "connection id, or register it first"
+    )
+
+
+class SourceStore:
+    """The `sources` table."""
+
+    def __init__(self, pool: asyncpg.Pool, cipher: PasswordCipher) -> None:
+        self._pool, self._cipher = pool, cipher
+
+    async def register(self, request: RegisterSource) -> SourceInfo:
+        """Store a new source; a name already used by the tenant is refused, naming that source."""
+        tenant = check_tenant_id(request.tenant_id)
+        name, key = request.name.strip(), name_key(request.name)
+        address = request.login.address
+        token = self._cipher.encrypt(request.login.password.get_secret_value())
+        row = await self._pool.fetchrow(
+            f"""
+            INSERT INTO sources (id, tenant_id, name, name_key, host, port, database, "user", password_encrypted)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (tenant_id, name_key) DO NOTHING
+            RETURNING {_COLUMNS}
+            """,
+            new_connection_id(),
+            tenant,
+            name,
+            key,
+            address.host,
+            address.port,
+            address.database,
+            address.user,
+            token,
+        )
+        if row is None:
+            existing = await self._pool.fetchrow(
+                "SELECT id, name FROM sources WHERE tenant_id = $1 AND name_key = $2", tenant, key
+            )
+            assert existing is not None  # sources are never deleted, so the conflicting row is there
+            if existing["name"] == name:
+                raise InvalidInput(
+                    f"a source named {name!r} is already registered (connection id {existing['id']}): use that "
+                    "connection id, or register this database under another name"
+                )
+            raise InvalidInput(
+                f"source name {name!r} would write the same bronze tables ({key}_*) as source {existing['name']!r} "
+                f"(connection id {existing['id']}): register this database under another name"
+            )
+        return _info(row)
+
+    async def get(self, tenant_id: str, connection_id: str) -> SourceInfo:
+        """One source of the tenant."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM sources WHERE id = $1 AND tenant_id = $2", connection_id, tenant_id
+        )
+        if row is None:
+            raise source_not_found(connection_id)
+        return _info(row)
+
+    async def of_tenant(self, tenant_id: str) -> list[SourceInfo]:
+        """Every source of the tenant, oldest first."""
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM sources WHERE tenant_id = $1 ORDER BY created_at, name", tenant_id
+        )
+        return [_info(row) for row in rows]
+
+    async def credentials(self, tenant_id: str, connection_id: str) -> SourceCredentials:
+        """The source with its decrypted password; for the extractor only."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS}, password_encrypted FROM sources WHERE id = $1 AND tenant_id = $2",
+            connection_id,
+            tenant_id,
+        )
+        if row is None:
+            raise source_not_found(connection_id)
+        info = _info(row)
+        password = self._cipher.decrypt(row["password_encrypted"], source=connection_id)
+        return SourceCredentials(source=info, login=SourceLogin(address=info.address, password=SecretStr(password)))

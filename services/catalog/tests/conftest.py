@@ -1,0 +1,153 @@
+"""A catalog served in process on the real NATS and PostgreSQL of the harness, and a client that
+talks to it only the way other services do: requests, step messages, JetStream streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import nats
+import pytest
+from cryptography.fernet import Fernet
+from faststream.nats import NatsBroker
+from lakegate.catalog.app import CatalogState, serve
+from lakegate.catalog.config import CatalogSettings
+from lakegate.common.contracts.events import SyncEvent
+from lakegate.common.contracts.runs import ColumnMapping, ErrorInfo, Failed, RunView, StartRun, TableRef
+from lakegate.common.contracts.sources import RegisterSource, SourceAddress, SourceInfo, SourceLogin
+from lakegate.common.rpc import RpcClient
+from lakegate.common.settings import NatsSettings
+from lakegate.common.subjects import RunStep, Topology
+from lakegate.devstack.pytest_plugin import CreateDatabase
+from nats.aio.client import Client as Nats
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import BaseModel, SecretStr
+
+PASSWORD = "s3cret-Hunter2-ü"
+COLUMNS = (
+    ColumnMapping(name="id", source_type="bigint", arrow_type="int64", mapped=True),
+    ColumnMapping(name="total", source_type="numeric(12,2)", arrow_type="decimal128(12, 2)", mapped=True),
+)
+
+
+@pytest.fixture
+async def catalog_dsn(create_database: CreateDatabase) -> str:
+    dsn: str = await create_database("catalog")
+    return dsn
+
+
+@pytest.fixture
+def secret_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def catalog_settings(nats_settings: NatsSettings, catalog_dsn: str, secret_key: str) -> CatalogSettings:
+    return CatalogSettings(
+        nats=nats_settings, database_url=SecretStr(catalog_dsn), secret_key=SecretStr(secret_key), pool_max_size=4
+    )
+
+
+@pytest.fixture
+async def catalog(catalog_settings: CatalogSettings) -> AsyncIterator[CatalogState]:
+    async with serve(catalog_settings) as state:
+        yield state
+
+
+@pytest.fixture
+async def db(catalog_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own to the catalog database, to look at rows."""
+    conn = await asyncpg.connect(catalog_dsn)
+    yield conn
+    await conn.close()
+
+
+@dataclass
+class Peer:
+    """Another service, as far as the catalog can tell: it calls, publishes steps and reads streams."""
+
+    rpc: RpcClient
+    nc: Nats
+    js: JetStreamContext
+    topology: Topology
+    tenant_id: str
+    password: str = PASSWORD
+    columns: tuple[ColumnMapping, ...] = COLUMNS
+
+    def target(self, name: str = "shop_orders") -> TableRef:
+        """A bronze table of this tenant."""
+        return TableRef(catalog=f"tenant_{self.tenant_id}", schema_name="bronze", name=name)
+
+    async def register(self, name: str = "shop", *, tenant_id: str | None = None) -> SourceInfo:
+        request = RegisterSource(
+            tenant_id=tenant_id or self.tenant_id,
+            name=name,
+            login=SourceLogin(
+                address=SourceAddress(host="db.example.internal", port=5433, database="shop", user="reader"),
+                password=SecretStr(PASSWORD),
+            ),
+        )
+        return await self.rpc.call(self.topology.sources_register, request, SourceInfo)
+
+    async def start(self, connection_id: str, table_name: str = "orders", *, tenant_id: str | None = None) -> RunView:
+        request = StartRun(tenant_id=tenant_id or self.tenant_id, connection_id=connection_id, table_name=table_name)
+        return await self.rpc.call(self.topology.runs_start, request, RunView)
+
+    async def step(self, run_id: str, step: RunStep, message: BaseModel) -> int:
+        """Publish a step as the extractor or loader would; returns its stream sequence."""
+        ack = await self.js.publish(
+            self.topology.run_step(run_id, step),
+            message.model_dump_json().encode(),
+            stream=self.topology.run_stream.name,
+        )
+        return ack.seq
+
+    async def barrier(self, connection_id: str, reader: JetStreamContext.PullSubscription) -> list[SyncEvent]:
+        """Fail a fresh run and wait for its event. The catalog takes steps one at a time in stream
+        order, so once this event is out, every step published before it has been handled.
+        Returns the events that came out before the barrier's own."""
+        run = await self.start(connection_id)
+        error = ErrorInfo(code="cancelled", message="barrier")
+        await self.step(
+            run.run_id, RunStep.FAILED, Failed(tenant_id=self.tenant_id, run_id=run.run_id, step="test", error=error)
+        )
+        earlier: list[SyncEvent] = []
+        while True:
+            _, event = await self.next_event(reader)
+            if event.subject == run.run_id:
+                return earlier
+            earlier.append(event)
+
+    async def events(self) -> JetStreamContext.PullSubscription:
+        """A reader of this tenant's public sync events, from the first one."""
+        return await self.js.pull_subscribe(
+            self.topology.sync_events(self.tenant_id),
+            stream=self.topology.events_stream.name,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0),
+        )
+
+    async def next_event(self, reader: JetStreamContext.PullSubscription) -> tuple[str, SyncEvent]:
+        (message,) = await reader.fetch(1, timeout=15)
+        return message.subject, SyncEvent.model_validate_json(message.data)
+
+    async def event_count(self) -> int:
+        info = await self.js.stream_info(
+            self.topology.events_stream.name, subjects_filter=self.topology.sync_events(self.tenant_id)
+        )
+        return sum((info.state.subjects or {}).values())
+
+
+@pytest.fixture
+async def peer(nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Peer]:
+    broker = NatsBroker(nats_settings.servers)
+    await broker.connect()
+    nc = await nats.connect(nats_settings.url)
+    try:
+        yield Peer(
+            RpcClient(broker, nats_settings.request_timeout), nc, nc.jetstream(), nats_settings.topology, tenant_id
+        )
+    finally:
+        await nc.close()
+        await broker.stop()

@@ -1,0 +1,138 @@
+"""Starting the catalog: its secret key, its migrations, and state that survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+import pytest
+from cryptography.fernet import Fernet
+from lakegate.catalog.app import serve
+from lakegate.catalog.config import CatalogSettings
+from lakegate.catalog.schema import migrate, migrations
+from lakegate.common.contracts.runs import ErrorInfo, Failed
+from lakegate.common.contracts.sources import SourceCredentials, SourceInfo, SourceRef
+from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
+from lakegate.common.errors import InvalidInput, TerminalError, Unavailable
+from lakegate.common.subjects import RunStep
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from conftest import Peer
+
+
+async def test_the_catalog_refuses_to_start_without_a_secret_key(catalog_settings: CatalogSettings) -> None:
+    keyless = catalog_settings.model_copy(update={"secret_key": None, "secret_key_file": None})
+
+    with pytest.raises(InvalidInput, match="LAKEGATE_CATALOG_SECRET_KEY") as refused:
+        async with serve(keyless):
+            pass
+
+    assert "Fernet.generate_key()" in str(refused.value)
+
+
+async def test_a_malformed_key_is_refused_without_repeating_it(catalog_settings: CatalogSettings) -> None:
+    broken = catalog_settings.model_copy(update={"secret_key": SecretStr("not-a-key-at-all")})
+
+    with pytest.raises(InvalidInput, match="key 1 of LAKEGATE_CATALOG_SECRET_KEY is not a Fernet key") as refused:
+        async with serve(broken):
+            pass
+
+    assert "not-a-key-at-all" not in str(refused.value)
+
+
+async def test_an_unreachable_database_is_named_without_its_password(
+    catalog_settings: CatalogSettings, unused_tcp_port: int
+) -> None:
+    dsn = f"postgresql://catalog:hunter2@127.0.0.1:{unused_tcp_port}/catalog"
+    unreachable = catalog_settings.model_copy(update={"database_url": SecretStr(dsn)})
+
+    with pytest.raises(Unavailable, match=f"127.0.0.1:{unused_tcp_port}/catalog") as refused:
+        async with serve(unreachable):
+            pass
+
+    assert "hunter2" not in str(refused.value)
+
+
+async def test_state_survives_a_restart_and_migrations_are_applied_once(
+    catalog_settings: CatalogSettings, peer: Peer, db: asyncpg.Connection, secret_key: str, tmp_path: Path
+) -> None:
+    async with serve(catalog_settings):
+        source = await peer.register("shop")
+
+    key_file = tmp_path / "catalog.key"
+    key_file.write_text(f"{secret_key}\n")
+    from_file = catalog_settings.model_copy(update={"secret_key": None, "secret_key_file": key_file})
+    async with serve(from_file):
+        ref = SourceRef(tenant_id=peer.tenant_id, connection_id=source.connection_id)
+        assert await peer.rpc.call(peer.topology.sources_get, ref, SourceInfo) == source
+        credentials = await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
+        assert credentials.login.password.get_secret_value() == peer.password
+
+    recorded = await db.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert [(r["version"], r["name"]) for r in recorded] == [(m.version, m.name) for m in migrations()]
+
+
+async def test_a_rotated_key_still_decrypts_passwords_stored_under_the_old_one(
+    catalog_settings: CatalogSettings, peer: Peer, secret_key: str
+) -> None:
+    async with serve(catalog_settings):
+        source = await peer.register("shop")
+    ref = SourceRef(tenant_id=peer.tenant_id, connection_id=source.connection_id)
+
+    new_key = Fernet.generate_key().decode()
+    rotated = catalog_settings.model_copy(update={"secret_key": SecretStr(f"{new_key},{secret_key}")})
+    async with serve(rotated):
+        credentials = await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
+        assert credentials.login.password.get_secret_value() == peer.password
+
+    replaced = catalog_settings.model_copy(update={"secret_key": SecretStr(new_key)})
+    async with serve(replaced):
+        with pytest.raises(TerminalError, match="cannot be decrypted with the catalog's secret key") as refused:
+            await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
+    assert source.connection_id in str(refused.value)
+
+
+async def test_two_replicas_migrating_a_fresh_database_together_both_succeed(catalog_dsn: str) -> None:
+    first, second = await asyncpg.connect(catalog_dsn), await asyncpg.connect(catalog_dsn)
+    try:
+        applied = await asyncio.gather(migrate(first), migrate(second))
+        # One replica applied everything while the other waited on the lock, then found nothing to do.
+        assert sorted(applied, key=len) == [[], [m.name for m in migrations()]]
+        assert await first.fetchval("SELECT count(*) FROM schema_migrations") == len(migrations())
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_replicas_answer_each_request_once_and_share_the_run_steps(
+    catalog_settings: CatalogSettings, peer: Peer, db: asyncpg.Connection
+) -> None:
+    async with serve(catalog_settings) as first, serve(catalog_settings):
+        source = await peer.register("shop")
+        events = await peer.events()
+        for _ in range(4):
+            run = await peer.start(source.connection_id)
+            await peer.step(
+                run.run_id,
+                RunStep.FAILED,
+                Failed(
+                    tenant_id=peer.tenant_id,
+                    run_id=run.run_id,
+                    step="extract",
+                    error=ErrorInfo(code="source_error", message="x"),
+                ),
+            )
+            _, event = await peer.next_event(events)
+            assert event.subject == run.run_id
+
+        assert await db.fetchval("SELECT count(*) FROM runs") == 4
+        assert (await peer.js.stream_info(peer.topology.cmd_stream.name)).state.messages == 4
+        assert await peer.event_count() == 4
+
+        topology = first.runtime.topology
+        consumer = await peer.js.consumer_info(topology.run_stream.name, topology.durable("catalog_runs"))
+        assert consumer.config.max_deliver == MAX_DELIVER
+        assert consumer.config.ack_wait == ACK_WAIT
