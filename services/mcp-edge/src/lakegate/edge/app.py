@@ -1,0 +1,78 @@
+"""Wires the edge together: settings → broker, tenancy, MCP server, HTTP app; the only place that does.
+
+The edge has no FastStream subscribers (so no `handlers.py`): it only makes requests, and follows
+sync runs with short-lived core-NATS subscriptions while a tool call waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from lakegate.common.service import Runtime, runtime, started
+from lakegate.edge.backend import Backend
+from lakegate.edge.config import EdgeSettings
+from lakegate.edge.server import create_server
+from lakegate.edge.tenancy import Tenancy
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+SERVICE = "edge"
+
+
+@dataclass(frozen=True)
+class EdgeState:
+    """What a running edge holds."""
+
+    settings: EdgeSettings
+    runtime: Runtime
+    server: MCPServer
+    health_port: int | None
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
+    """Connect to NATS and yield the MCP server; drain NATS on exit."""
+    rt = runtime(SERVICE, settings)
+    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant)))
+    async with started(rt, settings) as health_port:
+        yield EdgeState(settings, rt, server, health_port)
+
+
+def http_app(state: EdgeState) -> Starlette:
+    """The streamable-HTTP app: stateless, answering with SSE so progress streams, checking Origin and Host.
+
+    Build one per listener: its session manager runs once.
+    """
+    settings = state.settings
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=settings.trusted_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
+    app = state.server.streamable_http_app(
+        streamable_http_path=settings.path,
+        stateless_http=True,
+        json_response=False,
+        transport_security=security,
+        host=settings.host,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        # Ready once NATS is connected: every tool needs it.
+        try:
+            ready = bool(state.runtime.broker.connection.is_connected)
+        except Exception:
+            ready = False
+        return PlainTextResponse("ok\n" if ready else "not ready: NATS is not connected\n", 200 if ready else 503)
+
+    app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
+    return app

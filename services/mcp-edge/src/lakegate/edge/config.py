@@ -1,0 +1,106 @@
+"""`LAKEGATE_EDGE_*`: how the MCP edge listens and how long its tools wait."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from lakegate.common.errors import InvalidInput
+from lakegate.common.names import check_tenant_id
+from lakegate.common.settings import ServiceSettings
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses, the only hosts served without authentication."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _comma_list(value: object) -> object:
+    # Lists come from the environment as `a,b,c`; JSON would be unfriendly for one-line settings.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+
+
+class EdgeSettings(ServiceSettings):
+    """Settings of the MCP edge, read once at start."""
+
+    model_config = SettingsConfigDict(env_prefix="LAKEGATE_EDGE_", extra="ignore")
+
+    transport: Literal["http", "stdio"] = Field(
+        default="http", description="`http` serves streamable HTTP; `stdio` talks MCP on stdin/stdout."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP transport binds to.")
+    port: int = Field(default=8085, ge=0, le=65535, description="Port of the HTTP transport (0 picks a free one).")
+    path: str = Field(default="/mcp", pattern=r"^/", description="URL path of the MCP endpoint.")
+    default_tenant: str = Field(
+        default="default", description="Tenant of callers without an access token (stdio, loopback HTTP)."
+    )
+    sync_wait_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long sync_table_to_bronze waits for a run to finish before returning a run handle.",
+    )
+    source_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="How long to wait for the extractor to reach a source database."
+    )
+    query_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="How long query_sql waits for the loader's answer."
+    )
+    allowed_origins: CommaList = Field(
+        default_factory=lambda: list(LOOPBACK_ORIGINS),
+        description="Browser origins allowed to call the HTTP endpoint (comma-separated; `:*` matches any port).",
+    )
+    allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Host header values accepted besides loopback ones, e.g. `lakegate.example.com:*`.",
+    )
+    allow_anonymous_remote: bool = Field(
+        default=False,
+        description=(
+            "Serve HTTP on a non-loopback address without authentication; every caller then acts as "
+            "default_tenant. Only behind a proxy that authenticates callers."
+        ),
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="How long open HTTP requests may finish after a stop signal."
+    )
+
+    @field_validator("default_tenant")
+    @classmethod
+    def _tenant_is_a_slug(cls, value: str) -> str:
+        try:
+            return check_tenant_id(value)
+        except InvalidInput as exc:
+            raise ValueError(f"LAKEGATE_EDGE_DEFAULT_TENANT: {exc}") from exc
+
+    @model_validator(mode="after")
+    def _remote_needs_authentication(self) -> EdgeSettings:
+        if self.transport == "http" and not is_loopback(self.host) and not self.allow_anonymous_remote:
+            raise ValueError(
+                f"LAKEGATE_EDGE_HOST={self.host} would let anyone who can reach it act as tenant "
+                f"{self.default_tenant!r}, because the edge does not authenticate callers yet. Bind to "
+                "127.0.0.1, or set LAKEGATE_EDGE_ALLOW_ANONYMOUS_REMOTE=true when a proxy in front of "
+                "the edge authenticates callers."
+            )
+        return self
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """Host header values the HTTP transport accepts (a guard against DNS rebinding)."""
+        wildcard = self.host in ("0.0.0.0", "::")
+        own = [] if wildcard else [f"[{self.host}]:*" if ":" in self.host else f"{self.host}:*"]
+        return list(dict.fromkeys([*LOOPBACK_HOSTS, *own, *self.allowed_hosts]))

@@ -1,0 +1,1 @@
+"""The MCP tools, one module per noun: sources, sync runs, the warehouse."""

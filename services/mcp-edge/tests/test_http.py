@@ -1,0 +1,83 @@
+"""The streamable-HTTP transport: a real MCP client over uvicorn, and the checks in front of it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx2
+from lakegate.edge.app import EdgeState
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+if TYPE_CHECKING:
+    from conftest import Fakes
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def test_a_sync_over_streamable_http_streams_progress_to_the_client(edge_url: str, fakes: Fakes) -> None:
+    reports: list[tuple[float, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reports.append((progress, message))
+
+    async with Client(edge_url) as client:
+        connected = await client.call_tool(
+            "connect_postgres",
+            {"name": "shop", "host": "db.internal", "database": "shop", "user": "u", "password": "p"},
+        )
+        assert connected.structured_content is not None
+        connection_id = connected.structured_content["connection_id"]
+        result = await client.call_tool(
+            "sync_table_to_bronze",
+            {"connection_id": connection_id, "table_name": "orders"},
+            progress_callback=on_progress,
+        )
+
+    assert not result.is_error
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "succeeded"
+    assert result.structured_content["row_count"] == 1000
+    assert any("extracting public.orders" in (message or "") for _, message in reports)
+    assert reports[-1][0] == 4.0
+
+
+async def test_a_client_from_a_loopback_origin_is_served(edge_url: str) -> None:
+    async with (
+        httpx2.AsyncClient(headers={"Origin": "http://localhost:3000"}) as http,
+        Client(streamable_http_client(edge_url, http_client=http)) as client,
+    ):
+        tools = await client.list_tools()
+
+    assert "query_sql" in {tool.name for tool in tools.tools}
+
+
+async def test_a_request_from_a_foreign_origin_is_refused(edge_url: str, fakes: Fakes) -> None:
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(edge_url, json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "https://evil.example"})
+
+    assert response.status_code == 403
+    assert "Origin" in response.text
+
+
+async def test_a_request_for_a_foreign_host_name_is_refused(edge_url: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(edge_url, json=INITIALIZE, headers={**MCP_HEADERS, "Host": "rebound.example:80"})
+
+    assert response.status_code == 421
+
+
+async def test_health_and_readiness_probes_answer_on_the_http_port(edge_url: str, edge: EdgeState) -> None:
+    base = edge_url.removesuffix(edge.settings.path)
+    async with httpx2.AsyncClient() as http:
+        health = await http.get(f"{base}/healthz")
+        ready = await http.get(f"{base}/readyz")
+
+    assert (health.status_code, health.text) == (200, "ok\n")
+    assert (ready.status_code, ready.text) == (200, "ok\n")

@@ -1,0 +1,112 @@
+"""`python -m lakegate.edge`: the process an MCP client or an operator starts, over stdio or HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lakegate.common.settings import NatsSettings
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+if TYPE_CHECKING:
+    from conftest import Fakes
+
+
+def edge_env(nats_settings: NatsSettings, tenant_id: str, **extra: str) -> dict[str, str]:
+    return {
+        "LAKEGATE_NATS_URL": nats_settings.url,
+        "LAKEGATE_NATS_PREFIX": nats_settings.prefix,
+        "LAKEGATE_EDGE_DEFAULT_TENANT": tenant_id,
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def edge_process(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Start the edge as its own process; kill it if a test leaves it running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lakegate.edge",
+        *args,
+        env={**os.environ, **env},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def stderr_until(process: asyncio.subprocess.Process, pattern: str) -> re.Match[str]:
+    """Read the process's log lines until one matches."""
+    assert process.stderr is not None
+    async with asyncio.timeout(30):
+        while line := (await process.stderr.readline()).decode():
+            if match := re.search(pattern, line):
+                return match
+    raise AssertionError(f"the edge exited without logging {pattern!r}")
+
+
+async def test_over_stdio_the_tools_answer_and_the_logs_go_to_stderr(
+    nats_settings: NatsSettings, tenant_id: str, fakes: Fakes, tmp_path: Path
+) -> None:
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "lakegate.edge", "--transport", "stdio"],
+        env=edge_env(nats_settings, tenant_id),
+    )
+    stderr = tmp_path / "edge.stderr"
+    with stderr.open("w") as errlog:
+        async with Client(stdio_client(server, errlog=errlog)) as client:
+            tools = await client.list_tools()
+            result = await client.call_tool("query_sql", {"sql": "SELECT id FROM shop_orders"})
+
+    assert len(tools.tools) == 8
+    assert result.structured_content is not None
+    assert result.structured_content["row_count"] == 2
+    assert [query.tenant_id for query in fakes.loader.queries] == [tenant_id]
+    logs = stderr.read_text()
+    assert "edge started" in logs
+    assert "edge stopped" in logs
+
+
+async def test_over_stdio_a_stop_signal_ends_the_process_after_draining_even_with_stdin_open(
+    nats_settings: NatsSettings, tenant_id: str
+) -> None:
+    async with edge_process(edge_env(nats_settings, tenant_id), "--transport", "stdio") as process:
+        await stderr_until(process, "edge started")
+        process.send_signal(signal.SIGTERM)
+
+        await stderr_until(process, "edge stopped")
+        async with asyncio.timeout(10):
+            assert await process.wait() == 0
+
+
+async def test_over_http_the_edge_serves_until_a_stop_signal_then_drains(
+    nats_settings: NatsSettings, tenant_id: str
+) -> None:
+    env = edge_env(nats_settings, tenant_id, LAKEGATE_EDGE_PORT="0")
+    async with edge_process(env) as process:
+        url = (await stderr_until(process, r"streamable HTTP at (http://\S+)")).group(1)
+        async with Client(url) as client:
+            tools = await client.list_tools()
+        process.send_signal(signal.SIGTERM)
+
+        await stderr_until(process, "edge stopped")
+        async with asyncio.timeout(10):
+            assert await process.wait() == 0
+    assert len(tools.tools) == 8
+    assert url.startswith("http://127.0.0.1:")

@@ -1,0 +1,296 @@
+"""The tools, called by an MCP client connected to the edge in process."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from lakegate.common.errors import SourceError
+from lakegate.edge.app import EdgeState, serve
+from lakegate.edge.config import EdgeSettings
+from mcp import Client
+from mcp.types import CallToolResult, TextContent
+
+if TYPE_CHECKING:
+    from conftest import Fakes
+
+TOOLS = {
+    "connect_postgres",
+    "test_connection",
+    "list_source_tables",
+    "sync_table_to_bronze",
+    "get_sync_run",
+    "query_sql",
+    "list_tables",
+    "describe_table",
+}
+
+
+def text_of(result: CallToolResult) -> str:
+    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+def error_text(result: CallToolResult) -> str:
+    assert result.is_error, result.structured_content
+    return text_of(result)
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def connect(client: Client, name: str = "shop") -> str:
+    result = await client.call_tool(
+        "connect_postgres",
+        {"name": name, "host": "db.internal", "database": "shop", "user": "reader", "password": "pw-Secret-1"},
+    )
+    return str(structured(result)["connection_id"])
+
+
+class ProgressLog:
+    """A progress callback that keeps what the server reported."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[float, float | None, str | None]] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.reports.append((progress, total, message))
+
+    @property
+    def messages(self) -> list[str]:
+        return [message or "" for _, _, message in self.reports]
+
+
+async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotations(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+
+        assert set(tools) == TOOLS
+        for tool in tools.values():
+            assert tool.description, tool.name
+            assert tool.input_schema["type"] == "object", tool.name
+            assert (tool.output_schema or {}).get("type") == "object", tool.name
+            assert tool.annotations is not None, tool.name
+            assert tool.annotations.read_only_hint is not None, tool.name
+            assert "tenant_id" not in tool.input_schema.get("properties", {}), tool.name
+        assert tools["query_sql"].annotations.read_only_hint is True  # type: ignore[union-attr]
+        assert tools["sync_table_to_bronze"].annotations.destructive_hint is True  # type: ignore[union-attr]
+        assert tools["connect_postgres"].input_schema["properties"]["password"]["writeOnly"] is True
+        assert set(tools["connect_postgres"].input_schema["required"]) == {
+            "name",
+            "host",
+            "database",
+            "user",
+            "password",
+        }
+        assert "ctx" not in tools["sync_table_to_bronze"].input_schema["properties"]
+
+
+async def test_connect_postgres_registers_a_checked_source_for_the_default_tenant(
+    edge: EdgeState, fakes: Fakes, tenant_id: str
+) -> None:
+    async with Client(edge.server) as client:
+        result = structured(
+            await client.call_tool(
+                "connect_postgres",
+                {
+                    "name": "shop",
+                    "host": "db.internal",
+                    "port": 6543,
+                    "database": "shop",
+                    "user": "reader",
+                    "password": "pw",
+                },
+            )
+        )
+
+        assert result["server_version"] == "16.4"
+        assert result["read_only"] is True
+        assert result["port"] == 6543
+        assert [check.tenant_id for check in fakes.extractor.checked] == [tenant_id]
+        [registered] = fakes.catalog.registered
+        assert registered.tenant_id == tenant_id
+        assert registered.name == "shop"
+        assert registered.login.password.get_secret_value() == "pw"
+        assert "pw" not in str(result.values())
+
+
+async def test_connect_postgres_with_a_failing_check_is_a_tool_error_and_registers_nothing(
+    edge: EdgeState, fakes: Fakes
+) -> None:
+    async with Client(edge.server) as client:
+        fakes.extractor.check_failure = SourceError(
+            "password authentication failed for user 'reader' at db.internal:5432/shop: check the password"
+        )
+
+        result = await client.call_tool(
+            "connect_postgres",
+            {"name": "shop", "host": "db.internal", "database": "shop", "user": "reader", "password": "x"},
+        )
+
+        text = error_text(result)
+        assert "password authentication failed for user 'reader'" in text
+        assert "Nothing was registered" in text
+        assert fakes.extractor.checked
+        assert fakes.catalog.registered == []
+
+
+async def test_a_registered_source_can_be_tested_and_its_tables_listed(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+
+        tested = structured(await client.call_tool("test_connection", {"connection_id": connection_id}))
+        listed = structured(await client.call_tool("list_source_tables", {"connection_id": connection_id}))
+
+        assert tested["status"] == "ok"
+        assert tested["table_count"] == 1
+        assert tested["latency_ms"] >= 0
+        assert tested["host"] == "db.internal"
+        assert tested["name"] == "shop"
+        [table] = listed["tables"]
+        assert table["table_name"] == "public.orders"
+        assert [c["name"] for c in table["columns"]] == ["id", "total"]
+
+
+async def test_an_unknown_source_is_a_tool_error_that_says_what_to_do(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        text = error_text(await client.call_tool("test_connection", {"connection_id": "src_missing"}))
+
+        assert "src_missing does not exist" in text
+        assert "connect_postgres" in text
+
+
+async def test_sync_waits_for_the_run_and_reports_each_step_as_progress(
+    edge: EdgeState, fakes: Fakes, tenant_id: str
+) -> None:
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+        progress = ProgressLog()
+
+        result = structured(
+            await client.call_tool(
+                "sync_table_to_bronze",
+                {"connection_id": connection_id, "table_name": "orders"},
+                progress_callback=progress,
+            )
+        )
+
+        assert result["status"] == "succeeded"
+        assert result["row_count"] == 1000
+        assert result["bronze_table"] == f"tenant_{tenant_id}.bronze.shop_orders"
+        assert result["run_id"] in fakes.catalog.runs
+        assert result["duration_seconds"] is not None
+        assert "query_sql" in result["hint"]
+        [started] = fakes.catalog.started
+        assert started.tenant_id == tenant_id
+        assert started.sync_mode == "full"
+
+        values = [value for value, _, _ in progress.reports]
+        assert all(a < b for a, b in itertools.pairwise(values)), f"progress must only increase: {values}"
+        assert {total for _, total, _ in progress.reports} == {4.0}
+        assert values[-1] == 4.0
+        said = "\n".join(progress.messages)
+        for expected in (
+            "queued",
+            "extracting public.orders: 1,000 rows so far",
+            "extracted 1,000 rows",
+            "loaded 1,000",
+        ):
+            assert expected in said
+        assert progress.messages[-1].startswith("succeeded: 1,000 rows")
+
+
+async def test_a_run_still_going_after_the_wait_comes_back_as_a_handle_with_its_status(
+    edge_settings: EdgeSettings, fakes: Fakes
+) -> None:
+    fakes.catalog.plans["huge"] = "stall"
+    progress = ProgressLog()
+    async with (
+        serve(edge_settings.model_copy(update={"sync_wait_seconds": 0.5})) as edge,
+        Client(edge.server) as client,
+    ):
+        connection_id = await connect(client)
+
+        handle = structured(
+            await client.call_tool(
+                "sync_table_to_bronze",
+                {"connection_id": connection_id, "table_name": "huge"},
+                progress_callback=progress,
+            )
+        )
+        polled = structured(await client.call_tool("get_sync_run", {"run_id": handle["run_id"]}))
+
+    assert handle["status"] == "extracting"
+    assert handle["finished_at"] is None
+    assert "get_sync_run" in handle["hint"]
+    assert handle["run_id"] in handle["hint"]
+    assert polled["run_id"] == handle["run_id"]
+    assert polled["status"] == "extracting"
+    assert "extracting public.huge" in progress.messages
+
+
+async def test_a_failed_run_is_a_tool_error_with_the_reason_and_the_run_id(edge: EdgeState, fakes: Fakes) -> None:
+    async with Client(edge.server) as client:
+        fakes.catalog.plans["secrets"] = "fail"
+        connection_id = await connect(client)
+
+        result = await client.call_tool(
+            "sync_table_to_bronze", {"connection_id": connection_id, "table_name": "secrets"}
+        )
+
+        text = error_text(result)
+        [run_id] = fakes.catalog.runs
+        assert run_id in text
+        assert "permission denied for table public.secrets" in text
+        assert "grant SELECT" in text
+        assert "call sync_table_to_bronze again" in text
+        polled = structured(await client.call_tool("get_sync_run", {"run_id": run_id}))
+        assert polled["status"] == "failed"
+        assert polled["error_code"] == "permission_denied"
+
+
+async def test_an_unknown_run_is_a_tool_error_that_names_it(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        text = error_text(await client.call_tool("get_sync_run", {"run_id": "run_nope"}))
+
+        assert "run run_nope does not exist" in text
+
+
+async def test_query_sql_returns_rows_and_a_refused_statement_is_a_tool_error(
+    edge: EdgeState, fakes: Fakes, tenant_id: str
+) -> None:
+    async with Client(edge.server) as client:
+        rows = structured(
+            await client.call_tool("query_sql", {"sql": "SELECT id, total FROM shop_orders", "max_rows": 1})
+        )
+        refused = await client.call_tool("query_sql", {"sql": "DROP TABLE shop_orders"})
+
+        assert rows["rows"] == [[1, "12.50"]]
+        assert rows["truncated"] is True
+        assert rows["row_count"] == 1
+        assert [c["type"] for c in rows["columns"]] == ["int64", "decimal128(12, 2)"]
+        assert "only one read-only SELECT" in error_text(refused)
+        assert {query.tenant_id for query in fakes.loader.queries} == {tenant_id}
+
+
+async def test_out_of_range_arguments_are_refused_before_any_service_is_asked(edge: EdgeState, fakes: Fakes) -> None:
+    async with Client(edge.server) as client:
+        result = await client.call_tool("query_sql", {"sql": "SELECT 1", "max_rows": 0})
+
+        assert "max_rows" in error_text(result)
+        assert fakes.loader.queries == []
+
+
+async def test_tables_of_a_layer_are_listed_and_described(edge: EdgeState, tenant_id: str) -> None:
+    async with Client(edge.server) as client:
+        listed = structured(await client.call_tool("list_tables", {"layer": "bronze"}))
+        described = structured(await client.call_tool("describe_table", {"table_name": "shop_orders"}))
+        missing = await client.call_tool("describe_table", {"table_name": "nope"})
+
+        [table] = listed["tables"]
+        assert table["table_name"] == f"tenant_{tenant_id}.bronze.shop_orders"
+        assert table["version"] == 3
+        assert described["columns"] == [{"name": "id", "type": "bigint", "nullable": False}]
+        assert "list_tables shows the tables" in error_text(missing)
