@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test lint typecheck bootstrap clean
+.PHONY: up status test lint typecheck bootstrap clean
 
 bootstrap: ## install uv (if missing) and the whole workspace
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages uv
@@ -10,6 +10,9 @@ bootstrap: ## install uv (if missing) and the whole workspace
 
 up: bootstrap ## start NATS, PostgreSQL, the four services and the MCP edge; Ctrl-C stops all
 	@$(UV) run --no-sync python -m lakegate.devstack up
+
+status: ## is a stack running from .lakegate/ (or $$LAKEGATE_HOME), and is each process ready?
+	@$(UV) run --no-sync python -m lakegate.devstack status
 
 test: bootstrap ## every test: unit, contract, end-to-end
 	@$(UV) run --no-sync pytest

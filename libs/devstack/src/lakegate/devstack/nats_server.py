@@ -30,6 +30,7 @@ class NatsServer:
     home: Path
     port: int
     host: str = "127.0.0.1"
+    log_file: Path | None = None  # default: beside the data, under `home`
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -38,7 +39,7 @@ class NatsServer:
 
     @property
     def log(self) -> Path:
-        return self.home / "nats-server.log"
+        return self.log_file or self.home / "nats-server.log"
 
     def write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

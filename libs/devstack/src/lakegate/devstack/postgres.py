@@ -71,6 +71,7 @@ class PostgresCluster:
     home: Path
     port: int
     host: str = "127.0.0.1"
+    log_file: Path | None = None  # default: beside the data, under `home`
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -79,7 +80,7 @@ class PostgresCluster:
 
     @property
     def log(self) -> Path:
-        return self.home / "postgres.log"
+        return self.log_file or self.home / "postgres.log"
 
     def dsn(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> str:
         auth = f"{user}:{password}" if password else user
@@ -163,6 +164,28 @@ class PostgresCluster:
             capture_output=True,
         )
         return probe.returncode == 0
+
+    def ensure_database(self, name: str, owner: str) -> str:
+        """Create login role `owner` and database `name` owned by it, unless they exist; returns its DSN."""
+        for ident in (name, owner):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", ident):
+                raise StartupError(f"{ident!r} is not a plain lower-case PostgreSQL name: use a-z, 0-9 and _")
+        # `\gexec` runs the generated statement only when the SELECT returns it: create-if-missing in psql.
+        script = (
+            f"SELECT 'CREATE ROLE {owner} LOGIN' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_roles WHERE rolname = '{owner}')\\gexec\n"
+            f"SELECT 'CREATE DATABASE {name} OWNER {owner}' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_database WHERE datname = '{name}')\\gexec\n"
+        )
+        result = subprocess.run(
+            [str(server_binaries() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", self.dsn()],
+            input=script,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise StartupError(f"could not create database {name} on port {self.port}: {result.stderr.strip()}")
+        return self.dsn(name, user=owner)
 
     def stop(self) -> None:
         if self.proc is not None:

