@@ -8,6 +8,7 @@ A handler decorated with `answers` turns its result into `Reply(result=...)` and
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
@@ -47,6 +48,9 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
         return Reply(result=result.model_dump(mode="json"))
 
     handler.__annotations__ = {**fn.__annotations__, "return": Reply}
+    # FastStream reads the signature (following __wrapped__ unless __signature__ is set) and casts the
+    # return value to its annotation; without this it would try to cast the Reply to the answer model.
+    handler.__signature__ = inspect.signature(fn).replace(return_annotation=Reply)  # type: ignore[attr-defined]
     return handler
 
 
