@@ -21,6 +21,8 @@ from lakegate.devstack.ports import accepts_connections
 from lakegate.devstack.processes import StartupError, spawn, stop, wait_until
 
 SUPERUSER = "postgres"
+#: Roles that are members of this one log in with a password (scram-sha-256) even on loopback.
+PASSWORD_ROLE = "lakegate_password_login"
 
 
 def server_binaries() -> Path:
@@ -72,6 +74,7 @@ class PostgresCluster:
     port: int
     host: str = "127.0.0.1"
     log_file: Path | None = None  # default: beside the data, under `home`
+    durable: bool = True  # False: no fsync, for throwaway test clusters
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -122,11 +125,18 @@ class PostgresCluster:
         if result.returncode != 0:
             raise StartupError(f"initdb failed for {self.data}: {result.stderr.strip()}")
         with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                "\n# lakegate local stack\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                "max_connections = 200\nshared_buffers = 128MB\n"
-            )
+            conf.write("\n# lakegate\nmax_connections = 200\nshared_buffers = 128MB\n")
+            if not self.durable:  # throwaway test clusters trade crash safety for speed
+                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+        # Loopback is trusted, except for members of PASSWORD_ROLE, who must give a real password:
+        # that is how tests (and anyone trying the stack) see password checks work.
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all +{PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+            f"host all +{PASSWORD_ROLE} ::1/128 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n"
+            "host all all ::1/128 trust\n"
+        )
 
     def start(self, timeout: float = 60.0) -> None:
         bindir = server_binaries()
@@ -155,6 +165,7 @@ class PostgresCluster:
             identity=_identity(user),
         )
         wait_until(self._ready, timeout=timeout, what=f"PostgreSQL on port {self.port}", proc=self.proc, log=self.log)
+        self._ensure_password_role()
 
     def _ready(self) -> bool:
         if not accepts_connections(self.port, self.host):
@@ -164,6 +175,23 @@ class PostgresCluster:
             capture_output=True,
         )
         return probe.returncode == 0
+
+    def _psql(self, script: str, what: str) -> None:
+        result = subprocess.run(
+            [str(server_binaries() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", self.dsn()],
+            input=script,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise StartupError(f"could not {what} on port {self.port}: {result.stderr.strip()}")
+
+    def _ensure_password_role(self) -> None:
+        self._psql(
+            f"SELECT 'CREATE ROLE {PASSWORD_ROLE} NOLOGIN' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_roles WHERE rolname = '{PASSWORD_ROLE}')\\gexec\n",
+            f"create role {PASSWORD_ROLE}",
+        )
 
     def ensure_database(self, name: str, owner: str) -> str:
         """Create login role `owner` and database `name` owned by it, unless they exist; returns its DSN."""
@@ -177,14 +205,7 @@ class PostgresCluster:
             f"SELECT 'CREATE DATABASE {name} OWNER {owner}' WHERE NOT EXISTS "
             f"(SELECT FROM pg_database WHERE datname = '{name}')\\gexec\n"
         )
-        result = subprocess.run(
-            [str(server_binaries() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", self.dsn()],
-            input=script,
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise StartupError(f"could not create database {name} on port {self.port}: {result.stderr.strip()}")
+        self._psql(script, f"create database {name}")
         return self.dsn(name, user=owner)
 
     def stop(self) -> None:

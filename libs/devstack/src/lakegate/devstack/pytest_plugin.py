@@ -49,7 +49,7 @@ def directory_outside_pytest(prefix: str) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PostgresCluster]:
     with directory_outside_pytest("lakegate-pg-") as home:
-        cluster = PostgresCluster(home, free_port())
+        cluster = PostgresCluster(home, free_port(), durable=False)
         cluster.start()
         yield cluster
         cluster.stop()

@@ -1,0 +1,81 @@
+"""Wires the loader together: settings → lakehouse, load worker, broker handlers; the only place that does."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from faststream import AckPolicy
+from faststream.nats import JStream, PullSub
+from lakegate.common.broker import MAX_PART_BYTES
+from lakegate.common.contracts.rpc import Reply
+from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
+from lakegate.common.service import Runtime, runtime, started
+from lakegate.common.staging import JetStreamStaging, StagingStore
+from lakegate.common.subjects import RunStep
+from lakegate.loader.config import LoaderSettings
+from lakegate.loader.handlers import LoaderHandlers
+from lakegate.loader.warehouses.delta import LocalLakehouse
+from lakegate.loader.warehouses.sqlengine import EngineLimits
+from lakegate.loader.worker import LoadWorker
+from nats.js.api import ConsumerConfig
+
+SERVICE = "loader"
+#: Replicas answer requests as one queue group, so each request is handled exactly once.
+QUEUE = "lakegate-loader"
+
+
+@dataclass(frozen=True)
+class LoaderState:
+    """What a running loader holds."""
+
+    settings: LoaderSettings
+    runtime: Runtime
+    warehouse: LocalLakehouse
+    handlers: LoaderHandlers
+    health_port: int | None
+
+
+def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -> None:
+    topology, broker = rt.topology, rt.broker
+    answering: dict[str, Callable[..., Awaitable[Reply]]] = {
+        topology.warehouse_query: handlers.query,
+        topology.warehouse_tables_list: handlers.list_tables,
+        topology.warehouse_tables_describe: handlers.describe_table,
+    }
+    for subject, handler in answering.items():
+        broker.subscriber(subject, queue=QUEUE, max_workers=settings.request_workers)(handler)
+    broker.subscriber(
+        topology.run_steps(RunStep.EXTRACTED),
+        stream=JStream(topology.run_stream.name, declare=False),
+        durable=topology.durable("loader"),
+        config=ConsumerConfig(ack_wait=ACK_WAIT, max_deliver=MAX_DELIVER),
+        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        ack_policy=AckPolicy.MANUAL,
+        title="loader extracted runs",
+        description="Loads each extracted run into the warehouse in one commit; reports loading, loaded or failed.",
+    )(handlers.on_extracted)
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
+    """Run the loader: consume extracted runs and answer warehouse requests until exit."""
+    settings.lakehouse.mkdir(parents=True, exist_ok=True)
+    rt = runtime(SERVICE, settings)
+    warehouse = LocalLakehouse(
+        settings.lakehouse,
+        limits=EngineLimits(threads=settings.query_threads, memory_limit=settings.query_memory_limit),
+        max_result_bytes=settings.max_result_bytes,
+        queue_depth=settings.load_queue_depth,
+    )
+
+    def staging() -> StagingStore:
+        # The JetStream context exists only once the broker is connected, so it is taken per load.
+        return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
+
+    worker = LoadWorker(rt.broker, rt.topology, staging, warehouse)
+    handlers = LoaderHandlers(settings, warehouse, worker)
+    _register(rt, handlers, settings)
+    async with started(rt, settings) as health_port:
+        yield LoaderState(settings, rt, warehouse, handlers, health_port)

@@ -1,0 +1,1 @@
+"""Warehouses the loader writes to and queries: one small interface, one module per implementation."""

@@ -1,0 +1,166 @@
+"""The load worker: turns a run's `Extracted` step into one warehouse commit and the steps around it.
+
+    Extracted ──▶ Loading ──▶ read staged parts ──▶ one atomic commit ──▶ Loaded ──▶ delete parts
+                                      └──────── terminal error ────────▶ Failed(step="load")
+
+Every step is published with a `Nats-Msg-Id`, so a redelivered message that reaches the same
+point publishes nothing new within the stream's duplicate window. A redelivered load whose commit
+already exists commits nothing and still reports `Loaded`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+from faststream.nats import NatsBroker
+from lakegate.common.contracts.runs import ErrorInfo, Extracted, Failed, Loaded, Loading, Progress
+from lakegate.common.errors import InvalidInput, LakegateError, PermissionDenied, TerminalError, Unavailable
+from lakegate.common.names import tenant_catalog
+from lakegate.common.staging import StagingStore
+from lakegate.common.subjects import RunStep, Topology
+from lakegate.loader.warehouses.base import Warehouse
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+LOAD_STEP = "load"
+
+
+def decode_schema(extracted: Extracted) -> pa.Schema:
+    """The Arrow schema an `Extracted` message carries as base64 Arrow IPC."""
+    try:
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(extracted.arrow_schema, validate=True)))
+    except (binascii.Error, ValueError, pa.ArrowInvalid) as exc:
+        raise InvalidInput(
+            f"the Arrow schema of run {extracted.run_id} cannot be read ({exc}); the extractor must send "
+            "base64 Arrow IPC; start the sync again"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class LoadWorker:
+    """Loads extracted runs into a warehouse and reports each step on the run's subjects."""
+
+    broker: NatsBroker
+    topology: Topology
+    staging: Callable[[], StagingStore]
+    warehouse: Warehouse
+    publish_timeout: float = 10.0
+
+    async def load(self, extracted: Extracted) -> None:
+        """Commit one run's staged parts to its target, then report it and clear staging."""
+        run_id = extracted.run_id
+        if extracted.target.catalog != tenant_catalog(extracted.tenant_id):
+            raise PermissionDenied(
+                f"run {run_id} targets {extracted.target}, outside tenant {extracted.tenant_id}'s catalog "
+                f"`{tenant_catalog(extracted.tenant_id)}`; nothing was loaded"
+            )
+        await self._step(Loading(tenant_id=extracted.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
+        schema = decode_schema(extracted)
+        staging = self.staging()
+        result = await self.warehouse.load(
+            extracted.target,
+            schema,
+            self._checked_parts(extracted, schema, staging),
+            mode=extracted.sync_mode,
+            run_id=run_id,
+        )
+        if result.already_committed:
+            log.info("run %s was already committed to %s as version %s", run_id, extracted.target, result.version)
+        loaded = Loaded(
+            tenant_id=extracted.tenant_id,
+            run_id=run_id,
+            target=extracted.target,
+            row_count=result.row_count,
+            bytes=result.bytes,
+            table_version=result.version,
+        )
+        await self._step(loaded, RunStep.LOADED, run_id)
+        await staging.delete(run_id)
+
+    async def fail(self, extracted: Extracted, error: LakegateError) -> None:
+        """Report that the run cannot be loaded; the target is as it was. Staged parts are dropped."""
+        failed = Failed(
+            tenant_id=extracted.tenant_id,
+            run_id=extracted.run_id,
+            step=LOAD_STEP,
+            error=ErrorInfo(code=error.code, message=error.message, transient=False),
+        )
+        await self._step(failed, RunStep.FAILED, extracted.run_id)
+        with contextlib.suppress(Exception):  # staged parts expire on their own if this fails
+            await self.staging().delete(extracted.run_id)
+
+    async def _checked_parts(
+        self, extracted: Extracted, schema: pa.Schema, staging: StagingStore
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """The staged batches, refusing any that disagree with what the `Extracted` message promised."""
+        rows = 0
+        async with _closing(staging.read(extracted.staged)) as parts:
+            async for index, batch in _readable(parts, extracted.run_id):
+                if not batch.schema.equals(schema, check_metadata=False):
+                    raise TerminalError(
+                        f"staged part {index} of run {extracted.run_id} has schema {batch.schema}, not the "
+                        f"announced {schema}; start the sync again"
+                    )
+                rows += batch.num_rows
+                yield batch
+                await self._progress(extracted.run_id, rows)
+        if rows != extracted.row_count:
+            raise TerminalError(
+                f"staging holds {rows} rows for run {extracted.run_id}, but {extracted.row_count} were "
+                "extracted; nothing was loaded, start the sync again"
+            )
+
+    async def _step(self, message: BaseModel, step: RunStep, run_id: str) -> None:
+        try:
+            await self.broker.publish(
+                message,
+                self.topology.run_step(run_id, step),
+                stream=self.topology.run_stream.name,
+                headers={"Nats-Msg-Id": f"{run_id}.{step.value}"},
+                timeout=self.publish_timeout,
+            )
+        except Exception as exc:
+            raise Unavailable(f"could not publish step {step.value} of run {run_id}: {exc}") from exc
+
+    async def _progress(self, run_id: str, rows: int) -> None:
+        with contextlib.suppress(Exception):  # progress is lossy by design
+            progress = Progress(run_id=run_id, step="loading", rows=rows)
+            await self.broker.publish(progress, self.topology.progress(run_id))
+
+
+async def _readable(parts: AsyncIterator[pa.RecordBatch], run_id: str) -> AsyncIterator[tuple[int, pa.RecordBatch]]:
+    """Number the parts; a part that is not Arrow IPC is terminal, since reading it again cannot help."""
+    index = 0
+    while True:
+        try:
+            batch = await anext(parts)
+        except StopAsyncIteration:
+            return
+        except pa.ArrowException as exc:
+            raise TerminalError(
+                f"staged part {index} of run {run_id} is corrupt ({exc}); nothing was loaded, start the sync again"
+            ) from exc
+        except TerminalError as exc:
+            raise TerminalError(
+                f"the staged parts of run {run_id} are incomplete ({exc}); nothing was loaded, start the sync again"
+            ) from exc
+        yield index, batch
+        index += 1
+
+
+@contextlib.asynccontextmanager
+async def _closing(batches: AsyncIterator[pa.RecordBatch]) -> AsyncIterator[AsyncIterator[pa.RecordBatch]]:
+    """Close a staging reader (and its subscription) as soon as the load stops reading, not at GC."""
+    try:
+        yield batches
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,202 @@
+"""Fixtures for the loader: a running loader on the test's own prefix, and a stand-in extractor.
+
+`Extractor` is a real producer of what the extractor service sends: parts staged with
+`JetStreamStaging` and an `Extracted` message on the run stream. `Steps` collects the steps the
+loader publishes for one run, so a test waits on them instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import pyarrow as pa
+import pytest
+from lakegate.common.broker import MAX_PART_BYTES
+from lakegate.common.contracts.runs import (
+    ColumnMapping,
+    Extracted,
+    Failed,
+    Loaded,
+    Loading,
+    StagedParts,
+    SyncMode,
+    TableRef,
+)
+from lakegate.common.contracts.warehouse import QueryResult, RunQuery
+from lakegate.common.names import tenant_catalog
+from lakegate.common.settings import NatsSettings
+from lakegate.common.staging import PART_HEADER, JetStreamStaging
+from lakegate.common.subjects import RunStep, Topology
+from lakegate.loader.app import LoaderState, serve
+from lakegate.loader.config import LoaderSettings
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+STEP_MODELS: dict[str, type[BaseModel]] = {"loading": Loading, "loaded": Loaded, "failed": Failed}
+
+
+@dataclass
+class Steps:
+    """The steps the loader published for one run, in the order they arrived (core NATS, lossless here)."""
+
+    queue: asyncio.Queue[BaseModel] = field(default_factory=asyncio.Queue)
+    seen: list[BaseModel] = field(default_factory=list)
+
+    async def on_message(self, msg: Msg) -> None:
+        step = msg.subject.rsplit(".", 1)[-1]
+        model = STEP_MODELS.get(step)
+        if model is not None:
+            await self.queue.put(model.model_validate_json(msg.data))
+
+    async def next(self, kind: type[M], timeout: float = 30.0) -> M:
+        """The next step of type `kind`, skipping others (e.g. `Loading`)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.queue.get()
+                self.seen.append(message)
+                if isinstance(message, kind):
+                    return message
+
+
+@dataclass
+class Extractor:
+    """Produces what the extractor service produces, into the fixture NATS under the test's prefix."""
+
+    nc: Client
+    js: JetStreamContext
+    topology: Topology
+    tenant_id: str
+
+    @staticmethod
+    def new_run_id() -> str:
+        return f"run{uuid.uuid4().hex[:12]}"
+
+    def target(self, name: str, layer: str = "bronze") -> TableRef:
+        return TableRef(catalog=tenant_catalog(self.tenant_id), schema_name=layer, name=name)
+
+    @property
+    def staging(self) -> JetStreamStaging:
+        return JetStreamStaging(self.js, self.topology, MAX_PART_BYTES)
+
+    async def stage(self, run_id: str, batches: Sequence[pa.RecordBatch], attempt: str = "a1") -> StagedParts:
+        writer = await self.staging.writer(run_id, attempt)
+        for batch in batches:
+            await writer.write(batch)
+        return await writer.close()
+
+    async def watch(self, run_id: str) -> Steps:
+        steps = Steps()
+        await self.nc.subscribe(f"{self.topology.prefix}.run.{run_id}.*", cb=steps.on_message)
+        await self.nc.flush()
+        return steps
+
+    def extracted(
+        self,
+        run_id: str,
+        target: TableRef,
+        schema: pa.Schema,
+        staged: StagedParts,
+        row_count: int,
+        sync_mode: SyncMode = "full",
+    ) -> Extracted:
+        return Extracted(
+            tenant_id=self.tenant_id,
+            run_id=run_id,
+            target=target,
+            sync_mode=sync_mode,
+            arrow_schema=base64.b64encode(schema.serialize().to_pybytes()).decode("ascii"),
+            columns=[
+                ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema
+            ],
+            row_count=row_count,
+            staged=staged,
+        )
+
+    async def announce(self, extracted: Extracted, delivery: str = "1") -> None:
+        """Publish `run.<id>.extracted`; a new `delivery` makes JetStream deliver the same content again."""
+        await self.js.publish(
+            self.topology.run_step(extracted.run_id, RunStep.EXTRACTED),
+            extracted.model_dump_json().encode(),
+            stream=self.topology.run_stream.name,
+            headers={"Nats-Msg-Id": f"{extracted.run_id}.extracted.{delivery}"},
+        )
+
+    async def sync(self, target: TableRef, batches: Sequence[pa.RecordBatch]) -> tuple[Extracted, Loaded]:
+        """Stage the batches as a new run, announce it and wait for the loader's `Loaded`."""
+        run_id = self.new_run_id()
+        steps = await self.watch(run_id)
+        staged = await self.stage(run_id, batches)
+        extracted = self.extracted(run_id, target, batches[0].schema, staged, sum(b.num_rows for b in batches))
+        await self.announce(extracted)
+        return extracted, await steps.next(Loaded)
+
+    async def put_raw_part(self, location: str, index: int, data: bytes) -> None:
+        """Stage bytes as part `index`, the way a broken writer would."""
+        await self.js.publish(location, data, headers={PART_HEADER: str(index), "Nats-Msg-Id": f"{location}.{index}"})
+
+    async def staged_messages(self, run_id: str) -> int:
+        """How many staged parts of the run the staging stream still holds."""
+        stream, subjects = self.topology.stage_stream.name, self.topology.stage_all(run_id)
+        info = await self.js.stream_info(stream, subjects_filter=subjects)
+        return sum((info.state.subjects or {}).values())
+
+    async def acks(self) -> asyncio.Queue[bytes]:
+        """Acknowledgements the loader sends for `extracted` messages: `+ACK`, `-NAK`, `+TERM`.
+
+        The loader acks only after it has finished with a run, so an ack is the event that says so.
+        """
+        received: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_ack(msg: Msg) -> None:
+            if not msg.data.startswith(b"+WPI"):  # in-progress heartbeats
+                await received.put(msg.data or b"+ACK")  # an empty body is an ack
+
+        durable = self.topology.durable("loader")
+        await self.nc.subscribe(f"$JS.ACK.{self.topology.run_stream.name}.{durable}.>", cb=on_ack)
+        await self.nc.flush()
+        return received
+
+
+@pytest.fixture
+def loader_settings(request: pytest.FixtureRequest, nats_settings: NatsSettings, lakegate_home: Path) -> LoaderSettings:
+    """Settings on the test's own prefix and home; parametrize indirectly with a dict to override fields."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    return LoaderSettings(nats=nats_settings, home=lakegate_home, **{"query_timeout_seconds": 20.0, **overrides})
+
+
+@pytest.fixture
+async def loader(loader_settings: LoaderSettings) -> AsyncIterator[LoaderState]:
+    async with serve(loader_settings) as state:
+        yield state
+
+
+@pytest.fixture
+async def extractor(loader: LoaderState, nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Extractor]:
+    nc = await nats.connect(nats_settings.url)
+    try:
+        yield Extractor(nc, nc.jetstream(), nats_settings.topology, tenant_id)
+    finally:
+        await nc.drain()
+
+
+@pytest.fixture
+def query(loader: LoaderState, tenant_id: str) -> Callable[..., Coroutine[Any, Any, QueryResult]]:
+    """Ask the loader's query handler over NATS, as the edge does."""
+
+    async def ask(sql: str, max_rows: int = 1000) -> QueryResult:
+        rt = loader.runtime
+        return await rt.rpc.call(
+            rt.topology.warehouse_query, RunQuery(tenant_id=tenant_id, sql=sql, max_rows=max_rows), QueryResult
+        )
+
+    return ask

@@ -1,0 +1,164 @@
+"""SQL through the loader's query handler: what the guard refuses, row caps, and the timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pytest
+from lakegate.common.contracts.warehouse import QueryResult
+from lakegate.common.errors import InvalidInput, NotFound, WarehouseError
+from lakegate.loader.app import LoaderState
+
+if TYPE_CHECKING:
+    from conftest import Extractor
+
+Query = Callable[..., Coroutine[Any, Any, QueryResult]]
+
+
+def numbers(count: int) -> pa.RecordBatch:
+    return pa.record_batch({"n": pa.array(range(count), pa.int64())})
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELECT * FROM orders; SELECT * FROM orders", "2 statements"),
+        ("SELECT 1; DROP TABLE orders", "2 statements"),
+        ("DELETE FROM orders", "this is DELETE"),
+        ("INSERT INTO orders VALUES (1)", "this is INSERT"),
+        ("UPDATE orders SET n = 1", "this is UPDATE"),
+        ("DROP TABLE orders", "this is DROP"),
+        ("CREATE TABLE x AS SELECT * FROM orders", "this is CREATE"),
+        ("MERGE INTO orders USING orders AS o ON true WHEN MATCHED THEN DELETE", "this is MERGE"),
+        ("OPTIMIZE orders", "this is OPTIMIZE"),
+        ("WITH gone AS (DELETE FROM orders RETURNING *) SELECT * FROM gone", "DELETE is not allowed"),
+        ("SELECT * INTO copy FROM orders", "SELECT ... INTO is not allowed"),
+        ("SELECT * FROM tenant_other.bronze.orders", "catalog `tenant_other` is not yours"),
+        ("SELECT * FROM information_schema.tables", "schema `information_schema` does not exist"),
+        ("SELECT * FROM parquet.`/etc/passwd`", "file paths"),
+        ("SELECT * FROM `/var/lib/lakehouse/orders`", "file paths"),
+        ("SELECT * FROM json.`s3://bucket/key`", "file paths"),
+        ("SELECT * FROM read_files('/etc/passwd')", "read_files() is not allowed"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "read_csv() is not allowed"),
+        ("SELECT * FROM range(10)", "table function range() is not allowed"),
+        ("SELECT * FROM orders VERSION AS OF 0", "time travel"),
+        ("SELECT * FROM orders WHERE n = ?", "query parameters"),
+        ("", "the SQL is empty"),
+        ("SELEC * FRM orders", "only SELECT queries are allowed (also WITH ... SELECT and UNION); this is `SELEC`"),
+        ("SELECT * FROM orders WHERE (n = 1", "could not be parsed as Databricks SQL"),
+    ],
+)
+async def test_the_guard_refuses_what_is_not_one_read_only_query_of_the_own_catalog(
+    sql: str, reason: str, extractor: Extractor, query: Query
+) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+
+    with pytest.raises(InvalidInput) as refused:
+        await query(sql)
+
+    assert reason in str(refused.value)
+
+
+async def test_an_unknown_table_is_not_found_and_the_existing_ones_are_listed(
+    extractor: Extractor, query: Query
+) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+    await extractor.sync(extractor.target("users"), [numbers(1)])
+
+    with pytest.raises(NotFound) as missing:
+        await query("SELECT * FROM bronze.ordres")
+
+    assert str(missing.value) == (
+        f"table {extractor.target('ordres').catalog}.bronze.ordres does not exist; tables in bronze: orders, users"
+    )
+
+
+async def test_every_way_of_naming_an_own_table_reads_the_same_table(extractor: Extractor, query: Query) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+    catalog = extractor.target("orders").catalog
+
+    for name in ("orders", "bronze.orders", f"{catalog}.bronze.orders", "BRONZE.Orders", "`orders`"):
+        result = await query(f"SELECT count(*) AS c FROM {name}")
+        assert result.rows == [[3]], name
+
+
+async def test_databricks_sql_is_translated_and_joins_ctes_and_unions_work(extractor: Extractor, query: Query) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(5)])
+    await extractor.sync(extractor.target("picked", layer="silver"), [numbers(2)])
+
+    result = await query(
+        "WITH big AS (SELECT n FROM orders WHERE n >= 3) "
+        "SELECT o.n, nvl(p.n, -1) AS picked FROM bronze.orders o LEFT JOIN silver.picked p ON o.n = p.n "
+        "WHERE o.n IN (SELECT n FROM big) OR o.n < 1 "
+        "UNION ALL SELECT 100, date_diff(DATE'2024-03-01', DATE'2024-02-01') ORDER BY 1"
+    )
+
+    assert result.rows == [[0, 0], [3, -1], [4, -1], [100, 29]]
+
+
+async def test_the_row_cap_cuts_the_rows_and_says_so(extractor: Extractor, query: Query) -> None:
+    await extractor.sync(extractor.target("ten"), [numbers(10)])
+
+    capped = await query("SELECT n FROM ten ORDER BY n DESC", max_rows=3)
+    exact = await query("SELECT n FROM ten ORDER BY n DESC", max_rows=10)
+
+    assert (capped.rows, capped.row_count, capped.truncated) == ([[9], [8], [7]], 3, True)
+    assert (exact.row_count, exact.truncated) == (10, False)
+
+
+@pytest.mark.parametrize("loader_settings", [{"query_timeout_seconds": 1.0}], indirect=True)
+async def test_a_query_running_past_the_timeout_is_stopped(extractor: Extractor, query: Query) -> None:
+    await extractor.sync(extractor.target("wide"), [numbers(3000)])
+
+    started = time.monotonic()
+    with pytest.raises(WarehouseError) as stopped:
+        # 27 billion combinations: minutes of work unless the timer interrupts DuckDB.
+        await query("SELECT count(*) FROM wide a CROSS JOIN wide b CROSS JOIN wide c WHERE a.n + b.n + c.n = -1")
+    elapsed = time.monotonic() - started
+
+    assert "ran longer than 1s and was stopped" in str(stopped.value)
+    assert elapsed < 10
+
+
+@pytest.mark.parametrize("loader_settings", [{"query_timeout_seconds": 5.0}], indirect=True)
+async def test_a_quick_query_is_answered_while_a_long_one_runs(extractor: Extractor, query: Query) -> None:
+    await extractor.sync(extractor.target("wide"), [numbers(3000)])
+    slow = asyncio.create_task(
+        query("SELECT count(*) FROM wide a CROSS JOIN wide b CROSS JOIN wide c WHERE a.n + b.n + c.n = -1")
+    )
+    quick = asyncio.create_task(query("SELECT count(*) FROM wide"))
+
+    done, _ = await asyncio.wait({slow, quick}, return_when=asyncio.FIRST_COMPLETED)
+
+    assert done == {quick}
+    assert quick.result().rows == [[3000]]
+    with pytest.raises(WarehouseError):
+        await slow
+
+
+async def test_a_failing_query_names_tables_as_the_caller_wrote_them(extractor: Extractor, query: Query) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+
+    with pytest.raises(WarehouseError) as failed:
+        await query("SELECT missing_column FROM bronze.orders")
+
+    assert "missing_column" in str(failed.value)
+    assert "_lg_" not in str(failed.value)
+
+
+@pytest.mark.parametrize("loader_settings", [{"max_result_bytes": 10_000}], indirect=True)
+async def test_results_are_cut_at_the_byte_limit_and_marked_truncated(
+    loader: LoaderState, extractor: Extractor, query: Query
+) -> None:
+    text = pa.record_batch({"s": pa.array(["x" * 1000] * 50)})
+    await extractor.sync(extractor.target("texts"), [text])
+
+    result = await query("SELECT s FROM texts", max_rows=50)
+
+    assert result.truncated
+    assert 0 < result.row_count < 50
+    assert result.row_count * 1000 <= loader.settings.max_result_bytes
