@@ -1,0 +1,44 @@
+"""`LAKEGATE_EXTRACTOR_*`: how the extractor talks to source databases and how big its batches get."""
+
+from __future__ import annotations
+
+from lakegate.common.broker import MAX_PART_BYTES
+from lakegate.common.settings import ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+
+class ExtractorSettings(ServiceSettings):
+    """Read once at start and passed in."""
+
+    model_config = SettingsConfigDict(env_prefix="LAKEGATE_EXTRACTOR_", extra="ignore")
+
+    connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a source database to accept a connection."
+    )
+    statement_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds one introspection or check query may run on a source."
+    )
+    extract_timeout: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds the one statement that streams a table may run; 0 means no limit.",
+    )
+    batch_rows: int = Field(default=100_000, ge=1, description="Most rows in one Arrow record batch.")
+    batch_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Target size of one Arrow record batch in memory; batches are cut to stay near it.",
+    )
+    max_part_bytes: int = Field(
+        default=MAX_PART_BYTES,
+        ge=64 * 1024,
+        le=MAX_PART_BYTES,
+        description="Largest staged part (compressed); must fit in one NATS message.",
+    )
+    queue_batches: int = Field(
+        default=2,
+        ge=1,
+        description="Batches that may wait between the reading thread and staging; bounds memory.",
+    )
+    progress_interval: float = Field(default=1.0, gt=0, description="Seconds between progress messages.")

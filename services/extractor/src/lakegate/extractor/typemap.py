@@ -1,0 +1,252 @@
+"""The explicit PostgreSQL → Arrow type map: one table of rules, `RULES`.
+
+The warehouse (Delta Lake, Databricks) cannot read Arrow extension types and has no uuid, json,
+interval or time types, so every column becomes a plain Arrow type:
+
+    PostgreSQL                          Arrow                     read as / note
+    ----------------------------------  ------------------------  ------------------------------------
+    smallint, integer, bigint           int16, int32, int64       binary COPY
+    real, double precision              float32, float64          binary COPY
+    boolean                             bool                      binary COPY
+    text, varchar(n), char(n)           string                    char(n) keeps its blank padding
+    name, "char"                        string                    ::text
+    bytea                               binary                    binary COPY, every byte kept
+    date                                date32                    ±infinity → 9999-12-31 / 0001-01-01
+    timestamp                           timestamp[us]             naive, as stored; ±infinity clamped
+    timestamptz                         timestamp[us, tz=UTC]     the UTC instant; ±infinity clamped
+    numeric(p,s) with 0 ≤ s ≤ p ≤ 38    decimal128(p, s)          exact, cast from the decimal text
+    numeric, numeric(p,s) otherwise     string                    the exact decimal text
+    uuid                                string                    canonical lower-case 8-4-4-4-12
+    json, jsonb                         string                    the JSON text (jsonb: normalised)
+    interval                            string                    ISO 8601, e.g. P1Y2M3DT4H5M6S
+    time, timetz                        string                    e.g. 13:45:00.5, 13:45:00+02
+    enum types                          string                    the label
+    domain over any type above          as its base type
+    one-dimensional array of the above  list<element type>        e.g. numeric(10,2)[] → list<decimal>
+    anything else                       string via ::text         `mapped=False`, never dropped
+
+"anything else" covers money, inet, cidr, macaddr, xml, bit, tsvector, geometric types, ranges,
+composite types, multi-dimensional arrays, arrays of unmapped types and domains over unmapped
+types. ±infinity dates and timestamps become the largest / smallest value the warehouse holds
+(9999-12-31 23:59:59.999999 and 0001-01-01), so "valid until infinity" still sorts last.
+A NaN or ±Infinity in a numeric(p,s) column cannot be a decimal: the extraction fails naming the
+column (sync the column as text through a view). Every output field has no metadata and is
+nullable exactly when the column is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+from lakegate.common.contracts.runs import ColumnMapping
+from lakegate.common.contracts.sources import SourceColumn
+
+#: Largest decimal the warehouse holds exactly.
+MAX_DECIMAL_PRECISION = 38
+
+
+@dataclass(frozen=True)
+class PgType:
+    """One row of `pg_type`, as much as the map needs."""
+
+    oid: int
+    schema: str
+    name: str
+    kind: str  # typtype: b base, c composite, d domain, e enum, p pseudo, r range, m multirange
+    category: str  # typcategory: A array, ...
+    element: int  # typelem
+    base: int  # typbasetype, for domains
+    base_typmod: int  # typtypmod, for domains
+
+    @property
+    def is_array(self) -> bool:
+        return self.category == "A" and self.element != 0
+
+
+TypeCatalog = Mapping[int, PgType]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How values of some PostgreSQL types are read and which Arrow type they become.
+
+    `read="native"`: ADBC's binary COPY already yields the Arrow type; `read="text"`: the column is
+    selected as `::text` and, when the Arrow type is not a string, cast from that exact text.
+    `infinite` holds the SQL values that replace -infinity and infinity.
+    """
+
+    types: frozenset[str]
+    arrow: Callable[[int], pa.DataType]  # from the column's typmod
+    read: Literal["native", "text"]
+    infinite: tuple[str, str] | None = None
+
+
+def _fixed(arrow_type: pa.DataType) -> Callable[[int], pa.DataType]:
+    return lambda _typmod: arrow_type
+
+
+def numeric_precision_scale(typmod: int) -> tuple[int, int] | None:
+    """`numeric(p,s)` from its typmod; None for an unconstrained numeric."""
+    if typmod < 4:
+        return None
+    packed = typmod - 4
+    precision = (packed >> 16) & 0xFFFF
+    scale = ((packed & 0x7FF) ^ 1024) - 1024  # an 11-bit signed scale since PostgreSQL 15
+    return precision, scale
+
+
+def _numeric(typmod: int) -> pa.DataType:
+    shape = numeric_precision_scale(typmod)
+    if shape is not None and 0 <= shape[1] <= shape[0] <= MAX_DECIMAL_PRECISION:
+        return pa.decimal128(*shape)
+    return pa.string()
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(frozenset({"int2"}), _fixed(pa.int16()), "native"),
+    Rule(frozenset({"int4"}), _fixed(pa.int32()), "native"),
+    Rule(frozenset({"int8"}), _fixed(pa.int64()), "native"),
+    Rule(frozenset({"float4"}), _fixed(pa.float32()), "native"),
+    Rule(frozenset({"float8"}), _fixed(pa.float64()), "native"),
+    Rule(frozenset({"bool"}), _fixed(pa.bool_()), "native"),
+    Rule(frozenset({"text", "varchar", "bpchar"}), _fixed(pa.string()), "native"),
+    Rule(frozenset({"name", "char"}), _fixed(pa.string()), "text"),
+    Rule(frozenset({"bytea"}), _fixed(pa.binary()), "native"),
+    Rule(frozenset({"date"}), _fixed(pa.date32()), "native", ("'0001-01-01'", "'9999-12-31'")),
+    Rule(
+        frozenset({"timestamp"}),
+        _fixed(pa.timestamp("us")),
+        "native",
+        ("'0001-01-01 00:00:00'", "'9999-12-31 23:59:59.999999'"),
+    ),
+    Rule(
+        frozenset({"timestamptz"}),
+        _fixed(pa.timestamp("us", tz="UTC")),
+        "native",
+        ("'0001-01-01 00:00:00+00'", "'9999-12-31 23:59:59.999999+00'"),
+    ),
+    Rule(frozenset({"numeric"}), _numeric, "text"),
+    Rule(frozenset({"uuid", "json", "jsonb", "interval", "time", "timetz"}), _fixed(pa.string()), "text"),
+)
+ENUM_RULE = Rule(frozenset(), _fixed(pa.string()), "text")
+_BY_NAME: dict[str, Rule] = {name: rule for rule in RULES for name in rule.types}
+
+
+def rule_for(pg_type: PgType) -> Rule | None:
+    """The rule for a (non-domain, non-array) type; None when it has none."""
+    if pg_type.kind == "e":
+        return ENUM_RULE
+    if pg_type.schema == "pg_catalog":
+        return _BY_NAME.get(pg_type.name)
+    return None
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one source column is selected and which Arrow field it becomes.
+
+    `select` is an SQL expression with `{c}` where the quoted column name goes.
+    """
+
+    name: str
+    source_type: str
+    nullable: bool
+    arrow_type: pa.DataType
+    mapped: bool
+    select: str
+    is_array: bool = False
+
+    @property
+    def field(self) -> pa.Field:
+        return pa.field(self.name, self.arrow_type, nullable=self.nullable)
+
+    def expression(self, quoted: str) -> str:
+        """The SELECT-list expression for this column, given its quoted name."""
+        return self.select.format(c=quoted)
+
+    def as_source_column(self) -> SourceColumn:
+        return SourceColumn(
+            name=self.name,
+            type=self.source_type,
+            nullable=self.nullable,
+            arrow_type=str(self.arrow_type),
+            mapped=self.mapped,
+        )
+
+    def as_mapping(self) -> ColumnMapping:
+        return ColumnMapping(
+            name=self.name, source_type=self.source_type, arrow_type=str(self.arrow_type), mapped=self.mapped
+        )
+
+
+def _through_domains(pg_type: PgType, typmod: int, types: TypeCatalog) -> tuple[PgType, int, bool]:
+    """The type under any domains, its typmod, and whether a domain was crossed."""
+    crossed = False
+    while pg_type.kind == "d":
+        typmod = pg_type.base_typmod
+        pg_type = types[pg_type.base]
+        crossed = True
+    return pg_type, typmod, crossed
+
+
+def _clamped(expression: str, infinite: tuple[str, str], type_name: str) -> str:
+    low, high = infinite
+    return (
+        f"CASE WHEN {expression} = 'infinity' THEN {high}::pg_catalog.{type_name} "
+        f"WHEN {expression} = '-infinity' THEN {low}::pg_catalog.{type_name} ELSE {expression} END"
+    )
+
+
+def plan_column(
+    name: str,
+    type_oid: int,
+    typmod: int,
+    *,
+    source_type: str,
+    nullable: bool,
+    dimensions: int,
+    types: TypeCatalog,
+) -> ColumnPlan:
+    """Apply the map to one column; `types` must hold its type, domains' bases and array elements."""
+    pg_type, typmod, crossed = _through_domains(types[type_oid], typmod, types)
+
+    def as_text(mapped: bool) -> ColumnPlan:
+        return ColumnPlan(name, source_type, nullable, pa.string(), mapped, "{c}::pg_catalog.text")
+
+    if not pg_type.is_array:
+        rule = rule_for(pg_type)
+        if rule is None:
+            return as_text(mapped=False)
+        if rule.read == "text":
+            return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, "{c}::pg_catalog.text")
+        select = f"{{c}}::pg_catalog.{pg_type.name}" if crossed else "{c}"
+        if rule.infinite:
+            select = _clamped(select, rule.infinite, pg_type.name)
+        return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, select)
+
+    element, element_typmod, element_crossed = _through_domains(types[pg_type.element], typmod, types)
+    rule = None if element.is_array else rule_for(element)
+    if rule is None or dimensions > 1:
+        # ADBC flattens nested arrays; PostgreSQL's array text keeps their shape.
+        return as_text(mapped=False)
+    arrow_type = pa.list_(rule.arrow(element_typmod))
+    if rule.read == "text":
+        return ColumnPlan(name, source_type, nullable, arrow_type, True, "{c}::pg_catalog.text[]", is_array=True)
+    select = f"{{c}}::pg_catalog.{element.name}[]" if crossed or element_crossed else "{c}"
+    if rule.infinite:
+        each = _clamped("e.v", rule.infinite, element.name)
+        select = (
+            f"CASE WHEN {select} IS NULL THEN NULL ELSE ARRAY(SELECT {each} "
+            f"FROM pg_catalog.unnest({select}) WITH ORDINALITY AS e(v, n) ORDER BY e.n) END"
+        )
+    return ColumnPlan(name, source_type, nullable, arrow_type, True, select, is_array=True)
+
+
+def cast_column(values: pa.Array, plan: ColumnPlan) -> pa.Array:
+    """Turn what ADBC read into the planned Arrow type (decimals from their exact text)."""
+    if values.type == plan.arrow_type:
+        return values
+    return values.cast(plan.arrow_type, safe=True)
