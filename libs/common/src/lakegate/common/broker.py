@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from faststream.nats import NatsBroker
-from faststream.security import SASLPlaintext
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.security import SASLPlaintext
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import StreamSpec, Topology
 from nats.js import JetStreamContext

@@ -7,6 +7,7 @@ A handler decorated with `answers` turns its result into `Reply(result=...)` and
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 M = TypeVar("M", bound=BaseModel)
+
+#: Seconds between tries when nobody answers a subject: long enough to ride out a restart of a replica.
+NO_RESPONDER_PAUSES: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
 def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Reply]]:
@@ -64,12 +68,16 @@ class RpcClient:
     async def call(self, subject: str, request: BaseModel, answer: type[M], *, timeout: float | None = None) -> M:
         wait = timeout or self._timeout
         service = subject.split(".rpc.", 1)[-1].split(".", 1)[0]
-        try:
-            message = await self._broker.request(request, subject, timeout=wait)
-        except NoRespondersError as exc:
-            raise Unavailable(f"no {service} service is running to answer {subject}; start it and retry") from exc
-        except (TimeoutError, NatsTimeoutError) as exc:
-            raise Unavailable(f"the {service} service did not answer within {wait:g}s; retry shortly") from exc
+        for pause in (*NO_RESPONDER_PAUSES, None):
+            try:
+                message = await self._broker.request(request, subject, timeout=wait)
+                break
+            except NoRespondersError as exc:
+                if pause is None:
+                    raise Unavailable(f"no {service} service is running to answer {subject}; start it, retry") from exc
+                await asyncio.sleep(pause)  # a replica may be (re)starting: give it a moment
+            except (TimeoutError, NatsTimeoutError) as exc:
+                raise Unavailable(f"the {service} service did not answer within {wait:g}s; retry shortly") from exc
         reply = Reply.model_validate_json(message.body)
         if reply.error is not None:
             raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)

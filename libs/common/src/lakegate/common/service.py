@@ -56,6 +56,8 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     await rt.broker.connect()
     await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
     await rt.broker.start()
+    # A round trip to the server, so every subscription is in place before anyone is told we are ready.
+    await rt.broker.connection.flush()
 
     async def ready() -> bool:
         return bool(rt.broker.connection.is_connected)

@@ -20,8 +20,9 @@ class ResultColumn(Message):
 
 
 class QueryResult(Message):
-    """Rows as JSON values: decimals and 64-bit-unsafe integers are kept exact as strings,
-    timestamps as ISO 8601 (UTC instants end in 'Z' offset '+00:00'), bytes as base64."""
+    """Rows as JSON values that lose nothing: integers as numbers, decimals as strings in plain
+    notation, timestamps as ISO 8601 (instants in UTC with '+00:00'), bytes as base64, NaN and
+    infinities as strings. The loader's README has the whole table."""
 
     columns: list[ResultColumn]
     rows: list[list[Any]]
@@ -38,7 +39,7 @@ class TableSummary(Message):
     layer: str
     row_count: int
     size_bytes: int
-    table_version: int | None = Field(default=None, description="Delta table version; None where the warehouse has none.")
+    table_version: int | None = Field(default=None, description="Delta table version; None if the warehouse has none.")
 
 
 class TableList(Message):
@@ -60,5 +61,5 @@ class TableDescription(Message):
     columns: list[WarehouseColumn]
     row_count: int
     size_bytes: int
-    table_version: int | None = Field(default=None, description="Delta table version; None where the warehouse has none.")
+    table_version: int | None = Field(default=None, description="Delta table version; None if the warehouse has none.")
     properties: dict[str, str] = Field(default_factory=dict)

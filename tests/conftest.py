@@ -1,0 +1,65 @@
+"""End-to-end fixtures: the real stack (NATS, catalog PostgreSQL, four services as processes) in a
+temporary home on free ports, and source databases in the harness's PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from lakegate.devstack.postgres import PASSWORD_ROLE, PostgresCluster
+from lakegate.devstack.pytest_plugin import CreateDatabase, directory_outside_pytest
+from lakegate.devstack.stack import Stack, StackConfig, StackPorts
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """One stack for the whole session; each test uses a source (and so tables) of its own."""
+    with directory_outside_pytest("lakegate-e2e-") as home:
+        config = StackConfig(home=home, ports=StackPorts.free(), env={"LAKEGATE_EDGE_SYNC_WAIT_SECONDS": "120"})
+        with Stack(config) as running:
+            yield running
+
+
+@pytest.fixture
+def edge_env(stack: Stack) -> dict[str, str]:
+    """Environment for an edge started over stdio against the session's stack."""
+    return {**os.environ, "LAKEGATE_NATS_URL": stack.urls.nats, "LAKEGATE_LOG_LEVEL": "WARNING"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source database with a read-only login that needs a real password."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    admin_dsn: str
+
+    def connect_arguments(self, name: str) -> dict[str, object]:
+        return {
+            "name": name,
+            "host": self.host,
+            "port": self.port,
+            "database": self.database,
+            "user": self.user,
+            "password": self.password,
+        }
+
+
+@pytest.fixture
+async def source(pg_cluster: PostgresCluster, create_database: CreateDatabase, unique: str) -> Source:
+    admin_dsn = await create_database("source")
+    database = admin_dsn.rsplit("/", 1)[1]
+    user, password = f"reader_{unique}", f"pw-{unique}-ünï"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}' IN ROLE {PASSWORD_ROLE}")
+        await admin.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {user}")
+    finally:
+        await admin.close()
+    return Source(pg_cluster.host, pg_cluster.port, database, user, password, admin_dsn)
