@@ -72,14 +72,35 @@ class Topology:
     def datasets_list(self) -> str:
         return f"{self.prefix}.rpc.catalog.datasets.list"
 
+    @property
+    def runs_list(self) -> str:
+        return f"{self.prefix}.rpc.catalog.runs.list"
+
+    @property
+    def audit_list(self) -> str:
+        return f"{self.prefix}.rpc.catalog.audit.list"
+
     # request/reply: extractor
     @property
     def sources_check(self) -> str:
         return f"{self.prefix}.rpc.extractor.sources.check"
 
     @property
+    def sources_check_registered(self) -> str:
+        """Check a registered source; the extractor resolves its credentials itself."""
+        return f"{self.prefix}.rpc.extractor.sources.check_registered"
+
+    @property
     def source_tables_list(self) -> str:
         return f"{self.prefix}.rpc.extractor.tables.list"
+
+    @property
+    def source_table_describe(self) -> str:
+        return f"{self.prefix}.rpc.extractor.tables.describe"
+
+    @property
+    def source_query(self) -> str:
+        return f"{self.prefix}.rpc.extractor.query"
 
     # request/reply: loader
     @property
@@ -94,10 +115,36 @@ class Topology:
     def warehouse_tables_describe(self) -> str:
         return f"{self.prefix}.rpc.loader.tables.describe"
 
+    @property
+    def warehouse_tables_preview(self) -> str:
+        return f"{self.prefix}.rpc.loader.tables.preview"
+
+    @property
+    def warehouse_transform(self) -> str:
+        return f"{self.prefix}.rpc.loader.transform"
+
+    @property
+    def warehouse_gold_view(self) -> str:
+        return f"{self.prefix}.rpc.loader.gold_view"
+
+    @property
+    def warehouse_upload(self) -> str:
+        return f"{self.prefix}.rpc.loader.upload"
+
     # commands
     @property
     def cmd_extract(self) -> str:
         return f"{self.prefix}.cmd.extract"
+
+    @property
+    def cmd_record_dataset(self) -> str:
+        """Loader → catalog: a silver, gold or uploaded table was created or replaced."""
+        return f"{self.prefix}.cmd.datasets.record"
+
+    @property
+    def cmd_audit(self) -> str:
+        """Edge → catalog: one audit record per tool call."""
+        return f"{self.prefix}.cmd.audit.record"
 
     # run steps
     def run_step(self, run_id: str, step: RunStep) -> str:

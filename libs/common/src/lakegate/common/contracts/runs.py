@@ -110,6 +110,7 @@ class Extracted(Message):
     columns: list[ColumnMapping]
     row_count: int
     staged: StagedParts
+    primary_key: list[str] = Field(default_factory=list, description="The source table's primary key columns.")
 
 
 class Loading(Message):

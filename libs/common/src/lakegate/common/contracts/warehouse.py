@@ -32,6 +32,8 @@ class QueryResult(Message):
 
 class ListTables(TenantScoped):
     layer: str = "bronze"
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
 
 
 class TableSummary(Message):
@@ -44,9 +46,11 @@ class TableSummary(Message):
 
 class TableList(Message):
     tables: list[TableSummary]
+    next_offset: int | None = Field(default=None, description="Pass as `offset` for the next page; None at the end.")
 
 
 class DescribeTable(TenantScoped):
+    with_stats: bool = Field(default=True, description="Compute per-column nulls, distinct estimate, min and max.")
     table_name: str = Field(description="`table`, `layer.table` or `catalog.layer.table`; layer defaults to bronze.")
 
 
@@ -54,6 +58,10 @@ class WarehouseColumn(Message):
     name: str
     type: str
     nullable: bool
+    null_count: int | None = None
+    distinct_estimate: int | None = None
+    min: Any = Field(default=None, description="Smallest value, as a JSON value; None for types without order.")
+    max: Any = None
 
 
 class TableDescription(Message):
