@@ -23,6 +23,7 @@ class Dataset(Message):
     keys: list[str] = Field(default_factory=list, description="Known key columns (the source's primary key).")
     definition: str | None = Field(default=None, description="SQL that defines it (silver, gold).")
     last_synced_at: datetime | None = Field(default=None, description="When the last successful sync finished.")
+    file_name: str | None = Field(default=None, description="The file an uploaded table was loaded from.")
 
 
 class ListDatasets(TenantScoped):

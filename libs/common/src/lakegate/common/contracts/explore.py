@@ -22,6 +22,15 @@ class ForeignKey(Message):
     references_columns: list[str]
 
 
+class IncomingForeignKey(Message):
+    """A foreign key of another table that points at the described one."""
+
+    name: str
+    table: str = Field(description="`schema.table` that holds the key.")
+    columns: list[str] = Field(description="The key's columns in that table.")
+    references_columns: list[str] = Field(description="The described table's columns they point at.")
+
+
 class SourceIndex(Message):
     name: str
     columns: list[str] = Field(description="Indexed columns; expressions appear as their SQL text.")
@@ -37,6 +46,9 @@ class SourceTableDetail(Message):
     indexes: list[SourceIndex]
     samples: dict[str, list[Any]] = Field(
         description="A few distinct non-null values per column, as JSON values (same rules as query results)."
+    )
+    referenced_by: list[IncomingForeignKey] = Field(
+        default_factory=list, description="Foreign keys of other tables that point at this one."
     )
 
 

@@ -68,6 +68,12 @@ class RunView(Message):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    duration_seconds: float | None = Field(
+        default=None, description="Seconds from start (or creation) to finish; None until the run finishes."
+    )
+    rows_per_second: float | None = Field(
+        default=None, description="Rows written per second of duration; None until the run succeeds."
+    )
 
 
 class ExtractTable(Message):

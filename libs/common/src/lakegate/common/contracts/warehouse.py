@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from lakegate.common.contracts.base import Message, TenantScoped
 from lakegate.common.contracts.runs import TableRef
@@ -42,6 +42,9 @@ class TableSummary(Message):
     row_count: int
     size_bytes: int
     table_version: int | None = Field(default=None, description="Delta table version; None if the warehouse has none.")
+    kind: Literal["table", "view"] = Field(
+        default="table", description="`view` for gold views: no files of their own; rows counted now, -1 if that fails."
+    )
 
 
 class TableList(Message):
@@ -71,3 +74,4 @@ class TableDescription(Message):
     size_bytes: int
     table_version: int | None = Field(default=None, description="Delta table version; None if the warehouse has none.")
     properties: dict[str, str] = Field(default_factory=dict)
+    kind: Literal["table", "view"] = Field(default="table", description="`view` for gold views.")
