@@ -42,3 +42,24 @@ class ExtractorSettings(ServiceSettings):
         description="Batches that may wait between the reading thread and staging; bounds memory.",
     )
     progress_interval: float = Field(default=1.0, gt=0, description="Seconds between progress messages.")
+    query_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds one source_query statement may run before the server cancels it."
+    )
+    query_lock_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a source_query statement may wait for a lock another session holds."
+    )
+    query_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=MAX_PART_BYTES,
+        description="Most bytes of JSON rows one source_query answer carries; more rows are cut and flagged.",
+    )
+    query_max_chars: int = Field(
+        default=100_000, ge=100, description="Longest SQL text source_query accepts, in characters."
+    )
+    sample_scan_rows: int = Field(
+        default=10_000, ge=1, description="Rows of a table read to pick the sample values of a description."
+    )
+    sample_max_chars: int = Field(
+        default=200, ge=8, description="Longest sample value shown, in characters; longer ones are cut short."
+    )

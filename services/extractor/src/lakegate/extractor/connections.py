@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import asyncpg
 from lakegate.common.contracts.sources import SourceAddress, SourceLogin
@@ -111,12 +111,18 @@ def query_error(exc: asyncpg.PostgresError, login: SourceLogin, doing: str) -> L
 
 @contextlib.asynccontextmanager
 async def connect(
-    login: SourceLogin, settings: ExtractorSettings, *, source: str | None = None
+    login: SourceLogin,
+    settings: ExtractorSettings,
+    *,
+    source: str | None = None,
+    session: Mapping[str, str] | None = None,
 ) -> AsyncIterator[asyncpg.Connection]:
     """A read-only asyncpg session on the source; its failures become clear lakegate errors.
 
     `source`, the registered source's name, starts the message of every error the connection
-    itself raises; errors the body raises on purpose pass through unchanged.
+    itself raises; errors the body raises on purpose pass through unchanged. `session` adds or
+    overrides server settings of the session (they are sent when connecting, so the server applies
+    them before any statement runs).
     """
     address = login.address
     try:
@@ -135,6 +141,7 @@ async def connect(
                 **SESSION_SETTINGS,
                 "application_name": APPLICATION_NAME,
                 "statement_timeout": milliseconds(settings.statement_timeout),
+                **(session or {}),
             },
         )
     except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError) as exc:

@@ -39,6 +39,7 @@ from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect
+from lakegate.extractor.details import primary_key
 from lakegate.extractor.introspection import describe_source, resolve_table
 from lakegate.extractor.query import TableQuery
 from lakegate.extractor.reader import read_table
@@ -102,6 +103,7 @@ class Extractor:
         ):
             snapshot = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
             query = await resolve_table(conn, name, describe_source(credentials))
+            key = await primary_key(conn, name)
             staged, rows = await self._stage(command, attempt, login, snapshot, query)
         extracted = Extracted(
             tenant_id=command.tenant_id,
@@ -112,6 +114,7 @@ class Extractor:
             columns=[plan.as_mapping() for plan in query.plans],
             row_count=rows,
             staged=staged,
+            primary_key=key,
         )
         await self._publish(command.run_id, extracted, RunStep.EXTRACTED)
         log.info(

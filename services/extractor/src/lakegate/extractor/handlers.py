@@ -1,11 +1,14 @@
-"""The extractor's FastStream subscribers: two request handlers and the extraction worker.
+"""The extractor's FastStream subscribers: the request handlers and the extraction worker.
 
 No `from __future__ import annotations` here: FastStream reads the handlers' annotations at
 runtime (through `answers`' wrapper), so they must be real classes.
 """
 
+import asyncio
+
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsMessage, PullSub
+from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
 from lakegate.common.contracts.runs import ExtractTable
 from lakegate.common.contracts.sources import (
     CheckSource,
@@ -14,12 +17,16 @@ from lakegate.common.contracts.sources import (
     SourceRef,
     SourceTables,
 )
+from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.delivery import ACK_WAIT
 from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.details import describe_table
+from lakegate.extractor.exploration import query_source
 from lakegate.extractor.extraction import Extractor
-from lakegate.extractor.introspection import check_source, source_tables
+from lakegate.extractor.guard import check_query
+from lakegate.extractor.introspection import check_registered, check_source, source_tables
 from nats.js.api import ConsumerConfig
 
 #: Replicas share request subjects through this queue group, so one of them answers each request.
@@ -42,6 +49,31 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extra
         """The tables and views of a registered source, with each column's mapping."""
         credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
         return await source_tables(credentials, settings)
+
+    @broker.subscriber(topology.sources_check_registered, queue=QUEUE)
+    @answers
+    async def sources_check_registered(request: SourceRef) -> ConnectionStatus:
+        """Check a registered source with the credentials the catalog holds for it."""
+        credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
+        return await check_registered(credentials, settings)
+
+    @broker.subscriber(topology.source_table_describe, queue=QUEUE)
+    @answers
+    async def source_table_describe(request: DescribeSourceTable) -> SourceTableDetail:
+        """Columns, keys, indexes and sample values of one table of a registered source."""
+        source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
+        credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
+        return await describe_table(credentials, request, settings)
+
+    @broker.subscriber(topology.source_query, queue=QUEUE)
+    @answers
+    async def source_query(request: QuerySource) -> QueryResult:
+        """One read-only query on a registered source: the parser guard first, then the database's walls."""
+        # Parsing a long statement takes a while; a thread keeps the other requests moving.
+        sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
+        source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
+        credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
+        return await query_source(credentials, sql, request.max_rows, settings)
 
     @broker.subscriber(
         topology.cmd_extract,

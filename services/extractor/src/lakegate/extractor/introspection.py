@@ -7,6 +7,7 @@ foreign tables of every non-system schema that the user may read.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Iterable, Sequence
 
@@ -28,6 +29,8 @@ from lakegate.extractor.typemap import ColumnPlan, PgType, plan_column
 KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "f": "foreign table"}
 #: How many table names a "not found" message offers.
 SUGGESTIONS = 20
+#: How many table names are compared with a name that was not found.
+NAMES_COMPARED = 5_000
 
 _USER_RELATIONS = """
     c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -51,12 +54,12 @@ FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamesp
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
 
-_NEAREST_TABLES = f"""
+_TABLE_NAMES = f"""
 SELECT n.nspname, c.relname
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE {_USER_RELATIONS}
-ORDER BY pg_catalog.lower(c.relname) = pg_catalog.lower($1) DESC, n.nspname, c.relname
-LIMIT {SUGGESTIONS + 1}
+ORDER BY n.nspname, c.relname
+LIMIT {NAMES_COMPARED}
 """
 
 _COLUMNS = """
@@ -108,7 +111,7 @@ async def load_types(conn: asyncpg.Connection, oids: Iterable[int]) -> dict[int,
     return types
 
 
-async def _plans(conn: asyncpg.Connection, relids: Sequence[int]) -> dict[int, list[tuple[ColumnPlan, bool]]]:
+async def plans_of(conn: asyncpg.Connection, relids: Sequence[int]) -> dict[int, list[tuple[ColumnPlan, bool]]]:
     """Each relation's mapped columns, each with whether the user may read it."""
     rows = await conn.fetch(_COLUMNS, list(relids))
     types = await load_types(conn, {row["atttypid"] for row in rows})
@@ -130,13 +133,13 @@ async def _plans(conn: asyncpg.Connection, relids: Sequence[int]) -> dict[int, l
 async def list_tables(conn: asyncpg.Connection) -> SourceTables:
     """Every table and view the user may read, with its columns and their mapping."""
     rows = await conn.fetch(_TABLES)
-    plans = await _plans(conn, [row["oid"] for row in rows])
+    plans = await plans_of(conn, [row["oid"] for row in rows])
     return SourceTables(
         tables=[
             SourceTable(
                 schema_name=row["nspname"],
                 name=row["relname"],
-                kind=KINDS[_char(row["relkind"])],
+                kind=KINDS[pg_char(row["relkind"])],
                 row_estimate=row["estimate"],
                 columns=[plan.as_source_column() for plan, _readable in plans[row["oid"]]],
             )
@@ -149,8 +152,8 @@ async def resolve_table(conn: asyncpg.Connection, name: SourceTableName, source:
     """Find exactly `schema.table` and plan how to read it; `source` names the source in errors."""
     found = await conn.fetchrow(_ONE_TABLE, name.schema, name.table)
     if found is None:
-        raise NotFound(await _not_found_message(conn, name, source))
-    columns = (await _plans(conn, [found["oid"]]))[found["oid"]]
+        raise NotFound(await not_found_message(conn, name, source))
+    columns = (await plans_of(conn, [found["oid"]]))[found["oid"]]
     unreadable = [plan.name for plan, readable in columns if not readable]
     if unreadable:
         user = await conn.fetchval("SELECT current_user")
@@ -163,19 +166,37 @@ async def resolve_table(conn: asyncpg.Connection, name: SourceTableName, source:
     return TableQuery(name.schema, name.table, tuple(plan for plan, _readable in columns))
 
 
-async def _not_found_message(conn: asyncpg.Connection, name: SourceTableName, source: str) -> str:
-    rows = await conn.fetch(_NEAREST_TABLES, name.table)
-    names = [f"{row['nspname']}.{row['relname']}" for row in rows[:SUGGESTIONS]]
+async def not_found_message(conn: asyncpg.Connection, name: SourceTableName, source: str) -> str:
+    """`table X was not found in <source>`, with the closest names there first."""
+    rows = await conn.fetch(_TABLE_NAMES)
+    names = [f"{row['nspname']}.{row['relname']}" for row in rows]
     if not names:
         return f"table {name} was not found in {source}, which has no tables this user may read"
-    more = " and more" if len(rows) > SUGGESTIONS else ""
+    ranked = closest(str(name), names)
+    more = " and more" if len(names) > SUGGESTIONS else ""
     return (
         f"table {name} was not found in {source} (names are case-sensitive; the schema defaults to public); "
-        f"tables there include: {', '.join(names)}{more}"
+        f"tables there include: {', '.join(ranked[:SUGGESTIONS])}{more}"
     )
 
 
-def _char(value: str | bytes) -> str:
+def closest(wanted: str, names: Sequence[str]) -> list[str]:
+    """`names` with the ones most like `wanted` (ignoring case, with or without schema) first."""
+    folded = wanted.lower()
+    table = folded.rsplit(".", 1)[-1]
+
+    def likeness(candidate: str) -> float:
+        lowered = candidate.lower()
+        return max(
+            difflib.SequenceMatcher(None, folded, lowered).ratio(),
+            difflib.SequenceMatcher(None, table, lowered.rsplit(".", 1)[-1]).ratio(),
+        )
+
+    scores = {candidate: likeness(candidate) for candidate in names}
+    return sorted(names, key=lambda candidate: (-round(scores[candidate], 3), candidate))
+
+
+def pg_char(value: str | bytes) -> str:
     """A PostgreSQL `"char"` as asyncpg hands it over."""
     return value.decode() if isinstance(value, bytes) else value
 
@@ -209,6 +230,12 @@ def _version_text(number: int) -> str:
 async def check_source(login: SourceLogin, settings: ExtractorSettings) -> ConnectionStatus:
     """Connect with a login and report what the connection can do."""
     async with connect(login, settings) as conn:
+        return await connection_status(conn)
+
+
+async def check_registered(credentials: SourceCredentials, settings: ExtractorSettings) -> ConnectionStatus:
+    """Connect to a registered source with its stored credentials and report what the connection can do."""
+    async with connect(credentials.login, settings, source=credentials.source.name) as conn:
         return await connection_status(conn)
 
 
