@@ -3,8 +3,9 @@ talks to it only the way other services do: requests, step messages, JetStream s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import nats
@@ -14,13 +15,26 @@ from faststream.nats import NatsBroker
 from lakegate.catalog.app import CatalogState, serve
 from lakegate.catalog.config import CatalogSettings
 from lakegate.common.contracts.events import SyncEvent
-from lakegate.common.contracts.runs import ColumnMapping, ErrorInfo, Failed, RunView, StartRun, TableRef
+from lakegate.common.contracts.runs import (
+    ColumnMapping,
+    ErrorInfo,
+    Extracted,
+    Extracting,
+    Failed,
+    Loaded,
+    Loading,
+    RunView,
+    StagedParts,
+    StartRun,
+    TableRef,
+)
 from lakegate.common.contracts.sources import RegisterSource, SourceAddress, SourceInfo, SourceLogin
 from lakegate.common.rpc import RpcClient
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.devstack.pytest_plugin import CreateDatabase
 from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import BaseModel, SecretStr
@@ -65,6 +79,31 @@ async def db(catalog_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @dataclass
+class Settlements:
+    """How one durable consumer of the catalog finally settled each message, by stream sequence:
+    `+ACK` or `+TERM`. The catalog settles a message only once its work is committed, so a
+    settlement is the event that says the message was handled."""
+
+    seen: dict[int, str] = field(default_factory=dict)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def on_ack(self, msg: Msg) -> None:
+        body = msg.data or b"+ACK"  # an empty body is an ack
+        if body.startswith((b"+WPI", b"-NAK")):  # in progress, or retried later: not final
+            return
+        # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+        self.seen[int(msg.subject.split(".")[5])] = body.split(b" ", 1)[0].decode()
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def of(self, seq: int, timeout: float = 15.0) -> str:
+        """Wait until the message at `seq` is settled; `+ACK` or `+TERM`."""
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: seq in self.seen), timeout)
+        return self.seen[seq]
+
+
+@dataclass
 class Peer:
     """Another service, as far as the catalog can tell: it calls, publishes steps and reads streams."""
 
@@ -104,6 +143,48 @@ class Peer:
         )
         return ack.seq
 
+    async def succeed(
+        self,
+        run: RunView,
+        reader: JetStreamContext.PullSubscription,
+        *,
+        rows: int = 1234,
+        primary_key: list[str] | None = None,
+    ) -> SyncEvent:
+        """Carry a run through every step as the extractor and loader would; returns its completed event."""
+        tenant, run_id = self.tenant_id, run.run_id
+        staged = StagedParts(store="memory", location=f"{run_id}/a1", parts=1, bytes=100)
+        extracted = Extracted(
+            tenant_id=tenant,
+            run_id=run_id,
+            target=run.target,
+            sync_mode=run.sync_mode,
+            arrow_schema="",
+            columns=list(self.columns),
+            row_count=rows,
+            staged=staged,
+            primary_key=primary_key or [],
+        )
+        await self.step(run_id, RunStep.EXTRACTING, Extracting(tenant_id=tenant, run_id=run_id, attempt="a1"))
+        await self.step(run_id, RunStep.EXTRACTED, extracted)
+        await self.step(run_id, RunStep.LOADING, Loading(tenant_id=tenant, run_id=run_id))
+        loaded = Loaded(tenant_id=tenant, run_id=run_id, target=run.target, row_count=rows, bytes=rows * 10)
+        await self.step(run_id, RunStep.LOADED, loaded)
+        return await self.event_of(run_id, reader)
+
+    async def fail(self, run: RunView, reader: JetStreamContext.PullSubscription) -> SyncEvent:
+        """Fail a run as an extractor would; returns its failed event."""
+        error = ErrorInfo(code="source_error", message=f"run {run.run_id} failed on purpose")
+        failed = Failed(tenant_id=self.tenant_id, run_id=run.run_id, step="extract", error=error)
+        await self.step(run.run_id, RunStep.FAILED, failed)
+        return await self.event_of(run.run_id, reader)
+
+    async def event_of(self, run_id: str, reader: JetStreamContext.PullSubscription) -> SyncEvent:
+        """The next event of the reader, which must be this run's."""
+        _, event = await self.next_event(reader)
+        assert event.subject == run_id
+        return event
+
     async def barrier(self, connection_id: str, reader: JetStreamContext.PullSubscription) -> list[SyncEvent]:
         """Fail a fresh run and wait for its event. The catalog takes steps one at a time in stream
         order, so once this event is out, every step published before it has been handled.
@@ -119,6 +200,22 @@ class Peer:
             if event.subject == run.run_id:
                 return earlier
             earlier.append(event)
+
+    async def command(self, subject: str, message: BaseModel | bytes, msg_id: str) -> int:
+        """Publish a command as the loader or the edge would; returns its stream sequence."""
+        body = message if isinstance(message, bytes) else message.model_dump_json().encode()
+        ack = await self.js.publish(
+            subject, body, stream=self.topology.cmd_stream.name, headers={"Nats-Msg-Id": msg_id}
+        )
+        return ack.seq
+
+    async def settlements(self, durable: str) -> Settlements:
+        """Watch how the catalog's durable consumer `durable` settles messages; call before publishing."""
+        settlements = Settlements()
+        consumer = self.topology.durable(durable)
+        await self.nc.subscribe(f"$JS.ACK.{self.topology.cmd_stream.name}.{consumer}.>", cb=settlements.on_ack)
+        await self.nc.flush()
+        return settlements
 
     async def events(self) -> JetStreamContext.PullSubscription:
         """A reader of this tenant's public sync events, from the first one."""

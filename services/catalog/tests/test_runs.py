@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 
 
 async def _run_view(peer: Peer, run_id: str) -> RunView:
-    return await peer.rpc.call(peer.topology.runs_get, RunRef(tenant_id=peer.tenant_id, run_id=run_id), RunView)
+    view: RunView = await peer.rpc.call(
+        peer.topology.runs_get, RunRef(tenant_id=peer.tenant_id, run_id=run_id), RunView
+    )
+    return view
 
 
 def _extracted(peer: Peer, run: RunView, rows: int = 1234) -> Extracted:

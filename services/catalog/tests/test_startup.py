@@ -10,8 +10,10 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 from lakegate.catalog.app import serve
+from lakegate.catalog.cipher import PasswordCipher
 from lakegate.catalog.config import CatalogSettings
 from lakegate.catalog.schema import migrate, migrations
+from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.runs import ErrorInfo, Failed
 from lakegate.common.contracts.sources import SourceCredentials, SourceInfo, SourceRef
 from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
@@ -73,6 +75,62 @@ async def test_state_survives_a_restart_and_migrations_are_applied_once(
 
     recorded = await db.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
     assert [(r["version"], r["name"]) for r in recorded] == [(m.version, m.name) for m in migrations()]
+
+
+async def test_state_written_under_the_first_schema_survives_the_later_migrations(
+    catalog_settings: CatalogSettings, peer: Peer, db: asyncpg.Connection, secret_key: str
+) -> None:
+    (first, *later) = migrations()
+    assert await migrate(db, [first]) == [first.name]
+    tenant, token = peer.tenant_id, PasswordCipher([secret_key.encode()]).encrypt(peer.password)
+    await db.execute(
+        """
+        INSERT INTO sources (id, tenant_id, name, name_key, host, port, database, "user", password_encrypted)
+        VALUES ('src_old', $1, 'shop', 'shop', 'db.example.internal', 5433, 'shop', 'reader', $2)
+        """,
+        tenant,
+        token,
+    )
+    await db.execute(
+        """
+        INSERT INTO runs (run_id, tenant_id, connection_id, source_table, target_catalog, target_schema, target_name,
+                          sync_mode, status, columns, row_count, bytes, created_at, started_at, finished_at)
+        VALUES ('run_old', $1, 'src_old', 'public.orders', $2, 'bronze', 'shop_orders', 'full', 'succeeded', '[]',
+                40, 400, '2025-01-01T00:00:00Z', '2025-01-01T00:00:01Z', '2025-01-01T00:00:05Z')
+        """,
+        tenant,
+        f"tenant_{tenant}",
+    )
+    await db.execute(
+        """
+        INSERT INTO datasets (tenant_id, target_catalog, target_schema, target_name, connection_id, source_table,
+                              row_count, last_run_id, updated_at)
+        VALUES ($1, $2, 'bronze', 'shop_orders', 'src_old', 'public.orders', 40, 'run_old', '2025-01-01T00:00:05Z')
+        """,
+        tenant,
+        f"tenant_{tenant}",
+    )
+
+    async with serve(catalog_settings):
+        runs = await peer.rpc.call(peer.topology.runs_list, ListRuns(tenant_id=tenant), RunList)
+        datasets = await peer.rpc.call(peer.topology.datasets_list, ListDatasets(tenant_id=tenant), DatasetList)
+        ref = SourceRef(tenant_id=tenant, connection_id="src_old")
+        credentials = await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
+
+    (run,) = runs.runs
+    assert (run.run_id, run.status, run.row_count, run.duration_seconds, run.rows_per_second) == (
+        "run_old",
+        "succeeded",
+        40,
+        4.0,
+        10.0,
+    )
+    (dataset,) = datasets.datasets
+    assert (dataset.kind, dataset.keys, dataset.upstream, dataset.last_run_id) == ("synced", [], [], "run_old")
+    assert dataset.last_synced_at == dataset.updated_at
+    assert credentials.login.password.get_secret_value() == peer.password
+    recorded = await db.fetch("SELECT name FROM schema_migrations ORDER BY version")
+    assert [r["name"] for r in recorded] == [first.name, *(m.name for m in later)]
 
 
 async def test_a_rotated_key_still_decrypts_passwords_stored_under_the_old_one(

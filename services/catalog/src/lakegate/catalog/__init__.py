@@ -1,2 +1,2 @@
 """lakegate's system of record: sources (passwords encrypted at rest), sync runs and their state
-machine, datasets and their lineage; publishes the public sync events."""
+machine, datasets and their lineage, the audit log of tool calls; publishes the public sync events."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
+from lakegate.catalog.audit import AuditLog
 from lakegate.catalog.cipher import PasswordCipher, cipher_from_settings
 from lakegate.catalog.config import CatalogSettings
 from lakegate.catalog.database import open_pool
@@ -50,7 +51,9 @@ def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
         topology.sources_credentials: handlers.source_credentials,
         topology.runs_start: handlers.start_run,
         topology.runs_get: handlers.get_run,
+        topology.runs_list: handlers.list_runs,
         topology.datasets_list: handlers.list_datasets,
+        topology.audit_list: handlers.list_audit,
     }
     for subject, handler in answering.items():
         broker.subscriber(subject, queue=QUEUE)(handler)
@@ -64,11 +67,31 @@ def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
         title="catalog run steps",
         description="Moves each run's state machine; publishes the public sync event when a run finishes.",
     )(handlers.on_run_step)
+    # The CMD stream is a work queue: each consumer filters its own subject, none overlapping another's.
+    commands: dict[str, tuple[str, Callable[..., Awaitable[None]], str]] = {
+        topology.cmd_record_dataset: (
+            "catalog_datasets",
+            handlers.on_dataset_record,
+            "Records a silver, gold or uploaded table the loader wrote, with its lineage.",
+        ),
+        topology.cmd_audit: ("catalog_audit", handlers.on_audit_record, "Stores one audit record per MCP tool call."),
+    }
+    for subject, (durable, consume, description) in commands.items():
+        broker.subscriber(
+            subject,
+            stream=JStream(topology.cmd_stream.name, declare=False),
+            durable=topology.durable(durable),
+            config=ConsumerConfig(ack_wait=ACK_WAIT, max_deliver=MAX_DELIVER),
+            pull_sub=PullSub(batch_size=1, timeout=5.0),
+            ack_policy=AckPolicy.MANUAL,
+            title=f"catalog {durable.removeprefix('catalog_')} commands",
+            description=description,
+        )(consume)
 
 
 @contextlib.asynccontextmanager
 async def serve(settings: CatalogSettings) -> AsyncIterator[CatalogState]:
-    """Run the catalog: migrate its database, answer requests and consume run steps until exit."""
+    """Run the catalog: migrate its database, answer requests, consume run steps and commands until exit."""
     cipher = cipher_from_settings(settings)  # first, so a missing key stops us before anything opens
     async with open_pool(settings) as pool:
         rt = runtime(SERVICE, settings)
@@ -79,6 +102,7 @@ async def serve(settings: CatalogSettings) -> AsyncIterator[CatalogState]:
             sources=sources,
             runs=runs,
             datasets=DatasetStore(pool),
+            audit=AuditLog(pool),
             launcher=RunLauncher(sources, runs, lifecycle, publisher),
             lifecycle=lifecycle,
         )

@@ -1,60 +1,132 @@
-"""Datasets: which warehouse table came from which source table, as of its last successful run."""
+"""Datasets: the tenant's warehouse tables and their lineage.
+
+A synced table is recorded by its last successful run (source, primary key, finish time); a
+silver, gold or uploaded table by the loader's `DatasetRecord` (the tables it was built from, its
+SQL, its file). Whichever wrote a table last owns its row: a table replaced by an upload is no
+longer the synced one, and the other way round.
+"""
 
 from __future__ import annotations
 
 import asyncpg
 from lakegate.catalog.database import Connection
+from lakegate.catalog.paging import Window
 from lakegate.catalog.runs import RunRecord, columns_json
 from lakegate.common.contracts.catalog import Dataset
 from lakegate.common.contracts.runs import ColumnMapping, TableRef
+from lakegate.common.contracts.transforms import DatasetRecord
+from lakegate.common.errors import InvalidInput
+from lakegate.common.names import LAYERS, tenant_catalog
+
+#: Every column a dataset's owner sets; an upsert replaces all of them, so no stale lineage survives.
+_UPSERT = """
+    INSERT INTO datasets (tenant_id, target_catalog, target_schema, target_name, kind, connection_id, source_table,
+                          row_count, columns, keys, upstream, definition, file_name, last_run_id, last_synced_at,
+                          updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, coalesce($16, now()))
+    ON CONFLICT (tenant_id, target_catalog, target_schema, target_name) DO UPDATE
+       SET kind = excluded.kind, connection_id = excluded.connection_id, source_table = excluded.source_table,
+           row_count = excluded.row_count, columns = excluded.columns, keys = excluded.keys,
+           upstream = excluded.upstream, definition = excluded.definition, file_name = excluded.file_name,
+           last_run_id = excluded.last_run_id, last_synced_at = excluded.last_synced_at,
+           updated_at = excluded.updated_at
+"""
 
 
 async def record_dataset(conn: Connection, run: RunRecord) -> None:
     """Upsert the lineage of a succeeded run's target, in the caller's transaction."""
     await conn.execute(
-        """
-        INSERT INTO datasets (tenant_id, target_catalog, target_schema, target_name, connection_id, source_table,
-                              row_count, columns, last_run_id, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()))
-        ON CONFLICT (tenant_id, target_catalog, target_schema, target_name) DO UPDATE
-           SET connection_id = excluded.connection_id, source_table = excluded.source_table,
-               row_count = excluded.row_count, columns = excluded.columns, last_run_id = excluded.last_run_id,
-               updated_at = excluded.updated_at
-        """,
+        _UPSERT,
         run.tenant_id,
         run.target.catalog,
         run.target.schema_name,
         run.target.name,
+        "synced",
         run.connection_id,
         run.source_table,
         run.row_count,
         columns_json(run.columns) or [],
+        run.primary_key or [],
+        [],
+        None,
+        None,
         run.run_id,
+        run.finished_at,
         run.finished_at,
     )
 
 
+def check_record(record: DatasetRecord) -> None:
+    """Refuse a record whose tables lie outside its tenant's catalog or layers: it would forge lineage."""
+    catalog = tenant_catalog(record.tenant_id)
+    for ref in (record.target, *record.upstream):
+        if ref.catalog != catalog or ref.schema_name not in LAYERS:
+            raise InvalidInput(
+                f"dataset record for {record.target} names table {ref}, which is not in tenant "
+                f"{record.tenant_id}'s catalog {catalog} (layers {', '.join(LAYERS)}); the loader must only "
+                "record tables of the tenant it worked for"
+            )
+
+
+def _dataset(row: asyncpg.Record) -> Dataset:
+    return Dataset(
+        target=TableRef(catalog=row["target_catalog"], schema_name=row["target_schema"], name=row["target_name"]),
+        kind=row["kind"],
+        connection_id=row["connection_id"],
+        source_table=row["source_table"],
+        row_count=row["row_count"],
+        columns=[ColumnMapping.model_validate(c) for c in row["columns"]],
+        keys=row["keys"],
+        upstream=[TableRef.model_validate(ref) for ref in row["upstream"]],
+        definition=row["definition"],
+        file_name=row["file_name"],
+        last_run_id=row["last_run_id"],
+        last_synced_at=row["last_synced_at"],
+        updated_at=row["updated_at"],
+    )
+
+
 class DatasetStore:
-    """Reads `datasets`."""
+    """The `datasets` table."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def of_tenant(self, tenant_id: str) -> list[Dataset]:
-        """Every dataset of the tenant, by target name."""
-        rows = await self._pool.fetch(
-            "SELECT * FROM datasets WHERE tenant_id = $1 ORDER BY target_catalog, target_schema, target_name",
-            tenant_id,
+    async def record(self, record: DatasetRecord) -> None:
+        """Upsert a silver, gold or uploaded table as the loader reported it; a redelivery writes the same row."""
+        check_record(record)
+        await self._pool.execute(
+            _UPSERT,
+            record.tenant_id,
+            record.target.catalog,
+            record.target.schema_name,
+            record.target.name,
+            record.kind,
+            None,
+            None,
+            record.row_count,
+            columns_json(record.columns),
+            [],
+            [ref.model_dump(mode="json") for ref in record.upstream],
+            record.definition,
+            record.file_name,
+            None,
+            None,
+            None,
         )
-        return [
-            Dataset(
-                target=TableRef(catalog=r["target_catalog"], schema_name=r["target_schema"], name=r["target_name"]),
-                connection_id=r["connection_id"],
-                source_table=r["source_table"],
-                row_count=r["row_count"],
-                columns=[ColumnMapping.model_validate(c) for c in r["columns"]],
-                last_run_id=r["last_run_id"],
-                updated_at=r["updated_at"],
-            )
-            for r in rows
-        ]
+
+    async def of_tenant(self, tenant_id: str, window: Window) -> tuple[list[Dataset], int | None]:
+        """A page of the tenant's datasets: bronze, then silver, then gold, each by name."""
+        rows = await self._pool.fetch(
+            """
+            SELECT * FROM datasets WHERE tenant_id = $1
+             ORDER BY array_position($2::text[], target_schema), target_schema, target_name, target_catalog
+             LIMIT $3 OFFSET $4
+            """,
+            tenant_id,
+            list(LAYERS),
+            window.fetch,
+            window.offset,
+        )
+        page, next_offset = window.cut(rows)
+        return [_dataset(row) for row in page], next_offset

@@ -23,7 +23,6 @@ def sync_event(run: RunRecord) -> SyncEvent:
     """The event of a finished run; built only from the stored row, so a re-publish is identical."""
     outcome = outcome_of(run)
     assert run.finished_at is not None  # a finished run always has its finish time
-    began = run.started_at or run.created_at
     data = SyncOutcome(
         run_id=run.run_id,
         tenant_id=run.tenant_id,
@@ -34,7 +33,7 @@ def sync_event(run: RunRecord) -> SyncEvent:
         status="succeeded" if outcome == "completed" else "failed",
         row_count=run.row_count,
         bytes=run.bytes,
-        duration_seconds=max(0.0, (run.finished_at - began).total_seconds()),
+        duration_seconds=run.duration(),
         columns=run.columns or [],
         error=run.error,
     )

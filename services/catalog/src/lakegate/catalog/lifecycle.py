@@ -95,6 +95,7 @@ def advance(run: RunRecord, step: Step, now: datetime) -> RunRecord:
                 status=_forward(run, "extracting"),
                 started_at=started,
                 columns=step.columns,
+                primary_key=step.primary_key,
                 staged_rows=step.row_count,
                 staged_bytes=step.staged.bytes,
             )

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import asyncpg
 from lakegate.catalog.database import Connection
+from lakegate.catalog.paging import Window
 from lakegate.common.contracts.runs import ColumnMapping, ErrorInfo, RunStatus, RunView, SyncMode, TableRef
 from lakegate.common.errors import NotFound
 
@@ -38,6 +39,7 @@ class RunRecord:
     attempt: str | None = None
     attempts: int = 0
     columns: list[ColumnMapping] | None = None
+    primary_key: list[str] | None = None
     staged_rows: int | None = None
     staged_bytes: int | None = None
     row_count: int | None = None
@@ -70,6 +72,7 @@ class RunRecord:
             attempt=row["attempt"],
             attempts=row["attempts"],
             columns=None if columns is None else [ColumnMapping.model_validate(c) for c in columns],
+            primary_key=row["primary_key"],
             staged_rows=row["staged_rows"],
             staged_bytes=row["staged_bytes"],
             row_count=row["row_count"],
@@ -81,6 +84,19 @@ class RunRecord:
             finished_at=row["finished_at"],
             event_published_at=row["event_published_at"],
         )
+
+    def duration(self) -> float | None:
+        """Seconds from start (or creation, if it never started) to finish; None while it runs."""
+        if self.finished_at is None:
+            return None
+        return max(0.0, (self.finished_at - (self.started_at or self.created_at)).total_seconds())
+
+    def throughput(self) -> float | None:
+        """Rows written per second of a succeeded run; None when there is no duration to divide by."""
+        duration = self.duration()
+        if self.status != "succeeded" or self.row_count is None or not duration:
+            return None
+        return self.row_count / duration
 
     def view(self) -> RunView:
         """The run as the edge and clients see it; before the load, rows are the extracted count."""
@@ -99,6 +115,8 @@ class RunRecord:
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
+            duration_seconds=self.duration(),
+            rows_per_second=self.throughput(),
         )
 
 
@@ -113,7 +131,8 @@ async def write_run(conn: Connection, run: RunRecord) -> None:
         """
         UPDATE runs SET status = $2, attempt = $3, attempts = $4, columns = $5, staged_rows = $6,
                staged_bytes = $7, row_count = $8, bytes = $9, table_version = $10, error_code = $11,
-               error_message = $12, error_transient = $13, failed_step = $14, started_at = $15, finished_at = $16
+               error_message = $12, error_transient = $13, failed_step = $14, started_at = $15, finished_at = $16,
+               primary_key = $17
          WHERE run_id = $1
         """,
         run.run_id,
@@ -132,6 +151,7 @@ async def write_run(conn: Connection, run: RunRecord) -> None:
         run.failed_step,
         run.started_at,
         run.finished_at,
+        run.primary_key,
     )
 
 
@@ -170,6 +190,31 @@ class RunStore:
         if row is None:
             raise run_not_found(run_id)
         return RunRecord.from_row(row)
+
+    async def newest(
+        self, tenant_id: str, connection_id: str | None, window: Window
+    ) -> tuple[list[RunRecord], int | None]:
+        """A page of the tenant's runs, newest first, of one source when `connection_id` is given."""
+        if connection_id is None:
+            rows = await self._pool.fetch(
+                "SELECT * FROM runs WHERE tenant_id = $1 ORDER BY created_at DESC, run_id DESC LIMIT $2 OFFSET $3",
+                tenant_id,
+                window.fetch,
+                window.offset,
+            )
+        else:
+            rows = await self._pool.fetch(
+                """
+                SELECT * FROM runs WHERE tenant_id = $1 AND connection_id = $2
+                 ORDER BY created_at DESC, run_id DESC LIMIT $3 OFFSET $4
+                """,
+                tenant_id,
+                connection_id,
+                window.fetch,
+                window.offset,
+            )
+        page, next_offset = window.cut(rows)
+        return [RunRecord.from_row(row) for row in page], next_offset
 
     async def mark_announced(self, run_id: str) -> None:
         """Remember that the run's public event was accepted, so it is never published again."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -42,8 +43,10 @@ def migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> list[str]:
-    """Apply the migrations this database has not seen; returns the names applied."""
+async def migrate(
+    conn: asyncpg.Connection | PoolConnectionProxy, shipped: Sequence[Migration] | None = None
+) -> list[str]:
+    """Apply the migrations this database has not seen (of `shipped`, all by default); returns the names applied."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
         await conn.execute(
@@ -57,7 +60,7 @@ async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> list[str]:
         )
         done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
         applied = []
-        for migration in migrations():
+        for migration in migrations() if shipped is None else shipped:
             if migration.version in done:
                 continue
             async with conn.transaction():
