@@ -29,6 +29,7 @@ from lakegate.common.contracts.runs import (
     SyncMode,
     TableRef,
 )
+from lakegate.common.contracts.transforms import DatasetRecord
 from lakegate.common.contracts.warehouse import QueryResult, RunQuery
 from lakegate.common.names import tenant_catalog
 from lakegate.common.settings import NatsSettings
@@ -200,3 +201,47 @@ def query(loader: LoaderState, tenant_id: str) -> Callable[..., Coroutine[Any, A
         )
 
     return ask
+
+
+@pytest.fixture
+def ask(loader: LoaderState) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """Send any request to the loader over NATS and read the answer model, as the edge does."""
+
+    async def call(subject: str, request: BaseModel, answer: type[M], timeout: float = 60.0) -> M:
+        return await loader.runtime.rpc.call(subject, request, answer, timeout=timeout)
+
+    return call
+
+
+@dataclass
+class LineageReader:
+    """Reads the `DatasetRecord` commands the loader put on the CMD stream (nobody else consumes them here)."""
+
+    js: JetStreamContext
+    topology: Topology
+
+    async def records(self, expected: int, timeout: float = 10.0) -> list[tuple[DatasetRecord, str]]:
+        """The first `expected` records with their message ids, waiting for them to arrive."""
+        sub = await self.js.pull_subscribe(self.topology.cmd_record_dataset, stream=self.topology.cmd_stream.name)
+        found: list[tuple[DatasetRecord, str]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while len(found) < expected:
+                    for msg in await sub.fetch(expected - len(found), timeout=timeout):
+                        found.append((DatasetRecord.model_validate_json(msg.data), (msg.headers or {})["Nats-Msg-Id"]))
+                        await msg.ack()
+        finally:
+            await sub.unsubscribe()
+        return found
+
+    async def pending(self) -> int:
+        """How many records wait on the stream."""
+        info = await self.js.stream_info(
+            self.topology.cmd_stream.name, subjects_filter=self.topology.cmd_record_dataset
+        )
+        return sum((info.state.subjects or {}).values())
+
+
+@pytest.fixture
+def lineage(extractor: Extractor) -> LineageReader:
+    return LineageReader(extractor.js, extractor.topology)

@@ -48,7 +48,10 @@ def numbers(count: int) -> pa.RecordBatch:
         ("SELECT * FROM orders VERSION AS OF 0", "time travel"),
         ("SELECT * FROM orders WHERE n = ?", "query parameters"),
         ("", "the SQL is empty"),
-        ("SELEC * FRM orders", "only SELECT queries are allowed (also WITH ... SELECT and UNION); this is `SELEC`"),
+        (
+            "SELEC * FRM orders",
+            "only SELECT, WITH, VALUES, SHOW TABLES and DESCRIBE are allowed (also UNION); this is `SELEC`",
+        ),
         ("SELECT * FROM orders WHERE (n = 1", "could not be parsed as Databricks SQL"),
     ],
 )
@@ -162,3 +165,36 @@ async def test_results_are_cut_at_the_byte_limit_and_marked_truncated(
     assert result.truncated
     assert 0 < result.row_count < 50
     assert result.row_count * 1000 <= loader.settings.max_result_bytes
+
+
+async def test_show_tables_and_describe_are_answered_from_the_lakehouse_metadata(
+    extractor: Extractor, query: Query
+) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+    await extractor.sync(extractor.target("order_items"), [numbers(1)])
+    await extractor.sync(extractor.target("users"), [numbers(1)])
+    await extractor.sync(extractor.target("clean", layer="silver"), [pa.record_batch({"d": pa.array([1.5])})])
+    catalog = extractor.target("orders").catalog
+
+    shown = await query("SHOW TABLES")
+    in_silver = await query(f"SHOW TABLES IN {catalog}.silver")
+    matching = await query("show tables from bronze like 'order*|us*'")
+    described = await query("DESCRIBE TABLE silver.clean")
+    schemas = await query("SHOW SCHEMAS")
+
+    assert [c.name for c in shown.columns] == ["database", "tableName", "isTemporary"]
+    assert shown.rows == [["bronze", "order_items", False], ["bronze", "orders", False], ["bronze", "users", False]]
+    assert in_silver.rows == [["silver", "clean", False]]
+    assert [r[1] for r in matching.rows] == ["order_items", "orders", "users"]
+    assert described.rows == [["d", "double", None]]
+    assert schemas.rows == [["bronze"], ["silver"], ["gold"]]
+    with pytest.raises(InvalidInput, match="catalog `tenant_other` is not yours"):
+        await query("SHOW TABLES IN tenant_other.bronze")
+    with pytest.raises(NotFound, match="tables in silver: clean"):
+        await query("DESCRIBE silver.nothing")
+
+
+async def test_values_without_a_table_are_a_read_query(query: Query) -> None:
+    result = await query("VALUES (1, 'a'), (2, 'b')")
+
+    assert result.rows == [[1, "a"], [2, "b"]]

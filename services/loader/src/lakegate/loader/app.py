@@ -15,8 +15,10 @@ from lakegate.common.service import Runtime, runtime, started
 from lakegate.common.staging import JetStreamStaging, StagingStore
 from lakegate.common.subjects import RunStep
 from lakegate.loader.config import LoaderSettings
+from lakegate.loader.curation import Curator
 from lakegate.loader.handlers import LoaderHandlers
-from lakegate.loader.warehouses.delta import LocalLakehouse
+from lakegate.loader.lineage import Lineage
+from lakegate.loader.warehouses.delta import LocalLakehouse, Timeouts
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 from lakegate.loader.worker import LoadWorker
 from nats.js.api import ConsumerConfig
@@ -43,6 +45,10 @@ def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -
         topology.warehouse_query: handlers.query,
         topology.warehouse_tables_list: handlers.list_tables,
         topology.warehouse_tables_describe: handlers.describe_table,
+        topology.warehouse_tables_preview: handlers.preview_table,
+        topology.warehouse_transform: handlers.transform,
+        topology.warehouse_gold_view: handlers.gold_view,
+        topology.warehouse_upload: handlers.upload,
     }
     for subject, handler in answering.items():
         broker.subscriber(subject, queue=QUEUE, max_workers=settings.request_workers)(handler)
@@ -66,6 +72,7 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
     warehouse = LocalLakehouse(
         settings.lakehouse,
         limits=EngineLimits(threads=settings.query_threads, memory_limit=settings.query_memory_limit),
+        timeouts=Timeouts(query=settings.query_timeout_seconds, transform=settings.transform_timeout_seconds),
         max_result_bytes=settings.max_result_bytes,
         queue_depth=settings.load_queue_depth,
     )
@@ -75,7 +82,8 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
 
     worker = LoadWorker(rt.broker, rt.topology, staging, warehouse)
-    handlers = LoaderHandlers(settings, warehouse, worker)
+    curator = Curator(warehouse, Lineage(rt.broker, rt.topology), settings.upload_max_bytes)
+    handlers = LoaderHandlers(settings, warehouse, curator, worker)
     _register(rt, handlers, settings)
     async with started(rt, settings) as health_port:
         yield LoaderState(settings, rt, warehouse, handlers, health_port)

@@ -34,6 +34,19 @@ class LoaderSettings(ServiceSettings):
         description="Most bytes of JSON rows in one answer; rows beyond it are cut and `truncated` is set. "
         "Must stay below the NATS max_payload.",
     )
+    transform_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A transform to silver running longer is stopped and commits nothing. The caller's request "
+        "timeout must be longer.",
+    )
+    upload_max_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        le=6 * 1024 * 1024,
+        description="Largest uploaded file (decoded). Its base64 travels in one NATS message, so 6 MiB is the "
+        "most a 9 MB max_payload carries.",
+    )
     query_threads: int = Field(default=4, ge=1, description="DuckDB threads per query.")
     query_memory_limit: str = Field(default="2GB", description="DuckDB memory limit per query, e.g. '2GB'.")
     request_workers: int = Field(

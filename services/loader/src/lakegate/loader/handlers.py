@@ -11,6 +11,15 @@ from dataclasses import dataclass
 
 from faststream.nats.annotations import NatsMessage
 from lakegate.common.contracts.runs import Extracted
+from lakegate.common.contracts.transforms import (
+    CreateGoldView,
+    GoldView,
+    PreviewTable,
+    TransformResult,
+    TransformToSilver,
+    UploadFile,
+    UploadResult,
+)
 from lakegate.common.contracts.warehouse import (
     DescribeTable,
     ListTables,
@@ -24,6 +33,7 @@ from lakegate.common.errors import LakegateError
 from lakegate.common.names import tenant_catalog
 from lakegate.common.rpc import answers
 from lakegate.loader.config import LoaderSettings
+from lakegate.loader.curation import Curator
 from lakegate.loader.warehouses.base import Warehouse
 from lakegate.loader.worker import LoadWorker
 from pydantic import ValidationError
@@ -33,10 +43,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoaderHandlers:
-    """Handlers bound to the warehouse and the load worker."""
+    """Handlers bound to the warehouse, the curator and the load worker."""
 
     settings: LoaderSettings
     warehouse: Warehouse
+    curator: Curator
     worker: LoadWorker
 
     async def on_extracted(self, msg: NatsMessage) -> None:
@@ -67,10 +78,32 @@ class LoaderHandlers:
 
     @answers
     async def list_tables(self, request: ListTables) -> TableList:
-        """`tables.list`: the tenant's tables in one layer."""
-        return await self.warehouse.list_tables(tenant_catalog(request.tenant_id), request.layer)
+        """`tables.list`: one page of the tenant's tables in one layer."""
+        catalog = tenant_catalog(request.tenant_id)
+        return await self.warehouse.list_tables(catalog, request.layer, offset=request.offset, limit=request.limit)
 
     @answers
     async def describe_table(self, request: DescribeTable) -> TableDescription:
-        """`tables.describe`: columns, size, version and properties of one of the tenant's tables."""
-        return await self.warehouse.describe(tenant_catalog(request.tenant_id), request.table_name)
+        """`tables.describe`: columns (with statistics if asked), size, version and properties of one table."""
+        catalog = tenant_catalog(request.tenant_id)
+        return await self.warehouse.describe(catalog, request.table_name, with_stats=request.with_stats)
+
+    @answers
+    async def preview_table(self, request: PreviewTable) -> QueryResult:
+        """`tables.preview`: the first rows of one table or view."""
+        return await self.warehouse.preview(tenant_catalog(request.tenant_id), request.table_name, request.limit)
+
+    @answers
+    async def transform(self, request: TransformToSilver) -> TransformResult:
+        """`transform`: build a silver table from a bronze one."""
+        return await self.curator.transform_to_silver(request)
+
+    @answers
+    async def gold_view(self, request: CreateGoldView) -> GoldView:
+        """`gold_view`: define a gold view over silver and gold tables."""
+        return await self.curator.create_gold_view(request)
+
+    @answers
+    async def upload(self, request: UploadFile) -> UploadResult:
+        """`upload`: replace a bronze table with an uploaded file."""
+        return await self.curator.upload(request)

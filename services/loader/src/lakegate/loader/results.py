@@ -160,9 +160,12 @@ def column_values(column: pa.ChunkedArray) -> list[Any]:
     return [convert(value) for value in column.to_pylist()]
 
 
-def query_result(table: pa.Table, max_rows: int, max_bytes: int) -> QueryResult:
-    """Rows as JSON values, at most `max_rows` of them and at most `max_bytes` of JSON."""
-    truncated = table.num_rows > max_rows
+def query_result(table: pa.Table, max_rows: int, max_bytes: int, *, more: bool = False) -> QueryResult:
+    """Rows as JSON values, at most `max_rows` of them and at most `max_bytes` of JSON.
+
+    `more` says the reader stopped before the end, so the result is cut whatever `table` holds.
+    """
+    truncated = more or table.num_rows > max_rows
     table = table.slice(0, max_rows)
     columns = [column_values(column) for column in table.columns]
     rows: list[list[Any]] = []

@@ -1,99 +1,135 @@
-"""The first wall in front of the warehouse: only one read-only query over the caller's own catalog.
+"""The first wall in front of any warehouse: one read-only statement over the caller's own catalog.
 
-A query is parsed with sqlglot as Databricks SQL, then
+A statement is parsed with sqlglot as Databricks SQL and must be exactly one of
 
-1. it must be exactly one statement, a SELECT (WITH ... SELECT and UNION / INTERSECT / EXCEPT too);
-2. every node is checked against `RULES`, small functions that each refuse one kind of danger
-   (writes anywhere in the tree, SELECT INTO, file-reading functions, parameters);
-3. every table reference must resolve inside the tenant's catalog: `t` (bronze), `layer.t` or
-   `<tenant catalog>.<layer>.t`; a table function, a file path, another catalog or an unknown
-   layer is refused, and an unknown table is reported with the tables that do exist;
-4. table references are rewritten in the syntax tree to the names the engine registers, the tree is
-   transpiled to DuckDB by sqlglot, and the whole query is wrapped with a row cap of max_rows + 1
-   so that the caller can tell when rows were cut.
+    SELECT / WITH ... SELECT / VALUES / UNION ...   → `ReadQuery`
+    SHOW TABLES [IN layer] [[LIKE] 'pattern']       → `ShowTables`   (answered from metadata)
+    SHOW SCHEMAS                                    → `ShowSchemas`  (answered from metadata)
+    DESCRIBE [TABLE] [EXTENDED] name                → `DescribeTarget` (answered from metadata)
 
-Parsing is not the only wall: the engine registers only the tables a query names, with file access
-and Python variable lookups turned off. New rules go into `RULES`; each returns why it refuses a
-node, or None.
+Every node of a query is checked against `RULES` (writes hidden anywhere in the tree, SELECT INTO,
+functions that read files or reach the engine's host, parameters), and every table reference must
+resolve inside the tenant's catalog: `t` (bronze), `layer.t` or `<tenant catalog>.<layer>.t`. Table
+functions, file paths, other catalogs and unknown schemas are refused, each with a `Refusal`
+category and a message that says what to write instead. An unknown table is `NotFound` and lists
+the tables that exist.
+
+What comes out is warehouse-neutral: a `ReadQuery` is the parsed tree with every table written
+`<catalog>.<layer>.<name>`, so a warehouse renders it in its own dialect (see `render_databricks`
+and `lakegate.loader.warehouses.duckdbsql`). Parsing is the first wall, not the only one: the local
+engine also runs sealed (see `lakegate.loader.warehouses.sqlengine`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import sqlglot
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.errors import InvalidInput, NotFound
 from lakegate.common.names import LAYERS
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
+from sqlglot.errors import ParseError, SqlglotError, TokenError
 
 READ_DIALECT = "databricks"
-ENGINE_DIALECT = "duckdb"
 MAX_SQL_CHARS = 100_000
 DEFAULT_LAYER = "bronze"
-_TABLE_HINT = "name a table as `table` (bronze), `layer.table` or `catalog.layer.table`"
+TABLE_HINT = "name a table as `table` (bronze), `layer.table` or `catalog.layer.table`"
+
+
+class Refusal(StrEnum):
+    """Why the guard refused a statement."""
+
+    SYNTAX = "syntax"
+    MULTIPLE_STATEMENTS = "multiple_statements"
+    NOT_A_READ = "not_a_read"
+    OTHER_CATALOG = "other_catalog"
+    FILE_ACCESS = "file_access"
+    FORBIDDEN_FUNCTION = "forbidden_function"
+    UNSUPPORTED = "unsupported"
+
+
+class Refused(InvalidInput):
+    """A statement the guard will not let through; `category` says which wall it hit."""
+
+    def __init__(self, category: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.category = category
+
 
 #: Spark/Databricks `format.`path`` prefixes that read files instead of tables.
-FILE_FORMATS = frozenset({"parquet", "csv", "json", "delta", "text", "orc", "avro", "binaryfile", "cloud_files"})
-#: Functions that read files or run SQL of their own; refused anywhere in a query.
-FILE_FUNCTIONS = frozenset(
-    {
-        "read_files",
-        "query",
-        "query_table",
-        "glob",
-        "sniff_csv",
-        "parquet_scan",
-        "parquet_metadata",
-        "parquet_schema",
-        "parquet_file_metadata",
-        "delta_scan",
-        "iceberg_scan",
-        "csv_scan",
-        "json_scan",
-        "cloud_files",
-        "getenv",
-    }
+FILE_FORMATS = frozenset(
+    {"parquet", "csv", "json", "delta", "text", "orc", "avro", "binaryfile", "cloud_files", "xml", "image", "tsv"}
 )
+#: Functions that read files or URLs; refused anywhere in a query. `read_*` and `*_scan` are too.
+FILE_FUNCTIONS = frozenset(
+    {"read_files", "cloud_files", "glob", "sniff_csv", "input_file_name", "list_secrets", "from_avro", "load"}
+)
+_FILE_PREFIXES = ("read_", "parquet_", "iceberg_", "delta_", "csv_", "json_scan", "ndjson_")
+#: Functions that reach the engine's host, configuration, secrets or other systems.
+SYSTEM_FUNCTIONS = frozenset(
+    {
+        "getenv", "current_setting", "set_config", "which_secret", "load_extension", "install_extension",
+        "checkpoint", "force_checkpoint", "query", "query_table", "secret", "reflect", "java_method",
+        "try_reflect", "http_request", "enable_logging", "disable_logging", "enable_profiling",
+        "disable_profiling", "pragma", "system", "shell", "export_state", "import_state",
+    }
+)  # fmt: skip
+_SYSTEM_PREFIXES = ("duckdb_", "pragma_", "sqlite_", "postgres_", "mysql_", "http_", "ai_", "vector_search", "_lg_")
 _WRITES = (
     exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Copy, exp.LoadData, exp.TruncateTable, exp.DDL,
     exp.Drop, exp.Alter, exp.Command, exp.Set, exp.Cache, exp.Uncache, exp.Use, exp.Describe, exp.Pragma,
     exp.Transaction, exp.Commit, exp.Rollback, exp.Grant, exp.Revoke, exp.Analyze, exp.Show, exp.Refresh,
     exp.Kill, exp.Export, exp.Attach, exp.Detach, exp.Install, exp.Summarize,
 )  # fmt: skip
-_QUERIES = (exp.Select, exp.SetOperation, exp.Subquery)
+_QUERIES = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
+_SHOW_TABLES = re.compile(
+    r"^\s*TABLES(?:\s+(?:IN|FROM)\s+(?P<where>[`\w]+(?:\s*\.\s*[`\w]+)?))?(?:\s+(?:LIKE\s+)?'(?P<pattern>[^']*)')?\s*$",
+    re.IGNORECASE,
+)
+_SHOW_SCHEMAS = re.compile(r"^\s*(?:SCHEMAS|DATABASES)\s*$", re.IGNORECASE)
 
-Rule = Callable[[exp.Expr], str | None]
+Rule = Callable[[exp.Expr], Refused | None]
 TablesIn = Callable[[str], Sequence[str]]
 
 
 @dataclass(frozen=True)
-class GuardedQuery:
-    """A query that passed the guard, ready for the engine."""
+class ReadQuery:
+    """A query that passed the guard: every table in `statement` is written `<catalog>.<layer>.<name>`.
 
-    sql: str
-    #: Engine name → the table it stands for; the engine registers exactly these.
-    sources: dict[str, TableRef]
+    `statement` is a SELECT, a set operation, a parenthesized query or VALUES.
+    """
+
+    statement: exp.Expr
+    tables: frozenset[TableRef]
+
+
+@dataclass(frozen=True)
+class ShowTables:
+    layer: str
+    pattern: str | None
+
+
+@dataclass(frozen=True)
+class ShowSchemas:
+    pass
+
+
+@dataclass(frozen=True)
+class DescribeTarget:
+    ref: TableRef
+
+
+Checked = ReadQuery | ShowTables | ShowSchemas | DescribeTarget
 
 
 def _statement_kind(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
-        return str(node.this).upper()
+        return f"{node.this} {node.text('expression').split(' ')[0]}".strip().upper()
     return node.key.upper()
-
-
-def _no_writes(node: exp.Expr) -> str | None:
-    if isinstance(node, _WRITES):
-        return f"{_statement_kind(node)} is not allowed: queries are read-only, use SELECT only"
-    return None
-
-
-def _no_select_into(node: exp.Expr) -> str | None:
-    if isinstance(node, exp.Into):
-        return "SELECT ... INTO is not allowed: queries are read-only, drop the INTO clause"
-    return None
 
 
 def function_name(node: exp.Func) -> str:
@@ -101,142 +137,254 @@ def function_name(node: exp.Func) -> str:
     return node.name.lower() if isinstance(node, exp.Anonymous) else node.sql_name().lower()
 
 
-def _no_file_functions(node: exp.Expr) -> str | None:
-    if isinstance(node, exp.Func):
-        name = function_name(node)
-        if name in FILE_FUNCTIONS or name.startswith("read_"):
-            return f"function {name}() is not allowed: it reads files; query tables of your catalog by name"
+def _no_writes(node: exp.Expr) -> Refused | None:
+    if isinstance(node, _WRITES):
+        return Refused(
+            Refusal.NOT_A_READ, f"{_statement_kind(node)} is not allowed: queries are read-only, use SELECT only"
+        )
     return None
 
 
-def _no_parameters(node: exp.Expr) -> str | None:
-    if isinstance(node, exp.Placeholder | exp.Parameter):
-        return "query parameters (?, :name, ${name}) are not supported: write the values into the SQL"
+def _no_select_into(node: exp.Expr) -> Refused | None:
+    if isinstance(node, exp.Into):
+        return Refused(Refusal.NOT_A_READ, "SELECT ... INTO is not allowed: queries are read-only, drop INTO")
     return None
 
 
-RULES: tuple[Rule, ...] = (_no_writes, _no_select_into, _no_file_functions, _no_parameters)
+def _no_outside_functions(node: exp.Expr) -> Refused | None:
+    if not isinstance(node, exp.Func):
+        return None
+    name = function_name(node)
+    if name in FILE_FUNCTIONS or name.startswith(_FILE_PREFIXES) or name.endswith("_scan"):
+        return Refused(
+            Refusal.FILE_ACCESS, f"function {name}() is not allowed: it reads files; query tables of your catalog"
+        )
+    if name in SYSTEM_FUNCTIONS or name.startswith(_SYSTEM_PREFIXES):
+        return Refused(
+            Refusal.FORBIDDEN_FUNCTION,
+            f"function {name}() is not allowed: it reaches outside your tables; use ordinary SQL functions",
+        )
+    return None
 
 
-def _parse_one(sql: str) -> exp.Expr:
-    if len(sql) > MAX_SQL_CHARS:
-        raise InvalidInput(f"the SQL is {len(sql)} characters long; send at most {MAX_SQL_CHARS}")
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=READ_DIALECT) if s is not None]
-    except (ParseError, TokenError) as exc:
-        raise InvalidInput(f"the SQL could not be parsed as Databricks SQL: {_first_line(exc)}") from exc
-    except RecursionError as exc:
-        raise InvalidInput("the SQL is nested too deeply to check; simplify it") from exc
-    if not statements:
-        raise InvalidInput("the SQL is empty: send one SELECT statement")
-    if len(statements) > 1:
-        raise InvalidInput(f"the SQL holds {len(statements)} statements; send exactly one SELECT statement")
-    statement = statements[0]
-    if not isinstance(statement, _QUERIES):
-        kind = _statement_kind(statement) if isinstance(statement, _WRITES) else f"`{sql.split()[0][:40]}`"
-        raise InvalidInput(f"only SELECT queries are allowed (also WITH ... SELECT and UNION); this is {kind}")
-    return statement
+def _no_parameters(node: exp.Expr) -> Refused | None:
+    if isinstance(node, exp.Placeholder | exp.Parameter | exp.SessionParameter):
+        return Refused(
+            Refusal.UNSUPPORTED, "query parameters (?, :name, ${name}, @var) are not supported: write the values in"
+        )
+    return None
+
+
+RULES: tuple[Rule, ...] = (_no_writes, _no_select_into, _no_outside_functions, _no_parameters)
 
 
 def _first_line(exc: SqlglotError) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def _parse_one(sql: str) -> exp.Expr:
+    if len(sql) > MAX_SQL_CHARS:
+        raise Refused(Refusal.UNSUPPORTED, f"the SQL is {len(sql)} characters long; send at most {MAX_SQL_CHARS}")
+    if "\x00" in sql:
+        raise Refused(Refusal.SYNTAX, "the SQL contains a NUL character; remove it")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=READ_DIALECT) if s is not None]
+    except (ParseError, TokenError) as exc:
+        raise Refused(Refusal.SYNTAX, f"the SQL could not be parsed as Databricks SQL: {_first_line(exc)}") from exc
+    except RecursionError as exc:
+        raise Refused(Refusal.UNSUPPORTED, "the SQL is nested too deeply to check; simplify it") from exc
+    if not statements:
+        raise Refused(Refusal.SYNTAX, "the SQL is empty: send one SELECT statement")
+    if len(statements) > 1:
+        raise Refused(
+            Refusal.MULTIPLE_STATEMENTS, f"the SQL holds {len(statements)} statements; send exactly one statement"
+        )
+    return statements[0]
+
+
 def _check_rules(statement: exp.Expr) -> None:
     for node in statement.walk():
         for rule in RULES:
-            reason = rule(node)
-            if reason is not None:
-                raise InvalidInput(reason)
+            refused = rule(node)
+            if refused is not None:
+                raise refused
 
 
-def engine_name(layer: str, table: str) -> str:
-    """The name a table is registered under in the engine; no query can spell it into another table."""
-    return f"_lg_{layer}__{table}"
+def _not_a_query(statement: exp.Expr, sql: str) -> Refused:
+    if isinstance(statement, _WRITES):
+        kind = _statement_kind(statement)
+        return Refused(Refusal.NOT_A_READ, f"{kind} is not allowed: only read statements run here; this is {kind}")
+    first = sql.split()[0][:40] if sql.split() else ""
+    return Refused(
+        Refusal.NOT_A_READ,
+        f"only SELECT, WITH, VALUES, SHOW TABLES and DESCRIBE are allowed (also UNION); this is `{first}`",
+    )
 
 
 @dataclass(frozen=True)
-class _Resolver:
+class Resolver:
+    """Resolves table names inside one catalog; `tables_in(layer)` names the tables that exist."""
+
     catalog: str
     tables_in: TablesIn
-    ctes: frozenset[str]
 
-    def resolve(self, table: exp.Table) -> tuple[str, TableRef] | None:
-        """The engine name and table a reference stands for; None for a reference to a CTE."""
-        name = self._plain_name(table)
-        layer, catalog = table.db.lower(), table.catalog.lower()
-        if layer in FILE_FORMATS or any(ch in name for ch in "/\\:."):
-            raise InvalidInput(
-                f"file paths such as {table.sql(READ_DIALECT)} are not allowed; query tables of your catalog by name"
+    def layer(self, written: exp.Table | None, catalog: str, layer: str) -> str:
+        """The layer a `[catalog.]layer` qualifier names, refusing anything outside the catalog."""
+        shown = written.sql(READ_DIALECT) if written is not None else f"{catalog}.{layer}".strip(".")
+        if layer.lower() in FILE_FORMATS:
+            raise Refused(Refusal.FILE_ACCESS, f"file paths such as {shown} are not allowed; query tables by name")
+        if catalog and catalog.lower() != self.catalog:
+            raise Refused(
+                Refusal.OTHER_CATALOG,
+                f"catalog `{catalog}` is not yours: you can query only `{self.catalog}`; {TABLE_HINT}",
             )
-        if not layer and name.lower() in self.ctes:
-            return None
-        if catalog and catalog != self.catalog:
-            raise InvalidInput(
-                f"catalog `{table.catalog}` is not yours: you can query only `{self.catalog}`; {_TABLE_HINT}"
+        folded = (layer or DEFAULT_LAYER).lower()
+        if folded not in LAYERS:
+            raise Refused(
+                Refusal.OTHER_CATALOG,
+                f"schema `{layer}` does not exist in `{self.catalog}`: use bronze, silver or gold "
+                "(SHOW TABLES IN silver lists a layer)",
             )
-        layer = layer or DEFAULT_LAYER
-        if layer not in LAYERS:
-            raise InvalidInput(f"schema `{table.db}` does not exist in `{self.catalog}`: use bronze, silver or gold")
+        return folded
+
+    def table(self, table: exp.Table) -> TableRef:
+        """The table a reference names; refuses table functions, paths and names outside the catalog."""
+        name = _plain_name(table)
+        layer = self.layer(table, table.catalog, table.db)
+        if any(ch in name for ch in "/\\:") or name.startswith("~"):
+            raise Refused(
+                Refusal.FILE_ACCESS,
+                f"file paths such as {table.sql(READ_DIALECT)} are not allowed; query tables of your catalog by name",
+            )
+        if "." in name:
+            raise Refused(
+                Refusal.UNSUPPORTED,
+                f"{table.sql(READ_DIALECT)} is one quoted name with dots in it; quote each part alone: {TABLE_HINT}",
+            )
         name = name.lower()
         existing = sorted(self.tables_in(layer))
         if name not in existing:
-            raise NotFound(_unknown_table(self.catalog, layer, name, existing))
-        return engine_name(layer, name), TableRef(catalog=self.catalog, schema_name=layer, name=name)
-
-    @staticmethod
-    def _plain_name(table: exp.Table) -> str:
-        if isinstance(table.this, exp.Func):
-            name = function_name(table.this)
-            raise InvalidInput(f"table function {name}() is not allowed; query tables of your catalog by name")
-        if not isinstance(table.this, exp.Identifier):
-            raise InvalidInput(f"`{table.sql(READ_DIALECT)}` is not a plain table name; {_TABLE_HINT}")
-        if table.args.get("version") is not None:
-            raise InvalidInput("time travel (VERSION AS OF / TIMESTAMP AS OF) is not supported; query the table")
-        alias = table.args.get("alias")
-        if alias is not None and not isinstance(alias.this, exp.Identifier):
-            raise InvalidInput(f"`{table.sql(READ_DIALECT)}` is not a plain table reference; {_TABLE_HINT}")
-        return table.name
+            raise NotFound(unknown_table(self.catalog, layer, name, existing))
+        return TableRef(catalog=self.catalog, schema_name=layer, name=name)
 
 
-def _unknown_table(catalog: str, layer: str, name: str, existing: Sequence[str]) -> str:
+def _plain_name(table: exp.Table) -> str:
+    if isinstance(table.this, exp.Func):
+        name = function_name(table.this)
+        raise Refused(
+            Refusal.FORBIDDEN_FUNCTION, f"table function {name}() is not allowed; query tables of your catalog by name"
+        )
+    if not isinstance(table.this, exp.Identifier):
+        raise Refused(Refusal.UNSUPPORTED, f"`{table.sql(READ_DIALECT)}` is not a plain table name; {TABLE_HINT}")
+    if table.args.get("version") is not None or table.args.get("when") is not None:
+        raise Refused(Refusal.UNSUPPORTED, "time travel (VERSION AS OF / TIMESTAMP AS OF) is not supported")
+    alias = table.args.get("alias")
+    if alias is not None and not isinstance(alias.this, exp.Identifier | None):
+        raise Refused(Refusal.UNSUPPORTED, f"`{table.sql(READ_DIALECT)}` is not a plain table reference")
+    return table.name
+
+
+def unknown_table(catalog: str, layer: str, name: str, existing: Sequence[str]) -> str:
+    """Says a table is missing and which ones exist in its layer."""
     if not existing:
         return f"table {catalog}.{layer}.{name} does not exist: the {layer} layer has no tables yet"
     shown = ", ".join(existing[:50]) + (f" and {len(existing) - 50} more" if len(existing) > 50 else "")
     return f"table {catalog}.{layer}.{name} does not exist; tables in {layer}: {shown}"
 
 
-def _rewrite_tables(statement: exp.Expr, resolver: _Resolver) -> dict[str, TableRef]:
-    sources: dict[str, TableRef] = {}
+def _cte_names(statement: exp.Expr) -> frozenset[str]:
+    return frozenset(cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE))
+
+
+def _qualify(statement: exp.Expr, resolver: Resolver) -> frozenset[TableRef]:
+    """Write every table reference as `<catalog>.<layer>.<name>`; returns the tables named."""
+    ctes = _cte_names(statement)
+    found: set[TableRef] = set()
     for table in list(statement.find_all(exp.Table)):
-        resolved = resolver.resolve(table)
-        if resolved is None:
+        if not table.db and not table.catalog and isinstance(table.this, exp.Identifier) and table.name.lower() in ctes:
             continue
-        registered, ref = resolved
-        sources[registered] = ref
+        ref = resolver.table(table)
+        found.add(ref)
         if table.args.get("alias") is None:
-            # Keep the name the query uses, so `orders.id` still resolves after the rewrite.
+            # Keep the name the query uses, so `orders.id` still resolves once the name is qualified.
             table.set("alias", exp.TableAlias(this=exp.to_identifier(ref.name)))
-        table.set("this", exp.to_identifier(registered))
-        table.set("db", None)
-        table.set("catalog", None)
+        table.set("this", exp.to_identifier(ref.name, quoted=True))
+        table.set("db", exp.to_identifier(ref.schema_name, quoted=True))
+        table.set("catalog", exp.to_identifier(ref.catalog, quoted=True))
     for column in statement.find_all(exp.Column):
-        # `bronze.orders.id` → `orders.id`: the table alias carries the qualification now.
+        if column.args.get("catalog") is not None:
+            resolver.layer(None, column.text("catalog"), column.text("db"))
+        # `bronze.orders.id` → `orders.id`: the table's alias carries the qualification.
         column.set("db", None)
         column.set("catalog", None)
-    return sources
+    return frozenset(found)
 
 
-def guard(sql: str, catalog: str, tables_in: TablesIn, max_rows: int) -> GuardedQuery:
-    """Check one Databricks SQL query for `catalog` and translate it to capped DuckDB SQL."""
-    statement = _parse_one(sql)
+def check_query(statement: exp.Expr, resolver: Resolver) -> ReadQuery:
+    """Check a parsed query node and qualify its tables."""
+    if not isinstance(statement, _QUERIES):
+        raise _not_a_query(statement, statement.sql(READ_DIALECT))
     _check_rules(statement)
-    ctes = frozenset(cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE))
-    sources = _rewrite_tables(statement, _Resolver(catalog.lower(), tables_in, ctes))
-    result = exp.Subquery(this=statement, alias=exp.TableAlias(this=exp.to_identifier("_lg_result")))
-    capped = exp.select("*").from_(result).limit(max_rows + 1)
-    try:
-        engine_sql = capped.sql(dialect=ENGINE_DIALECT, unsupported_level=ErrorLevel.RAISE)
-    except SqlglotError as exc:
-        raise InvalidInput(f"the SQL uses something the local lakehouse cannot run: {_first_line(exc)}") from exc
-    return GuardedQuery(engine_sql, sources)
+    return ReadQuery(statement, _qualify(statement, resolver))
+
+
+def _show(statement: exp.Command, resolver: Resolver) -> Checked:
+    text = statement.text("expression")
+    if _SHOW_SCHEMAS.match(text):
+        return ShowSchemas()
+    shown = _SHOW_TABLES.match(text)
+    if shown is None:
+        raise Refused(
+            Refusal.UNSUPPORTED,
+            f"SHOW {text.split(' ')[0].upper()} is not supported: use SHOW TABLES [IN layer] or SHOW SCHEMAS",
+        )
+    where = [part.strip().strip("`") for part in (shown["where"] or "").split(".") if part.strip()]
+    catalog, layer = (where[0], where[1]) if len(where) == 2 else ("", where[0] if where else "")
+    return ShowTables(resolver.layer(None, catalog, layer), shown["pattern"])
+
+
+def _describe(statement: exp.Describe, resolver: Resolver) -> DescribeTarget:
+    style = str(statement.args.get("style") or "").upper()
+    kind = str(statement.args.get("kind") or "TABLE").upper()
+    if not isinstance(statement.this, exp.Table) or kind != "TABLE" or style not in {"", "EXTENDED", "FORMATTED"}:
+        raise Refused(
+            Refusal.UNSUPPORTED,
+            f"{statement.sql(READ_DIALECT)[:60]} is not supported: use DESCRIBE [TABLE] name, or describe_table",
+        )
+    return DescribeTarget(resolver.table(statement.this))
+
+
+def check(sql: str, catalog: str, tables_in: TablesIn) -> Checked:
+    """Check one Databricks SQL statement for `catalog`: a read query, SHOW TABLES or DESCRIBE."""
+    statement = _parse_one(sql)
+    resolver = Resolver(catalog.lower(), tables_in)
+    if isinstance(statement, exp.Command) and str(statement.this).upper() == "SHOW":
+        return _show(statement, resolver)
+    if isinstance(statement, exp.Describe):
+        return _describe(statement, resolver)
+    if not isinstance(statement, _QUERIES):
+        raise _not_a_query(statement, sql)
+    return check_query(statement, resolver)
+
+
+def check_select(sql: str, catalog: str, tables_in: TablesIn) -> ReadQuery:
+    """Check SQL that must be one read query (gold view definitions)."""
+    checked = check(sql, catalog, tables_in)
+    if not isinstance(checked, ReadQuery):
+        raise Refused(Refusal.NOT_A_READ, "a view is defined by one SELECT statement, not SHOW or DESCRIBE")
+    return checked
+
+
+def qualified_table(ref: TableRef) -> exp.Table:
+    """`<catalog>.<layer>.<name>` as a reference node, aliased by its name, as in every `ReadQuery`."""
+    return exp.table_(
+        exp.to_identifier(ref.name, quoted=True),
+        db=exp.to_identifier(ref.schema_name, quoted=True),
+        catalog=exp.to_identifier(ref.catalog, quoted=True),
+        alias=ref.name,
+    )
+
+
+def render_databricks(statement: exp.Expr) -> str:
+    """The statement as Databricks SQL, without comments."""
+    return statement.sql(dialect=READ_DIALECT, comments=False)

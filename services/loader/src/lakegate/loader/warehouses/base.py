@@ -1,14 +1,23 @@
-"""The interface every warehouse implements: load a run atomically, answer SQL, list and describe tables."""
+"""The interfaces a warehouse implements: `Warehouse` (load, query, inspect) and the optional `Builder`.
+
+What is warehouse-neutral lives outside this package and is shared: the SQL guard (`sqlguard`), the
+silver spec → syntax tree (`silver`), statistics queries (`tablestats`) and file parsing (`uploads`).
+A warehouse only renders guarded trees in its own dialect, runs them and stores the results.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import SyncMode, TableRef
 from lakegate.common.contracts.warehouse import QueryResult, TableDescription, TableList
+from lakegate.loader.sqlguard import ReadQuery
+
+#: Commit note naming what wrote a table other than a load: `transform` or `upload`.
+OPERATION_NOTE = "lakegate.operation"
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,15 @@ class LoadResult:
     bytes: int
     version: int | None
     already_committed: bool
+
+
+@dataclass(frozen=True)
+class Written:
+    """A table or view that was just created or replaced."""
+
+    schema: pa.Schema
+    row_count: int | None
+    version: int | None
 
 
 class Warehouse(Protocol):
@@ -38,10 +56,38 @@ class Warehouse(Protocol):
         """Run one read-only statement over `catalog` and return at most `max_rows` rows as JSON values."""
         ...
 
-    async def list_tables(self, catalog: str, layer: str) -> TableList:
-        """The tables of `catalog` in one layer (bronze, silver or gold)."""
+    async def preview(self, catalog: str, table_name: str, limit: int) -> QueryResult:
+        """The first `limit` rows of one table or view."""
         ...
 
-    async def describe(self, catalog: str, table_name: str) -> TableDescription:
-        """Columns, size, version and properties of one table of `catalog`."""
+    async def list_tables(self, catalog: str, layer: str, *, offset: int = 0, limit: int = 100) -> TableList:
+        """One page of the tables (and views) of `catalog` in one layer, sorted by name."""
+        ...
+
+    async def describe(self, catalog: str, table_name: str, *, with_stats: bool = False) -> TableDescription:
+        """Columns, size, version and properties of one table; per-column statistics when asked."""
+        ...
+
+
+class Builder(Protocol):
+    """Optional ability: build tables and views from guarded queries, and store uploaded data."""
+
+    def tables_in(self, catalog: str, layer: str) -> list[str]:
+        """Names of the tables and views of one layer, for the guard to resolve against."""
+        ...
+
+    async def table_schema(self, ref: TableRef) -> tuple[pa.Schema, int]:
+        """The schema and row count of an existing table; `NotFound` names the tables that exist."""
+        ...
+
+    async def create_table_as(self, target: TableRef, query: ReadQuery, *, note: Mapping[str, str]) -> Written:
+        """Replace `target` with the query's rows in one atomic commit; a failure leaves it as it was."""
+        ...
+
+    async def create_view(self, ref: TableRef, query: ReadQuery, *, definition: str) -> Written:
+        """Create or replace a view defined by `query` (`definition` is its Databricks SQL)."""
+        ...
+
+    async def replace_table(self, target: TableRef, data: pa.Table, *, note: Mapping[str, str]) -> Written:
+        """Replace `target` with `data` in one atomic commit."""
         ...

@@ -1,25 +1,27 @@
-"""The local lakehouse: Delta Lake tables under a directory, SQL through DuckDB.
+"""The local lakehouse: Delta Lake tables under a directory, gold views as files, SQL through DuckDB.
 
-Tables live at `<root>/<catalog>/<layer>/<table>`. A load is one Delta commit that carries the run
-id in its commit metadata (`lakegate.run_id`), so a redelivered load finds its commit in the
-table's history and commits nothing twice. A load that fails before its commit leaves the table as
-it was: Delta's commit is the single atomic step. Row counts and sizes come from the Delta log,
-never from scanning the data.
+Tables live at `<root>/<catalog>/<layer>/<table>`, gold views at `<root>/<catalog>/gold/_views/`.
+Every write is one Delta commit (a load carries its run id in the commit metadata, so a redelivered
+load commits nothing twice); a write that fails before its commit leaves the table as it was. Row
+counts and sizes come from the Delta log, never from scanning data. Every statement runs in a sealed
+DuckDB session (`sqlengine`) over exactly the tables it names, after the guard (`sqlguard`) and the
+translation to DuckDB (`duckdbsql`, which also inlines gold views).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 from lakegate.common.contracts.runs import SyncMode, TableRef
 from lakegate.common.contracts.warehouse import (
@@ -29,83 +31,52 @@ from lakegate.common.contracts.warehouse import (
     TableSummary,
     WarehouseColumn,
 )
-from lakegate.common.errors import Conflict, NotFound, Unsupported, WarehouseError
+from lakegate.common.errors import Conflict, InvalidInput, NotFound, Unsupported, WarehouseError
+from lakegate.loader.metastatements import describe_columns, show_schemas, show_tables
 from lakegate.loader.results import query_result
-from lakegate.loader.sqlguard import guard
+from lakegate.loader.sqlguard import DescribeTarget, ReadQuery, ShowTables, check, check_select, unknown_table
 from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
-from lakegate.loader.warehouses.base import LoadResult
+from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
+from lakegate.loader.warehouses import deltalog
+from lakegate.loader.warehouses.base import LoadResult, Written
 from lakegate.loader.warehouses.bridge import write_in_thread
 from lakegate.loader.warehouses.deltatypes import conform, delta_schema
-from lakegate.loader.warehouses.sqlengine import EngineLimits, execute
+from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
+from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
+from lakegate.loader.warehouses.sqlengine import BATCH_ROWS, EngineLimits, Session, session
 
-RUN_ID_KEY = "lakegate.run_id"
+T = TypeVar("T")
+RUN_ID_KEY = deltalog.RUN_ID_KEY
 
 
 @dataclass(frozen=True)
-class _Commit:
-    version: int
-    row_count: int
-    bytes: int
+class Timeouts:
+    """Seconds a statement may run: queries, previews and statistics; transforms (which write)."""
 
-
-def _first_line(exc: BaseException) -> str:
-    # delta-rs appends a Rust backtrace to its messages; the first line says what happened.
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _files(table: DeltaTable) -> pa.Table:
-    return pa.table(table.get_add_actions(flatten=True))
-
-
-def _row_count(table: DeltaTable, files: pa.Table) -> int:
-    counts = files.column("num_records").to_pylist()
-    if any(count is None for count in counts):  # a writer without statistics; count the data instead
-        return int(table.count())
-    return int(sum(counts))
-
-
-def _size(files: pa.Table) -> int:
-    return int(sum(files.column("size_bytes").to_pylist()))
-
-
-def _find_commit(path: Path, run_id: str) -> _Commit | None:
-    """The commit that carries `run_id` in its metadata, if the table has one."""
-    if not DeltaTable.is_deltatable(str(path)):
-        return None
-    for entry in DeltaTable(str(path)).history():
-        if entry.get(RUN_ID_KEY) == run_id:
-            # A full load replaces every file, so the table as of that version is exactly what it wrote.
-            committed = DeltaTable(str(path), version=int(entry["version"]))
-            files = _files(committed)
-            return _Commit(committed.version(), _row_count(committed, files), _size(files))
-    return None
-
-
-def _overwrite(path: Path, run_id: str, reader: pa.RecordBatchReader) -> None:
-    write_deltalake(
-        str(path),
-        reader,
-        mode="overwrite",
-        schema_mode="overwrite",
-        commit_properties=CommitProperties(custom_metadata={RUN_ID_KEY: run_id}),
-    )
+    query: float = 60.0
+    transform: float = 600.0
 
 
 class LocalLakehouse:
-    """Delta tables under `root`, queried with DuckDB; implements `Warehouse`."""
+    """Delta tables under `root`, queried with DuckDB; implements `Warehouse` and `Builder`."""
 
     def __init__(
         self,
         root: Path,
         *,
         limits: EngineLimits | None = None,
+        timeouts: Timeouts | None = None,
         max_result_bytes: int = 4 * 1024 * 1024,
         queue_depth: int = 4,
     ) -> None:
         self.root = root
+        self.views = ViewStore(root)
         self._limits = limits or EngineLimits()
+        self._timeouts = timeouts or Timeouts()
         self._max_result_bytes = max_result_bytes
         self._queue_depth = queue_depth
+
+    # names
 
     def table_path(self, ref: TableRef) -> Path:
         """Where a table's files live."""
@@ -113,11 +84,65 @@ class LocalLakehouse:
         return self.root / ref.catalog / ref.schema_name / ref.name
 
     def tables_in(self, catalog: str, layer: str) -> list[str]:
-        """Names of the Delta tables of one layer, sorted; a directory without a Delta log is no table."""
-        directory = self.root / catalog / layer
-        if not directory.is_dir():
-            return []
-        return sorted(p.name for p in directory.iterdir() if (p / "_delta_log").is_dir())
+        """Names of the Delta tables (and, in gold, the views) of one layer, sorted."""
+        names = set(deltalog.delta_tables(self.root / catalog / layer))
+        if layer == "gold":
+            names.update(self.views.names(catalog))
+        return sorted(names)
+
+    def _existing(self, catalog: str, table_name: str) -> TableRef:
+        ref = parse_table_name(catalog, table_name)
+        if ref.name not in self.tables_in(catalog, ref.schema_name):
+            raise NotFound(unknown_table(catalog, ref.schema_name, ref.name, self.tables_in(catalog, ref.schema_name)))
+        return ref
+
+    def _view(self, catalog: str) -> Callable[[TableRef], ReadQuery | None]:
+        def lookup(ref: TableRef) -> ReadQuery | None:
+            stored = self.views.read(ref) if ref.catalog == catalog else None
+            if stored is None:
+                return None
+            return check_select(stored.sql, catalog, functools.partial(self.tables_in, catalog))
+
+        return lookup
+
+    # running statements (blocking: call from a worker thread)
+
+    def _datasets(self, engine: EngineQuery) -> dict[str, ds.Dataset]:
+        datasets = {}
+        for name, ref in engine.sources.items():
+            path = self.table_path(ref)
+            if not DeltaTable.is_deltatable(str(path)):
+                raise NotFound(f"table {ref} no longer exists; a view that reads it must be defined again")
+            datasets[name] = DeltaTable(str(path)).to_pyarrow_dataset()
+        return datasets
+
+    def _run(self, engine: EngineQuery, timeout: float, use: Callable[[Session], T]) -> T:
+        with session(self._datasets(engine), engine.sources, timeout=timeout, limits=self._limits) as current:
+            return use(current)
+
+    def _capped(self, engine: EngineQuery, max_rows: int, timeout: float) -> QueryResult:
+        def collect(current: Session) -> tuple[pa.Table, bool]:
+            schema, batches = current.batches(engine.sql, min(max_rows + 1, BATCH_ROWS))
+            kept: list[pa.RecordBatch] = []
+            rows = size = 0
+            for batch in batches:
+                kept.append(batch)
+                rows, size = rows + batch.num_rows, size + batch.nbytes
+                # Arrow bytes past 4x the JSON limit mean the JSON is past it too: stop reading early.
+                if rows > max_rows or size > 4 * self._max_result_bytes:
+                    return pa.Table.from_batches(kept, schema), True
+            return pa.Table.from_batches(kept, schema), False
+
+        table, more = self._run(engine, timeout, collect)
+        return query_result(table, max_rows, self._max_result_bytes, more=more)
+
+    def _schema(self, catalog: str, ref: TableRef) -> pa.Schema:
+        if self.views.read(ref) is None:
+            return pa.schema(DeltaTable(str(self.table_path(ref))).schema().to_arrow())
+        engine = to_engine(select_all(ref), self._view(catalog), limit=0)
+        return self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql)).schema
+
+    # Warehouse
 
     async def load(
         self,
@@ -132,7 +157,7 @@ class LocalLakehouse:
         if mode != "full":
             raise Unsupported(f"{mode} sync is not supported by the local lakehouse yet; sync {target} in full mode")
         path = self.table_path(target)
-        earlier = await asyncio.to_thread(_find_commit, path, run_id)
+        earlier = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, run_id)
         if earlier is not None:
             return LoadResult(earlier.row_count, earlier.bytes, earlier.version, already_committed=True)
         table_schema = delta_schema(schema, target)
@@ -145,97 +170,213 @@ class LocalLakehouse:
                 yield conform(batch, table_schema, target)
 
         await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
-        try:
-            await write_in_thread(
-                table_schema, conformed(), functools.partial(_overwrite, path, run_id), depth=self._queue_depth
-            )
-        except CommitFailedError as exc:
-            raise Conflict(f"another writer committed to {target} at the same time ({_first_line(exc)})") from exc
-        except DeltaError as exc:
-            raise WarehouseError(f"writing {target} failed: {_first_line(exc)}") from exc
-        commit = await asyncio.to_thread(_find_commit, path, run_id)
+        write = functools.partial(deltalog.overwrite, path, metadata={RUN_ID_KEY: run_id})
+        with _write_errors(target):
+            await write_in_thread(table_schema, conformed(), write, depth=self._queue_depth)
+        commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, run_id)
         if commit is None:
             raise WarehouseError(f"the commit of run {run_id} is missing from the history of {target}")
         return LoadResult(rows, commit.bytes, commit.version, already_committed=False)
 
     async def query(self, catalog: str, sql: str, max_rows: int, timeout: float) -> QueryResult:
-        """Guard, translate and run one query; see `lakegate.loader.results` for how values are written."""
-        guarded = guard(sql, catalog, functools.partial(self.tables_in, catalog), max_rows)
+        """Guard, translate and run one statement; see `lakegate.loader.results` for how values are written."""
 
-        def run() -> pa.Table:
-            datasets: dict[str, ds.Dataset] = {
-                name: DeltaTable(str(self.table_path(ref))).to_pyarrow_dataset()
-                for name, ref in guarded.sources.items()
-            }
-            return execute(guarded.sql, datasets, guarded.sources, timeout=timeout, limits=self._limits)
+        def run() -> QueryResult:
+            checked = check(sql, catalog, functools.partial(self.tables_in, catalog))
+            if isinstance(checked, ReadQuery):
+                return self._capped(to_engine(checked, self._view(catalog), limit=max_rows + 1), max_rows, timeout)
+            if isinstance(checked, ShowTables):
+                table = show_tables(checked.layer, self.tables_in(catalog, checked.layer), checked.pattern)
+            elif isinstance(checked, DescribeTarget):
+                table = describe_columns(self._schema(catalog, checked.ref))
+            else:
+                table = show_schemas()
+            return query_result(table, max_rows, self._max_result_bytes)
 
-        table = await asyncio.to_thread(run)
-        return await asyncio.to_thread(query_result, table, max_rows, self._max_result_bytes)
+        return await asyncio.to_thread(run)
 
-    async def list_tables(self, catalog: str, layer: str) -> TableList:
-        """Every table of one layer with its row count, size and version, from the Delta log."""
+    async def preview(self, catalog: str, table_name: str, limit: int) -> QueryResult:
+        """The first `limit` rows of one table or view, in storage order."""
+
+        def run() -> QueryResult:
+            ref = self._existing(catalog, table_name)
+            engine = to_engine(select_all(ref), self._view(catalog), limit=limit + 1)
+            return self._capped(engine, limit, self._timeouts.query)
+
+        return await asyncio.to_thread(run)
+
+    async def list_tables(self, catalog: str, layer: str, *, offset: int = 0, limit: int = 100) -> TableList:
+        """One page of a layer's tables and views with row counts, sizes and versions."""
         layer = check_layer(layer)
 
-        def summaries() -> list[TableSummary]:
-            found = []
-            for name in self.tables_in(catalog, layer):
-                ref = TableRef(catalog=catalog, schema_name=layer, name=name)
-                table = DeltaTable(str(self.table_path(ref)))
-                files = _files(table)
-                found.append(
-                    TableSummary(
-                        ref=ref,
-                        layer=layer,
-                        row_count=_row_count(table, files),
-                        size_bytes=_size(files),
-                        version=table.version(),
-                    )
-                )
-            return found
+        def summaries() -> TableList:
+            names = self.tables_in(catalog, layer)
+            page = names[offset : offset + limit]
+            found = [self._summary(TableRef(catalog=catalog, schema_name=layer, name=name)) for name in page]
+            more = offset + limit < len(names)
+            return TableList(tables=found, next_offset=offset + limit if more else None)
 
-        return TableList(tables=await asyncio.to_thread(summaries))
+        return await asyncio.to_thread(summaries)
 
-    async def describe(self, catalog: str, table_name: str) -> TableDescription:
-        """Columns, row count, size, version and properties (including the last run id) of one table."""
-        ref = parse_table_name(catalog, table_name)
-        path = self.table_path(ref)
+    def _summary(self, ref: TableRef) -> TableSummary:
+        if self.views.read(ref) is not None:
+            return TableSummary(
+                ref=ref, layer=ref.schema_name, row_count=self._view_rows(ref), size_bytes=0, kind="view"
+            )
+        table = DeltaTable(str(self.table_path(ref)))
+        added = deltalog.files(table)
+        return TableSummary(
+            ref=ref,
+            layer=ref.schema_name,
+            row_count=deltalog.row_count(table, added),
+            size_bytes=deltalog.size(added),
+            table_version=table.version(),
+        )
+
+    def _view_rows(self, ref: TableRef) -> int:
+        """A view's rows, counted now; -1 when counting fails or runs past the query timeout."""
+        try:
+            engine = to_engine(count_all(ref), self._view(ref.catalog), limit=None)
+            counted = self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql))
+        except (WarehouseError, NotFound, InvalidInput):
+            return -1
+        return int(counted.column("n")[0].as_py())
+
+    async def describe(self, catalog: str, table_name: str, *, with_stats: bool = False) -> TableDescription:
+        """Columns, row count, size, version and properties of one table or view; statistics when asked."""
 
         def description() -> TableDescription:
-            if not DeltaTable.is_deltatable(str(path)):
-                raise NotFound(_missing(ref, self.tables_in(catalog, ref.schema_name)))
-            table = DeltaTable(str(path))
-            files = _files(table)
-            schema = pa.schema(table.schema().to_arrow())
+            ref = self._existing(catalog, table_name)
+            schema = self._schema(catalog, ref)
+            row_count, columns = -1, _plain_columns(schema)
+            if with_stats:
+                engine = to_engine(stats_query(ref, schema), self._view(catalog), limit=None)
+                row_count, columns = read_stats(
+                    schema, self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql))
+                )
+            view = self.views.read(ref)
+            if view is not None:
+                return TableDescription(
+                    ref=ref,
+                    columns=columns,
+                    row_count=row_count if with_stats else self._view_rows(ref),
+                    size_bytes=0,
+                    kind="view",
+                    properties={"view.definition": view.sql, "view.definedAt": view.defined_at.isoformat()},
+                )
+            table = DeltaTable(str(self.table_path(ref)))
+            added = deltalog.files(table)
             return TableDescription(
                 ref=ref,
-                columns=[WarehouseColumn(name=f.name, type=str(f.type), nullable=f.nullable) for f in schema],
-                row_count=_row_count(table, files),
-                size_bytes=_size(files),
-                version=table.version(),
-                properties=_properties(table),
+                columns=columns,
+                row_count=deltalog.row_count(table, added),
+                size_bytes=deltalog.size(added),
+                table_version=table.version(),
+                properties=deltalog.properties(table),
             )
 
         return await asyncio.to_thread(description)
 
+    # Builder
 
-def _missing(ref: TableRef, existing: Sequence[str]) -> str:
-    if not existing:
-        return f"table {ref} does not exist: the {ref.schema_name} layer has no tables yet"
-    return f"table {ref} does not exist; tables in {ref.schema_name}: {', '.join(existing)}"
+    async def table_schema(self, ref: TableRef) -> tuple[pa.Schema, int]:
+        """The schema and row count (from the log) of an existing Delta table."""
+
+        def read() -> tuple[pa.Schema, int]:
+            path = self.table_path(ref)
+            if not DeltaTable.is_deltatable(str(path)):
+                existing = self.tables_in(ref.catalog, ref.schema_name)
+                raise NotFound(unknown_table(ref.catalog, ref.schema_name, ref.name, existing))
+            table = DeltaTable(str(path))
+            return pa.schema(table.schema().to_arrow()), deltalog.row_count(table)
+
+        return await asyncio.to_thread(read)
+
+    async def create_table_as(self, target: TableRef, query: ReadQuery, *, note: Mapping[str, str]) -> Written:
+        """Run the query in a sealed session and stream its rows into one overwrite commit of `target`."""
+        if self.views.read(target) is not None:
+            raise InvalidInput(f"{target} is a view; choose another table name")
+        engine = to_engine(query, self._view(target.catalog), limit=None)
+        path = self.table_path(target)
+
+        def write(current: Session) -> Written:
+            schema, batches = current.batches(engine.sql)
+            table_schema = delta_schema(schema, target)
+            rows = 0
+            failure: list[Exception] = []
+
+            def conformed() -> Iterator[pa.RecordBatch]:
+                nonlocal rows
+                try:
+                    for batch in batches:
+                        rows += batch.num_rows
+                        yield conform(batch, table_schema, target)
+                except Exception as exc:
+                    failure.append(exc)
+                    raise
+
+            path.mkdir(parents=True, exist_ok=True)
+            reader = pa.RecordBatchReader.from_batches(table_schema, conformed())
+            try:
+                with _write_errors(target):
+                    version = deltalog.overwrite(path, reader, note)
+            except Exception:
+                if failure:
+                    # The writer only wraps the reader's error (a timeout, a failed cast) in its own.
+                    raise failure[0] from None
+                raise
+            return Written(table_schema, rows, version)
+
+        return await asyncio.to_thread(self._run, engine, self._timeouts.transform, write)
+
+    async def create_view(self, ref: TableRef, query: ReadQuery, *, definition: str) -> Written:
+        """Check the view runs (with no rows) and reaches no cycle, then store its definition."""
+
+        def create() -> Written:
+            if DeltaTable.is_deltatable(str(self.table_path(ref))):
+                raise InvalidInput(f"{ref} is a table, not a view; choose another view name")
+            engine = to_engine(query, self._view(ref.catalog), limit=0, root=ref)
+            schema = self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql)).schema
+            stored = ViewFile(
+                name=ref.name,
+                sql=definition,
+                upstream=sorted(query.tables, key=str),
+                defined_at=dt.datetime.now(dt.UTC),
+            )
+            self.views.write(ref, stored)
+            return Written(schema, None, None)
+
+        return await asyncio.to_thread(create)
+
+    async def replace_table(self, target: TableRef, data: pa.Table, *, note: Mapping[str, str]) -> Written:
+        """Replace `target` with `data` in one overwrite commit."""
+        if self.views.read(target) is not None:
+            raise InvalidInput(f"{target} is a view; choose another table name")
+        table_schema = delta_schema(data.schema, target)
+        path = self.table_path(target)
+
+        def write() -> Written:
+            conformed = pa.Table.from_batches(
+                [conform(batch, table_schema, target) for batch in data.to_batches()], schema=table_schema
+            )
+            path.mkdir(parents=True, exist_ok=True)
+            with _write_errors(target):
+                version = deltalog.overwrite(path, conformed, note)
+            return Written(table_schema, data.num_rows, version)
+
+        return await asyncio.to_thread(write)
 
 
-def _properties(table: DeltaTable) -> dict[str, str]:
-    history: list[dict[str, Any]] = table.history()
-    properties = {key: str(value) for key, value in table.metadata().configuration.items() if value is not None}
-    protocol = table.protocol()
-    properties["delta.minReaderVersion"] = str(protocol.min_reader_version)
-    properties["delta.minWriterVersion"] = str(protocol.min_writer_version)
-    if history:
-        last = history[0]
-        properties["delta.lastOperation"] = str(last.get("operation", ""))
-        stamp = dt.datetime.fromtimestamp(int(last["timestamp"]) / 1000, tz=dt.UTC)
-        properties["delta.lastCommitTimestamp"] = stamp.isoformat()
-    run_id = next((str(entry[RUN_ID_KEY]) for entry in history if RUN_ID_KEY in entry), None)
-    if run_id is not None:
-        properties[RUN_ID_KEY] = run_id
-    return properties
+def _plain_columns(schema: pa.Schema) -> list[WarehouseColumn]:
+    return [WarehouseColumn(name=f.name, type=str(f.type), nullable=f.nullable) for f in schema]
+
+
+@contextlib.contextmanager
+def _write_errors(target: TableRef) -> Iterator[None]:
+    """Turn delta-rs write errors into lakegate's: a lost commit race is transient, the rest terminal."""
+    try:
+        yield
+    except CommitFailedError as exc:
+        raise Conflict(f"another writer committed to {target} at the same time ({deltalog.first_line(exc)})") from exc
+    except DeltaError as exc:
+        raise WarehouseError(f"writing {target} failed: {deltalog.first_line(exc)}") from exc

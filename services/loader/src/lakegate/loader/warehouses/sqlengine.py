@@ -1,15 +1,18 @@
-"""DuckDB as the SQL engine of the local lakehouse: one sealed connection per query, stopped on time.
+"""DuckDB as the SQL engine of the local lakehouse: one sealed connection per statement, stopped on time.
 
-Each query gets a fresh in-memory DuckDB connection that sees only the tables the query names
-(registered as Arrow datasets), cannot read files or Python variables, cannot load extensions and
-cannot change its own configuration. A timer interrupts it when the timeout passes. Calls block:
+Each session gets a fresh in-memory DuckDB connection that sees only the tables the statement names
+(registered as Arrow datasets). It cannot read or write files or URLs, look up Python variables,
+load extensions, spill to a temporary directory or change its own configuration. DuckDB's own
+parser must agree that the SQL is exactly one SELECT. A timer interrupts the connection when the
+timeout passes, and reading stops at the next batch if the engine was between batches. Calls block:
 run them in a worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import duckdb
@@ -18,27 +21,40 @@ import pyarrow.dataset as ds
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.errors import WarehouseError
 
+#: Rows per Arrow batch read from DuckDB.
+BATCH_ROWS = 8192
+
 
 @dataclass(frozen=True)
 class EngineLimits:
-    """What one query may use of the machine."""
+    """What one statement may use of the machine."""
 
     threads: int = 4
     memory_limit: str = "2GB"
 
 
+class Stopped(WarehouseError):
+    """The statement ran past its timeout and was interrupted."""
+
+
 def _connect(limits: EngineLimits) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(
+    con = duckdb.connect(
         ":memory:",
         config={
             "enable_external_access": False,
             "python_enable_replacements": False,
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
+            "allow_community_extensions": False,
+            "temp_directory": "",
             "threads": limits.threads,
             "memory_limit": limits.memory_limit,
         },
     )
+    # Databricks evaluates zoned timestamps in UTC by default; so must DuckDB, whatever the host's zone.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _readable(message: str, sources: Mapping[str, TableRef]) -> str:
@@ -48,33 +64,91 @@ def _readable(message: str, sources: Mapping[str, TableRef]) -> str:
     return message
 
 
-def execute(
-    sql: str,
+class Session:
+    """A sealed connection with its tables registered and a deadline."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sources: Mapping[str, TableRef], timeout: float) -> None:
+        self._con, self._sources, self._timeout = con, sources, timeout
+        self._expired = threading.Event()
+
+    def expire(self) -> None:
+        """Stop whatever runs now, and anything read after."""
+        self._expired.set()
+        self._con.interrupt()
+
+    def _stopped(self) -> Stopped:
+        return Stopped(
+            f"the statement ran longer than {self._timeout:g}s and was stopped; "
+            "filter or aggregate more, or add a LIMIT"
+        )
+
+    def _check_one_select(self, sql: str) -> None:
+        try:
+            statements = self._con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"the local engine could not parse the translated SQL: {exc}") from exc
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            # The guard let through something DuckDB reads differently; refuse rather than guess.
+            raise WarehouseError("the translated SQL is not exactly one SELECT; rewrite the query more plainly")
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except duckdb.InterruptException as exc:
+            raise self._stopped() from exc
+        except duckdb.Error as exc:
+            if self._expired.is_set():
+                raise self._stopped() from exc
+            raise WarehouseError(f"the statement failed: {_readable(str(exc), self._sources)}") from exc
+
+    def batches(self, sql: str, rows_per_batch: int = BATCH_ROWS) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result's schema and its batches, produced as they are read."""
+        self._check_one_select(sql)
+        if self._expired.is_set():
+            raise self._stopped()
+        with self._errors():
+            reader = self._con.sql(sql).to_arrow_reader(rows_per_batch)
+
+        def read() -> Iterator[pa.RecordBatch]:
+            while True:
+                if self._expired.is_set():
+                    raise self._stopped()
+                with self._errors():
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                yield batch
+
+        return reader.schema, read()
+
+    def table(self, sql: str) -> pa.Table:
+        """The whole result; for results known to be small (statistics, counts, LIMIT 0)."""
+        schema, batches = self.batches(sql)
+        return pa.Table.from_batches(list(batches), schema=schema)
+
+
+@contextlib.contextmanager
+def session(
     datasets: Mapping[str, ds.Dataset],
     sources: Mapping[str, TableRef],
     *,
     timeout: float,
     limits: EngineLimits,
-) -> pa.Table:
-    """Run DuckDB SQL over the given datasets; a query still running after `timeout` seconds is stopped."""
+) -> Iterator[Session]:
+    """A sealed DuckDB session over `datasets`, interrupted `timeout` seconds after it opens."""
     con = _connect(limits)
     try:
         for name, dataset in datasets.items():
             con.register(name, dataset)
-        # Databricks evaluates zoned timestamps in UTC by default; so must DuckDB, whatever the host's zone.
-        con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
-        timer = threading.Timer(timeout, con.interrupt)
+        current = Session(con, sources, timeout)
+        timer = threading.Timer(timeout, current.expire)
         timer.daemon = True
         timer.start()
         try:
-            return con.sql(sql).to_arrow_table()
-        except duckdb.InterruptException as exc:
-            raise WarehouseError(
-                f"the query ran longer than {timeout:g}s and was stopped; filter or aggregate more, or add a LIMIT"
-            ) from exc
-        except duckdb.Error as exc:
-            raise WarehouseError(f"the query failed: {_readable(str(exc), sources)}") from exc
+            yield current
         finally:
             timer.cancel()
     finally:

@@ -1,0 +1,172 @@
+"""The guard corpus (`data/hostile_queries.sql`): every hostile or malformed statement is refused,
+capped or stopped with a clear reason, and none of them changes anything in or outside the lakehouse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from lakegate.common.contracts.transforms import CreateGoldView, GoldView
+from lakegate.common.contracts.warehouse import QueryResult
+from lakegate.common.errors import InvalidInput, LakegateError, NotFound, WarehouseError
+from lakegate.loader.app import LoaderState
+from lakegate.loader.sqlguard import ReadQuery, Refusal, Refused, check
+
+if TYPE_CHECKING:
+    from conftest import Extractor
+
+Query = Callable[..., Coroutine[Any, Any, QueryResult]]
+Ask = Callable[..., Coroutine[Any, Any, Any]]
+
+CORPUS = Path(__file__).parent / "data" / "hostile_queries.sql"
+CATALOG = "tenant_me"
+OTHER = "tenant_them"
+OUTSIDE = "/tmp/lakegate-guard-outside"
+TABLES = {"bronze": ["orders", "wide"], "silver": ["clean"], "gold": ["summary"]}
+ANSWERED = {"truncated", "timeout"}
+
+
+@dataclass(frozen=True)
+class Case:
+    category: str
+    sql: str
+    line: int
+
+    def written(self, catalog: str, other: str, outside: str) -> str:
+        """The statement with its placeholders filled in."""
+        return (
+            self.sql.replace("{deep}", "SELECT " + "(" * 5000 + "1" + ")" * 5000)
+            .replace("{long}", "SELECT 1 -- " + "x" * 100_001)
+            .replace("{catalog}", catalog)
+            .replace("{OTHER}", other.upper())
+            .replace("{other}", other)
+            .replace("{outside}", outside)
+        )
+
+
+def read_corpus() -> list[Case]:
+    cases: list[Case] = []
+    category, lines, start = None, [], 0
+    for number, line in enumerate(CORPUS.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("=== "):
+            if category is not None:
+                cases.append(Case(category, "\n".join(lines), start))
+            category, lines, start = line[4:].strip(), [], number
+        elif category is not None:
+            lines.append(line)
+    if category is not None:
+        cases.append(Case(category, "\n".join(lines), start))
+    return cases
+
+
+CASES = read_corpus()
+CATEGORIES = {r.value for r in Refusal} | {"not_found"} | ANSWERED
+
+
+def test_the_corpus_holds_at_least_200_statements_in_known_categories() -> None:
+    assert len(CASES) >= 200
+    assert {c.category for c in CASES} == CATEGORIES
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"line{c.line}-{c.category}" for c in CASES])
+def test_the_guard_gives_each_statement_its_category(case: Case) -> None:
+    sql = case.written(CATALOG, OTHER, OUTSIDE)
+
+    def tables_in(layer: str) -> list[str]:
+        return TABLES.get(layer, [])
+
+    if case.category in ANSWERED:
+        assert isinstance(check(sql, CATALOG, tables_in), ReadQuery)
+        return
+    with pytest.raises(LakegateError) as refused:
+        check(sql, CATALOG, tables_in)
+    error = refused.value
+    if case.category == "not_found":
+        assert isinstance(error, NotFound), error
+    else:
+        assert isinstance(error, Refused), error
+        assert error.category == case.category, error.message
+    assert error.message
+    assert "_lg_" not in error.message.replace("bronze._lg_bronze__orders does not", "")
+
+
+def lakehouse_state(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file under the lakehouse with its size and content hash."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def table_versions(root: Path) -> dict[str, int]:
+    return {
+        str(log.parent.relative_to(root)): DeltaTable(str(log.parent)).version() for log in root.rglob("_delta_log")
+    }
+
+
+def files_under(directory: Path) -> Iterator[Path]:
+    yield from (p for p in directory.rglob("*") if p.is_file()) if directory.exists() else iter(())
+
+
+@pytest.mark.parametrize(
+    "loader_settings", [{"query_timeout_seconds": 1.0, "max_result_bytes": 64 * 1024}], indirect=True
+)
+async def test_no_statement_of_the_corpus_changes_anything_in_or_outside_the_lakehouse(
+    loader: LoaderState,
+    extractor: Extractor,
+    query: Query,
+    ask: Ask,
+    tenant_id: str,
+    tmp_path: Path,
+) -> None:
+    # The caller's tables, and another tenant's table in the same lakehouse.
+    await extractor.sync(extractor.target("orders"), [pa.record_batch({"n": pa.array(range(5), pa.int64())})])
+    await extractor.sync(extractor.target("wide"), [pa.record_batch({"n": pa.array(range(3000), pa.int64())})])
+    await extractor.sync(extractor.target("clean", layer="silver"), [pa.record_batch({"n": pa.array([1, 2])})])
+    them = type(extractor)(extractor.nc, extractor.js, extractor.topology, f"{tenant_id}them")
+    await them.sync(them.target("secret"), [pa.record_batch({"n": pa.array([42], pa.int64())})])
+    await ask(
+        loader.runtime.topology.warehouse_gold_view,
+        CreateGoldView(tenant_id=tenant_id, name="summary", sql="SELECT n FROM silver.clean"),
+        GoldView,
+    )
+    root = loader.settings.lakehouse
+    outside = tmp_path / "outside"
+    cwd_before = sorted(os.listdir())
+    files_before, versions_before = lakehouse_state(root), table_versions(root)
+    catalog = extractor.target("orders").catalog
+
+    outcomes: dict[str, int] = {}
+    for case in CASES:
+        sql = case.written(catalog, them.target("secret").catalog, str(outside))
+        try:
+            result = await query(sql)
+        except InvalidInput as exc:
+            outcome = "refused" if case.category not in ANSWERED | {"not_found"} else f"refused: {exc}"
+        except NotFound as exc:
+            outcome = "not_found" if case.category == "not_found" else f"not found: {exc}"
+        except WarehouseError as exc:
+            stopped = "ran longer than 1s and was stopped" in str(exc)
+            outcome = "timeout" if stopped and case.category == "timeout" else f"warehouse error: {exc}"
+        else:
+            outcome = "truncated" if result.truncated and case.category == "truncated" else f"answered: {result}"
+        expected = {"truncated": "truncated", "timeout": "timeout", "not_found": "not_found"}.get(
+            case.category, "refused"
+        )
+        assert outcome == expected, f"line {case.line}: {sql[:200]!r} → {outcome[:300]}"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    assert lakehouse_state(root) == files_before
+    assert table_versions(root) == versions_before
+    assert list(files_under(outside)) == []
+    assert sorted(os.listdir()) == cwd_before
+    assert sum(outcomes.values()) == len(CASES)

@@ -1,0 +1,53 @@
+"""The second wall: even SQL that never passed the guard cannot leave DuckDB's sealed session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+from lakegate.common.contracts.runs import TableRef
+from lakegate.common.errors import WarehouseError
+from lakegate.loader.warehouses.sqlengine import EngineLimits, session
+
+ORDERS = TableRef(catalog="tenant_a", schema_name="bronze", name="orders")
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("COPY (SELECT 1) TO '{out}/copy.csv'", "not exactly one SELECT"),
+        ("SELECT 1; COPY (SELECT 1) TO '{out}/copy.csv'", "not exactly one SELECT"),
+        ("ATTACH '{out}/other.db' AS other", "not exactly one SELECT"),
+        ("SET enable_external_access = true", "not exactly one SELECT"),
+        ("INSTALL httpfs", "not exactly one SELECT"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "the statement failed"),
+        ("SELECT * FROM read_text('/etc/hostname')", "the statement failed"),
+        ("SELECT * FROM '{out}/file.csv'", "the statement failed"),
+        ("SELECT * FROM glob('/etc/*')", "the statement failed"),
+        ("SELECT * FROM secret_python_variable", "the statement failed"),
+    ],
+)
+def test_the_sealed_session_refuses_files_writes_settings_and_python_variables(
+    sql: str, message: str, tmp_path: Path
+) -> None:
+    secret_python_variable = pa.table({"password": ["hunter2"]})  # noqa: F841 - what a replacement scan would find
+    (tmp_path / "file.csv").write_text("a\n1\n")
+    before = sorted(tmp_path.iterdir())
+    datasets = {"_lg_bronze__orders": ds.dataset(pa.table({"n": [1, 2]}))}
+
+    with (
+        session(datasets, {"_lg_bronze__orders": ORDERS}, timeout=5, limits=EngineLimits(threads=1)) as sealed,
+        pytest.raises(WarehouseError, match=message),
+    ):
+        sealed.table(sql.replace("{out}", str(tmp_path)))
+
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_the_sealed_session_reads_its_own_tables() -> None:
+    datasets = {"_lg_bronze__orders": ds.dataset(pa.table({"n": [1, 2]}))}
+
+    with session(datasets, {"_lg_bronze__orders": ORDERS}, timeout=5, limits=EngineLimits(threads=1)) as sealed:
+        assert sealed.table("SELECT sum(n) AS s FROM _lg_bronze__orders").to_pylist() == [{"s": 3}]
