@@ -9,6 +9,7 @@ services publish.
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,18 @@ from typing import Literal
 
 import pytest
 from faststream.nats import NatsBroker
+from lakegate.common.contracts.catalog import Dataset, DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.events import SYNC_COMPLETED, SYNC_FAILED, SyncEvent, SyncOutcome
+from lakegate.common.contracts.explore import (
+    DescribeSourceTable,
+    ForeignKey,
+    QuerySource,
+    SourceIndex,
+    SourceTableDetail,
+)
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import (
+    ColumnMapping,
     ErrorInfo,
     Extracted,
     Extracting,
@@ -31,16 +41,28 @@ from lakegate.common.contracts.runs import (
     RunView,
     StagedParts,
     StartRun,
+    TableRef,
 )
 from lakegate.common.contracts.sources import (
     CheckSource,
     ConnectionStatus,
+    ListSources,
     RegisterSource,
     SourceColumn,
     SourceInfo,
+    SourceList,
     SourceRef,
     SourceTable,
     SourceTables,
+)
+from lakegate.common.contracts.transforms import (
+    CreateGoldView,
+    GoldView,
+    PreviewTable,
+    TransformResult,
+    TransformToSilver,
+    UploadFile,
+    UploadResult,
 )
 from lakegate.common.contracts.warehouse import (
     DescribeTable,
@@ -53,7 +75,7 @@ from lakegate.common.contracts.warehouse import (
     TableSummary,
     WarehouseColumn,
 )
-from lakegate.common.errors import InvalidInput, LakegateError, NotFound
+from lakegate.common.errors import InvalidInput, LakegateError, NotFound, SourceError
 from lakegate.common.names import bronze_table_name, parse_source_table, tenant_catalog
 from lakegate.common.rpc import answers
 from lakegate.common.settings import NatsSettings
@@ -64,8 +86,12 @@ from lakegate.edge.listener import listening
 from pydantic import BaseModel
 
 #: What a run started for a table does once the edge follows it ("stall": starts extracting, never ends).
-Plan = Literal["succeed", "fail", "stall"]
+#: "lose" fails the way a loader does that lost its staged parts, naming the staging subject in its message.
+Plan = Literal["succeed", "fail", "stall", "lose"]
 ROWS = 1000
+PASSWORD_FAILED = "password authentication failed for user 'reader' at db.internal:5432/shop: check the password"
+#: The source every test's catalog already knows, with the bronze → silver → gold datasets built from it.
+SEED_SOURCE = "src_seed"
 DENIED = "permission denied for table public.secrets: grant SELECT on it to the source's user, then sync again"
 
 
@@ -79,6 +105,8 @@ class FakeExtractor:
 
     check_failure: LakegateError | None = None
     checked: list[CheckSource] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)
+    queries: list[QuerySource] = field(default_factory=list)
     tables: SourceTables = field(
         default_factory=lambda: SourceTables(
             tables=[
@@ -115,6 +143,53 @@ class FakeExtractor:
     @answers
     async def list_tables(self, request: SourceRef) -> SourceTables:
         return self.tables
+
+    @answers
+    async def check_registered(self, request: SourceRef) -> ConnectionStatus:
+        if request.connection_id in self.broken:
+            raise SourceError(PASSWORD_FAILED)
+        return ConnectionStatus(
+            ok=True, server_version="16.4", database="shop", user="reader", read_only=False, latency_ms=3.25
+        )
+
+    @answers
+    async def describe_table(self, request: DescribeSourceTable) -> SourceTableDetail:
+        [table] = self.tables.tables
+        if parse_source_table(request.table_name).table != table.name:
+            raise NotFound(f"table {request.table_name} does not exist in the source: list_source_tables shows them")
+        return SourceTableDetail(
+            table=table,
+            primary_key=["id"],
+            foreign_keys=[
+                ForeignKey(
+                    name="orders_customer_fk",
+                    columns=["customer_id"],
+                    references_table="public.customers",
+                    references_columns=["id"],
+                )
+            ],
+            indexes=[
+                SourceIndex(
+                    name="orders_pkey",
+                    columns=["id"],
+                    unique=True,
+                    primary=True,
+                    definition="CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (id)",
+                )
+            ],
+            samples={"id": [1, 2, 3][: request.sample_size], "total": ["12.50", "7.25"][: request.sample_size]},
+        )
+
+    @answers
+    async def query(self, request: QuerySource) -> QueryResult:
+        self.queries.append(request)
+        rows = [["paid", 3], ["open", 1]]
+        return QueryResult(
+            columns=[ResultColumn(name="status", type="string"), ResultColumn(name="count", type="int64")],
+            rows=rows[: request.max_rows],
+            row_count=min(len(rows), request.max_rows),
+            truncated=request.max_rows < len(rows),
+        )
 
 
 @dataclass
@@ -179,6 +254,38 @@ class FakeCatalog:
             self.drivers[run.run_id] = asyncio.create_task(self._drive(run.run_id, plan))
         return run
 
+    @answers
+    async def list_sources(self, request: ListSources) -> SourceList:
+        return SourceList(sources=[s for s in self.sources.values() if s.tenant_id == request.tenant_id])
+
+    @answers
+    async def list_datasets(self, request: ListDatasets) -> DatasetList:
+        datasets = seeded_datasets(request.tenant_id)
+        chosen = datasets[request.offset : request.offset + request.limit]
+        more = request.offset + request.limit < len(datasets)
+        return DatasetList(datasets=chosen, next_offset=request.offset + request.limit if more else None)
+
+    @answers
+    async def list_runs(self, request: ListRuns) -> RunList:
+        runs = [
+            run
+            for run in sorted(self.runs.values(), key=lambda r: r.created_at, reverse=True)
+            if run.tenant_id == request.tenant_id and request.connection_id in (None, run.connection_id)
+        ]
+        chosen = runs[request.offset : request.offset + request.limit]
+        more = request.offset + request.limit < len(runs)
+        return RunList(runs=chosen, next_offset=request.offset + request.limit if more else None)
+
+    def seed(self, tenant_id: str) -> None:
+        """The source the seeded datasets came from."""
+        self.sources[SEED_SOURCE] = SourceInfo(
+            connection_id=SEED_SOURCE,
+            tenant_id=tenant_id,
+            name="shop",
+            address={"host": "db.internal", "port": 5432, "database": "shop", "user": "reader"},
+            created_at=_now(),
+        )
+
     def _source(self, tenant_id: str, connection_id: str) -> SourceInfo:
         source = self.sources.get(connection_id)
         if source is None or source.tenant_id != tenant_id:
@@ -201,8 +308,12 @@ class FakeCatalog:
         )
         if plan == "stall":
             return
-        if plan == "fail":
-            error = ErrorInfo(code="permission_denied", message=DENIED)
+        if plan in ("fail", "lose"):
+            error = (
+                ErrorInfo(code="permission_denied", message=DENIED)
+                if plan == "fail"
+                else ErrorInfo(code="error", message=f"staging holds 0 parts at {t.stage(run_id, 'a1')}, expected 1")
+            )
             await self._publish(
                 Failed(tenant_id=tenant, run_id=run_id, step="extract", error=error), t.run_step(run_id, RunStep.FAILED)
             )
@@ -252,15 +363,82 @@ class FakeCatalog:
         await self._publish(event, self.topology.sync_event(run.tenant_id, outcome))
 
 
+def _ref(tenant_id: str, layer: str, name: str) -> TableRef:
+    return TableRef(catalog=tenant_catalog(tenant_id), schema_name=layer, name=name)
+
+
+ORDER_COLUMNS = [
+    ColumnMapping(name="id", source_type="bigint", arrow_type="int64", mapped=True),
+    ColumnMapping(name="total", source_type="numeric(12,2)", arrow_type="decimal128(12, 2)", mapped=True),
+]
+
+
+def seeded_datasets(tenant_id: str) -> list[Dataset]:
+    """bronze.shop_orders (synced from shop:public.orders) → silver.orders → gold.revenue."""
+    bronze, silver, gold = (_ref(tenant_id, *where) for where in LINEAGE)
+    return [
+        Dataset(
+            target=bronze,
+            connection_id=SEED_SOURCE,
+            source_table="public.orders",
+            row_count=ROWS,
+            columns=ORDER_COLUMNS,
+            last_run_id="run_seed",
+            updated_at=_now(),
+            keys=["id"],
+            last_synced_at=_now(),
+        ),
+        Dataset(
+            target=silver,
+            connection_id=None,
+            source_table=None,
+            row_count=990,
+            columns=ORDER_COLUMNS,
+            last_run_id=None,
+            updated_at=_now(),
+            kind="silver",
+            upstream=[bronze],
+            keys=["id"],
+            definition=f"SELECT DISTINCT * FROM {bronze}",
+        ),
+        Dataset(
+            target=gold,
+            connection_id=None,
+            source_table=None,
+            row_count=12,
+            columns=[
+                ColumnMapping(name="revenue", source_type="decimal(38,2)", arrow_type="decimal128(38, 2)", mapped=True)
+            ],
+            last_run_id=None,
+            updated_at=_now(),
+            kind="gold",
+            upstream=[silver],
+            definition=f"SELECT sum(total) AS revenue FROM {silver}",
+        ),
+    ]
+
+
+#: The lakehouse every fake loader holds: the seeded lineage, plus a bronze table the catalog does not know.
+LINEAGE = (("bronze", "shop_orders"), ("silver", "orders"), ("gold", "revenue"))
+TABLES = {"bronze": ["scratch", "shop_orders"], "silver": ["orders"], "gold": ["revenue"]}
+
+
 @dataclass
 class FakeLoader:
-    """Answers queries, listings and descriptions from one table; refuses statements that write."""
+    """Answers queries, listings, descriptions, previews, transforms, views and uploads over `TABLES`."""
 
     queries: list[RunQuery] = field(default_factory=list)
+    transforms: list[TransformToSilver] = field(default_factory=list)
+    views: list[CreateGoldView] = field(default_factory=list)
+    uploads: list[UploadFile] = field(default_factory=list)
+    described: list[DescribeTable] = field(default_factory=list)
+    query_failure: LakegateError | None = None
 
     @answers
     async def query(self, request: RunQuery) -> QueryResult:
         self.queries.append(request)
+        if self.query_failure is not None:
+            raise self.query_failure
         if not request.sql.lstrip().lower().startswith("select"):
             raise InvalidInput("only one read-only SELECT statement is allowed: rewrite the query as a SELECT")
         rows = [[1, "12.50"], [2, "7.25"]][: request.max_rows]
@@ -273,22 +451,111 @@ class FakeLoader:
 
     @answers
     async def list_tables(self, request: ListTables) -> TableList:
-        ref = {"catalog": tenant_catalog(request.tenant_id), "schema_name": request.layer, "name": "shop_orders"}
+        names = TABLES.get(request.layer, [])
+        chosen = names[request.offset : request.offset + request.limit]
+        more = request.offset + request.limit < len(names)
         return TableList(
-            tables=[TableSummary(ref=ref, layer=request.layer, row_count=ROWS, size_bytes=8192, table_version=3)]
+            tables=[
+                TableSummary(
+                    ref=_ref(request.tenant_id, request.layer, name),
+                    layer=request.layer,
+                    row_count=ROWS,
+                    size_bytes=8192,
+                    table_version=3,
+                )
+                for name in chosen
+            ],
+            next_offset=request.offset + request.limit if more else None,
         )
 
     @answers
     async def describe(self, request: DescribeTable) -> TableDescription:
-        if request.table_name.split(".")[-1] != "shop_orders":
-            raise NotFound(f"table {request.table_name} does not exist: list_tables shows the tables there are")
+        self.described.append(request)
+        ref = self._find(request.tenant_id, request.table_name)
+        stats = request.with_stats
         return TableDescription(
-            ref={"catalog": tenant_catalog(request.tenant_id), "schema_name": "bronze", "name": "shop_orders"},
-            columns=[WarehouseColumn(name="id", type="bigint", nullable=False)],
+            ref=ref,
+            columns=[
+                WarehouseColumn(
+                    name="id",
+                    type="bigint",
+                    nullable=False,
+                    null_count=0 if stats else None,
+                    distinct_estimate=ROWS if stats else None,
+                    min=1 if stats else None,
+                    max=ROWS if stats else None,
+                ),
+                WarehouseColumn(
+                    name="total",
+                    type="decimal(12,2)",
+                    nullable=True,
+                    null_count=7 if stats else None,
+                    min="0.50" if stats else None,
+                    max="99.00" if stats else None,
+                ),
+            ],
             row_count=ROWS,
             size_bytes=8192,
             table_version=3,
         )
+
+    @answers
+    async def preview(self, request: PreviewTable) -> QueryResult:
+        self._find(request.tenant_id, request.table_name)
+        rows = [[n, f"{n}.50"] for n in range(1, request.limit + 1)][:5]
+        return QueryResult(
+            columns=[ResultColumn(name="id", type="int64"), ResultColumn(name="total", type="decimal128(12, 2)")],
+            rows=rows,
+            row_count=len(rows),
+            truncated=request.limit < ROWS,
+        )
+
+    @answers
+    async def transform(self, request: TransformToSilver) -> TransformResult:
+        self.transforms.append(request)
+        source = self._find(request.tenant_id, request.bronze_table)
+        name = (request.spec.target_name if request.spec else None) or source.name
+        return TransformResult(
+            source=source,
+            target=_ref(request.tenant_id, "silver", name),
+            rows_in=ROWS,
+            rows_out=990,
+            columns=ORDER_COLUMNS,
+            sql=f"CREATE OR REPLACE TABLE silver.{name} AS SELECT DISTINCT * FROM {source}",
+            table_version=0,
+        )
+
+    @answers
+    async def gold_view(self, request: CreateGoldView) -> GoldView:
+        self.views.append(request)
+        return GoldView(
+            ref=_ref(request.tenant_id, "gold", request.name),
+            sql=request.sql,
+            columns=ORDER_COLUMNS[1:],
+            upstream=[_ref(request.tenant_id, "silver", "orders")],
+        )
+
+    @answers
+    async def upload(self, request: UploadFile) -> UploadResult:
+        self.uploads.append(request)
+        lines = base64.b64decode(request.content_base64).decode().splitlines()
+        return UploadResult(
+            ref=_ref(request.tenant_id, "bronze", request.dataset_name),
+            format="csv",
+            row_count=len(lines) - 1,
+            columns=[
+                ColumnMapping(name=name, source_type="string", arrow_type="string", mapped=True)
+                for name in lines[0].split(",")
+            ],
+            table_version=0,
+        )
+
+    def _find(self, tenant_id: str, table_name: str) -> TableRef:
+        parts = table_name.lower().split(".")
+        layer, name = ("bronze", parts[-1]) if len(parts) == 1 else (parts[-2], parts[-1])
+        if name not in TABLES.get(layer, []):
+            raise NotFound(f"table {table_name} does not exist: list_tables shows the tables there are")
+        return _ref(tenant_id, layer, name)
 
 
 @dataclass(frozen=True)
@@ -299,20 +566,31 @@ class Fakes:
 
 
 @pytest.fixture
-async def fakes(nats_settings: NatsSettings) -> AsyncIterator[Fakes]:
+async def fakes(nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Fakes]:
     topology = nats_settings.topology
     broker = NatsBroker(nats_settings.servers)
     catalog, extractor, loader = FakeCatalog(broker, topology), FakeExtractor(), FakeLoader()
+    catalog.seed(tenant_id)
     answering: dict[str, Callable[..., Awaitable[Reply]]] = {
         topology.sources_register: catalog.register,
         topology.sources_get: catalog.get_source,
         topology.runs_start: catalog.start,
         topology.runs_get: catalog.get_run,
+        topology.runs_list: catalog.list_runs,
+        topology.sources_list: catalog.list_sources,
+        topology.datasets_list: catalog.list_datasets,
         topology.sources_check: extractor.check,
+        topology.sources_check_registered: extractor.check_registered,
         topology.source_tables_list: extractor.list_tables,
+        topology.source_table_describe: extractor.describe_table,
+        topology.source_query: extractor.query,
         topology.warehouse_query: loader.query,
         topology.warehouse_tables_list: loader.list_tables,
         topology.warehouse_tables_describe: loader.describe,
+        topology.warehouse_tables_preview: loader.preview,
+        topology.warehouse_transform: loader.transform,
+        topology.warehouse_gold_view: loader.gold_view,
+        topology.warehouse_upload: loader.upload,
     }
     for subject, handler in answering.items():
         broker.subscriber(subject)(handler)

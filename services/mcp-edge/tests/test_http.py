@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING
 
 import httpx2
@@ -81,3 +82,20 @@ async def test_health_and_readiness_probes_answer_on_the_http_port(edge_url: str
 
     assert (health.status_code, health.text) == (200, "ok\n")
     assert (ready.status_code, ready.text) == (200, "ok\n")
+
+
+async def test_an_upload_bigger_than_the_sdks_default_request_limit_is_accepted_over_http(
+    edge_url: str, fakes: Fakes
+) -> None:
+    rows = b"id,name\n" + b"".join(b"%d,row number %d\n" % (n, n) for n in range(250_000))
+    assert len(base64.b64encode(rows)) > 4 * 1024 * 1024
+    async with Client(edge_url) as client:
+        result = await client.call_tool(
+            "upload_file",
+            {"file_content": base64.b64encode(rows).decode(), "file_name": "rows.csv", "dataset_name": "rows"},
+        )
+
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    assert result.structured_content["row_count"] == 250_000
+    assert base64.b64decode(fakes.loader.uploads[0].content_base64) == rows

@@ -44,3 +44,15 @@ def test_a_token_that_names_no_single_tenant_is_refused_rather_than_given_the_de
 def test_a_tenant_that_is_not_a_slug_is_refused() -> None:
     with authenticated(["tenant:../other"]), pytest.raises(InvalidInput, match="tenant id"):
         Tenancy("acme").current()
+
+
+def test_the_actor_is_the_tokens_subject_or_client_and_local_without_a_token() -> None:
+    assert Tenancy("acme").actor() == "local"
+    with authenticated(["tenant:globex"]):
+        assert Tenancy("acme").actor() == "agent-7"
+    token = AccessToken(token="opaque", client_id="agent-7", scopes=[], subject="alice@example.com")
+    reset = auth_context_var.set(AuthenticatedUser(token))
+    try:
+        assert Tenancy("acme").actor() == "alice@example.com"
+    finally:
+        auth_context_var.reset(reset)

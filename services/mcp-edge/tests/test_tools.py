@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import TYPE_CHECKING, Any
 
 from lakegate.common.errors import SourceError
@@ -18,11 +19,24 @@ TOOLS = {
     "connect_postgres",
     "test_connection",
     "list_source_tables",
+    "describe_source_table",
+    "query_source",
     "sync_table_to_bronze",
     "get_sync_run",
+    "list_sync_runs",
     "query_sql",
     "list_tables",
     "describe_table",
+    "preview_table",
+    "get_metadata",
+    "transform_to_silver",
+    "create_gold_view",
+    "upload_file",
+    "list_sources",
+    "list_datasets",
+    "analyze_schema",
+    "suggest_query",
+    "explain_data",
 }
 
 
@@ -78,6 +92,33 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
         assert tools["query_sql"].annotations.read_only_hint is True  # type: ignore[union-attr]
         assert tools["sync_table_to_bronze"].annotations.destructive_hint is True  # type: ignore[union-attr]
         assert tools["connect_postgres"].input_schema["properties"]["password"]["writeOnly"] is True
+        for tool in tools.values():
+            hints = tool.annotations
+            assert hints is not None
+            assert None not in (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint), tool.name
+            assert hints.open_world_hint is not None, tool.name
+            assert hints.title, tool.name
+        writers = {name for name, tool in tools.items() if not tool.annotations.read_only_hint}  # type: ignore[union-attr]
+        assert writers == {
+            "connect_postgres",
+            "sync_table_to_bronze",
+            "transform_to_silver",
+            "create_gold_view",
+            "upload_file",
+        }
+        reaches_sources = {name for name, tool in tools.items() if tool.annotations.open_world_hint}  # type: ignore[union-attr]
+        assert reaches_sources == {
+            "connect_postgres",
+            "test_connection",
+            "list_source_tables",
+            "describe_source_table",
+            "query_source",
+            "sync_table_to_bronze",
+        }
+        paged = {name for name, tool in tools.items() if "offset" in tool.input_schema["properties"]}
+        assert paged == {"list_source_tables", "list_sync_runs", "list_tables", "list_sources", "list_datasets"}
+        for name in paged:
+            assert "next_offset" in tools[name].output_schema["properties"], name  # type: ignore[index]
         assert set(tools["connect_postgres"].input_schema["required"]) == {
             "name",
             "host",
@@ -145,13 +186,72 @@ async def test_a_registered_source_can_be_tested_and_its_tables_listed(edge: Edg
         listed = structured(await client.call_tool("list_source_tables", {"connection_id": connection_id}))
 
         assert tested["status"] == "ok"
-        assert tested["table_count"] == 1
-        assert tested["latency_ms"] >= 0
+        assert tested["server_version"] == "16.4"
+        assert tested["latency_ms"] == round(3.25, 1)
+        assert tested["read_only"] is False
+        assert "read-only grants" in tested["warnings"][0]
         assert tested["host"] == "db.internal"
         assert tested["name"] == "shop"
         [table] = listed["tables"]
         assert table["table_name"] == "public.orders"
         assert [c["name"] for c in table["columns"]] == ["id", "total"]
+        assert (listed["total"], listed["next_offset"]) == (1, None)
+
+
+async def test_a_source_whose_stored_password_no_longer_works_fails_its_test_with_the_reason(
+    edge: EdgeState, fakes: Fakes
+) -> None:
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+        fakes.extractor.broken.add(connection_id)
+
+        text = error_text(await client.call_tool("test_connection", {"connection_id": connection_id}))
+
+        assert "password authentication failed for user 'reader'" in text
+
+
+async def test_a_source_table_is_described_with_keys_indexes_and_samples(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+
+        detail = structured(
+            await client.call_tool(
+                "describe_source_table", {"connection_id": connection_id, "table_name": "orders", "sample_size": 2}
+            )
+        )
+        missing = await client.call_tool(
+            "describe_source_table", {"connection_id": connection_id, "table_name": "nope"}
+        )
+
+        assert detail["table_name"] == "public.orders"
+        assert detail["primary_key"] == ["id"]
+        assert detail["foreign_keys"][0]["references_table"] == "public.customers"
+        assert detail["indexes"][0]["primary"] is True
+        assert detail["samples"] == {"id": [1, 2], "total": ["12.50", "7.25"]}
+        assert "list_source_tables shows them" in error_text(missing)
+
+
+async def test_a_source_is_queried_read_only_through_the_extractor(
+    edge: EdgeState, fakes: Fakes, tenant_id: str
+) -> None:
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+
+        result = structured(
+            await client.call_tool(
+                "query_source",
+                {
+                    "connection_id": connection_id,
+                    "sql": "SELECT status, count(*) FROM orders GROUP BY 1",
+                    "max_rows": 1,
+                },
+            )
+        )
+
+        assert result["rows"] == [["paid", 3]]
+        assert result["truncated"] is True
+        [query] = fakes.extractor.queries
+        assert (query.tenant_id, query.connection_id, query.max_rows) == (tenant_id, connection_id, 1)
 
 
 async def test_an_unknown_source_is_a_tool_error_that_says_what_to_do(edge: EdgeState) -> None:
@@ -275,6 +375,15 @@ async def test_query_sql_returns_rows_and_a_refused_statement_is_a_tool_error(
         assert {query.tenant_id for query in fakes.loader.queries} == {tenant_id}
 
 
+async def test_a_tools_text_content_is_the_same_json_as_its_structured_content(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        result = await client.call_tool("list_tables", {"layer": "silver"})
+
+        [block] = result.content
+        assert isinstance(block, TextContent)
+        assert json.loads(block.text) == structured(result)
+
+
 async def test_out_of_range_arguments_are_refused_before_any_service_is_asked(edge: EdgeState, fakes: Fakes) -> None:
     async with Client(edge.server) as client:
         result = await client.call_tool("query_sql", {"sql": "SELECT 1", "max_rows": 0})
@@ -289,8 +398,48 @@ async def test_tables_of_a_layer_are_listed_and_described(edge: EdgeState, tenan
         described = structured(await client.call_tool("describe_table", {"table_name": "shop_orders"}))
         missing = await client.call_tool("describe_table", {"table_name": "nope"})
 
-        [table] = listed["tables"]
+        assert [t["name"] for t in listed["tables"]] == ["scratch", "shop_orders"]
+        table = listed["tables"][1]
         assert table["table_name"] == f"tenant_{tenant_id}.bronze.shop_orders"
         assert table["version"] == 3
-        assert described["columns"] == [{"name": "id", "type": "bigint", "nullable": False}]
+        assert described["columns"][0] == {
+            "name": "id",
+            "type": "bigint",
+            "nullable": False,
+            "null_count": 0,
+            "distinct_estimate": 1000,
+            "min": 1,
+            "max": 1000,
+        }
+        assert described["columns"][1]["null_count"] == 7
         assert "list_tables shows the tables" in error_text(missing)
+
+
+async def test_list_tables_pages_with_offset_and_next_offset(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        first = structured(await client.call_tool("list_tables", {"layer": "bronze", "limit": 1}))
+        second = structured(
+            await client.call_tool("list_tables", {"layer": "bronze", "limit": 1, "offset": first["next_offset"]})
+        )
+
+        assert [t["name"] for t in first["tables"]] == ["scratch"]
+        assert first["next_offset"] == 1
+        assert [t["name"] for t in second["tables"]] == ["shop_orders"]
+        assert second["next_offset"] is None
+
+
+async def test_a_table_is_described_without_statistics_when_asked_and_previewed(
+    edge: EdgeState, fakes: Fakes, tenant_id: str
+) -> None:
+    async with Client(edge.server) as client:
+        plain = structured(
+            await client.call_tool("describe_table", {"table_name": "silver.orders", "with_stats": False})
+        )
+        preview = structured(await client.call_tool("preview_table", {"table_name": "silver.orders", "limit": 3}))
+
+        assert plain["table_name"] == f"tenant_{tenant_id}.silver.orders"
+        assert plain["columns"][0]["null_count"] is None
+        assert fakes.loader.described[-1].with_stats is False
+        assert preview["table_name"] == f"tenant_{tenant_id}.silver.orders"
+        assert preview["rows"] == [[1, "1.50"], [2, "2.50"], [3, "3.50"]]
+        assert preview["truncated"] is True

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from lakegate.common.service import Runtime, runtime, started
+from lakegate.edge.audit import AuditTrail
 from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.server import create_server
@@ -37,10 +38,11 @@ class EdgeState:
 
 @contextlib.asynccontextmanager
 async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
-    """Connect to NATS and yield the MCP server; drain NATS on exit."""
+    """Connect to NATS and yield the MCP server; publish the last audit records, then drain NATS, on exit."""
     rt = runtime(SERVICE, settings)
-    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant)))
-    async with started(rt, settings) as health_port:
+    trail = AuditTrail(rt.broker, rt.topology, capacity=settings.audit_queue_size)
+    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant)), trail)
+    async with started(rt, settings) as health_port, trail.running():
         yield EdgeState(settings, rt, server, health_port)
 
 
@@ -59,6 +61,7 @@ def http_app(state: EdgeState) -> Starlette:
         streamable_http_path=settings.path,
         stateless_http=True,
         json_response=False,
+        max_request_body_size=settings.max_request_bytes,
         transport_security=security,
         host=settings.host,
     )

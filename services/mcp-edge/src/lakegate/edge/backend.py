@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from lakegate.common.rpc import RpcClient
+from lakegate.common.errors import LakegateError, Unavailable
 from lakegate.common.service import Runtime
 from lakegate.common.subjects import Topology
 from lakegate.edge.config import EdgeSettings
+from lakegate.edge.failures import Failures
 from lakegate.edge.tenancy import Tenancy
+from nats.errors import NoRespondersError
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -18,10 +24,10 @@ class Backend:
     runtime: Runtime
     settings: EdgeSettings
     tenancy: Tenancy
+    failures: Failures = field(init=False)
 
-    @property
-    def rpc(self) -> RpcClient:
-        return self.runtime.rpc
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "failures", Failures(self.runtime.topology.prefix))
 
     @property
     def topology(self) -> Topology:
@@ -30,3 +36,18 @@ class Backend:
     def tenant(self) -> str:
         """The tenant the current tool call acts for."""
         return self.tenancy.current()
+
+    async def call(self, subject: str, request: BaseModel, answer: type[M], *, timeout: float | None = None) -> M:
+        """Ask another service; its errors come back with public messages that name no subject."""
+        try:
+            return await self.runtime.rpc.call(subject, request, answer, timeout=timeout)
+        except Unavailable as exc:
+            if isinstance(exc.__cause__, NoRespondersError):
+                service = subject.split(".rpc.", 1)[-1].split(".", 1)[0]
+                raise Unavailable(
+                    f"the {service} service is not running, so lakegate cannot do this now: start it "
+                    "(`make up` starts the whole stack), then retry"
+                ) from exc
+            raise type(exc)(self.failures.public(exc.message)) from exc
+        except LakegateError as exc:
+            raise type(exc)(self.failures.public(exc.message)) from exc

@@ -60,6 +60,25 @@ class EdgeSettings(ServiceSettings):
     query_timeout_seconds: float = Field(
         default=120.0, gt=0, description="How long query_sql waits for the loader's answer."
     )
+    transform_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long transform_to_silver, create_gold_view and upload_file wait for the loader.",
+    )
+    sampling_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="How long an AI-assisted tool waits for the client's model to answer."
+    )
+    max_upload_bytes: int = Field(
+        default=6 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Largest file upload_file accepts, decoded. Its base64 travels in one NATS message, so it must stay "
+            "below about three quarters of the NATS max_payload."
+        ),
+    )
+    audit_queue_size: int = Field(
+        default=1000, ge=1, description="Audit records waiting to be published before new ones are dropped (logged)."
+    )
     allowed_origins: CommaList = Field(
         default_factory=lambda: list(LOOPBACK_ORIGINS),
         description="Browser origins allowed to call the HTTP endpoint (comma-separated; `:*` matches any port).",
@@ -97,6 +116,11 @@ class EdgeSettings(ServiceSettings):
                 "the edge authenticates callers."
             )
         return self
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest HTTP request body: an upload's base64 plus room for the JSON-RPC envelope."""
+        return max(4 * 1024 * 1024, (self.max_upload_bytes + 2) // 3 * 4 + 64 * 1024)
 
     @property
     def trusted_hosts(self) -> list[str]:

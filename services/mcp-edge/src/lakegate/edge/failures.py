@@ -1,48 +1,135 @@
-"""How a failure reaches the model: a tool error it can read and act on.
+"""How a failure reaches the model: a tool error it can read and act on, naming nothing internal.
 
     LakegateError (from any service, over RPC)  →  ToolError with the same message
-    a sync run that ended `failed`              →  ToolError naming the run, the cause and the fix
+    a sync run that ended `failed`              →  a LakegateError naming the run, the cause and the fix
+    a resource that cannot be read              →  ResourceError (ResourceNotFoundError) with the same message
+    a prompt that cannot be filled              →  MCPError (invalid params, or internal if transient)
 
 Anything else is a crash: the SDK answers `Error executing tool <name>` and logs the traceback, so
-no internal detail reaches the client.
+no internal detail reaches the client. Every text that leaves goes through `Failures.public`, which
+replaces NATS subject names (they say how lakegate is wired, which no caller needs) with the
+service they belong to.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from lakegate.common.contracts.runs import RunView
-from lakegate.common.errors import LakegateError
-from mcp.server.mcpserver.exceptions import ToolError
+from lakegate.common.errors import LakegateError, error_from_code
+from lakegate.edge.audit import note_error_code
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Report every `LakegateError` the tool meets as a tool error with its message."""
-
-    @functools.wraps(fn)
-    async def tool(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except LakegateError as exc:
-            suffix = " (this is temporary: retry shortly)" if exc.transient and "retry" not in exc.message else ""
-            raise ToolError(f"{exc.message}{suffix}") from exc
-
-    return tool
+#: Kinds of subject under a prefix, and how a message names them instead.
+_SUBJECT_KINDS = {
+    "rpc": "a lakegate service",
+    "cmd": "a lakegate work queue",
+    "run": "a run's step log",
+    "stage": "the staging stream",
+    "progress": "a run's progress",
+    "events": "the event stream",
+}
+#: Suffixes of the JetStream stream names under a prefix (`<PREFIX>_CMD`, ...).
+_STREAMS = ("CMD", "RUN", "STAGE", "EVENTS")
 
 
-def run_failure(run: RunView) -> ToolError:
-    """The tool error for a run that ended `failed`."""
-    reason = (
-        f"{run.error.message.rstrip('. ')} [{run.error.code}]"
-        if run.error
-        else "no reason was recorded; the catalog, extractor and loader logs have the details"
-    )
-    return ToolError(
-        f"sync run {run.run_id} of {run.source_table} into {run.target} failed: {reason}. "
-        f"{run.target} is as it was before the run; fix the cause, then call sync_table_to_bronze again."
-    )
+@dataclass(frozen=True)
+class Failures:
+    """Turns errors into tool errors, and keeps internal names out of every message."""
+
+    prefix: str
+    _subjects: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _streams: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        kinds, streams = "|".join(_SUBJECT_KINDS), "|".join(_STREAMS)
+        subjects = rf"\b{re.escape(self.prefix)}\.({kinds})\.([A-Za-z0-9_$*>-]+)(?:\.[A-Za-z0-9_$*>-]+)*"
+        object.__setattr__(self, "_subjects", re.compile(subjects))
+        object.__setattr__(self, "_streams", re.compile(rf"\b{re.escape(self.prefix.upper())}_({streams})\b"))
+
+    def public(self, text: str) -> str:
+        """`text` with NATS subject and stream names replaced by what they stand for."""
+        return self._streams.sub("a lakegate stream", self._subjects.sub(_plain_name, text))
+
+    def public_run(self, run: RunView) -> RunView:
+        """`run` with a public error message."""
+        if run.error is None:
+            return run
+        return run.model_copy(
+            update={"error": run.error.model_copy(update={"message": self.public(run.error.message)})}
+        )
+
+    def tool_errors(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        """Report every `LakegateError` the tool meets as a tool error with its (public) message."""
+
+        @functools.wraps(fn)
+        async def tool(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await fn(*args, **kwargs)
+            except LakegateError as exc:
+                note_error_code(exc.code)
+                suffix = " (this is temporary: retry shortly)" if exc.transient and "retry" not in exc.message else ""
+                raise ToolError(f"{self.public(exc.message)}{suffix}") from exc
+            except ToolError:
+                note_error_code("invalid_input")
+                raise
+            except Exception:
+                note_error_code("internal")
+                raise
+
+        return tool
+
+    def resource_errors(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        """Report a `LakegateError` met while reading a resource as a resource error the client can read."""
+
+        @functools.wraps(fn)
+        async def resource(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await fn(*args, **kwargs)
+            except LakegateError as exc:
+                error = ResourceNotFoundError if exc.code == "not_found" else ResourceError
+                raise error(self.public(exc.message)) from exc
+
+        return resource
+
+    def prompt_errors(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        """Report a `LakegateError` met while filling a prompt with its public message."""
+
+        @functools.wraps(fn)
+        async def prompt(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await fn(*args, **kwargs)
+            except LakegateError as exc:
+                # The SDK hides any other exception's text behind "Error rendering prompt"; an MCPError passes.
+                code = INTERNAL_ERROR if exc.transient else INVALID_PARAMS
+                raise MCPError(code=code, message=self.public(exc.message)) from exc
+
+        return prompt
+
+    def run_failure(self, run: RunView) -> LakegateError:
+        """The error of a run that ended `failed`, with its own code."""
+        reason = (
+            f"{self.public(run.error.message).rstrip('. ')} [{run.error.code}]"
+            if run.error
+            else "no reason was recorded; the catalog, extractor and loader logs have the details"
+        )
+        return error_from_code(
+            run.error.code if run.error else "internal",
+            f"sync run {run.run_id} of {run.source_table} into {run.target} failed: {reason}. "
+            f"{run.target} is as it was before the run; fix the cause, then call sync_table_to_bronze again.",
+            transient=False,
+        )
+
+
+def _plain_name(match: re.Match[str]) -> str:
+    kind, first = match.group(1), match.group(2)
+    return f"the {first} service" if kind == "rpc" else _SUBJECT_KINDS[kind]

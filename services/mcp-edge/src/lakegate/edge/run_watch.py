@@ -25,8 +25,8 @@ from lakegate.common.contracts.runs import (
     RunView,
 )
 from lakegate.common.errors import TransientError
-from lakegate.common.service import Runtime
 from lakegate.common.subjects import RunStep
+from lakegate.edge.backend import Backend
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
@@ -95,14 +95,20 @@ def status_signal(run: RunView) -> Signal:
 class RunWatch:
     """Waits for sync runs over the edge's NATS connection."""
 
-    def __init__(self, runtime: Runtime, *, poll_seconds: float = 5.0) -> None:
-        self._runtime = runtime
+    def __init__(self, backend: Backend, *, poll_seconds: float = 5.0) -> None:
+        self._backend = backend
         # Core NATS may drop a message (a reconnect, a slow consumer); a periodic re-read bounds the cost.
         self._poll_seconds = poll_seconds
 
     async def follow(self, run: RunView, wait_seconds: float, report: ReportProgress) -> RunView:
         """Wait until `run` is terminal or `wait_seconds` have passed; return it as the catalog has it."""
-        meter = ProgressMeter(report)
+        public = self._backend.failures.public
+
+        async def report_public(progress: float, total: float | None, message: str | None) -> None:
+            # Step messages quote other services' errors; they reach the client like any tool error.
+            await report(progress, total, public(message) if message else message)
+
+        meter = ProgressMeter(report_public)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         async with self._signals(run) as inbox:
@@ -125,9 +131,9 @@ class RunWatch:
         return run
 
     async def _read(self, run: RunView) -> RunView:
-        topology = self._runtime.topology
-        return await self._runtime.rpc.call(
-            topology.runs_get, RunRef(tenant_id=run.tenant_id, run_id=run.run_id), RunView
+        backend = self._backend
+        return await backend.call(
+            backend.topology.runs_get, RunRef(tenant_id=run.tenant_id, run_id=run.run_id), RunView
         )
 
     async def _refresh(self, run: RunView) -> RunView:
@@ -140,8 +146,8 @@ class RunWatch:
 
     @contextlib.asynccontextmanager
     async def _signals(self, run: RunView) -> AsyncIterator[asyncio.Queue[Signal]]:
-        topology = self._runtime.topology
-        connection = self._runtime.broker.connection
+        topology = self._backend.topology
+        connection = self._backend.runtime.broker.connection
         steps = {topology.run_step(run.run_id, step): step for step in RunStep}
         progress = topology.progress(run.run_id)
         inbox: asyncio.Queue[Signal] = asyncio.Queue()

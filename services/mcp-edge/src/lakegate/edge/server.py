@@ -1,26 +1,70 @@
-"""The MCP server and its tools."""
+"""The MCP server: tools, resources, prompts and completions, all acting for the caller's tenant."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from lakegate.common.errors import LakegateError
+from lakegate.edge.audit import AuditedCalls, AuditTrail
 from lakegate.edge.backend import Backend
+from lakegate.edge.completions import add_completions
+from lakegate.edge.prompts import add_prompts
+from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
+from lakegate.edge.tools.assist import add_assist_tools
+from lakegate.edge.tools.catalog import add_catalog_tools
 from lakegate.edge.tools.sources import add_source_tools
 from lakegate.edge.tools.sync import add_sync_tools
+from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_REQUEST, Resource
 
 INSTRUCTIONS = """\
-lakegate brings PostgreSQL tables into a lakehouse and answers SQL over them.
-Typical flow: connect_postgres (once per database) → list_source_tables → sync_table_to_bronze
-→ list_tables / describe_table → query_sql. Tables are named <catalog>.<layer>.<table>; bronze
-holds raw synced copies. A long sync returns a run handle: follow it with get_sync_run.
+lakegate brings PostgreSQL tables and files into a lakehouse and answers SQL over them.
+Layers: bronze holds raw synced copies and uploads, silver cleaned tables, gold curated views; every
+table is <catalog>.<layer>.<table>. get_metadata shows everything at once, with lineage.
+Typical flow: connect_postgres (once per database) → list_source_tables / describe_source_table →
+sync_table_to_bronze → describe_table / preview_table → transform_to_silver → create_gold_view →
+query_sql. A long sync returns a run handle: follow it with get_sync_run. analyze_schema,
+suggest_query and explain_data ask your own model (MCP sampling) with the real schema and data.
 """
 
 
-def create_server(backend: Backend) -> MCPServer:
-    """An MCP server whose tools call the catalog, the extractor and the loader through `backend`."""
-    server = MCPServer("lakegate", title="lakegate", instructions=INSTRUCTIONS, version="0.1.0")
+class LakegateServer(MCPServer):
+    """An MCP server whose `resources/list` also lists the caller's own sources, tables and runs."""
+
+    def __init__(self, backend: Backend, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._backend = backend
+
+    async def list_resources(self) -> list[Resource]:
+        """The static resources, then the concrete ones of the caller's tenant."""
+        try:
+            own = await tenant_resources(self._backend)
+        except LakegateError as exc:  # a caller whose token names no tenant
+            raise MCPError(code=INVALID_REQUEST, message=self._backend.failures.public(exc.message)) from exc
+        return [*await super().list_resources(), *own]
+
+
+def create_server(backend: Backend, trail: AuditTrail) -> MCPServer:
+    """An MCP server that calls the catalog, the extractor and the loader through `backend`."""
+    server = LakegateServer(
+        backend,
+        name="lakegate",
+        title="lakegate",
+        instructions=INSTRUCTIONS,
+        version="0.2.0",
+        middleware=[AuditedCalls(trail, backend.tenancy)],
+    )
     add_source_tools(server, backend)
-    add_sync_tools(server, backend, RunWatch(backend.runtime))
+    add_sync_tools(server, backend, RunWatch(backend))
     add_warehouse_tools(server, backend)
+    add_transform_tools(server, backend)
+    add_catalog_tools(server, backend)
+    add_assist_tools(server, backend)
+    add_resources(server, backend)
+    add_prompts(server, backend)
+    add_completions(server, backend)
     return server

@@ -15,6 +15,8 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 
 TENANT_CLAIM = "lakegate_tenant"
+#: The actor of a call without an access token (stdio, loopback HTTP).
+LOCAL_ACTOR = "local"
 TENANT_SCOPE_PREFIX = "tenant:"
 
 
@@ -46,3 +48,10 @@ class Tenancy:
                 f"{TENANT_CLAIM!r} claim or exactly one '{TENANT_SCOPE_PREFIX}<id>' scope"
             )
         return check_tenant_id(tenant)
+
+    def actor(self) -> str:
+        """Who is calling, for the audit log: the token's subject (or client id), else `local`."""
+        token = get_access_token()
+        if token is None:
+            return LOCAL_ACTOR
+        return token.subject or token.client_id

@@ -1,22 +1,28 @@
-"""Tools about sync runs: copy a source table into bronze, and follow a run."""
+"""Tools about sync runs: copy a source table into bronze, follow a run, and list past runs."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+from lakegate.common.contracts.catalog import ListRuns, RunList
 from lakegate.common.contracts.runs import RunRef, RunView, StartRun, SyncMode
 from lakegate.edge.backend import Backend
-from lakegate.edge.failures import run_failure, tool_errors
-from lakegate.edge.results import SyncRunResult
+from lakegate.edge.results.base import Offset
+from lakegate.edge.results.runs import RunListResult, SyncRunResult
 from lakegate.edge.run_watch import RunWatch
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+READS_CATALOG = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
 
 def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None:
-    """Register sync_table_to_bronze and get_sync_run."""
-    rpc, topology, settings = backend.rpc, backend.topology, backend.settings
+    """Register sync_table_to_bronze, get_sync_run and list_sync_runs."""
+    topology, settings, failures = backend.topology, backend.settings, backend.failures
+    guard = failures.tool_errors
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -27,7 +33,7 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
             open_world_hint=True,
         )
     )
-    @tool_errors
+    @guard
     async def sync_table_to_bronze(
         ctx: Context,
         connection_id: Annotated[str, Field(description="Id of a registered source, as connect_postgres returned it.")],
@@ -52,21 +58,34 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         start = StartRun(
             tenant_id=backend.tenant(), connection_id=connection_id, table_name=table_name, sync_mode=sync_mode
         )
-        run = await rpc.call(topology.runs_start, start, RunView)
-        run = await watch.follow(run, settings.sync_wait_seconds, ctx.report_progress)
+        run = await backend.call(topology.runs_start, start, RunView)
+        run = failures.public_run(await watch.follow(run, settings.sync_wait_seconds, ctx.report_progress))
         if run.status == "failed":
-            raise run_failure(run)
+            raise failures.run_failure(run)
         return SyncRunResult.of(run)
 
-    @server.tool(
-        annotations=ToolAnnotations(
-            title="Get a sync run", read_only_hint=True, idempotent_hint=True, open_world_hint=False
-        )
-    )
-    @tool_errors
+    @server.tool(annotations=READS_CATALOG.model_copy(update={"title": "Get a sync run"}))
+    @guard
     async def get_sync_run(
         run_id: Annotated[str, Field(description="Id of a run, as sync_table_to_bronze returned it.")],
     ) -> SyncRunResult:
-        """Show a sync run: its status, row count, timings, and the error when it failed."""
-        run = await rpc.call(topology.runs_get, RunRef(tenant_id=backend.tenant(), run_id=run_id), RunView)
-        return SyncRunResult.of(run)
+        """Show a sync run: its status, row count, columns, timings, and the error when it failed."""
+        run = await backend.call(topology.runs_get, RunRef(tenant_id=backend.tenant(), run_id=run_id), RunView)
+        return SyncRunResult.of(failures.public_run(run))
+
+    @server.tool(annotations=READS_CATALOG.model_copy(update={"title": "List sync runs"}))
+    @guard
+    async def list_sync_runs(
+        connection_id: Annotated[
+            str | None, Field(description="Only the runs of this source; all your runs when omitted.")
+        ] = None,
+        offset: Offset = 0,
+        limit: Annotated[int, Field(description="Most runs to return.", ge=1, le=500)] = 50,
+    ) -> RunListResult:
+        """List your sync runs, newest first: status, rows, duration and errors. Use get_sync_run for one in full."""
+        request = ListRuns(tenant_id=backend.tenant(), connection_id=connection_id, offset=offset, limit=limit)
+        listing = await backend.call(topology.runs_list, request, RunList)
+        return RunListResult(
+            runs=[SyncRunResult.of(failures.public_run(run), with_columns=False) for run in listing.runs],
+            next_offset=listing.next_offset,
+        )

@@ -1,0 +1,181 @@
+"""The audit trail: one `AuditRecord` per tool call, published without slowing the call down.
+
+`AuditedCalls` is server middleware around every `tools/call`: it times the call, learns its
+outcome (the error code is noted by `failures.tool_errors` through `note_error_code`) and hands
+the record to `AuditTrail`, whose background task publishes it to `cmd.audit.record` on the CMD
+stream with the record id as `Nats-Msg-Id`. The caller has its result by then; a record that
+cannot be published is logged, never raised into a tool call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from faststream.nats import NatsBroker
+from lakegate.common.contracts.audit import AuditRecord
+from lakegate.common.errors import LakegateError
+from lakegate.common.subjects import Topology
+from lakegate.edge.redaction import redact_arguments
+from lakegate.edge.tenancy import Tenancy
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp_types import CallToolResult, InputRequiredResult
+
+log = logging.getLogger(__name__)
+
+#: Tries per record; JetStream drops a repeated `Nats-Msg-Id`, so a retried publish is stored once.
+PUBLISH_ATTEMPTS = 3
+#: The code of a failed call whose body never ran: the SDK refused its name or arguments.
+REFUSED_BEFORE_RUNNING = "invalid_input"
+
+
+@dataclass
+class _Outcome:
+    code: str | None = None
+
+
+_OUTCOME: ContextVar[_Outcome | None] = ContextVar("lakegate_edge_call_outcome", default=None)
+
+
+def note_error_code(code: str) -> None:
+    """Tell the audit of the current tool call why it failed."""
+    outcome = _OUTCOME.get()
+    if outcome is not None:
+        outcome.code = code
+
+
+class AuditTrail:
+    """Publishes audit records from a background task, so that no tool call waits for NATS."""
+
+    def __init__(
+        self, broker: NatsBroker, topology: Topology, *, capacity: int = 1000, publish_timeout: float = 5.0
+    ) -> None:
+        self._broker, self._topology = broker, topology
+        self._queue: asyncio.Queue[AuditRecord] = asyncio.Queue(capacity)
+        self._publish_timeout = publish_timeout
+
+    def record(self, record: AuditRecord) -> None:
+        """Queue one record; when the queue is full the record is dropped and the drop logged."""
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            log.warning(
+                "audit queue is full (%d records): dropped record %s of %s by %s",
+                self._queue.maxsize,
+                record.id,
+                record.tool,
+                record.actor,
+            )
+
+    @contextlib.asynccontextmanager
+    async def running(self, drain_seconds: float = 5.0) -> AsyncIterator[AuditTrail]:
+        """Publish queued records while the body runs; on exit, publish what is left, for a while."""
+        task = asyncio.create_task(self._publish_forever(), name="audit-trail")
+        try:
+            yield self
+        finally:
+            try:
+                await asyncio.wait_for(self._queue.join(), drain_seconds)
+            except TimeoutError:
+                log.warning("stopping with %d audit records unpublished", self._queue.qsize())
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _publish_forever(self) -> None:
+        while True:
+            record = await self._queue.get()
+            try:
+                await self._publish(record)
+            finally:
+                self._queue.task_done()
+
+    async def _publish(self, record: AuditRecord) -> None:
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                await self._broker.publish(
+                    record,
+                    self._topology.cmd_audit,
+                    stream=self._topology.cmd_stream.name,
+                    headers={"Nats-Msg-Id": record.id},
+                    timeout=self._publish_timeout,
+                )
+                return
+            except Exception as exc:
+                if attempt == PUBLISH_ATTEMPTS:
+                    log.warning("audit record %s of %s was not published: %r", record.id, record.tool, exc)
+                    return
+                await asyncio.sleep(0.2 * 2**attempt)  # a backoff: NATS may be reconnecting
+
+
+@dataclass(frozen=True)
+class AuditedCalls:
+    """Server middleware: records every finished `tools/call` on the audit trail."""
+
+    trail: AuditTrail
+    tenancy: Tenancy
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        at, began = datetime.now(UTC), time.perf_counter()
+        outcome = _Outcome()
+        reset = _OUTCOME.set(outcome)
+        try:
+            result = await call_next(ctx)
+        except asyncio.CancelledError:
+            self._record(ctx, at, began, "cancelled")
+            raise
+        except Exception:
+            self._record(ctx, at, began, outcome.code or REFUSED_BEFORE_RUNNING)
+            raise
+        finally:
+            _OUTCOME.reset(reset)
+        failed = _failed(result)
+        if failed is not None:  # None: the call waits for the client's input and is not over yet
+            self._record(ctx, at, began, (outcome.code or REFUSED_BEFORE_RUNNING) if failed else None)
+        return result
+
+    def _record(self, ctx: ServerRequestContext[Any, Any], at: datetime, began: float, error_code: str | None) -> None:
+        params = ctx.params or {}
+        tool = str(params.get("name", ""))
+        outcome: Literal["ok", "error"] = "ok" if error_code is None else "error"
+        try:
+            tenant = self.tenancy.current()
+        except LakegateError as exc:
+            log.info("tool call %s of an unidentified caller is not audited: %s", tool, exc)
+            return
+        self.trail.record(
+            AuditRecord(
+                id=f"aud_{uuid.uuid4().hex}",
+                tenant_id=tenant,
+                actor=self.tenancy.actor(),
+                tool=tool,
+                arguments=redact_arguments(params.get("arguments")),
+                outcome=outcome,
+                error_code=error_code,
+                duration_ms=round((time.perf_counter() - began) * 1000, 3),
+                at=at,
+            )
+        )
+
+
+def _failed(result: HandlerResult) -> bool | None:
+    """Whether a finished call failed; None when it only asks the client for input first."""
+    if isinstance(result, InputRequiredResult):
+        return None
+    if isinstance(result, CallToolResult):
+        return bool(result.is_error)
+    if isinstance(result, dict):
+        if result.get("resultType") == "input_required":
+            return None
+        return bool(result.get("isError"))
+    return False
