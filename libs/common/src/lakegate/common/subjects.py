@@ -22,6 +22,7 @@ class RunStep(StrEnum):
     """Steps a run reports on `<prefix>.run.<run_id>.<step>`."""
 
     EXTRACTING = "extracting"
+    RANGE = "range"
     EXTRACTED = "extracted"
     LOADING = "loading"
     LOADED = "loaded"
@@ -71,6 +72,22 @@ class Topology:
     @property
     def datasets_list(self) -> str:
         return f"{self.prefix}.rpc.catalog.datasets.list"
+
+    @property
+    def runs_cancel(self) -> str:
+        return f"{self.prefix}.rpc.catalog.runs.cancel"
+
+    @property
+    def schedules_create(self) -> str:
+        return f"{self.prefix}.rpc.catalog.schedules.create"
+
+    @property
+    def schedules_list(self) -> str:
+        return f"{self.prefix}.rpc.catalog.schedules.list"
+
+    @property
+    def schedules_delete(self) -> str:
+        return f"{self.prefix}.rpc.catalog.schedules.delete"
 
     @property
     def runs_list(self) -> str:
@@ -137,6 +154,11 @@ class Topology:
         return f"{self.prefix}.cmd.extract"
 
     @property
+    def cmd_extract_range(self) -> str:
+        """Coordinator → extractor replicas: one range of a large table, in an exported snapshot."""
+        return f"{self.prefix}.cmd.extract_range"
+
+    @property
     def cmd_record_dataset(self) -> str:
         """Loader → catalog: a silver, gold or uploaded table was created or replaced."""
         return f"{self.prefix}.cmd.datasets.record"
@@ -164,6 +186,10 @@ class Topology:
     # progress
     def progress(self, run_id: str) -> str:
         return f"{self.prefix}.progress.{run_id}"
+
+    # cancellation (core NATS: whoever works on the run stops; the catalog's state is the record)
+    def cancel(self, run_id: str) -> str:
+        return f"{self.prefix}.cancel.{run_id}"
 
     # public events
     def sync_event(self, tenant_id: str, outcome: Literal["completed", "failed"]) -> str:

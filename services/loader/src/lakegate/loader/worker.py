@@ -24,7 +24,7 @@ from lakegate.common.errors import InvalidInput, LakegateError, PermissionDenied
 from lakegate.common.names import tenant_catalog
 from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep, Topology
-from lakegate.loader.warehouses.base import Warehouse
+from lakegate.loader.warehouses.base import LoadPlan, Warehouse
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -64,13 +64,15 @@ class LoadWorker:
         await self._step(Loading(tenant_id=extracted.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
         schema = decode_schema(extracted)
         staging = self.staging()
-        result = await self.warehouse.load(
-            extracted.target,
-            schema,
-            self._checked_parts(extracted, schema, staging),
+        plan = LoadPlan(
+            target=extracted.target,
+            schema=schema,
             mode=extracted.sync_mode,
             run_id=run_id,
+            keys=tuple(extracted.primary_key),
+            cursor=extracted.cursor.column if extracted.cursor else None,
         )
+        result = await self.warehouse.load(plan, self._checked_parts(extracted, schema, staging))
         if result.already_committed:
             log.info("run %s was already committed to %s as version %s", run_id, extracted.target, result.version)
         loaded = Loaded(

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from lakegate.common.contracts.base import Message
-from lakegate.common.contracts.runs import ColumnMapping, ErrorInfo, SyncMode, TableRef
+from lakegate.common.contracts.runs import ColumnMapping, Cursor, ErrorInfo, SchemaChange, SyncMode, TableRef
 from pydantic import Field
 
 SYNC_COMPLETED = "io.lakegate.sync.completed.v1"
@@ -22,12 +22,15 @@ class SyncOutcome(Message):
     source_table: str = Field(description="`schema.table` in the source database.")
     target: TableRef
     sync_mode: SyncMode
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     row_count: int | None = None
     bytes: int | None = None
     duration_seconds: float | None = None
     columns: list[ColumnMapping] = Field(default_factory=list)
     error: ErrorInfo | None = None
+    schema_changes: list[SchemaChange] = Field(default_factory=list)
+    cursor: Cursor | None = None
+    schedule_id: str | None = None
 
 
 class SyncEvent(Message):

@@ -9,8 +9,8 @@ from lakegate.common.contracts.base import Message, TenantScoped
 from pydantic import Field
 
 SyncMode = Literal["full", "incremental", "merge"]
-RunStatus = Literal["queued", "extracting", "loading", "succeeded", "failed"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed"})
+RunStatus = Literal["queued", "extracting", "loading", "succeeded", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class TableRef(Message):
@@ -30,6 +30,31 @@ class StartRun(TenantScoped):
     connection_id: str
     table_name: str = Field(description="`table` or `schema.table` in the source.")
     sync_mode: SyncMode = "full"
+    cursor_column: str | None = Field(
+        default=None,
+        description="Incremental/merge: the column whose growth marks new or changed rows; inferred when omitted.",
+    )
+    schedule_id: str | None = Field(default=None, description="Set when a schedule started the run.")
+
+
+class Cursor(Message):
+    """A high-water mark: the greatest cursor value a committed run has seen."""
+
+    column: str
+    value: str = Field(
+        description="The value as text in a canonical form: integers and decimals as digits, timestamps as "
+        "ISO 8601 (timestamptz normalised to UTC with '+00:00'), dates as YYYY-MM-DD, strings as they are."
+    )
+    source_type: str = Field(description="PostgreSQL type of the column, e.g. 'timestamp with time zone'.")
+
+
+class SchemaChange(Message):
+    """A difference between the source's columns and the target table's, and what the load did about it."""
+
+    column: str
+    change: Literal["added", "dropped", "type_changed"]
+    before: str | None = Field(default=None, description="Arrow type in the target before the run.")
+    after: str | None = Field(default=None, description="Arrow type the source has now.")
 
 
 class RunRef(TenantScoped):
@@ -68,6 +93,10 @@ class RunView(Message):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    cursor: Cursor | None = Field(default=None, description="Incremental/merge: the cursor after this run.")
+    schema_changes: list[SchemaChange] = Field(default_factory=list)
+    rows_extracted: int | None = None
+    schedule_id: str | None = None
     duration_seconds: float | None = Field(
         default=None, description="Seconds from start (or creation) to finish; None until the run finishes."
     )
@@ -86,6 +115,38 @@ class ExtractTable(Message):
     source_table: str
     target: TableRef
     sync_mode: SyncMode
+    cursor_column: str | None = Field(default=None, description="Asked for by the caller; inferred when None.")
+    since: Cursor | None = Field(default=None, description="Incremental/merge: extract rows past this value only.")
+
+
+class ExtractRange(Message):
+    """Command `cmd.extract_range`: one slice of a large table, read in the coordinator's exported snapshot."""
+
+    tenant_id: str
+    run_id: str
+    connection_id: str
+    source_schema: str
+    source_table: str
+    snapshot: str = Field(description="`pg_export_snapshot()` of the coordinating transaction.")
+    index: int = Field(description="Position of this range in the run, from 0.")
+    count: int = Field(description="How many ranges the run has.")
+    predicate: str = Field(
+        description="The range as a SQL predicate built by the coordinator from quoted identifiers and "
+        "literals, e.g. `ctid >= '(0,0)'::tid AND ctid < '(1000,0)'::tid`."
+    )
+    since: Cursor | None = None
+    cursor_column: str | None = None
+
+
+class RangeExtracted(Message):
+    """Step `run.<id>.range`: one range is staged."""
+
+    tenant_id: str
+    run_id: str
+    index: int
+    row_count: int
+    staged: StagedParts
+    max_cursor: str | None = None
 
 
 class Extracting(Message):
@@ -117,6 +178,14 @@ class Extracted(Message):
     row_count: int
     staged: StagedParts
     primary_key: list[str] = Field(default_factory=list, description="The source table's primary key columns.")
+    ranges: list[StagedParts] = Field(
+        default_factory=list,
+        description="Parallel extraction: the staged parts of every range after `staged`, in order; the "
+        "loader commits `staged` and all of these as one.",
+    )
+    cursor: Cursor | None = Field(
+        default=None, description="Incremental/merge: the greatest cursor value in the extracted rows (or `since`)."
+    )
 
 
 class Loading(Message):
@@ -135,6 +204,7 @@ class Loaded(Message):
     row_count: int
     bytes: int
     table_version: int | None = Field(default=None, description="Delta table version of the commit, if any.")
+    schema_changes: list[SchemaChange] = Field(default_factory=list)
 
 
 class Failed(Message):
@@ -144,6 +214,10 @@ class Failed(Message):
     run_id: str
     step: str = Field(description="Which step failed: 'extract' or 'load'.")
     error: ErrorInfo
+
+
+class CancelRun(TenantScoped):
+    run_id: str
 
 
 class Progress(Message):

@@ -12,12 +12,30 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
-from lakegate.common.contracts.runs import SyncMode, TableRef
+from lakegate.common.contracts.runs import SchemaChange, SyncMode, TableRef
 from lakegate.common.contracts.warehouse import QueryResult, TableDescription, TableList
 from lakegate.loader.sqlguard import ReadQuery
 
 #: Commit note naming what wrote a table other than a load: `transform` or `upload`.
 OPERATION_NOTE = "lakegate.operation"
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What one run asks of the warehouse.
+
+    `full` replaces the table; `incremental` appends; `merge` upserts on `keys`, and when one batch
+    holds several rows of a key the one with the greatest `cursor` wins (ties: the last one staged).
+    Schema drift: a column new at the source is added; a column gone from the source stays and is
+    NULL in new rows; a type that cannot be widened fails the load naming the column, changing nothing.
+    """
+
+    target: TableRef
+    schema: pa.Schema
+    mode: SyncMode
+    run_id: str
+    keys: tuple[str, ...] = ()
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,7 @@ class LoadResult:
     bytes: int
     version: int | None
     already_committed: bool
+    schema_changes: tuple[SchemaChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,16 +59,8 @@ class Written:
 
 
 class Warehouse(Protocol):
-    async def load(
-        self,
-        target: TableRef,
-        schema: pa.Schema,
-        batches: AsyncIterator[pa.RecordBatch],
-        *,
-        mode: SyncMode,
-        run_id: str,
-    ) -> LoadResult:
-        """Commit every batch to `target` in one transaction, or nothing if `run_id` is already committed."""
+    async def load(self, plan: LoadPlan, batches: AsyncIterator[pa.RecordBatch]) -> LoadResult:
+        """Commit every batch to `plan.target` in one transaction, or nothing if `plan.run_id` is already there."""
         ...
 
     async def query(self, catalog: str, sql: str, max_rows: int, timeout: float) -> QueryResult:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
-from lakegate.common.contracts.runs import SyncMode, TableRef
+from lakegate.common.contracts.runs import TableRef
 from lakegate.common.contracts.warehouse import (
     QueryResult,
     TableDescription,
@@ -38,7 +38,7 @@ from lakegate.loader.sqlguard import DescribeTarget, ReadQuery, ShowTables, chec
 from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
 from lakegate.loader.warehouses import deltalog
-from lakegate.loader.warehouses.base import LoadResult, Written
+from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
 from lakegate.loader.warehouses.bridge import write_in_thread
 from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
@@ -144,16 +144,9 @@ class LocalLakehouse:
 
     # Warehouse
 
-    async def load(
-        self,
-        target: TableRef,
-        schema: pa.Schema,
-        batches: AsyncIterator[pa.RecordBatch],
-        *,
-        mode: SyncMode,
-        run_id: str,
-    ) -> LoadResult:
+    async def load(self, plan: LoadPlan, batches: AsyncIterator[pa.RecordBatch]) -> LoadResult:
         """Replace `target` with every batch in one Delta commit tagged with `run_id`."""
+        target, schema, mode, run_id = plan.target, plan.schema, plan.mode, plan.run_id
         if mode != "full":
             raise Unsupported(f"{mode} sync is not supported by the local lakehouse yet; sync {target} in full mode")
         path = self.table_path(target)
