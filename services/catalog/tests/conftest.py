@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import nats
@@ -15,20 +16,29 @@ from faststream.nats import NatsBroker
 from lakegate.catalog.app import CatalogState, serve
 from lakegate.catalog.config import CatalogSettings
 from lakegate.common.contracts.events import SyncEvent
+from lakegate.common.contracts.explore import DescribeSourceTable, SourceTableDetail
+from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import (
+    CancelRun,
     ColumnMapping,
+    Cursor,
     ErrorInfo,
     Extracted,
     Extracting,
+    ExtractTable,
     Failed,
     Loaded,
     Loading,
+    RunRef,
     RunView,
+    SchemaChange,
     StagedParts,
     StartRun,
+    SyncMode,
     TableRef,
 )
-from lakegate.common.contracts.sources import RegisterSource, SourceAddress, SourceInfo, SourceLogin
+from lakegate.common.contracts.sources import RegisterSource, SourceAddress, SourceInfo, SourceLogin, SourceTable
+from lakegate.common.names import parse_source_table
 from lakegate.common.rpc import RpcClient
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep, Topology
@@ -67,6 +77,57 @@ def catalog_settings(nats_settings: NatsSettings, catalog_dsn: str, secret_key: 
 @pytest.fixture
 async def catalog(catalog_settings: CatalogSettings) -> AsyncIterator[CatalogState]:
     async with serve(catalog_settings) as state:
+        yield state
+
+
+@dataclass
+class ManualClock:
+    """A clock that stands still until the test moves it."""
+
+    at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> datetime:
+        self.at += timedelta(seconds=seconds)
+        return self.at
+
+
+@pytest.fixture
+async def source_tables(peer: Peer) -> AsyncIterator[None]:
+    """A stand-in for the extractor's `tables.describe` answer: every table exists but those named `missing*`."""
+
+    async def answer(msg: Msg) -> None:
+        request = DescribeSourceTable.model_validate_json(msg.data)
+        name = parse_source_table(request.table_name)
+        if name.table.startswith("missing"):
+            error = ErrorInfo(code="not_found", message=f"table {name} not found in source {request.connection_id}")
+            reply = Reply(error=error)
+        else:
+            table = SourceTable(schema_name=name.schema, name=name.table, kind="table", row_estimate=-1, columns=[])
+            detail = SourceTableDetail(table=table, primary_key=[], foreign_keys=[], indexes=[], samples={})
+            reply = Reply(result=detail.model_dump(mode="json"))
+        await msg.respond(reply.model_dump_json().encode())
+
+    subscription = await peer.nc.subscribe(peer.topology.source_table_describe, cb=answer)
+    await peer.nc.flush()
+    yield
+    await subscription.unsubscribe()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def scheduling_catalog(
+    catalog_settings: CatalogSettings, clock: ManualClock, source_tables: None
+) -> AsyncIterator[CatalogState]:
+    """A catalog on the test's clock whose scheduler only ticks when the test calls `scheduler.tick()`."""
+    settings = catalog_settings.model_copy(update={"scheduler_enabled": False})
+    async with serve(settings, clock=clock) as state:
         yield state
 
 
@@ -114,6 +175,7 @@ class Peer:
     tenant_id: str
     password: str = PASSWORD
     columns: tuple[ColumnMapping, ...] = COLUMNS
+    barriers: int = 0
 
     def target(self, name: str = "shop_orders") -> TableRef:
         """A bronze table of this tenant."""
@@ -130,9 +192,45 @@ class Peer:
         )
         return await self.rpc.call(self.topology.sources_register, request, SourceInfo)
 
-    async def start(self, connection_id: str, table_name: str = "orders", *, tenant_id: str | None = None) -> RunView:
-        request = StartRun(tenant_id=tenant_id or self.tenant_id, connection_id=connection_id, table_name=table_name)
+    async def start(
+        self,
+        connection_id: str,
+        table_name: str = "orders",
+        *,
+        tenant_id: str | None = None,
+        sync_mode: SyncMode = "full",
+        cursor_column: str | None = None,
+    ) -> RunView:
+        request = StartRun(
+            tenant_id=tenant_id or self.tenant_id,
+            connection_id=connection_id,
+            table_name=table_name,
+            sync_mode=sync_mode,
+            cursor_column=cursor_column,
+        )
         return await self.rpc.call(self.topology.runs_start, request, RunView)
+
+    async def cancel(self, run_id: str) -> RunView:
+        request = CancelRun(tenant_id=self.tenant_id, run_id=run_id)
+        return await self.rpc.call(self.topology.runs_cancel, request, RunView)
+
+    async def run(self, run_id: str) -> RunView:
+        return await self.rpc.call(self.topology.runs_get, RunRef(tenant_id=self.tenant_id, run_id=run_id), RunView)
+
+    async def extract_commands(self) -> JetStreamContext.PullSubscription:
+        """A reader of the extract commands, as an extractor would take them."""
+        return await self.js.pull_subscribe(
+            self.topology.cmd_extract,
+            durable="test_extractor",
+            stream=self.topology.cmd_stream.name,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
+        )
+
+    async def next_command(self, reader: JetStreamContext.PullSubscription) -> ExtractTable:
+        """The next extract command, acknowledged."""
+        (message,) = await reader.fetch(1, timeout=15)
+        await message.ack()
+        return ExtractTable.model_validate_json(message.data)
 
     async def step(self, run_id: str, step: RunStep, message: BaseModel) -> int:
         """Publish a step as the extractor or loader would; returns its stream sequence."""
@@ -150,6 +248,8 @@ class Peer:
         *,
         rows: int = 1234,
         primary_key: list[str] | None = None,
+        cursor: Cursor | None = None,
+        schema_changes: list[SchemaChange] | None = None,
     ) -> SyncEvent:
         """Carry a run through every step as the extractor and loader would; returns its completed event."""
         tenant, run_id = self.tenant_id, run.run_id
@@ -164,11 +264,19 @@ class Peer:
             row_count=rows,
             staged=staged,
             primary_key=primary_key or [],
+            cursor=cursor,
         )
         await self.step(run_id, RunStep.EXTRACTING, Extracting(tenant_id=tenant, run_id=run_id, attempt="a1"))
         await self.step(run_id, RunStep.EXTRACTED, extracted)
         await self.step(run_id, RunStep.LOADING, Loading(tenant_id=tenant, run_id=run_id))
-        loaded = Loaded(tenant_id=tenant, run_id=run_id, target=run.target, row_count=rows, bytes=rows * 10)
+        loaded = Loaded(
+            tenant_id=tenant,
+            run_id=run_id,
+            target=run.target,
+            row_count=rows,
+            bytes=rows * 10,
+            schema_changes=schema_changes or [],
+        )
         await self.step(run_id, RunStep.LOADED, loaded)
         return await self.event_of(run_id, reader)
 
@@ -189,7 +297,9 @@ class Peer:
         """Fail a fresh run and wait for its event. The catalog takes steps one at a time in stream
         order, so once this event is out, every step published before it has been handled.
         Returns the events that came out before the barrier's own."""
-        run = await self.start(connection_id)
+        # A table of its own, so the barrier never waits for (or is refused by) a run of the test's tables.
+        self.barriers += 1
+        run = await self.start(connection_id, f"barrier_{self.barriers}")
         error = ErrorInfo(code="cancelled", message="barrier")
         await self.step(
             run.run_id, RunStep.FAILED, Failed(tenant_id=self.tenant_id, run_id=run.run_id, step="test", error=error)
@@ -209,11 +319,13 @@ class Peer:
         )
         return ack.seq
 
-    async def settlements(self, durable: str) -> Settlements:
-        """Watch how the catalog's durable consumer `durable` settles messages; call before publishing."""
+    async def settlements(self, durable: str, stream: str | None = None) -> Settlements:
+        """Watch how the catalog's durable consumer `durable` (on the CMD stream unless told) settles messages;
+        call before publishing."""
         settlements = Settlements()
         consumer = self.topology.durable(durable)
-        await self.nc.subscribe(f"$JS.ACK.{self.topology.cmd_stream.name}.{consumer}.>", cb=settlements.on_ack)
+        stream = stream or self.topology.cmd_stream.name
+        await self.nc.subscribe(f"$JS.ACK.{stream}.{consumer}.>", cb=settlements.on_ack)
         await self.nc.flush()
         return settlements
 

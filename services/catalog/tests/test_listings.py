@@ -49,7 +49,7 @@ async def test_runs_can_be_listed_for_one_source_and_an_unknown_or_foreign_sourc
     catalog: CatalogState, peer: Peer
 ) -> None:
     shop, crm = await peer.register("shop"), await peer.register("crm")
-    shop_runs = [(await peer.start(shop.connection_id, "orders")).run_id for _ in range(2)]
+    shop_runs = [(await peer.start(shop.connection_id, table)).run_id for table in ("orders", "items")]
     await peer.start(crm.connection_id, "contacts")
     other = await peer.register("shop", tenant_id=f"{peer.tenant_id}_other")
     await peer.start(other.connection_id, tenant_id=f"{peer.tenant_id}_other")

@@ -20,9 +20,8 @@ from lakegate.common.contracts.runs import (
     RunRef,
     RunView,
     StagedParts,
-    StartRun,
 )
-from lakegate.common.errors import InvalidInput, NotFound, Unavailable, Unsupported
+from lakegate.common.errors import InvalidInput, NotFound, Unavailable
 from lakegate.common.subjects import RunStep
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -98,21 +97,13 @@ async def test_a_table_in_the_public_schema_becomes_source_underscore_table(cata
     assert run.target == peer.target("shop_db_orders")
 
 
-async def test_a_run_is_refused_for_an_unknown_source_a_bad_table_name_or_a_mode_not_yet_available(
-    catalog: CatalogState, peer: Peer
-) -> None:
+async def test_a_run_is_refused_for_an_unknown_source_or_a_bad_table_name(catalog: CatalogState, peer: Peer) -> None:
     source = await peer.register("shop")
 
     with pytest.raises(NotFound, match="src_missing"):
         await peer.start("src_missing")
     with pytest.raises(InvalidInput, match="too many or empty dotted parts"):
         await peer.start(source.connection_id, "a.b.c")
-    incremental = StartRun(
-        tenant_id=peer.tenant_id, connection_id=source.connection_id, table_name="orders", sync_mode="incremental"
-    )
-    with pytest.raises(Unsupported) as unsupported:
-        await peer.rpc.call(peer.topology.runs_start, incremental, RunView)
-    assert str(unsupported.value) == "sync_mode 'incremental' is not available yet; use 'full'"
     assert (await peer.js.stream_info(peer.topology.cmd_stream.name)).state.messages == 0
 
 

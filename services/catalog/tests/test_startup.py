@@ -194,3 +194,52 @@ async def test_two_replicas_answer_each_request_once_and_share_the_run_steps(
         consumer = await peer.js.consumer_info(topology.run_stream.name, topology.durable("catalog_runs"))
         assert consumer.config.max_deliver == MAX_DELIVER
         assert consumer.config.ack_wait == ACK_WAIT
+
+
+async def test_runs_left_active_side_by_side_on_one_table_are_cancelled_but_the_newest_when_migrating(
+    catalog_settings: CatalogSettings, peer: Peer, db: asyncpg.Connection, secret_key: str
+) -> None:
+    shipped = migrations()
+    assert await migrate(db, shipped[:2]) == [m.name for m in shipped[:2]]
+    tenant, token = peer.tenant_id, PasswordCipher([secret_key.encode()]).encrypt(peer.password)
+    await db.execute(
+        """
+        INSERT INTO sources (id, tenant_id, name, name_key, host, port, database, "user", password_encrypted)
+        VALUES ('src_old', $1, 'shop', 'shop', 'db.example.internal', 5433, 'shop', 'reader', $2)
+        """,
+        tenant,
+        token,
+    )
+    for run_id, table, status, minute in [
+        ("run_stuck", "shop_orders", "queued", 1),
+        ("run_newer", "shop_orders", "extracting", 2),
+        ("run_other", "shop_items", "queued", 1),
+        ("run_done", "shop_orders", "succeeded", 0),
+    ]:
+        await db.execute(
+            """
+            INSERT INTO runs (run_id, tenant_id, connection_id, source_table, target_catalog, target_schema,
+                              target_name, sync_mode, status, created_at)
+            VALUES ($1, $2, 'src_old', 'public.x', $3, 'bronze', $4, 'full', $5, '2025-01-01T00:00:00Z'::timestamptz
+                    + make_interval(mins => $6))
+            """,
+            run_id,
+            tenant,
+            f"tenant_{tenant}",
+            table,
+            status,
+            minute,
+        )
+
+    async with serve(catalog_settings):
+        stuck = await peer.run("run_stuck")
+        assert {run_id: (await peer.run(run_id)).status for run_id in ("run_newer", "run_other", "run_done")} == {
+            "run_newer": "extracting",
+            "run_other": "queued",
+            "run_done": "succeeded",
+        }
+
+    assert stuck.status == "cancelled"
+    assert stuck.error is not None
+    assert (stuck.error.code, "run run_newer" in stuck.error.message) == ("cancelled", True)
+    assert stuck.finished_at is not None

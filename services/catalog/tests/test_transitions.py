@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from lakegate.catalog.lifecycle import Step, advance, parse_step
+from lakegate.catalog.lifecycle import Step, advance, cancelled, parse_step, tracked
 from lakegate.catalog.runs import RunRecord
 from lakegate.common.contracts.runs import (
     ColumnMapping,
@@ -115,3 +116,38 @@ def test_a_step_published_on_another_runs_subject_is_refused() -> None:
         parse_step("p.run.run_1.exploded", body)
     with pytest.raises(InvalidInput, match="not a valid Loaded message"):
         parse_step("p.run.run_1.loaded", body)
+
+
+@pytest.mark.parametrize("step", [name for name in STEPS if name != "loaded"])
+def test_a_cancelled_run_stays_cancelled_whatever_a_late_worker_reports(step: str) -> None:
+    run = cancelled(_run("extracting"), NOW)
+    assert advance(run, STEPS[step], NOW).status == "cancelled"
+
+
+def test_a_load_committed_before_the_cancel_was_heard_makes_the_run_succeeded() -> None:
+    run = replace(cancelled(_run("loading"), NOW), event_published_at=NOW)
+    later = NOW + timedelta(seconds=2)
+
+    done = advance(run, STEPS["loaded"], later)
+
+    assert (done.status, done.error, done.failed_step, done.finished_at) == ("succeeded", None, None, later)
+    assert (done.cancelled_at, done.event_published_at) == (NOW, None)  # the completion is announced too
+
+
+def test_cancelling_records_where_the_run_stopped_and_cancelling_again_changes_nothing() -> None:
+    run = cancelled(_run("loading"), NOW)
+    assert (run.status, run.failed_step, run.finished_at, run.cancelled_at) == ("cancelled", "loading", NOW, NOW)
+    assert run.error is not None
+    assert run.error.code == "cancelled"
+    assert cancelled(run, NOW) is run
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed"])
+def test_a_finished_run_cannot_be_cancelled(status: RunStatus) -> None:
+    with pytest.raises(InvalidInput, match=f"already finished: it {status} at 2025-01-02 03:04:05 UTC"):
+        cancelled(_run(status), NOW)
+
+
+def test_a_range_step_is_not_tracked_but_every_other_step_is() -> None:
+    assert not tracked("p.run.run_1.range")
+    assert all(tracked(f"p.run.run_1.{name}") for name in STEPS)

@@ -1,4 +1,4 @@
-"""Wires the catalog together: settings → cipher, pool, stores, broker handlers; the only place that does."""
+"""Wires the catalog together: settings → cipher, pool, stores, broker handlers, scheduler; the only place that does."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
 from lakegate.catalog.audit import AuditLog
 from lakegate.catalog.cipher import PasswordCipher, cipher_from_settings
+from lakegate.catalog.clock import Clock, SystemClock
 from lakegate.catalog.config import CatalogSettings
+from lakegate.catalog.cursors import CursorStore
 from lakegate.catalog.database import open_pool
 from lakegate.catalog.datasets import DatasetStore
 from lakegate.catalog.handlers import CatalogHandlers
 from lakegate.catalog.launcher import RunLauncher
 from lakegate.catalog.lifecycle import RunLifecycle
-from lakegate.catalog.publisher import Publisher
+from lakegate.catalog.publisher import Publisher, declare_sync_events
 from lakegate.catalog.runs import RunStore
+from lakegate.catalog.scheduler import Scheduler, scheduling
+from lakegate.catalog.schedules import ScheduleStore
 from lakegate.catalog.sources import SourceStore
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
@@ -39,6 +43,7 @@ class CatalogState:
     pool: asyncpg.Pool
     cipher: PasswordCipher
     handlers: CatalogHandlers
+    scheduler: Scheduler
     health_port: int | None
 
 
@@ -52,6 +57,10 @@ def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
         topology.runs_start: handlers.start_run,
         topology.runs_get: handlers.get_run,
         topology.runs_list: handlers.list_runs,
+        topology.runs_cancel: handlers.cancel_run,
+        topology.schedules_create: handlers.create_schedule,
+        topology.schedules_list: handlers.list_schedules,
+        topology.schedules_delete: handlers.delete_schedule,
         topology.datasets_list: handlers.list_datasets,
         topology.audit_list: handlers.list_audit,
     }
@@ -65,7 +74,8 @@ def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
         pull_sub=PullSub(batch_size=1, timeout=5.0),
         ack_policy=AckPolicy.MANUAL,
         title="catalog run steps",
-        description="Moves each run's state machine; publishes the public sync event when a run finishes.",
+        description="Moves each run's state machine; publishes the public sync event when a run finishes. "
+        "`range` steps are acknowledged and otherwise ignored.",
     )(handlers.on_run_step)
     # The CMD stream is a work queue: each consumer filters its own subject, none overlapping another's.
     commands: dict[str, tuple[str, Callable[..., Awaitable[None]], str]] = {
@@ -90,22 +100,32 @@ def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: CatalogSettings) -> AsyncIterator[CatalogState]:
-    """Run the catalog: migrate its database, answer requests, consume run steps and commands until exit."""
+async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> AsyncIterator[CatalogState]:
+    """Run the catalog: migrate its database, answer requests, consume run steps and commands, and
+    schedule runs, until exit. `clock` is the scheduler's time (the system's by default)."""
     cipher = cipher_from_settings(settings)  # first, so a missing key stops us before anything opens
+    clock = clock or SystemClock()
     async with open_pool(settings) as pool:
         rt = runtime(SERVICE, settings)
-        publisher = Publisher(rt.broker, rt.topology, settings.publish_timeout)
+        publisher = Publisher(
+            rt.broker, rt.topology, settings.publish_timeout, declare_sync_events(rt.broker, rt.topology)
+        )
         sources, runs = SourceStore(pool, cipher), RunStore(pool)
         lifecycle = RunLifecycle(pool, runs, publisher)
+        launcher = RunLauncher(sources, runs, CursorStore(pool), lifecycle, publisher)
         handlers = CatalogHandlers(
             sources=sources,
             runs=runs,
             datasets=DatasetStore(pool),
             audit=AuditLog(pool),
-            launcher=RunLauncher(sources, runs, lifecycle, publisher),
+            launcher=launcher,
             lifecycle=lifecycle,
+            schedules=ScheduleStore(pool, sources, clock, rt.rpc, rt.topology),
         )
         _register(rt, handlers)
-        async with started(rt, settings) as health_port:
-            yield CatalogState(settings, rt, pool, cipher, handlers, health_port)
+        scheduler = Scheduler(pool, settings.database_url.get_secret_value(), launcher, lifecycle, clock)
+        async with (
+            started(rt, settings) as health_port,
+            scheduling(scheduler, settings.scheduler_tick, settings.scheduler_enabled),
+        ):
+            yield CatalogState(settings, rt, pool, cipher, handlers, scheduler, health_port)

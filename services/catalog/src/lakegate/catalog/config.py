@@ -1,4 +1,4 @@
-"""`LAKEGATE_CATALOG_*`: the catalog's database, its secret key and its pool."""
+"""`LAKEGATE_CATALOG_*`: the catalog's database, its secret key, its pool and its scheduler."""
 
 from __future__ import annotations
 
@@ -29,3 +29,14 @@ class CatalogSettings(ServiceSettings):
     pool_min_size: int = Field(default=1, ge=0, description="Connections the pool keeps open.")
     pool_max_size: int = Field(default=10, ge=1, description="Most connections the pool opens.")
     publish_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for JetStream to accept a message.")
+    scheduler_enabled: bool = Field(
+        default=True,
+        description="Run the scheduler loop: one replica at a time (the leader) starts the runs of due schedules.",
+    )
+    scheduler_tick: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds between two looks for due schedules; also how soon a replica notices that the "
+        "scheduling leader is gone.",
+    )

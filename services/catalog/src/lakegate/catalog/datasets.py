@@ -33,8 +33,36 @@ _UPSERT = """
 """
 
 
+async def _table_rows(conn: Connection, run: RunRecord) -> int | None:
+    """The target's row count after the run, when the catalog can know it without asking the warehouse.
+
+    A full run wrote the whole table; an incremental one appended its rows to a count known before;
+    a merge updated an unknown share of its rows, so the table's count is unknown (None).
+    """
+    if run.sync_mode == "full":
+        return run.row_count
+    if run.sync_mode == "merge" or run.row_count is None:
+        return None
+    before = await conn.fetchrow(
+        """
+        SELECT kind, row_count FROM datasets
+         WHERE tenant_id = $1 AND target_catalog = $2 AND target_schema = $3 AND target_name = $4
+        """,
+        run.tenant_id,
+        run.target.catalog,
+        run.target.schema_name,
+        run.target.name,
+    )
+    if before is None:  # the first sync of the table: it holds what the run wrote
+        return run.row_count
+    if before["kind"] != "synced" or before["row_count"] is None:
+        return None
+    return int(before["row_count"]) + run.row_count
+
+
 async def record_dataset(conn: Connection, run: RunRecord) -> None:
     """Upsert the lineage of a succeeded run's target, in the caller's transaction."""
+    rows = await _table_rows(conn, run)
     await conn.execute(
         _UPSERT,
         run.tenant_id,
@@ -44,7 +72,7 @@ async def record_dataset(conn: Connection, run: RunRecord) -> None:
         "synced",
         run.connection_id,
         run.source_table,
-        run.row_count,
+        rows,
         columns_json(run.columns) or [],
         run.primary_key or [],
         [],

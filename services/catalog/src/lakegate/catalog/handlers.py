@@ -14,13 +14,15 @@ from faststream.nats.annotations import NatsMessage
 from lakegate.catalog.audit import AuditLog
 from lakegate.catalog.datasets import DatasetStore
 from lakegate.catalog.launcher import RunLauncher
-from lakegate.catalog.lifecycle import RunLifecycle, Step, parse_step, step_name
+from lakegate.catalog.lifecycle import RunLifecycle, Step, parse_step, step_name, tracked
 from lakegate.catalog.paging import Window
 from lakegate.catalog.runs import RunStore
+from lakegate.catalog.schedules import ScheduleStore
 from lakegate.catalog.sources import SourceStore
 from lakegate.common.contracts.audit import AuditList, AuditRecord, ListAudit
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
-from lakegate.common.contracts.runs import ErrorInfo, RunRef, RunView, StartRun
+from lakegate.common.contracts.runs import CancelRun, ErrorInfo, RunRef, RunView, StartRun
+from lakegate.common.contracts.schedules import CreateSchedule, ListSchedules, Schedule, ScheduleList, ScheduleRef
 from lakegate.common.contracts.sources import (
     ListSources,
     RegisterSource,
@@ -72,6 +74,7 @@ class CatalogHandlers:
     audit: AuditLog
     launcher: RunLauncher
     lifecycle: RunLifecycle
+    schedules: ScheduleStore
 
     @answers
     async def register_source(self, request: RegisterSource) -> SourceInfo:
@@ -97,6 +100,29 @@ class CatalogHandlers:
     async def start_run(self, request: StartRun) -> RunView:
         """`runs.start`: record a run and send it to the extractors."""
         return await self.launcher.start(request)
+
+    @answers
+    async def cancel_run(self, request: CancelRun) -> RunView:
+        """`runs.cancel`: stop an unfinished run; the target keeps what it held."""
+        return (await self.lifecycle.cancel(request.tenant_id, request.run_id)).view()
+
+    @answers
+    async def create_schedule(self, request: CreateSchedule) -> Schedule:
+        """`schedules.create`: sync a source table every N seconds or on a cron expression."""
+        return await self.schedules.create(request)
+
+    @answers
+    async def list_schedules(self, request: ListSchedules) -> ScheduleList:
+        """`schedules.list`: a page of the tenant's schedules, oldest first."""
+        schedules, next_offset = await self.schedules.of_tenant(
+            request.tenant_id, Window(request.offset, request.limit)
+        )
+        return ScheduleList(schedules=schedules, next_offset=next_offset)
+
+    @answers
+    async def delete_schedule(self, request: ScheduleRef) -> Schedule:
+        """`schedules.delete`: stop scheduling; returns the schedule as it was."""
+        return await self.schedules.delete(request.tenant_id, request.schedule_id)
 
     @answers
     async def get_run(self, request: RunRef) -> RunView:
@@ -135,6 +161,9 @@ class CatalogHandlers:
 
     async def on_run_step(self, msg: NatsMessage) -> None:
         """`run.<run_id>.<step>`: move the run's state machine, acknowledged through `settle`."""
+        if not tracked(msg.raw_message.subject):
+            await msg.ack()
+            return
         step: Step | None = None
 
         async def work() -> None:

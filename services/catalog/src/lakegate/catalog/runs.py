@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 import asyncpg
 from lakegate.catalog.database import Connection
 from lakegate.catalog.paging import Window
-from lakegate.common.contracts.runs import ColumnMapping, ErrorInfo, RunStatus, RunView, SyncMode, TableRef
-from lakegate.common.errors import NotFound
+from lakegate.common.contracts.runs import (
+    TERMINAL_STATUSES,
+    ColumnMapping,
+    Cursor,
+    ErrorInfo,
+    RunStatus,
+    RunView,
+    SchemaChange,
+    SyncMode,
+    TableRef,
+)
+from lakegate.common.errors import Conflict, NotFound
+
+#: Statuses of a run that still holds its target; at most one run per target is in one of them.
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "extracting", "loading")
+#: A finished run's event is normally published right away; after this long without it, the scheduler's
+#: sweep publishes it (a catalog stopped between recording the end and publishing it).
+ANNOUNCE_GRACE_SECONDS = 60.0
 
 
 def new_run_id() -> str:
@@ -50,6 +66,12 @@ class RunRecord:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     event_published_at: datetime | None = None
+    cursor_column: str | None = None
+    since: Cursor | None = None
+    cursor: Cursor | None = None
+    schema_changes: list[SchemaChange] = field(default_factory=list)
+    schedule_id: str | None = None
+    cancelled_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> RunRecord:
@@ -83,6 +105,12 @@ class RunRecord:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             event_published_at=row["event_published_at"],
+            cursor_column=row["cursor_column"],
+            since=_cursor(row["since"]),
+            cursor=_cursor(row["cursor"]),
+            schema_changes=[SchemaChange.model_validate(c) for c in row["schema_changes"]],
+            schedule_id=row["schedule_id"],
+            cancelled_at=row["cancelled_at"],
         )
 
     def duration(self) -> float | None:
@@ -117,7 +145,21 @@ class RunRecord:
             finished_at=self.finished_at,
             duration_seconds=self.duration(),
             rows_per_second=self.throughput(),
+            # A failed or cancelled run's extracted cursor was never stored: showing it would mislead.
+            cursor=None if self.status in ("failed", "cancelled") else self.cursor,
+            schema_changes=self.schema_changes,
+            rows_extracted=self.staged_rows,
+            schedule_id=self.schedule_id,
         )
+
+
+def _cursor(stored: dict[str, Any] | None) -> Cursor | None:
+    return None if stored is None else Cursor.model_validate(stored)
+
+
+def cursor_json(cursor: Cursor | None) -> dict[str, Any] | None:
+    """A cursor as the jsonb codec stores it."""
+    return None if cursor is None else cursor.model_dump(mode="json")
 
 
 def columns_json(columns: list[ColumnMapping] | None) -> list[dict[str, Any]] | None:
@@ -132,7 +174,7 @@ async def write_run(conn: Connection, run: RunRecord) -> None:
         UPDATE runs SET status = $2, attempt = $3, attempts = $4, columns = $5, staged_rows = $6,
                staged_bytes = $7, row_count = $8, bytes = $9, table_version = $10, error_code = $11,
                error_message = $12, error_transient = $13, failed_step = $14, started_at = $15, finished_at = $16,
-               primary_key = $17
+               primary_key = $17, cursor = $18, schema_changes = $19, cancelled_at = $20, event_published_at = $21
          WHERE run_id = $1
         """,
         run.run_id,
@@ -152,6 +194,19 @@ async def write_run(conn: Connection, run: RunRecord) -> None:
         run.started_at,
         run.finished_at,
         run.primary_key,
+        cursor_json(run.cursor),
+        [c.model_dump(mode="json") for c in run.schema_changes],
+        run.cancelled_at,
+        run.event_published_at,
+    )
+
+
+def target_busy(target: TableRef, active: RunRecord) -> Conflict:
+    """Refusal of a second active run on one target, naming the run that holds it."""
+    return Conflict(
+        f"table {target} is already being synced by run {active.run_id} ({active.status} since "
+        f"{active.created_at:%Y-%m-%d %H:%M:%S} UTC): one run per table at a time; wait for that run to finish "
+        "(get_sync_run) or cancel it (cancel_sync), then start this sync again"
     )
 
 
@@ -162,27 +217,61 @@ class RunStore:
         self._pool = pool
 
     async def create(
-        self, *, tenant_id: str, connection_id: str, source_table: str, target: TableRef, sync_mode: SyncMode
+        self,
+        *,
+        tenant_id: str,
+        connection_id: str,
+        source_table: str,
+        target: TableRef,
+        sync_mode: SyncMode,
+        cursor_column: str | None = None,
+        since: Cursor | None = None,
+        schedule_id: str | None = None,
     ) -> RunRecord:
-        """Record a new `queued` run."""
+        """Record a new `queued` run; `Conflict` naming the active run when the target already has one."""
+        try:
+            row = await self._pool.fetchrow(
+                """
+                INSERT INTO runs (run_id, tenant_id, connection_id, source_table, target_catalog, target_schema,
+                                  target_name, sync_mode, cursor_column, since, schedule_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                RETURNING *
+                """,
+                new_run_id(),
+                tenant_id,
+                connection_id,
+                source_table,
+                target.catalog,
+                target.schema_name,
+                target.name,
+                sync_mode,
+                cursor_column,
+                cursor_json(since),
+                schedule_id,
+            )
+        except asyncpg.UniqueViolationError:
+            active = await self.active_on(tenant_id, target)
+            if active is None:  # it finished between our insert and this look: the caller may simply retry
+                raise Conflict(f"table {target} was being synced a moment ago; start this sync again") from None
+            raise target_busy(target, active) from None
+        assert row is not None  # INSERT ... RETURNING always returns the row
+        return RunRecord.from_row(row)
+
+    async def active_on(self, tenant_id: str, target: TableRef) -> RunRecord | None:
+        """The run that holds a target now, if any."""
         row = await self._pool.fetchrow(
             """
-            INSERT INTO runs (run_id, tenant_id, connection_id, source_table, target_catalog, target_schema,
-                              target_name, sync_mode)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            RETURNING *
+            SELECT * FROM runs
+             WHERE tenant_id = $1 AND target_catalog = $2 AND target_schema = $3 AND target_name = $4
+               AND status = ANY($5::text[])
             """,
-            new_run_id(),
             tenant_id,
-            connection_id,
-            source_table,
             target.catalog,
             target.schema_name,
             target.name,
-            sync_mode,
+            list(ACTIVE_STATUSES),
         )
-        assert row is not None  # INSERT ... RETURNING always returns the row
-        return RunRecord.from_row(row)
+        return None if row is None else RunRecord.from_row(row)
 
     async def get(self, tenant_id: str, run_id: str) -> RunRecord:
         """One run of the tenant."""
@@ -215,6 +304,20 @@ class RunStore:
             )
         page, next_offset = window.cut(rows)
         return [RunRecord.from_row(row) for row in page], next_offset
+
+    async def unannounced(self) -> list[RunRecord]:
+        """Runs that finished more than a grace period ago (within a day) and whose event never went out."""
+        rows = await self._pool.fetch(
+            """
+            SELECT * FROM runs
+             WHERE event_published_at IS NULL AND status = ANY($1::text[])
+               AND finished_at < now() - make_interval(secs => $2) AND finished_at > now() - interval '1 day'
+             ORDER BY finished_at LIMIT 100
+            """,
+            list(TERMINAL_STATUSES),
+            ANNOUNCE_GRACE_SECONDS,
+        )
+        return [RunRecord.from_row(row) for row in rows]
 
     async def mark_announced(self, run_id: str) -> None:
         """Remember that the run's public event was accepted, so it is never published again."""
