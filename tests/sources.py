@@ -62,7 +62,7 @@ CREATE TABLE orders (
 );
 INSERT INTO orders
 SELECT g,
-       (g * 7919) % 100000,
+       ((g::bigint * 7919) % 100000)::int,
        (g % 300)::smallint,
        'order ' || g,
        ((g * 37) % 1000000) / 100.0,

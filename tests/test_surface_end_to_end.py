@@ -26,7 +26,8 @@ TOOLS = {
     "connect_postgres", "test_connection", "list_source_tables", "describe_source_table", "query_source",
     "sync_table_to_bronze", "get_sync_run", "list_sync_runs", "query_sql", "list_tables", "describe_table",
     "preview_table", "get_metadata", "transform_to_silver", "create_gold_view", "upload_file", "list_sources",
-    "list_datasets", "analyze_schema", "suggest_query", "explain_data",
+    "list_datasets", "analyze_schema", "suggest_query", "explain_data", "cancel_sync", "schedule_sync",
+    "list_schedules", "delete_schedule",
 }  # fmt: skip
 
 
@@ -68,6 +69,7 @@ async def test_every_tool_resource_template_and_prompt_is_listed_with_schemas(st
         "table://{catalog}/{schema}/{name}/schema",
         "table://{catalog}/{schema}/{name}/preview",
         "run://{id}",
+        "schedule://{id}",
     }
     assert {p.name for p in prompts} == {"analyze_schema", "troubleshoot_connection", "generate_query"}
 

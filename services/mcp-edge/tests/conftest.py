@@ -13,7 +13,7 @@ import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import pytest
@@ -29,7 +29,10 @@ from lakegate.common.contracts.explore import (
 )
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import (
+    TERMINAL_STATUSES,
+    CancelRun,
     ColumnMapping,
+    Cursor,
     ErrorInfo,
     Extracted,
     Extracting,
@@ -37,12 +40,15 @@ from lakegate.common.contracts.runs import (
     Loaded,
     Loading,
     Progress,
+    RangeExtracted,
     RunRef,
     RunView,
+    SchemaChange,
     StagedParts,
     StartRun,
     TableRef,
 )
+from lakegate.common.contracts.schedules import CreateSchedule, ListSchedules, Schedule, ScheduleList, ScheduleRef
 from lakegate.common.contracts.sources import (
     CheckSource,
     ConnectionStatus,
@@ -75,7 +81,7 @@ from lakegate.common.contracts.warehouse import (
     TableSummary,
     WarehouseColumn,
 )
-from lakegate.common.errors import InvalidInput, LakegateError, NotFound, SourceError
+from lakegate.common.errors import Conflict, InvalidInput, LakegateError, NotFound, SourceError
 from lakegate.common.names import bronze_table_name, parse_source_table, tenant_catalog
 from lakegate.common.rpc import answers
 from lakegate.common.settings import NatsSettings
@@ -87,7 +93,12 @@ from pydantic import BaseModel
 
 #: What a run started for a table does once the edge follows it ("stall": starts extracting, never ends).
 #: "lose" fails the way a loader does that lost its staged parts, naming the staging subject in its message.
-Plan = Literal["succeed", "fail", "stall", "lose"]
+#: "ranges" extracts in three parallel ranges, each reporting its own rows, and finds a column added at the source.
+Plan = Literal["succeed", "fail", "stall", "lose", "ranges"]
+#: Rows of each range of the "ranges" plan, and what each range reports before it is staged.
+RANGE_ROWS = (300, 300, 400)
+#: The cursor an incremental or merge run of the fake ends with.
+CURSOR = Cursor(column="updated_at", value="2024-05-01T12:00:00+00:00", source_type="timestamp with time zone")
 ROWS = 1000
 PASSWORD_FAILED = "password authentication failed for user 'reader' at db.internal:5432/shop: check the password"
 #: The source every test's catalog already knows, with the bronze → silver → gold datasets built from it.
@@ -204,6 +215,7 @@ class FakeCatalog:
     plans: dict[str, Plan] = field(default_factory=dict)
     started: list[StartRun] = field(default_factory=list)
     drivers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
 
     @answers
     async def register(self, request: RegisterSource) -> SourceInfo:
@@ -240,9 +252,63 @@ class FakeCatalog:
             sync_mode=request.sync_mode,
             status="queued",
             created_at=_now(),
+            schedule_id=request.schedule_id,
         )
         self.runs[run.run_id] = run
         return run
+
+    @answers
+    async def cancel(self, request: CancelRun) -> RunView:
+        """Like the catalog: an unfinished run becomes `cancelled`, workers are told, the event says so."""
+        run = self.runs.get(request.run_id)
+        if run is None or run.tenant_id != request.tenant_id:
+            raise NotFound(f"run {request.run_id} does not exist for this tenant: check the run id")
+        if run.status in TERMINAL_STATUSES:
+            # The real catalog may answer a finished run with a Conflict; the edge must not call that temporary.
+            raise Conflict(f"run {run.run_id} is {run.status}")
+        driver = self.drivers.get(run.run_id)
+        if driver is not None:
+            driver.cancel()
+        error = ErrorInfo(code="cancelled", message=f"run {run.run_id} was cancelled by cancel_sync")
+        run = self._update(run.run_id, status="cancelled", error=error, finished_at=_now())
+        await self._publish(request, self.topology.cancel(run.run_id))
+        await self._finish(run)
+        return run
+
+    @answers
+    async def create_schedule(self, request: CreateSchedule) -> Schedule:
+        self._source(request.tenant_id, request.connection_id)
+        if request.cron is not None and len(request.cron.split()) != 5:
+            raise InvalidInput(f"cron {request.cron!r} is not a five-field cron expression, e.g. '0 2 * * *'")
+        now = _now()
+        schedule = Schedule(
+            schedule_id=f"sch_{uuid.uuid4().hex[:12]}",
+            tenant_id=request.tenant_id,
+            connection_id=request.connection_id,
+            table_name=str(parse_source_table(request.table_name)),
+            sync_mode=request.sync_mode,
+            cursor_column=request.cursor_column,
+            every_seconds=request.every_seconds,
+            cron=request.cron,
+            next_run_at=now + timedelta(seconds=request.every_seconds or 3600),
+            created_at=now,
+        )
+        self.schedules[schedule.schedule_id] = schedule
+        return schedule
+
+    @answers
+    async def list_schedules(self, request: ListSchedules) -> ScheduleList:
+        own = [s for s in self.schedules.values() if s.tenant_id == request.tenant_id]
+        chosen = own[request.offset : request.offset + request.limit]
+        more = request.offset + request.limit < len(own)
+        return ScheduleList(schedules=chosen, next_offset=request.offset + request.limit if more else None)
+
+    @answers
+    async def delete_schedule(self, request: ScheduleRef) -> Schedule:
+        schedule = self.schedules.get(request.schedule_id)
+        if schedule is None or schedule.tenant_id != request.tenant_id:
+            raise NotFound(f"schedule {request.schedule_id} does not exist for this tenant: list_schedules shows them")
+        return self.schedules.pop(request.schedule_id)
 
     @answers
     async def get_run(self, request: RunRef) -> RunView:
@@ -308,6 +374,9 @@ class FakeCatalog:
         )
         if plan == "stall":
             return
+        if plan == "ranges":
+            await self._drive_ranges(run_id)
+            return
         if plan in ("fail", "lose"):
             error = (
                 ErrorInfo(code="permission_denied", message=DENIED)
@@ -340,6 +409,55 @@ class FakeCatalog:
         await self._publish(loaded, t.run_step(run_id, RunStep.LOADED))
         await self._finish(self._update(run_id, status="succeeded", bytes=8192, finished_at=_now()))
 
+    async def _drive_ranges(self, run_id: str) -> None:
+        """A large table: three ranges extracted in parallel, each counting its own rows, then one load."""
+        t, run = self.topology, self.runs[run_id]
+        tenant, total = run.tenant_id, sum(RANGE_ROWS)
+        for share in (2, 1):  # each range halfway, then done: the edge adds them up per range
+            for index, rows in enumerate(RANGE_ROWS):
+                progress = Progress(run_id=run_id, step="extracting", rows=rows // share, range_index=index)
+                await self._publish(progress, t.progress(run_id))
+        staged = [StagedParts(location=t.stage(run_id, f"r{i}a1"), parts=1, bytes=1024) for i in range(3)]
+        for index, rows in enumerate(RANGE_ROWS):
+            done = RangeExtracted(tenant_id=tenant, run_id=run_id, index=index, row_count=rows, staged=staged[index])
+            await self._publish(done, t.run_step(run_id, RunStep.RANGE))
+        cursor = CURSOR if run.sync_mode != "full" else None
+        extracted = Extracted(
+            tenant_id=tenant,
+            run_id=run_id,
+            target=run.target,
+            sync_mode=run.sync_mode,
+            arrow_schema="",
+            columns=ORDER_COLUMNS,
+            row_count=total,
+            staged=staged[0],
+            ranges=staged[1:],
+            cursor=cursor,
+            primary_key=["id"],
+        )
+        await self._publish(extracted, t.run_step(run_id, RunStep.EXTRACTED))
+        self._update(run_id, status="loading", rows_extracted=total)
+        await self._publish(Loading(tenant_id=tenant, run_id=run_id), t.run_step(run_id, RunStep.LOADING))
+        await self._publish(Progress(run_id=run_id, step="loading", rows=total // 2), t.progress(run_id))
+        changes = [SchemaChange(column="note", change="added", after="string")]
+        loaded = Loaded(
+            tenant_id=tenant, run_id=run_id, target=run.target, row_count=total, bytes=8192, schema_changes=changes
+        )
+        await self._publish(loaded, t.run_step(run_id, RunStep.LOADED))
+        started = self.runs[run_id].started_at or _now()
+        await self._finish(
+            self._update(
+                run_id,
+                status="succeeded",
+                row_count=total,
+                bytes=8192,
+                cursor=cursor,
+                schema_changes=changes,
+                columns=ORDER_COLUMNS,
+                finished_at=started + timedelta(seconds=2),
+            )
+        )
+
     async def _finish(self, run: RunView) -> None:
         outcome: Literal["completed", "failed"] = "completed" if run.status == "succeeded" else "failed"
         event = SyncEvent(
@@ -355,7 +473,7 @@ class FakeCatalog:
                 source_table=run.source_table,
                 target=run.target,
                 sync_mode=run.sync_mode,
-                status="succeeded" if outcome == "completed" else "failed",
+                status=run.status if run.status in ("succeeded", "cancelled") else "failed",
                 row_count=run.row_count,
                 error=run.error,
             ),
@@ -577,6 +695,10 @@ async def fakes(nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Fa
         topology.runs_start: catalog.start,
         topology.runs_get: catalog.get_run,
         topology.runs_list: catalog.list_runs,
+        topology.runs_cancel: catalog.cancel,
+        topology.schedules_create: catalog.create_schedule,
+        topology.schedules_list: catalog.list_schedules,
+        topology.schedules_delete: catalog.delete_schedule,
         topology.sources_list: catalog.list_sources,
         topology.datasets_list: catalog.list_datasets,
         topology.sources_check: extractor.check,

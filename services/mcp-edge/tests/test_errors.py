@@ -58,6 +58,7 @@ def test_every_kind_of_subject_is_recognised_under_its_own_prefix_only() -> None
     assert failures.public("no answer on t42.rpc.loader.tables.list") == "no answer on the loader service"
     assert failures.public("queue t42.cmd.extract is full") == "queue a lakegate work queue is full"
     assert failures.public("see t42.run.run_9.failed.") == "see a run's step log."
+    assert failures.public("told t42.cancel.run_9") == "told a run's cancellation"
     assert (
         failures.public("not accepted on stream T42_CMD (timeout)")
         == "not accepted on stream a lakegate stream (timeout)"

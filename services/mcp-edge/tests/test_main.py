@@ -74,7 +74,7 @@ async def test_over_stdio_the_tools_answer_and_the_logs_go_to_stderr(
             tools = await client.list_tools()
             result = await client.call_tool("query_sql", {"sql": "SELECT id FROM shop_orders"})
 
-    assert len(tools.tools) == 21
+    assert len(tools.tools) == 25
     assert result.structured_content is not None
     assert result.structured_content["row_count"] == 2
     assert [query.tenant_id for query in fakes.loader.queries] == [tenant_id]

@@ -20,6 +20,7 @@ TEMPLATES = {
     "table://{catalog}/{schema}/{name}/schema",
     "table://{catalog}/{schema}/{name}/preview",
     "run://{id}",
+    "schedule://{id}",
 }
 
 

@@ -37,6 +37,10 @@ TOOLS = {
     "analyze_schema",
     "suggest_query",
     "explain_data",
+    "cancel_sync",
+    "schedule_sync",
+    "list_schedules",
+    "delete_schedule",
 }
 
 
@@ -105,6 +109,9 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
             "transform_to_silver",
             "create_gold_view",
             "upload_file",
+            "cancel_sync",
+            "schedule_sync",
+            "delete_schedule",
         }
         reaches_sources = {name for name, tool in tools.items() if tool.annotations.open_world_hint}  # type: ignore[union-attr]
         assert reaches_sources == {
@@ -114,9 +121,17 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
             "describe_source_table",
             "query_source",
             "sync_table_to_bronze",
+            "schedule_sync",
         }
         paged = {name for name, tool in tools.items() if "offset" in tool.input_schema["properties"]}
-        assert paged == {"list_source_tables", "list_sync_runs", "list_tables", "list_sources", "list_datasets"}
+        assert paged == {
+            "list_source_tables",
+            "list_sync_runs",
+            "list_tables",
+            "list_sources",
+            "list_datasets",
+            "list_schedules",
+        }
         for name in paged:
             assert "next_offset" in tools[name].output_schema["properties"], name  # type: ignore[index]
         assert set(tools["connect_postgres"].input_schema["required"]) == {

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from faststream.nats import NatsMessage
 from lakegate.common.errors import LakegateError, TerminalError, TransientError
+from nats.js.api import ConsumerConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,23 @@ async def heartbeat(msg: NatsMessage, every: float = ACK_WAIT / 3) -> AsyncItera
             await task
 
 
+def durable_config(ack_wait: float = ACK_WAIT) -> ConsumerConfig:
+    """The settings of every durable work consumer: explicit acks within `ack_wait`, bounded redelivery."""
+    return ConsumerConfig(ack_wait=ack_wait, max_deliver=MAX_DELIVER)
+
+
 async def settle(
     msg: NatsMessage,
     work: Callable[[], Awaitable[None]],
     *,
     on_terminal: Callable[[LakegateError], Awaitable[None]],
     max_deliver: int = MAX_DELIVER,
+    ack_wait: float = ACK_WAIT,
 ) -> None:
     """Run `work` for a JetStream message and acknowledge it according to how it ended."""
     attempt = delivery_count(msg)
     try:
-        async with heartbeat(msg):
+        async with heartbeat(msg, every=ack_wait / 3):
             await work()
     except TerminalError as exc:
         log.warning("terminal failure on %s: %s", msg.raw_message.subject, exc)

@@ -48,3 +48,9 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="Serve /healthz and /readyz here when set.")
+    ack_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="JetStream redelivers a message its worker has not acknowledged (or kept in progress) "
+        "for this long; workers heartbeat at a third of it.",
+    )

@@ -2,6 +2,7 @@
 
 datasource://{id}/…, prompt connection_id   connection ids of the tenant's sources
 run://{id}                                   ids of the tenant's latest runs
+schedule://{id}                              ids of the tenant's schedules
 table://{catalog}/…                          the tenant's catalog
 table://…/{schema}/…                         bronze, silver, gold
 table://…/{name}/…                           tables of the chosen schema (or of every layer)
@@ -18,7 +19,7 @@ from lakegate.common.contracts.catalog import ListRuns, RunList
 from lakegate.common.errors import LakegateError
 from lakegate.common.names import LAYERS, tenant_catalog
 from lakegate.edge.backend import Backend
-from lakegate.edge.metadata import all_sources, all_tables
+from lakegate.edge.metadata import all_schedules, all_sources, all_tables
 from mcp.server.mcpserver import MCPServer
 from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
@@ -63,6 +64,8 @@ async def candidates(
     if argument == "id" and where.startswith("run://"):
         listing = await backend.call(backend.topology.runs_list, ListRuns(tenant_id=tenant, limit=MAX_VALUES), RunList)
         return [run.run_id for run in listing.runs]
+    if argument == "id" and where.startswith("schedule://"):
+        return [schedule.schedule_id for schedule in await all_schedules(backend, tenant)]
     if argument == "catalog":
         return [tenant_catalog(tenant)]
     if argument == "schema":

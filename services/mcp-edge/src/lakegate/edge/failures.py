@@ -36,6 +36,7 @@ _SUBJECT_KINDS = {
     "run": "a run's step log",
     "stage": "the staging stream",
     "progress": "a run's progress",
+    "cancel": "a run's cancellation",
     "events": "the event stream",
 }
 #: Suffixes of the JetStream stream names under a prefix (`<PREFIX>_CMD`, ...).

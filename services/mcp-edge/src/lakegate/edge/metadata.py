@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from lakegate.common.contracts.catalog import Dataset, DatasetList, ListDatasets
+from lakegate.common.contracts.schedules import ListSchedules, Schedule, ScheduleList
 from lakegate.common.contracts.sources import ListSources, SourceInfo, SourceList
 from lakegate.common.contracts.warehouse import ListTables, TableList, TableSummary
 from lakegate.common.names import LAYERS, tenant_catalog
@@ -69,6 +70,17 @@ async def all_sources(backend: Backend, tenant: str) -> list[SourceInfo]:
     """Every registered source of the tenant."""
     listing = await backend.call(backend.topology.sources_list, ListSources(tenant_id=tenant), SourceList)
     return listing.sources
+
+
+async def all_schedules(backend: Backend, tenant: str) -> list[Schedule]:
+    """Every sync schedule of the tenant."""
+
+    async def fetch(offset: int) -> tuple[list[Schedule], int | None]:
+        request = ListSchedules(tenant_id=tenant, limit=WALK_PAGE, offset=offset)
+        listing = await backend.call(backend.topology.schedules_list, request, ScheduleList)
+        return listing.schedules, listing.next_offset
+
+    return await walk(fetch)
 
 
 async def lakehouse_metadata(backend: Backend) -> MetadataResult:

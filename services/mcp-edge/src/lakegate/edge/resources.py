@@ -1,10 +1,11 @@
-"""MCP resources: sources, tables and runs as JSON documents a client can attach to a conversation.
+"""MCP resources: sources, tables, runs and schedules as JSON documents a client can attach to a conversation.
 
     datasource://{id}/status                      the source, checked now, with next steps
     datasource://{id}/tables                      the tables its user can read
     table://{catalog}/{schema}/{name}/schema      columns, types, statistics of a lakehouse table
     table://{catalog}/{schema}/{name}/preview     its first rows
     run://{id}                                    a sync run
+    schedule://{id}                               a sync schedule
 
 The templates are listed by `resources/templates/list`; `tenant_resources` lists the concrete
 ones of the caller's tenant for `resources/list`. Every read acts for the caller's tenant.
@@ -23,9 +24,11 @@ from lakegate.common.errors import NotFound
 from lakegate.common.names import LAYERS, tenant_catalog
 from lakegate.edge.backend import Backend
 from lakegate.edge.briefings import describe, preview, source_status
-from lakegate.edge.metadata import all_sources, all_tables
+from lakegate.edge.durations import spoken
+from lakegate.edge.metadata import all_schedules, all_sources, all_tables
 from lakegate.edge.results.base import ToolResult
 from lakegate.edge.results.runs import SyncRunResult
+from lakegate.edge.results.schedules import ScheduleResult
 from lakegate.edge.results.sources import SourceTablesResult
 from lakegate.edge.results.warehouse import PreviewResult, TableDescriptionResult
 from mcp.server.mcpserver import MCPServer
@@ -111,6 +114,22 @@ def add_resources(server: MCPServer, backend: Backend) -> None:
         run = await backend.call(topology.runs_get, RunRef(tenant_id=backend.tenant(), run_id=id), RunView)
         return _json(SyncRunResult.of(backend.failures.public_run(run)))
 
+    @server.resource(
+        "schedule://{id}",
+        name="sync_schedule",
+        title="Sync schedule",
+        description="A sync schedule: what it syncs, how often, when it runs next and the run it started last.",
+        mime_type=JSON,
+        annotations=_FOR_THE_MODEL,
+    )
+    @guard
+    async def sync_schedule(id: str) -> str:
+        # The catalog answers schedules by listing only; a tenant has few of them.
+        for schedule in await all_schedules(backend, backend.tenant()):
+            if schedule.schedule_id == id:
+                return _json(ScheduleResult.of(schedule))
+        raise NotFound(f"schedule {id} does not exist for you: list_schedules shows your schedules")
+
 
 async def tenant_resources(backend: Backend) -> list[Resource]:
     """The concrete resources of the caller's tenant; a part whose service does not answer is left out."""
@@ -119,6 +138,7 @@ async def tenant_resources(backend: Backend) -> list[Resource]:
         _source_resources(backend, tenant),
         *(_table_resources(backend, tenant, layer) for layer in LAYERS),
         _run_resources(backend, tenant),
+        _schedule_resources(backend, tenant),
         return_exceptions=True,
     )
     listed: list[Resource] = []
@@ -159,6 +179,18 @@ async def _run_resources(backend: Backend, tenant: str) -> list[Resource]:
     return [
         _resource(f"run://{run.run_id}", f"run {run.run_id}", f"{run.status}: {run.source_table} → {run.target}")
         for run in listing.runs
+    ]
+
+
+async def _schedule_resources(backend: Backend, tenant: str) -> list[Resource]:
+    return [
+        _resource(
+            f"schedule://{schedule.schedule_id}",
+            f"schedule {schedule.schedule_id}",
+            f"{schedule.sync_mode} sync of {schedule.table_name} "
+            + (f"every {spoken(schedule.every_seconds)}" if schedule.every_seconds else f"on cron {schedule.cron}"),
+        )
+        for schedule in await all_schedules(backend, tenant)
     ]
 
 

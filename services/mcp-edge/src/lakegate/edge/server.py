@@ -13,6 +13,7 @@ from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.tools.assist import add_assist_tools
 from lakegate.edge.tools.catalog import add_catalog_tools
+from lakegate.edge.tools.schedules import add_schedule_tools
 from lakegate.edge.tools.sources import add_source_tools
 from lakegate.edge.tools.sync import add_sync_tools
 from lakegate.edge.tools.transforms import add_transform_tools
@@ -27,7 +28,9 @@ Layers: bronze holds raw synced copies and uploads, silver cleaned tables, gold 
 table is <catalog>.<layer>.<table>. get_metadata shows everything at once, with lineage.
 Typical flow: connect_postgres (once per database) → list_source_tables / describe_source_table →
 sync_table_to_bronze → describe_table / preview_table → transform_to_silver → create_gold_view →
-query_sql. A long sync returns a run handle: follow it with get_sync_run. analyze_schema,
+query_sql. A long sync returns a run handle: follow it with get_sync_run, stop it with cancel_sync.
+Syncs are full (replace), incremental (append rows past a cursor) or merge (upsert on the primary
+key); schedule_sync repeats one on an interval or a cron expression. analyze_schema,
 suggest_query and explain_data ask your own model (MCP sampling) with the real schema and data.
 """
 
@@ -60,6 +63,7 @@ def create_server(backend: Backend, trail: AuditTrail) -> MCPServer:
     )
     add_source_tools(server, backend)
     add_sync_tools(server, backend, RunWatch(backend))
+    add_schedule_tools(server, backend)
     add_warehouse_tools(server, backend)
     add_transform_tools(server, backend)
     add_catalog_tools(server, backend)

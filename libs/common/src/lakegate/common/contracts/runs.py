@@ -136,6 +136,11 @@ class ExtractRange(Message):
     )
     since: Cursor | None = None
     cursor_column: str | None = None
+    attempt: str | None = Field(
+        default=None,
+        description="The coordinator's attempt (e.g. 'a1'): a restarted extraction has a new snapshot and a new "
+        "attempt, so its ranges never mix with an earlier attempt's.",
+    )
 
 
 class RangeExtracted(Message):
@@ -147,6 +152,17 @@ class RangeExtracted(Message):
     row_count: int
     staged: StagedParts
     max_cursor: str | None = None
+    attempt: str | None = Field(default=None, description="`ExtractRange.attempt` of the range this answers.")
+
+
+class RangeFailed(Message):
+    """Step `run.<id>.range`: one range cannot be extracted; the coordinator fails the run."""
+
+    tenant_id: str
+    run_id: str
+    index: int
+    attempt: str | None = Field(default=None, description="`ExtractRange.attempt` of the range this answers.")
+    error: ErrorInfo
 
 
 class Extracting(Message):
@@ -226,3 +242,8 @@ class Progress(Message):
     run_id: str
     step: Literal["extracting", "loading"]
     rows: int
+    range_index: int | None = Field(
+        default=None,
+        description="Parallel extraction: `rows` counts this range only (sum the latest of every range); "
+        "None when `rows` counts the whole run.",
+    )

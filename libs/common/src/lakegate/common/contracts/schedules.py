@@ -34,6 +34,8 @@ class Schedule(Message):
 
 
 class ScheduleRef(TenantScoped):
+    """`schedules.delete`: delete one schedule; the answer is the deleted `Schedule`, as it was."""
+
     schedule_id: str
 
 

@@ -1,11 +1,12 @@
-"""Tools about sync runs: copy a source table into bronze, follow a run, and list past runs."""
+"""Tools about sync runs: copy a source table into bronze, follow or cancel a run, and list past runs."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from lakegate.common.contracts.catalog import ListRuns, RunList
-from lakegate.common.contracts.runs import RunRef, RunView, StartRun, SyncMode
+from lakegate.common.contracts.runs import TERMINAL_STATUSES, CancelRun, RunRef, RunView, StartRun, SyncMode
+from lakegate.common.errors import InvalidInput, LakegateError, NotFound, Unavailable
 from lakegate.edge.backend import Backend
 from lakegate.edge.results.base import Offset
 from lakegate.edge.results.runs import RunListResult, SyncRunResult
@@ -18,11 +19,30 @@ READS_CATALOG = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 
+#: How the sync modes work, for every tool that takes one.
+SYNC_MODES = (
+    "`full` (default) copies the whole table and replaces the bronze table atomically. `incremental` appends "
+    "only the rows whose cursor column is greater than the cursor stored by the last successful sync (all rows "
+    "on the first run); rows updated in place are appended again only if their cursor grows, and deletes are "
+    "not seen. `merge` reads the same new or changed rows and upserts them on the source table's primary key "
+    "(the table must have one), so an updated row replaces its old version; when one key appears twice, the "
+    "row with the greatest cursor wins."
+)
+CURSOR_COLUMN = (
+    "incremental/merge: the column whose value grows when a row is inserted or updated, e.g. `updated_at` "
+    "(timestamp) or a serial `id` (integer). Omit it to let lakegate infer one (an `updated_at`-like timestamp "
+    "column, else a single-column integer primary key); the run shows which it used. The cursor only moves "
+    "when a run commits."
+)
+
 
 def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None:
-    """Register sync_table_to_bronze, get_sync_run and list_sync_runs."""
+    """Register sync_table_to_bronze, get_sync_run, cancel_sync and list_sync_runs."""
     topology, settings, failures = backend.topology, backend.settings, backend.failures
     guard = failures.tool_errors
+
+    async def read(run_id: str) -> RunView:
+        return await backend.call(topology.runs_get, RunRef(tenant_id=backend.tenant(), run_id=run_id), RunView)
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -40,23 +60,22 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         table_name: Annotated[
             str, Field(description="`table` or `schema.table` in the source; schema defaults to public.")
         ],
-        sync_mode: Annotated[
-            SyncMode,
-            Field(
-                description=(
-                    "`full` replaces the bronze table atomically; `incremental` appends rows past the stored "
-                    "cursor; `merge` upserts on the primary key."
-                )
-            ),
-        ] = "full",
+        sync_mode: Annotated[SyncMode, Field(description=SYNC_MODES)] = "full",
+        cursor_column: Annotated[str | None, Field(description=CURSOR_COLUMN)] = None,
     ) -> SyncRunResult:
         """Copy one source table into the lakehouse's bronze layer and wait for it to finish.
 
-        Reports progress while it waits. A run that takes longer than the edge waits comes back as a
-        handle with its status: follow it with get_sync_run.
+        Reports rows extracted and loaded as progress while it waits. The result shows the rows read
+        and written, the cursor the next incremental or merge run continues from, and any columns
+        added, dropped or changed at the source. A run that takes longer than the edge waits comes
+        back as a handle with its status: follow it with get_sync_run, stop it with cancel_sync.
         """
         start = StartRun(
-            tenant_id=backend.tenant(), connection_id=connection_id, table_name=table_name, sync_mode=sync_mode
+            tenant_id=backend.tenant(),
+            connection_id=connection_id,
+            table_name=table_name,
+            sync_mode=sync_mode,
+            cursor_column=cursor_column,
         )
         run = await backend.call(topology.runs_start, start, RunView)
         run = failures.public_run(await watch.follow(run, settings.sync_wait_seconds, ctx.report_progress))
@@ -69,8 +88,35 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
     async def get_sync_run(
         run_id: Annotated[str, Field(description="Id of a run, as sync_table_to_bronze returned it.")],
     ) -> SyncRunResult:
-        """Show a sync run: its status, row count, columns, timings, and the error when it failed."""
-        run = await backend.call(topology.runs_get, RunRef(tenant_id=backend.tenant(), run_id=run_id), RunView)
+        """Show a sync run: its status, rows extracted and written, cursor, schema changes, columns, timings,
+        and the error when it failed."""
+        return SyncRunResult.of(failures.public_run(await read(run_id)))
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            title="Cancel a sync run",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        )
+    )
+    @guard
+    async def cancel_sync(
+        run_id: Annotated[str, Field(description="Id of a queued or running sync run.")],
+    ) -> SyncRunResult:
+        """Stop a sync run that has not finished. Nothing of it is written: the bronze table stays as it was
+        and the cursor does not move. Returns the run as it is after the cancel (status `cancelled`)."""
+        request = CancelRun(tenant_id=backend.tenant(), run_id=run_id)
+        try:
+            run = await backend.call(topology.runs_cancel, request, RunView)
+        except LakegateError as exc:
+            if isinstance(exc, NotFound | Unavailable):
+                raise
+            finished = await read(run_id)
+            if finished.status not in TERMINAL_STATUSES:
+                raise
+            raise InvalidInput(_already_finished(finished)) from exc
         return SyncRunResult.of(failures.public_run(run))
 
     @server.tool(annotations=READS_CATALOG.model_copy(update={"title": "List sync runs"}))
@@ -82,10 +128,21 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         offset: Offset = 0,
         limit: Annotated[int, Field(description="Most runs to return.", ge=1, le=500)] = 50,
     ) -> RunListResult:
-        """List your sync runs, newest first: status, rows, duration and errors. Use get_sync_run for one in full."""
+        """List your sync runs, newest first: status, mode, rows, duration, throughput (rows/s), cursor,
+        the schedule that started each, and errors. Use get_sync_run for one in full."""
         request = ListRuns(tenant_id=backend.tenant(), connection_id=connection_id, offset=offset, limit=limit)
         listing = await backend.call(topology.runs_list, request, RunList)
         return RunListResult(
             runs=[SyncRunResult.of(failures.public_run(run), with_columns=False) for run in listing.runs],
             next_offset=listing.next_offset,
         )
+
+
+def _already_finished(run: RunView) -> str:
+    when = f" at {run.finished_at.isoformat(timespec='seconds')}" if run.finished_at else ""
+    outcome = {
+        "succeeded": f"its rows are in {run.target}",
+        "failed": f"{run.target} is as it was before it",
+        "cancelled": "it was cancelled already",
+    }[run.status]
+    return f"sync run {run.run_id} already finished ({run.status}{when}), so there is nothing to cancel: {outcome}"
