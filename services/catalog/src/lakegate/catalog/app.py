@@ -25,9 +25,8 @@ from lakegate.catalog.scheduler import Scheduler, scheduling
 from lakegate.catalog.schedules import ScheduleStore
 from lakegate.catalog.sources import SourceStore
 from lakegate.common.contracts.rpc import Reply
-from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
+from lakegate.common.delivery import durable_config
 from lakegate.common.service import Runtime, runtime, started
-from nats.js.api import ConsumerConfig
 
 SERVICE = "catalog"
 #: Replicas answer requests as one queue group, so each request is handled exactly once.
@@ -47,7 +46,7 @@ class CatalogState:
     health_port: int | None
 
 
-def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
+def _register(rt: Runtime, handlers: CatalogHandlers, ack_wait: float) -> None:
     topology, broker = rt.topology, rt.broker
     answering: dict[str, Callable[..., Awaitable[Reply]]] = {
         topology.sources_register: handlers.register_source,
@@ -70,7 +69,7 @@ def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
         topology.run_steps(),
         stream=JStream(topology.run_stream.name, declare=False),
         durable=topology.durable("catalog_runs"),
-        config=ConsumerConfig(ack_wait=ACK_WAIT, max_deliver=MAX_DELIVER),
+        config=durable_config(ack_wait),
         pull_sub=PullSub(batch_size=1, timeout=5.0),
         ack_policy=AckPolicy.MANUAL,
         title="catalog run steps",
@@ -91,7 +90,7 @@ def _register(rt: Runtime, handlers: CatalogHandlers) -> None:
             subject,
             stream=JStream(topology.cmd_stream.name, declare=False),
             durable=topology.durable(durable),
-            config=ConsumerConfig(ack_wait=ACK_WAIT, max_deliver=MAX_DELIVER),
+            config=durable_config(ack_wait),
             pull_sub=PullSub(batch_size=1, timeout=5.0),
             ack_policy=AckPolicy.MANUAL,
             title=f"catalog {durable.removeprefix('catalog_')} commands",
@@ -122,7 +121,7 @@ async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> Asy
             lifecycle=lifecycle,
             schedules=ScheduleStore(pool, sources, clock, rt.rpc, rt.topology),
         )
-        _register(rt, handlers)
+        _register(rt, handlers, settings.ack_wait_seconds)
         scheduler = Scheduler(pool, settings.database_url.get_secret_value(), launcher, lifecycle, clock)
         async with (
             started(rt, settings) as health_port,

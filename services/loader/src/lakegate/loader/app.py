@@ -18,6 +18,9 @@ from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.handlers import LoaderHandlers
 from lakegate.loader.lineage import Lineage
+from lakegate.loader.warehouses.databricks import DatabricksWarehouse, Limits
+from lakegate.loader.warehouses.databricks.client import Backoff, SqlClient
+from lakegate.loader.warehouses.databricks.layout import TenantLayout
 from lakegate.loader.warehouses.delta import LocalLakehouse, Timeouts
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 from lakegate.loader.worker import LoadWorker
@@ -34,7 +37,7 @@ class LoaderState:
 
     settings: LoaderSettings
     runtime: Runtime
-    warehouse: LocalLakehouse
+    warehouse: LocalLakehouse | DatabricksWarehouse
     handlers: LoaderHandlers
     health_port: int | None
 
@@ -64,18 +67,46 @@ def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -
     )(handlers.on_extracted)
 
 
-@contextlib.asynccontextmanager
-async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
-    """Run the loader: consume extracted runs and answer warehouse requests until exit."""
+def databricks_warehouse(settings: LoaderSettings) -> DatabricksWarehouse:
+    """The Databricks warehouse the settings name (connections open lazily, on first use)."""
+    from lakegate.loader.warehouses.databricks import connect
+    from lakegate.loader.warehouses.databricks.volumes import FilesApiVolume
+
+    chosen = settings.databricks
+    workspace = connect.Workspace(chosen)
+    client = SqlClient(
+        workspace.connect,
+        connections=chosen.connections,
+        backoff=Backoff(retries=chosen.retries),
+    )
+    layout = TenantLayout(chosen.layout, chosen.catalog, chosen.staging_schema, chosen.staging_volume)
+    limits = Limits(
+        query_seconds=settings.query_timeout_seconds,
+        transform_seconds=settings.transform_timeout_seconds,
+        max_result_bytes=settings.max_result_bytes,
+        parquet_file_bytes=chosen.parquet_file_bytes,
+        json_type=chosen.json_type,
+    )
+    return DatabricksWarehouse(client, FilesApiVolume(workspace.client), layout, limits)
+
+
+def local_lakehouse(settings: LoaderSettings) -> LocalLakehouse:
+    """The embedded Delta lakehouse under the loader's home."""
     settings.lakehouse.mkdir(parents=True, exist_ok=True)
-    rt = runtime(SERVICE, settings)
-    warehouse = LocalLakehouse(
+    return LocalLakehouse(
         settings.lakehouse,
         limits=EngineLimits(threads=settings.query_threads, memory_limit=settings.query_memory_limit),
         timeouts=Timeouts(query=settings.query_timeout_seconds, transform=settings.transform_timeout_seconds),
         max_result_bytes=settings.max_result_bytes,
         queue_depth=settings.load_queue_depth,
     )
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
+    """Run the loader: consume extracted runs and answer warehouse requests until exit."""
+    rt = runtime(SERVICE, settings)
+    warehouse = databricks_warehouse(settings) if settings.warehouse_kind == "databricks" else local_lakehouse(settings)
 
     def staging() -> StagingStore:
         # The JetStream context exists only once the broker is connected, so it is taken per load.
@@ -85,5 +116,9 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
     curator = Curator(warehouse, Lineage(rt.broker, rt.topology), settings.upload_max_bytes)
     handlers = LoaderHandlers(settings, warehouse, curator, worker)
     _register(rt, handlers, settings)
-    async with started(rt, settings) as health_port:
-        yield LoaderState(settings, rt, warehouse, handlers, health_port)
+    try:
+        async with started(rt, settings) as health_port:
+            yield LoaderState(settings, rt, warehouse, handlers, health_port)
+    finally:
+        if isinstance(warehouse, DatabricksWarehouse):
+            await warehouse.close()

@@ -1,18 +1,120 @@
-"""`LAKEGATE_LOADER_*`: where the local lakehouse lives and how far a query may go."""
+"""`LAKEGATE_LOADER_*`: which warehouse the loader uses, where it lives, and how far a query may go.
+
+The warehouse is the embedded local lakehouse unless Databricks is configured (`DATABRICKS_HOST` and a
+SQL warehouse); `LAKEGATE_LOADER_WAREHOUSE` chooses explicitly.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from lakegate.common.settings import ServiceSettings
-from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WarehouseKind = Literal["local", "databricks"]
+
+
+class DatabricksSettings(BaseSettings):
+    """The Databricks workspace, its SQL warehouse, and how lakegate lays tenants out in Unity Catalog.
+
+    Workspace and credentials use the variables the Databricks SDK and CLI read (`DATABRICKS_HOST`,
+    `DATABRICKS_TOKEN`, or a service principal's `DATABRICKS_CLIENT_ID` and `DATABRICKS_CLIENT_SECRET`;
+    unset ones are left to the SDK's own chain, e.g. `DATABRICKS_CONFIG_PROFILE`). lakegate's own
+    choices are `LAKEGATE_LOADER_DATABRICKS_*`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LAKEGATE_LOADER_DATABRICKS_", extra="ignore", populate_by_name=True)
+
+    host: str | None = Field(
+        default=None,
+        validation_alias="DATABRICKS_HOST",
+        description="Workspace URL, e.g. https://dbc-123.cloud.databricks.com.",
+    )
+    token: SecretStr | None = Field(
+        default=None, validation_alias="DATABRICKS_TOKEN", description="A personal access token."
+    )
+    client_id: str | None = Field(
+        default=None, validation_alias="DATABRICKS_CLIENT_ID", description="A service principal's OAuth client id."
+    )
+    client_secret: SecretStr | None = Field(
+        default=None, validation_alias="DATABRICKS_CLIENT_SECRET", description="A service principal's OAuth secret."
+    )
+    warehouse_id: str | None = Field(
+        default=None, validation_alias="DATABRICKS_WAREHOUSE_ID", description="The SQL warehouse to run statements on."
+    )
+    http_path: str | None = Field(
+        default=None,
+        validation_alias="DATABRICKS_HTTP_PATH",
+        description="The SQL warehouse HTTP path, e.g. /sql/1.0/warehouses/abc; built from the warehouse id if unset.",
+    )
+    layout: Literal["catalog_per_tenant", "schema_per_tenant"] = Field(
+        default="catalog_per_tenant",
+        description="`catalog_per_tenant`: catalog tenant_<id> with schemas bronze, silver, gold. "
+        "`schema_per_tenant`: schemas tenant_<id>_bronze, ... in one configured `catalog`, for principals "
+        "that may not create catalogs.",
+    )
+    catalog: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The one catalog that holds every tenant's schemas (schema_per_tenant only).",
+    )
+    staging_schema: str = Field(
+        default="lakegate_staging",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="Schema of each tenant holding the staging Volume and staging tables (prefixed with the tenant "
+        "catalog's name under schema_per_tenant).",
+    )
+    staging_volume: str = Field(
+        default="files", pattern=r"^[a-z_][a-z0-9_]*$", description="Volume in the staging schema for Parquet parts."
+    )
+    json_type: Literal["string", "variant"] = Field(
+        default="string",
+        description="How JSON columns (Arrow `arrow.json`) are stored: STRING, or VARIANT (DBR 15.3+).",
+    )
+    parquet_file_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Arrow bytes per staged Parquet file; keeps each upload a single Files API request.",
+    )
+    connections: int = Field(default=4, ge=1, description="Connections to the SQL warehouse kept open for reuse.")
+    retries: int = Field(
+        default=4,
+        ge=0,
+        description="Retries of a statement the warehouse refused for a passing reason (starting, throttled).",
+    )
+
+    @property
+    def configured(self) -> bool:
+        """True when a workspace and a SQL warehouse are named."""
+        return bool(self.host and (self.warehouse_id or self.http_path))
+
+    def missing(self) -> list[str]:
+        """The variables still needed to use Databricks."""
+        needed = [] if self.host else ["DATABRICKS_HOST"]
+        if not (self.warehouse_id or self.http_path):
+            needed.append("DATABRICKS_WAREHOUSE_ID or DATABRICKS_HTTP_PATH")
+        if self.layout == "schema_per_tenant" and not self.catalog:
+            needed.append("LAKEGATE_LOADER_DATABRICKS_CATALOG (the catalog that holds tenant schemas)")
+        return needed
+
+    @property
+    def sql_http_path(self) -> str:
+        """The HTTP path of the SQL warehouse."""
+        return self.http_path or f"/sql/1.0/warehouses/{self.warehouse_id}"
 
 
 class LoaderSettings(ServiceSettings):
     """Read once at start and passed to `serve(settings)`."""
 
     model_config = SettingsConfigDict(env_prefix="LAKEGATE_LOADER_", extra="ignore")
+
+    warehouse: Literal["auto", "local", "databricks"] = Field(
+        default="auto",
+        description="`auto`: Databricks when DATABRICKS_HOST and a SQL warehouse are set, else the local lakehouse.",
+    )
+    databricks: DatabricksSettings = Field(default_factory=DatabricksSettings)
 
     home: Path = Field(
         default=Path(".lakegate"),
@@ -57,6 +159,13 @@ class LoaderSettings(ServiceSettings):
     )
 
     @property
+    def warehouse_kind(self) -> WarehouseKind:
+        """The warehouse this loader uses."""
+        if self.warehouse == "auto":
+            return "databricks" if self.databricks.configured else "local"
+        return self.warehouse
+
+    @property
     def lakehouse(self) -> Path:
         """The directory that holds every catalog."""
         return self.home / "lakehouse"
@@ -67,5 +176,11 @@ class LoaderSettings(ServiceSettings):
             raise ValueError(
                 f"default_max_rows ({self.default_max_rows}) is above max_rows_limit ({self.max_rows_limit}); "
                 "lower LAKEGATE_LOADER_DEFAULT_MAX_ROWS or raise LAKEGATE_LOADER_MAX_ROWS_LIMIT"
+            )
+        if self.warehouse_kind == "databricks" and self.databricks.missing():
+            raise ValueError(
+                "the Databricks warehouse is chosen but not configured: set "
+                + ", ".join(self.databricks.missing())
+                + " (or LAKEGATE_LOADER_WAREHOUSE=local for the local lakehouse)"
             )
         return self
