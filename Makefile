@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # uv lands in ~/.local/bin (pip --user) or on the system path; recipes look in both.
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: up status test lint typecheck bootstrap clean
+.PHONY: up status test lint typecheck bootstrap clean bench
 
 bootstrap: ## install uv (if missing) and the whole workspace, exactly as uv.lock pins it
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv 2>/dev/null \
@@ -24,6 +24,9 @@ lint: bootstrap
 
 typecheck: bootstrap
 	@uv run --no-sync mypy libs/*/src services/*/src
+
+bench: bootstrap ## measure extraction and syncs against PostgreSQL's COPY (not a test); BENCH_ARGS=--quick for a smoke run
+	@uv run --no-sync python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .lakegate

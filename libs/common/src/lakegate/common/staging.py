@@ -24,6 +24,8 @@ from nats.js.errors import NotFoundError
 
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 PART_HEADER = "Lakegate-Part"
+#: Most bytes of parts asked for in one fetch.
+FETCH_BYTES = 24 * 1024 * 1024
 
 
 def encode_part(batch: pa.RecordBatch) -> bytes:
@@ -112,7 +114,9 @@ class JetStreamStaging:
     def __init__(self, js: JetStreamContext, topology: Topology, max_part_bytes: int, fetch_batch: int = 64) -> None:
         self._js, self._topology = js, topology
         self._max = max_part_bytes
-        self._fetch_batch = fetch_batch
+        # A fetch must stay well under what nats-server buffers for one connection (64 MiB): past it the
+        # server drops messages as a slow consumer, and parts read without acks would not come back.
+        self._fetch_batch = max(1, min(fetch_batch, FETCH_BYTES // max_part_bytes))
 
     async def writer(self, run_id: str, attempt: str) -> PartWriter:
         return _JetStreamWriter(self._js, self._topology.stage(run_id, attempt), self._max)
@@ -135,8 +139,8 @@ class JetStreamStaging:
                     ) from exc
                 for message in messages:
                     part = int((message.headers or {}).get(PART_HEADER, "-1"))
-                    if part != seen:
-                        raise TerminalError(f"staged part {part} arrived where part {seen} was expected")
+                    if part != seen:  # a part was lost on the way: read the run again from the start
+                        raise Unavailable(f"staged part {part} arrived where part {seen} was expected; reading again")
                     seen += 1
                     yield decode_part(message.data)
         finally:
