@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import nats
 import pyarrow as pa
 import pytest
-from lakegate.common.broker import MAX_PART_BYTES
+from lakegate.common.broker import MAX_PART_BYTES, ensure_streams
 from lakegate.common.contracts.runs import (
     ColumnMapping,
+    Cursor,
     Extracted,
     Failed,
     Loaded,
@@ -58,6 +59,12 @@ class Steps:
         model = STEP_MODELS.get(step)
         if model is not None:
             await self.queue.put(model.model_validate_json(msg.data))
+
+    def drain(self) -> list[BaseModel]:
+        """Every step that has arrived so far, without waiting."""
+        while not self.queue.empty():
+            self.seen.append(self.queue.get_nowait())
+        return self.seen
 
     async def next(self, kind: type[M], timeout: float = 30.0) -> M:
         """The next step of type `kind`, skipping others (e.g. `Loading`)."""
@@ -109,8 +116,15 @@ class Extractor:
         staged: StagedParts,
         row_count: int,
         sync_mode: SyncMode = "full",
+        *,
+        primary_key: Sequence[str] = (),
+        cursor: str | None = None,
+        ranges: Sequence[StagedParts] = (),
     ) -> Extracted:
         return Extracted(
+            primary_key=list(primary_key),
+            cursor=Cursor(column=cursor, value="0", source_type="test") if cursor else None,
+            ranges=list(ranges),
             tenant_id=self.tenant_id,
             run_id=run_id,
             target=target,
@@ -132,14 +146,45 @@ class Extractor:
             headers={"Nats-Msg-Id": f"{extracted.run_id}.extracted.{delivery}"},
         )
 
-    async def sync(self, target: TableRef, batches: Sequence[pa.RecordBatch]) -> tuple[Extracted, Loaded]:
+    async def sync(
+        self,
+        target: TableRef,
+        batches: Sequence[pa.RecordBatch],
+        sync_mode: SyncMode = "full",
+        *,
+        primary_key: Sequence[str] = (),
+        cursor: str | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[Extracted, Loaded]:
         """Stage the batches as a new run, announce it and wait for the loader's `Loaded`."""
+        extracted, steps = await self.start(target, batches, sync_mode, primary_key=primary_key, cursor=cursor)
+        return extracted, await steps.next(Loaded, timeout)
+
+    async def start(
+        self,
+        target: TableRef,
+        batches: Sequence[pa.RecordBatch],
+        sync_mode: SyncMode = "full",
+        *,
+        primary_key: Sequence[str] = (),
+        cursor: str | None = None,
+    ) -> tuple[Extracted, Steps]:
+        """Stage the batches as a new run and announce it; the steps tell how it ends."""
         run_id = self.new_run_id()
         steps = await self.watch(run_id)
         staged = await self.stage(run_id, batches)
-        extracted = self.extracted(run_id, target, batches[0].schema, staged, sum(b.num_rows for b in batches))
+        extracted = self.extracted(
+            run_id,
+            target,
+            batches[0].schema,
+            staged,
+            sum(b.num_rows for b in batches),
+            sync_mode,
+            primary_key=primary_key,
+            cursor=cursor,
+        )
         await self.announce(extracted)
-        return extracted, await steps.next(Loaded)
+        return extracted, steps
 
     async def put_raw_part(self, location: str, index: int, data: bytes) -> None:
         """Stage bytes as part `index`, the way a broken writer would."""
@@ -185,6 +230,17 @@ async def loader(loader_settings: LoaderSettings) -> AsyncIterator[LoaderState]:
 async def extractor(loader: LoaderState, nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Extractor]:
     nc = await nats.connect(nats_settings.url)
     try:
+        yield Extractor(nc, nc.jetstream(), nats_settings.topology, tenant_id)
+    finally:
+        await nc.drain()
+
+
+@pytest.fixture
+async def lone_extractor(nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Extractor]:
+    """A stand-in extractor with no loader in this process (a test starts one its own way)."""
+    nc = await nats.connect(nats_settings.url)
+    try:
+        await ensure_streams(nc.jetstream(), nats_settings.topology)
         yield Extractor(nc, nc.jetstream(), nats_settings.topology, tenant_id)
     finally:
         await nc.drain()

@@ -214,19 +214,6 @@ async def test_a_load_whose_row_count_disagrees_with_the_extraction_commits_noth
     assert not DeltaTable.is_deltatable(str(loader.warehouse.table_path(target)))
 
 
-async def test_an_incremental_load_is_refused_as_unsupported_for_now(extractor: Extractor) -> None:
-    run_id = extractor.new_run_id()
-    steps = await extractor.watch(run_id)
-    staged = await extractor.stage(run_id, [ints("n", [1])])
-    extracted = extractor.extracted(run_id, extractor.target("inc"), ints("n", []).schema, staged, 1, "incremental")
-
-    await extractor.announce(extracted)
-    failed = await steps.next(Failed)
-
-    assert failed.error.code == "unsupported"
-    assert "full mode" in failed.error.message
-
-
 async def test_a_run_aimed_at_another_tenants_catalog_is_refused(extractor: Extractor) -> None:
     run_id = extractor.new_run_id()
     steps = await extractor.watch(run_id)

@@ -1,15 +1,23 @@
 """The load worker: turns a run's `Extracted` step into one warehouse commit and the steps around it.
 
     Extracted ──▶ Loading ──▶ read staged parts ──▶ one atomic commit ──▶ Loaded ──▶ delete parts
-                                      └──────── terminal error ────────▶ Failed(step="load")
+                   (`staged`, then every range)  │
+                                      ├──────── terminal error ────────▶ Failed(step="load"), delete parts
+                                      └──────── cancel.<run_id> ───────▶ (nothing published), delete parts
 
 Every step is published with a `Nats-Msg-Id`, so a redelivered message that reaches the same
 point publishes nothing new within the stream's duplicate window. A redelivered load whose commit
 already exists commits nothing and still reports `Loaded`.
+
+While it reads the staged parts the worker listens on `cancel.<run_id>`: a cancellation stops the
+reading at once, so the warehouse sees its batches fail and commits nothing. Once the last part has
+been read the warehouse is committing, and a cancellation is too late: the run succeeds. A cancelled
+run publishes no `Failed`: the catalog, which sent the cancellation, has recorded it already.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -19,12 +27,20 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from faststream.nats import NatsBroker
-from lakegate.common.contracts.runs import ErrorInfo, Extracted, Failed, Loaded, Loading, Progress
-from lakegate.common.errors import InvalidInput, LakegateError, PermissionDenied, TerminalError, Unavailable
+from lakegate.common.contracts.runs import ErrorInfo, Extracted, Failed, Loaded, Loading, Progress, StagedParts
+from lakegate.common.errors import (
+    Cancelled,
+    InvalidInput,
+    LakegateError,
+    PermissionDenied,
+    TerminalError,
+    Unavailable,
+)
 from lakegate.common.names import tenant_catalog
 from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.loader.warehouses.base import LoadPlan, Warehouse
+from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -61,18 +77,20 @@ class LoadWorker:
                 f"run {run_id} targets {extracted.target}, outside tenant {extracted.tenant_id}'s catalog "
                 f"`{tenant_catalog(extracted.tenant_id)}`; nothing was loaded"
             )
-        await self._step(Loading(tenant_id=extracted.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
-        schema = decode_schema(extracted)
-        staging = self.staging()
-        plan = LoadPlan(
-            target=extracted.target,
-            schema=schema,
-            mode=extracted.sync_mode,
-            run_id=run_id,
-            keys=tuple(extracted.primary_key),
-            cursor=extracted.cursor.column if extracted.cursor else None,
-        )
-        result = await self.warehouse.load(plan, self._checked_parts(extracted, schema, staging))
+        async with self._cancellation(run_id) as cancelled:
+            await self._step(Loading(tenant_id=extracted.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
+            schema = decode_schema(extracted)
+            staging = self.staging()
+            plan = LoadPlan(
+                target=extracted.target,
+                schema=schema,
+                mode=extracted.sync_mode,
+                run_id=run_id,
+                keys=tuple(extracted.primary_key),
+                cursor=extracted.cursor.column if extracted.cursor else None,
+            )
+            parts = _until(cancelled, self._checked_parts(extracted, schema, staging), extracted)
+            result = await self.warehouse.load(plan, parts)
         if result.already_committed:
             log.info("run %s was already committed to %s as version %s", run_id, extracted.target, result.version)
         loaded = Loaded(
@@ -82,37 +100,60 @@ class LoadWorker:
             row_count=result.row_count,
             bytes=result.bytes,
             table_version=result.version,
+            schema_changes=list(result.schema_changes),
         )
         await self._step(loaded, RunStep.LOADED, run_id)
         await staging.delete(run_id)
 
     async def fail(self, extracted: Extracted, error: LakegateError) -> None:
-        """Report that the run cannot be loaded; the target is as it was. Staged parts are dropped."""
-        failed = Failed(
-            tenant_id=extracted.tenant_id,
-            run_id=extracted.run_id,
-            step=LOAD_STEP,
-            error=ErrorInfo(code=error.code, message=error.message, transient=False),
-        )
-        await self._step(failed, RunStep.FAILED, extracted.run_id)
+        """Report that the run cannot be loaded (unless it was cancelled); the target is as it was.
+
+        Staged parts are dropped either way.
+        """
+        if not isinstance(error, Cancelled):
+            failed = Failed(
+                tenant_id=extracted.tenant_id,
+                run_id=extracted.run_id,
+                step=LOAD_STEP,
+                error=ErrorInfo(code=error.code, message=error.message, transient=False),
+            )
+            await self._step(failed, RunStep.FAILED, extracted.run_id)
         with contextlib.suppress(Exception):  # staged parts expire on their own if this fails
             await self.staging().delete(extracted.run_id)
+
+    @contextlib.asynccontextmanager
+    async def _cancellation(self, run_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set when `cancel.<run_id>` arrives, while the body runs."""
+        cancelled = asyncio.Event()
+
+        async def on_cancel(_: Msg) -> None:
+            cancelled.set()
+
+        subscription = await self.broker.connection.subscribe(self.topology.cancel(run_id), cb=on_cancel)
+        try:
+            yield cancelled
+        finally:
+            with contextlib.suppress(Exception):  # a closed connection took the subscription with it
+                await subscription.unsubscribe()
 
     async def _checked_parts(
         self, extracted: Extracted, schema: pa.Schema, staging: StagingStore
     ) -> AsyncIterator[pa.RecordBatch]:
-        """The staged batches, refusing any that disagree with what the `Extracted` message promised."""
+        """The staged batches (`staged`, then every range), refusing any that disagree with the `Extracted` message."""
         rows = 0
-        async with _closing(staging.read(extracted.staged)) as parts:
-            async for index, batch in _readable(parts, extracted.run_id):
-                if not batch.schema.equals(schema, check_metadata=False):
-                    raise TerminalError(
-                        f"staged part {index} of run {extracted.run_id} has schema {batch.schema}, not the "
-                        f"announced {schema}; start the sync again"
-                    )
-                rows += batch.num_rows
-                yield batch
-                await self._progress(extracted.run_id, rows)
+        index = 0
+        for staged in _every_part_set(extracted):
+            async with _closing(staging.read(staged)) as parts:
+                async for batch in _readable(parts, extracted.run_id, first=index):
+                    if not batch.schema.equals(schema, check_metadata=False):
+                        raise TerminalError(
+                            f"staged part {index} of run {extracted.run_id} has schema {batch.schema}, not the "
+                            f"announced {schema}; start the sync again"
+                        )
+                    rows += batch.num_rows
+                    index += 1
+                    yield batch
+                    await self._progress(extracted.run_id, rows)
         if rows != extracted.row_count:
             raise TerminalError(
                 f"staging holds {rows} rows for run {extracted.run_id}, but {extracted.row_count} were "
@@ -137,9 +178,50 @@ class LoadWorker:
             await self.broker.publish(progress, self.topology.progress(run_id))
 
 
-async def _readable(parts: AsyncIterator[pa.RecordBatch], run_id: str) -> AsyncIterator[tuple[int, pa.RecordBatch]]:
-    """Number the parts; a part that is not Arrow IPC is terminal, since reading it again cannot help."""
-    index = 0
+def _every_part_set(extracted: Extracted) -> list[StagedParts]:
+    """Where the run's parts are: the coordinator's own, then each range's, in order."""
+    return [extracted.staged, *extracted.ranges]
+
+
+async def _until(
+    cancelled: asyncio.Event, batches: AsyncIterator[pa.RecordBatch], extracted: Extracted
+) -> AsyncIterator[pa.RecordBatch]:
+    """`batches`, failing with `Cancelled` as soon as `cancelled` is set, even while waiting for a part."""
+    waiting = asyncio.ensure_future(cancelled.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(batches))
+            await asyncio.wait({following, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if cancelled.is_set():
+                following.cancel()
+                await asyncio.wait({following})
+                if not following.cancelled():
+                    following.exception()  # whatever the reader was doing no longer matters
+                raise Cancelled(
+                    f"run {extracted.run_id} was cancelled while it was loading; nothing was committed to "
+                    f"{extracted.target}"
+                )
+            try:
+                batch = following.result()
+            except StopAsyncIteration:
+                return
+            yield batch
+    finally:
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        await _close(batches)
+
+
+async def _close(batches: AsyncIterator[pa.RecordBatch]) -> None:
+    aclose = getattr(batches, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _readable(parts: AsyncIterator[pa.RecordBatch], run_id: str, first: int = 0) -> AsyncIterator[pa.RecordBatch]:
+    """The parts; one that is not Arrow IPC is terminal, since reading it again cannot help."""
+    index = first
     while True:
         try:
             batch = await anext(parts)
@@ -153,7 +235,7 @@ async def _readable(parts: AsyncIterator[pa.RecordBatch], run_id: str) -> AsyncI
             raise TerminalError(
                 f"the staged parts of run {run_id} are incomplete ({exc}); nothing was loaded, start the sync again"
             ) from exc
-        yield index, batch
+        yield batch
         index += 1
 
 
@@ -163,6 +245,4 @@ async def _closing(batches: AsyncIterator[pa.RecordBatch]) -> AsyncIterator[Asyn
     try:
         yield batches
     finally:
-        aclose = getattr(batches, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close(batches)

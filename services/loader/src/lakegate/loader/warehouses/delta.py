@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
-from lakegate.common.contracts.runs import TableRef
+from lakegate.common.contracts.runs import SchemaChange, TableRef
 from lakegate.common.contracts.warehouse import (
     QueryResult,
     TableDescription,
@@ -31,22 +32,29 @@ from lakegate.common.contracts.warehouse import (
     TableSummary,
     WarehouseColumn,
 )
-from lakegate.common.errors import Conflict, InvalidInput, NotFound, Unsupported, WarehouseError
+from lakegate.common.errors import Conflict, InvalidInput, NotFound, WarehouseError
+from lakegate.loader.mergekeys import merge_columns
 from lakegate.loader.metastatements import describe_columns, show_schemas, show_tables
 from lakegate.loader.results import query_result
+from lakegate.loader.schemadrift import align, plan_drift
 from lakegate.loader.sqlguard import DescribeTarget, ReadQuery, ShowTables, check, check_select, unknown_table
 from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
-from lakegate.loader.warehouses import deltalog
+from lakegate.loader.warehouses import deltaloads, deltalog
 from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
-from lakegate.loader.warehouses.bridge import write_in_thread
 from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
+from lakegate.loader.warehouses.spool import spooled
 from lakegate.loader.warehouses.sqlengine import BATCH_ROWS, EngineLimits, Session, session
 
 T = TypeVar("T")
 RUN_ID_KEY = deltalog.RUN_ID_KEY
+#: Commit notes of a load besides its run id: the sync mode, the schema changes it made (JSON), and
+#: the table's columns the source lacked (JSON), so that a dropped column is reported only once.
+MODE_KEY = "lakegate.mode"
+CHANGES_KEY = "lakegate.schema_changes"
+ABSENT_KEY = "lakegate.absent_columns"
 
 
 @dataclass(frozen=True)
@@ -145,31 +153,56 @@ class LocalLakehouse:
     # Warehouse
 
     async def load(self, plan: LoadPlan, batches: AsyncIterator[pa.RecordBatch]) -> LoadResult:
-        """Replace `target` with every batch in one Delta commit tagged with `run_id`."""
-        target, schema, mode, run_id = plan.target, plan.schema, plan.mode, plan.run_id
-        if mode != "full":
-            raise Unsupported(f"{mode} sync is not supported by the local lakehouse yet; sync {target} in full mode")
+        """Commit the run to `plan.target` in one Delta commit tagged with its run id (see `deltaloads`)."""
+        target = plan.target
+        columns = merge_columns(plan) if plan.mode == "merge" else None
         path = self.table_path(target)
-        earlier = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, run_id)
-        if earlier is not None:
-            return LoadResult(earlier.row_count, earlier.bytes, earlier.version, already_committed=True)
-        table_schema = delta_schema(schema, target)
-        rows = 0
+        history = await asyncio.to_thread(deltalog.loads, path, plan.run_id)
+        if history.commit is not None:
+            return _result(history.commit, already_committed=True)
+        existing = await asyncio.to_thread(deltalog.arrow_schema, path)
+        incoming = delta_schema(plan.schema, target)
+        drift = plan_drift(
+            existing,
+            incoming,
+            table=str(target),
+            replace=plan.mode == "full",
+            absent_before=json.loads(history.latest_notes.get(ABSENT_KEY, "[]")),
+        )
 
-        async def conformed() -> AsyncIterator[pa.RecordBatch]:
-            nonlocal rows
+        async def aligned() -> AsyncIterator[pa.RecordBatch]:
             async for batch in batches:
-                rows += batch.num_rows
-                yield conform(batch, table_schema, target)
+                yield align(conform(batch, incoming, target), drift.schema)
 
+        landing = deltaloads.Landing(
+            path=path,
+            drift=drift,
+            exists=existing is not None,
+            notes={
+                RUN_ID_KEY: plan.run_id,
+                MODE_KEY: plan.mode,
+                CHANGES_KEY: json.dumps([change.model_dump(mode="json") for change in drift.changes]),
+                ABSENT_KEY: json.dumps(list(drift.absent)),
+            },
+            depth=self._queue_depth,
+            memory_bytes=self._limits.memory_bytes,
+        )
+        spool = functools.partial(spooled, self.root, plan.run_id, drift.schema, self._limits)
         await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
-        write = functools.partial(deltalog.overwrite, path, metadata={RUN_ID_KEY: run_id})
         with _write_errors(target):
-            await write_in_thread(table_schema, conformed(), write, depth=self._queue_depth)
-        commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, run_id)
+            if columns is not None:
+                landed = await deltaloads.merge(landing, columns.spelled_as(drift.schema), aligned(), spool)
+            elif plan.mode == "incremental":
+                landed = await deltaloads.append(landing, aligned(), spool)
+            else:
+                landed = await deltaloads.replace(landing, aligned())
+        if not landed.committed:
+            version = await asyncio.to_thread(lambda: DeltaTable(str(path)).version())
+            return LoadResult(0, 0, version, already_committed=False)
+        commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, plan.run_id)
         if commit is None:
-            raise WarehouseError(f"the commit of run {run_id} is missing from the history of {target}")
-        return LoadResult(rows, commit.bytes, commit.version, already_committed=False)
+            raise WarehouseError(f"the commit of run {plan.run_id} is missing from the history of {target}")
+        return _result(commit, already_committed=False)
 
     async def query(self, catalog: str, sql: str, max_rows: int, timeout: float) -> QueryResult:
         """Guard, translate and run one statement; see `lakegate.loader.results` for how values are written."""
@@ -358,6 +391,12 @@ class LocalLakehouse:
             return Written(table_schema, data.num_rows, version)
 
         return await asyncio.to_thread(write)
+
+
+def _result(commit: deltalog.Commit, *, already_committed: bool) -> LoadResult:
+    """What a load commit wrote, with the schema changes it noted (the same for every delivery of the run)."""
+    changes = tuple(SchemaChange.model_validate(found) for found in json.loads(commit.notes.get(CHANGES_KEY, "[]")))
+    return LoadResult(commit.row_count, commit.bytes, commit.version, already_committed, changes)
 
 
 def _plain_columns(schema: pa.Schema) -> list[WarehouseColumn]:

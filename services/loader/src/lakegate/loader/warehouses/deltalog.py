@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -14,13 +15,28 @@ from lakegate.loader.warehouses.base import OPERATION_NOTE
 
 #: Commit metadata key naming the run that wrote a load.
 RUN_ID_KEY = "lakegate.run_id"
+#: Commit metadata key holding the rows a load committed, when the operation's own metrics would not say.
+ROWS_KEY = "lakegate.rows"
+#: Every commit note lakegate writes starts with this.
+NOTE_PREFIX = "lakegate."
 
 
 @dataclass(frozen=True)
 class Commit:
+    """One load's commit: its version, the rows and bytes it wrote, and lakegate's notes on it."""
+
     version: int
     row_count: int
     bytes: int
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Loads:
+    """What a table's history says about loads: the commit of one run, if any, and the latest load's notes."""
+
+    commit: Commit | None
+    latest_notes: Mapping[str, str]
 
 
 def first_line(exc: BaseException) -> str:
@@ -50,11 +66,115 @@ def find_commit(path: Path, key: str, value: str) -> Commit | None:
         return None
     for entry in DeltaTable(str(path)).history():
         if entry.get(key) == value:
-            # A full load replaces every file, so the table as of that version is exactly what it wrote.
-            committed = DeltaTable(str(path), version=int(entry["version"]))
-            added = files(committed)
-            return Commit(committed.version(), row_count(committed, added), size(added))
+            return _commit(path, entry)
     return None
+
+
+def loads(path: Path, run_id: str) -> Loads:
+    """The commit of `run_id` (a redelivered load finds its own) and the notes of the latest load."""
+    if not DeltaTable.is_deltatable(str(path)):
+        return Loads(None, {})
+    latest: Mapping[str, str] | None = None
+    for entry in DeltaTable(str(path)).history():  # newest first
+        if RUN_ID_KEY not in entry:
+            continue
+        if latest is None:
+            latest = _notes(entry)
+        if entry[RUN_ID_KEY] == run_id:
+            return Loads(_commit(path, entry), latest)
+    return Loads(None, latest or {})
+
+
+def _notes(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {key: str(value) for key, value in entry.items() if key.startswith(NOTE_PREFIX)}
+
+
+def _commit(path: Path, entry: Mapping[str, Any]) -> Commit:
+    version = int(entry["version"])
+    notes = _notes(entry)
+    metrics: Mapping[str, Any] = entry.get("operationMetrics") or {}
+    if ROWS_KEY in notes:
+        rows = int(notes[ROWS_KEY])
+    elif "num_added_rows" in metrics:
+        rows = int(metrics["num_added_rows"])
+    else:  # written before loads noted their rows: a full load, so the version holds exactly what it wrote
+        rows = row_count(DeltaTable(str(path), version=version))
+    return Commit(version, rows, committed_bytes(path, version), notes)
+
+
+def committed_bytes(path: Path, version: int) -> int:
+    """Bytes of the data files one commit added, from its log entry (0 once the log entry has been cleaned up)."""
+    entry = path / "_delta_log" / f"{version:020d}.json"
+    if not entry.is_file():
+        return 0
+    total = 0
+    with entry.open(encoding="utf-8") as lines:
+        for line in lines:
+            action = json.loads(line) if line.strip() else {}
+            if "add" in action:
+                total += int(action["add"].get("size") or 0)
+    return total
+
+
+def arrow_schema(path: Path) -> pa.Schema | None:
+    """The current schema of the table at `path`, or None when there is no table."""
+    if not DeltaTable.is_deltatable(str(path)):
+        return None
+    return pa.schema(DeltaTable(str(path)).schema().to_arrow())
+
+
+def write(
+    path: Path,
+    data: pa.RecordBatchReader | pa.Table,
+    *,
+    mode: Literal["append", "overwrite"],
+    metadata: Mapping[str, str],
+    evolve: bool = False,
+) -> None:
+    """One commit: append (adding new columns when `evolve`) or replace the table, schema too."""
+    write_deltalake(
+        str(path),
+        data,
+        mode=mode,
+        schema_mode="overwrite" if mode == "overwrite" else ("merge" if evolve else None),
+        commit_properties=CommitProperties(custom_metadata=dict(metadata)),
+    )
+
+
+#: Aliases of the two sides of a MERGE, for predicates to name them.
+TARGET, SOURCE = "t", "s"
+
+
+def merge(
+    path: Path,
+    source: pa.RecordBatchReader,
+    *,
+    on: str,
+    replace_when: str | None,
+    metadata: Mapping[str, str],
+    evolve: bool,
+    memory_bytes: int | None = None,
+) -> None:
+    """One MERGE commit: rows matched `on` are replaced (when `replace_when` holds), the others inserted.
+
+    The source is streamed (never collected), and past `memory_bytes` the engine spills to disk.
+    """
+    (
+        DeltaTable(str(path))
+        .merge(
+            source,
+            predicate=on,
+            source_alias=SOURCE,
+            target_alias=TARGET,
+            merge_schema=evolve,
+            streamed_exec=True,
+            max_spill_size=memory_bytes,
+            commit_properties=CommitProperties(custom_metadata=dict(metadata)),
+        )
+        .when_matched_update_all(predicate=replace_when)
+        .when_not_matched_insert_all()
+        .execute()
+    )
 
 
 def overwrite(path: Path, data: pa.RecordBatchReader | pa.Table, metadata: Mapping[str, str]) -> int:

@@ -11,6 +11,7 @@ run them in a worker thread.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from lakegate.common.errors import WarehouseError
 
 #: Rows per Arrow batch read from DuckDB.
 BATCH_ROWS = 8192
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)", re.IGNORECASE)
+_UNITS = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,15 @@ class EngineLimits:
 
     threads: int = 4
     memory_limit: str = "2GB"
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """`memory_limit` in bytes, for engines that want a number; None for a spelling such as '80%'."""
+        found = _SIZE.fullmatch(self.memory_limit.strip())
+        if found is None:
+            return None
+        unit = found.group(2).upper().replace("I", "").rstrip("B") or "B"
+        return int(float(found.group(1)) * _UNITS[unit])
 
 
 class Stopped(WarehouseError):

@@ -1,0 +1,177 @@
+"""How one run lands in a Delta table: one commit per run, in each sync mode.
+
+    full          overwrite: the table becomes the run's rows and types (columns the source dropped stay, NULL)
+    incremental   append; new columns join by a schema merge. When a column must be widened or become
+                  nullable, the table is rewritten instead (its rows cast, then the run's), still one commit
+    merge         spool the rows, keep one per key (greatest cursor, then last staged), then MERGE on the
+                  keys: a stored row is replaced unless its cursor is newer, new keys are inserted. When a
+                  column must be widened, the merged table is written as one overwrite instead
+
+Batches arrive aligned to the drift's schema. Every commit carries the run's notes (its id first);
+the caller has made sure the run has no commit yet. A run with no rows and no schema change commits
+nothing; the first run of any mode creates the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import DeltaTable
+from lakegate.loader.mergekeys import MergeColumns
+from lakegate.loader.schemadrift import Drift, align
+from lakegate.loader.warehouses import deltalog
+from lakegate.loader.warehouses.bridge import write_in_thread
+from lakegate.loader.warehouses.spool import Spool, incoming_wins, same_key
+from lakegate.loader.warehouses.sqlengine import BATCH_ROWS
+
+SpoolFactory = Callable[[], AbstractContextManager[Spool]]
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Where and how one run lands."""
+
+    path: Path
+    drift: Drift
+    exists: bool
+    notes: Mapping[str, str]
+    depth: int
+    memory_bytes: int | None = None
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The table's schema after the run, which every batch arrives in."""
+        return self.drift.schema
+
+    def nothing_to_do(self, rows: int) -> bool:
+        """No rows and no schema change: committing would only lengthen the history."""
+        return rows == 0 and self.exists and not self.drift.changes
+
+
+@dataclass(frozen=True)
+class Landed:
+    """The rows a run committed, or that it committed nothing at all."""
+
+    rows: int
+    committed: bool
+
+
+class _Tally:
+    """Counts the rows that pass on their way to the writer."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    async def through(self, batches: AsyncIterator[pa.RecordBatch]) -> AsyncIterator[pa.RecordBatch]:
+        async for batch in batches:
+            self.rows += batch.num_rows
+            yield batch
+
+
+async def replace(landing: Landing, batches: AsyncIterator[pa.RecordBatch]) -> Landed:
+    """Full: overwrite the table with the run's rows."""
+    tally = _Tally()
+    write = functools.partial(deltalog.write, landing.path, mode="overwrite", metadata=landing.notes)
+    await write_in_thread(landing.schema, tally.through(batches), write, depth=landing.depth)
+    return Landed(tally.rows, committed=True)
+
+
+async def append(landing: Landing, batches: AsyncIterator[pa.RecordBatch], spool: SpoolFactory) -> Landed:
+    """Incremental: append the run's rows, or rewrite the table when a column's type or nullability widens."""
+    if landing.exists and landing.drift.rewrite:
+        return await _rewrite_with(landing, batches, spool)
+    any_rows, batches = await _peek(batches)
+    if not any_rows and landing.nothing_to_do(0):
+        return Landed(0, committed=False)
+    tally = _Tally()
+    write = functools.partial(
+        deltalog.write, landing.path, mode="append", metadata=landing.notes, evolve=landing.drift.evolves
+    )
+    await write_in_thread(landing.schema, tally.through(batches), write, depth=landing.depth)
+    return Landed(tally.rows, committed=True)
+
+
+async def _rewrite_with(landing: Landing, batches: AsyncIterator[pa.RecordBatch], spool: SpoolFactory) -> Landed:
+    """The table's rows cast to the new schema, then the run's, in one overwrite."""
+    with spool() as spooled:
+        rows = await write_in_thread(landing.schema, batches, spooled.write, depth=landing.depth)
+
+        def rewrite() -> None:
+            stored = DeltaTable(str(landing.path)).to_pyarrow_dataset()
+
+            def every_row() -> Iterator[pa.RecordBatch]:
+                for batch in stored.to_batches(batch_size=BATCH_ROWS):
+                    yield align(batch, landing.schema)
+                yield from spooled.batches()
+
+            reader = pa.RecordBatchReader.from_batches(landing.schema, every_row())
+            notes = {**landing.notes, deltalog.ROWS_KEY: str(rows)}
+            deltalog.write(landing.path, reader, mode="overwrite", metadata=notes)
+
+        await asyncio.to_thread(rewrite)
+    return Landed(rows, committed=True)
+
+
+async def merge(
+    landing: Landing, columns: MergeColumns, batches: AsyncIterator[pa.RecordBatch], spool: SpoolFactory
+) -> Landed:
+    """Merge: upsert one row per key, the newer cursor winning."""
+    with spool() as spooled:
+        await write_in_thread(landing.schema, batches, spooled.write, depth=landing.depth)
+        # From here on the run's rows are all read: what follows is the commit, and cancelling is too late.
+        return await asyncio.to_thread(_merge_spooled, landing, columns, spooled)
+
+
+def _merge_spooled(landing: Landing, columns: MergeColumns, spooled: Spool) -> Landed:
+    rows = spooled.count_keys(columns)
+    if landing.nothing_to_do(rows):
+        return Landed(0, committed=False)
+    notes = {**landing.notes, deltalog.ROWS_KEY: str(rows)}
+    # A cursor column the table is only now gaining has nothing stored to compare with.
+    cursor_in_target = columns.cursor is not None and columns.cursor not in landing.drift.added
+    if not landing.exists:
+        latest = pa.RecordBatchReader.from_batches(landing.schema, spooled.latest_per_key(columns))
+        deltalog.write(landing.path, latest, mode="append", metadata=notes)
+    elif landing.drift.rewrite:
+        stored = DeltaTable(str(landing.path)).to_pyarrow_dataset()
+        merged = spooled.merged_into(stored, columns, cursor_in_target=cursor_in_target)
+        deltalog.write(
+            landing.path, pa.RecordBatchReader.from_batches(landing.schema, merged), mode="overwrite", metadata=notes
+        )
+    else:
+        wins = incoming_wins(columns, deltalog.TARGET, deltalog.SOURCE, cursor_in_target=cursor_in_target)
+        deltalog.merge(
+            landing.path,
+            pa.RecordBatchReader.from_batches(landing.schema, spooled.latest_per_key(columns)),
+            on=same_key(columns, deltalog.TARGET, deltalog.SOURCE),
+            replace_when=None if wins == "TRUE" else wins,
+            metadata=notes,
+            evolve=landing.drift.evolves,
+            memory_bytes=landing.memory_bytes,
+        )
+    return Landed(rows, committed=True)
+
+
+async def _peek(batches: AsyncIterator[pa.RecordBatch]) -> tuple[bool, AsyncIterator[pa.RecordBatch]]:
+    """Whether the stream has any row, and the same stream from its start."""
+    seen: list[pa.RecordBatch] = []
+    async for batch in batches:
+        seen.append(batch)
+        if batch.num_rows:
+            break
+    any_rows = bool(seen) and seen[-1].num_rows > 0
+
+    async def replay() -> AsyncIterator[pa.RecordBatch]:
+        for batch in seen:
+            yield batch
+        if any_rows:
+            async for batch in batches:
+                yield batch
+
+    return any_rows, replay()
