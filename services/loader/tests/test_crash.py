@@ -18,7 +18,6 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from lakegate.common.contracts.runs import Loaded, Progress, SyncMode
-from lakegate.common.delivery import ACK_WAIT
 from lakegate.loader.app import serve
 from lakegate.loader.config import LoaderSettings
 from nats.aio.msg import Msg
@@ -41,6 +40,7 @@ async def loader_process(settings: LoaderSettings, log: Path) -> asyncio.subproc
         "LAKEGATE_NATS_URL": settings.nats.url,
         "LAKEGATE_NATS_PREFIX": settings.nats.prefix,
         "LAKEGATE_LOADER_HOME": str(settings.home),
+        "LAKEGATE_LOADER_ACK_WAIT_SECONDS": str(settings.ack_wait_seconds),
     }
     with log.open("wb") as out:
         return await asyncio.create_subprocess_exec(
@@ -64,6 +64,8 @@ async def test_a_loader_killed_mid_load_leaves_no_commit_and_the_redelivery_comm
     mode: SyncMode, loader_settings: LoaderSettings, lone_extractor: Extractor, tmp_path: Path
 ) -> None:
     extractor = lone_extractor
+    # A short acknowledgement deadline, so the message the killed loader held comes back in seconds.
+    loader_settings = loader_settings.model_copy(update={"ack_wait_seconds": 4.0})
     target = extractor.target(f"crash_{mode}")
     path = loader_settings.lakehouse / target.catalog / target.schema_name / target.name
     process = await loader_process(loader_settings, tmp_path / "loader.log")
@@ -99,7 +101,7 @@ async def test_a_loader_killed_mid_load_leaves_no_commit_and_the_redelivery_comm
     await writer.write(part(2))
     await writer.write(part(3))
     async with serve(loader_settings):
-        loaded = await steps.next(Loaded, timeout=ACK_WAIT + 60)
+        loaded = await steps.next(Loaded, timeout=loader_settings.ack_wait_seconds + 60)
 
     table = DeltaTable(str(path))
     assert [entry.get("lakegate.run_id") for entry in table.history()].count(run_id) == 1

@@ -10,7 +10,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.contracts.rpc import Reply
-from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
+from lakegate.common.delivery import durable_config
 from lakegate.common.service import Runtime, runtime, started
 from lakegate.common.staging import JetStreamStaging, StagingStore
 from lakegate.common.subjects import RunStep
@@ -24,7 +24,6 @@ from lakegate.loader.warehouses.databricks.layout import TenantLayout
 from lakegate.loader.warehouses.delta import LocalLakehouse, Timeouts
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 from lakegate.loader.worker import LoadWorker
-from nats.js.api import ConsumerConfig
 
 SERVICE = "loader"
 #: Replicas answer requests as one queue group, so each request is handled exactly once.
@@ -59,7 +58,7 @@ def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -
         topology.run_steps(RunStep.EXTRACTED),
         stream=JStream(topology.run_stream.name, declare=False),
         durable=topology.durable("loader"),
-        config=ConsumerConfig(ack_wait=ACK_WAIT, max_deliver=MAX_DELIVER),
+        config=durable_config(settings.ack_wait_seconds),
         pull_sub=PullSub(batch_size=1, timeout=5.0),
         ack_policy=AckPolicy.MANUAL,
         title="loader extracted runs",

@@ -63,7 +63,12 @@ class LoaderHandlers:
         async def on_terminal(error: LakegateError) -> None:
             await self.worker.fail(extracted, error)
 
-        await settle(msg, lambda: self.worker.load(extracted), on_terminal=on_terminal)
+        await settle(
+            msg,
+            lambda: self.worker.load(extracted),
+            on_terminal=on_terminal,
+            ack_wait=self.settings.ack_wait_seconds,
+        )
 
     @answers
     async def query(self, request: RunQuery) -> QueryResult:
