@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pyarrow as pa
 import pytest
-from lakegate.common.contracts.runs import Extracted, Extracting, Failed, Progress
+from lakegate.common.contracts.runs import Extracted, Extracting, ExtractTable, Failed, Progress
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep
 from lakegate.extractor.app import ExtractorState, serve
 from lakegate.extractor.config import ExtractorSettings
 from nats.aio.msg import Msg
 
-from .conftest import FakeCatalog, login_for
+from .conftest import FakeCatalog, eventually, login_for
 
 BATCH_BYTES = 256 * 1024
 PART_BYTES = 64 * 1024
@@ -258,3 +258,32 @@ async def test_two_replicas_form_one_consumer_group_and_finish_every_run_without
         catalog.topology.cmd_stream.name, catalog.topology.durable("extractor")
     )
     assert consumer.num_redelivered == 0
+
+
+async def test_a_redelivered_command_of_a_run_that_already_reported_its_extraction_is_acknowledged_unread(
+    catalog: FakeCatalog, source: asyncpg.Connection, source_dsn: str
+) -> None:
+    await source.execute("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 10) g")
+    connection_id = catalog.add_source(login_for(source_dsn))
+    first = await catalog.extract(connection_id, "items")
+    assert isinstance(first, Extracted), first
+    steps_before = await catalog.steps(first.run_id, RunStep.EXTRACTING)
+
+    # The same command again, as JetStream redelivers it when an acknowledgement was lost.
+    command = ExtractTable(
+        tenant_id=catalog.tenant_id,
+        run_id=first.run_id,
+        connection_id=connection_id,
+        source_schema="public",
+        source_table="items",
+        target=first.target,
+        sync_mode="full",
+    )
+    await catalog.broker.publish(command, catalog.topology.cmd_extract, stream=catalog.topology.cmd_stream.name)
+
+    async def acknowledged() -> bool:
+        return await catalog.commands_waiting() == 0
+
+    await eventually(acknowledged, "the repeated command acknowledged")
+    assert await catalog.steps(first.run_id, RunStep.EXTRACTING) == steps_before
+    assert len(await catalog.steps(first.run_id, RunStep.EXTRACTED)) == 1

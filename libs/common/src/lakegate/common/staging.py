@@ -139,8 +139,8 @@ class JetStreamStaging:
                     ) from exc
                 for message in messages:
                     part = int((message.headers or {}).get(PART_HEADER, "-1"))
-                    if part != seen:  # a part was lost on the way: read the run again from the start
-                        raise Unavailable(f"staged part {part} arrived where part {seen} was expected; reading again")
+                    if part != seen:
+                        raise TerminalError(f"staged part {part} arrived where part {seen} was expected")
                     seen += 1
                     yield decode_part(message.data)
         finally:

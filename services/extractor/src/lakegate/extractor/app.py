@@ -1,4 +1,4 @@
-"""Wires the extractor together: broker, handlers, staging. The only place that does."""
+"""Wires the extractor together: broker, handlers, staging, run steps. The only place that does."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from lakegate.common.staging import JetStreamStaging, StagingStore
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.extraction import Extractor
 from lakegate.extractor.handlers import register_handlers
+from lakegate.extractor.range_worker import RangeWorker
+from lakegate.extractor.steps import RunSteps
 
 SERVICE = "extractor"
 
@@ -22,6 +24,7 @@ class ExtractorState:
     runtime: Runtime
     settings: ExtractorSettings
     extractor: Extractor
+    ranges: RangeWorker
     health_port: int | None
 
 
@@ -34,7 +37,9 @@ async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
         # The JetStream context exists only once the broker is connected, so it is made per run.
         return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, settings.max_part_bytes)
 
-    extractor = Extractor(rt, settings, staging)
-    register_handlers(rt, settings, extractor)
+    steps = RunSteps(rt)
+    extractor = Extractor(rt, settings, staging, steps)
+    ranges = RangeWorker(rt, settings, staging, steps)
+    register_handlers(rt, settings, extractor, ranges)
     async with started(rt, settings) as health_port:
-        yield ExtractorState(rt, settings, extractor, health_port)
+        yield ExtractorState(rt, settings, extractor, ranges, health_port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lakegate.common.broker import MAX_PART_BYTES
+from lakegate.common.delivery import ACK_WAIT
 from lakegate.common.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -42,6 +43,19 @@ class ExtractorSettings(ServiceSettings):
         description="Batches that may wait between the reading thread and staging; bounds memory.",
     )
     progress_interval: float = Field(default=1.0, gt=0, description="Seconds between progress messages.")
+    ack_wait_seconds: float = Field(
+        default=ACK_WAIT,
+        gt=0,
+        description="Seconds JetStream waits for an extractor to acknowledge (or heartbeat) a command before it "
+        "redelivers it to another replica; heartbeats go out three times as often.",
+    )
+    parallel_min_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=0,
+        description="A table at least this big on disk (PostgreSQL's relpages estimate) is split into ranges that "
+        "several extractor replicas read in parallel, in one snapshot.",
+    )
+    parallel_ranges: int = Field(default=4, ge=2, le=256, description="How many ranges a large table is split into.")
     query_timeout: float = Field(
         default=30.0, gt=0, description="Seconds one source_query statement may run before the server cancels it."
     )

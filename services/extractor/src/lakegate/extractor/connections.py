@@ -26,9 +26,10 @@ from lakegate.extractor.config import ExtractorSettings
 APPLICATION_NAME = "lakegate-extractor"
 
 #: Session settings of every source connection: read-only, and text forms that do not depend on
-#: the server's defaults (interval text is ISO 8601).
+#: the server's defaults (interval text is ISO 8601; a backslash in a string literal is itself).
 SESSION_SETTINGS: dict[str, str] = {
     "default_transaction_read_only": "on",
+    "standard_conforming_strings": "on",
     "IntervalStyle": "iso_8601",
     "DateStyle": "ISO",
     "TimeZone": "UTC",

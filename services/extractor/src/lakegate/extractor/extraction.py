@@ -1,14 +1,19 @@
 """One extraction: a source table read in one read-only snapshot and staged as bounded Arrow parts.
 
-    cmd.extract ─▶ credentials from the catalog ─▶ run.<id>.extracting
-                ─▶ asyncpg: BEGIN REPEATABLE READ READ ONLY, export the snapshot,
-                   resolve the table and plan its columns in it
-                ─▶ ADBC reads the table in that same snapshot (reader.py) ─▶ staged parts, progress
-                ─▶ run.<id>.extracted, or run.<id>.failed when the error is terminal
+    cmd.extract ─▶ cancelled or finished already? stop ─▶ credentials from the catalog ─▶ run.<id>.extracting
+                ─▶ asyncpg: BEGIN REPEATABLE READ READ ONLY, export the snapshot; in it resolve the table,
+                   plan its columns, read its primary key, choose the cursor column, plan ranges
+                ─▶ small table: ADBC reads it in that snapshot (reader.py) ─▶ staged parts, progress
+                   large table: K ranges read by the replicas in that snapshot (coordination.py)
+                ─▶ run.<id>.extracted with the new cursor, or run.<id>.failed when the error is terminal
+
+Incremental and merge runs read only the rows past the stored cursor (`since`, see `cursors.py`); a
+full run reads every row and still reports the greatest cursor value when the table has a cursor
+column, so that an incremental run after it goes on from there. A merge run needs a primary key.
 
 Each delivery of a command is one attempt with parts of its own (`a<delivery>`), so a redelivered
 command never mixes its parts with a crashed attempt's. A run that already reported `extracted` or
-`failed` is not extracted again.
+`failed` is not extracted again. A cancelled run stops, deletes its staged parts and reports nothing.
 """
 
 from __future__ import annotations
@@ -17,34 +22,28 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 from faststream.nats import NatsMessage
-from lakegate.common.contracts.runs import (
-    ErrorInfo,
-    Extracted,
-    Extracting,
-    ExtractTable,
-    Failed,
-    Progress,
-    StagedParts,
-)
-from lakegate.common.contracts.sources import SourceCredentials, SourceLogin, SourceRef
-from lakegate.common.delivery import MAX_DELIVER, delivery_count, settle
-from lakegate.common.errors import LakegateError, TerminalError
+from lakegate.common.contracts.runs import Cursor, Extracted, Extracting, ExtractTable, StagedParts
+from lakegate.common.contracts.sources import SourceCredentials, SourceRef
+from lakegate.common.delivery import MAX_DELIVER, delivery_count, heartbeat, settle
+from lakegate.common.errors import InvalidInput, LakegateError, TerminalError
 from lakegate.common.names import SourceTableName
 from lakegate.common.service import Runtime
 from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep
+from lakegate.extractor.cancellation import unless_cancelled
 from lakegate.extractor.config import ExtractorSettings
-from lakegate.extractor.connections import connect
+from lakegate.extractor.coordination import extract_in_ranges
+from lakegate.extractor.cursors import CursorColumn, CursorValue, choose_cursor
 from lakegate.extractor.details import primary_key
-from lakegate.extractor.introspection import describe_source, resolve_table
-from lakegate.extractor.query import TableQuery
-from lakegate.extractor.reader import read_table
-from nats.js.errors import NotFoundError
-from pydantic import BaseModel
+from lakegate.extractor.introspection import Relation, describe_source, resolve_table
+from lakegate.extractor.ranges import RangeBounds, plan_ranges
+from lakegate.extractor.snapshots import SourceSnapshot, source_snapshot
+from lakegate.extractor.steps import RunSteps
+from lakegate.extractor.transfer import transfer
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +54,15 @@ def encode_schema(schema: pa.Schema) -> str:
 
 
 class Extractor:
-    """Runs `ExtractTable` commands."""
+    """Runs `ExtractTable` commands, coordinating the ranges of large tables."""
 
-    def __init__(self, rt: Runtime, settings: ExtractorSettings, staging: Callable[[], StagingStore]) -> None:
-        self._rt, self._settings, self._staging = rt, settings, staging
+    def __init__(
+        self, rt: Runtime, settings: ExtractorSettings, staging: Callable[[], StagingStore], steps: RunSteps
+    ) -> None:
+        self._rt, self._settings, self._staging, self._steps = rt, settings, staging, steps
 
     async def handle(self, command: ExtractTable, msg: NatsMessage) -> None:
-        """Settle one delivery: ack when staged, retry a transient failure later, or fail the run."""
+        """Settle one delivery: ack when staged or cancelled, retry a transient failure later, or fail the run."""
         attempt = delivery_count(msg)
 
         async def work() -> None:
@@ -71,16 +72,24 @@ class Extractor:
                     f"the extractor stopped {attempt - 1} times while extracting "
                     f"{command.source_schema}.{command.source_table}; check its log and memory limit"
                 )
-            await self.extract(command, f"a{attempt}")
+            async with heartbeat(msg, every=self._settings.ack_wait_seconds / 3):
+                cancelled = await unless_cancelled(
+                    self._rt, command.tenant_id, command.run_id, lambda: self.extract(command, f"a{attempt}")
+                )
+            if cancelled:
+                await self._staging().delete(command.run_id)
+                log.info("run %s: cancelled; extraction stopped, staged parts deleted", command.run_id)
 
         async def fail(error: LakegateError) -> None:
-            await self._publish_failed(command, error)
+            await self._steps.failed(command.tenant_id, command.run_id, error)
+            with contextlib.suppress(Exception):  # parts nobody will load; they would expire anyway
+                await self._staging().delete(command.run_id)
 
         await settle(msg, work, on_terminal=fail)
 
     async def extract(self, command: ExtractTable, attempt: str) -> Extracted | None:
         """Extract the command's table as attempt `attempt`; None when the run had already finished."""
-        if await self._finished(command.run_id):
+        if await self._steps.finished(command.run_id):
             log.info("run %s already reported its extraction; nothing to do", command.run_id)
             return None
         credentials = await self._rt.rpc.call(
@@ -88,7 +97,7 @@ class Extractor:
             SourceRef(tenant_id=command.tenant_id, connection_id=command.connection_id),
             SourceCredentials,
         )
-        await self._publish(
+        await self._steps.publish(
             command.run_id,
             Extracting(tenant_id=command.tenant_id, run_id=command.run_id, attempt=attempt),
             RunStep.EXTRACTING,
@@ -96,86 +105,87 @@ class Extractor:
         )
         started = time.monotonic()
         name = SourceTableName(command.source_schema, command.source_table)
-        login = credentials.login
-        async with (
-            connect(login, self._settings, source=credentials.source.name) as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            snapshot = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
-            query = await resolve_table(conn, name, describe_source(credentials))
-            key = await primary_key(conn, name)
-            staged, rows = await self._stage(command, attempt, login, snapshot, query)
+        since = command.since if command.sync_mode != "full" else None
+        async with source_snapshot(credentials, self._settings) as snapshot:
+            relation = await resolve_table(snapshot.conn, name, describe_source(credentials))
+            key = await primary_key(snapshot.conn, name)
+            if command.sync_mode == "merge" and not key:
+                raise InvalidInput(
+                    f"{name} in {describe_source(credentials)} has no primary key, and a merge sync upserts on it: "
+                    "add a primary key at the source, or sync the table with sync_mode 'incremental' or 'full'"
+                )
+            cursor = await choose_cursor(
+                snapshot.conn, relation, key, mode=command.sync_mode, requested=command.cursor_column, since=since
+            )
+            ranges = await plan_ranges(snapshot.conn, relation, key, self._settings)
+            if ranges:
+                staged, rows, greatest = await self._in_ranges(command, attempt, snapshot, ranges, cursor, since)
+            else:
+                staged, rows, greatest = await self._in_one(
+                    command, attempt, credentials, snapshot, relation, cursor, since
+                )
         extracted = Extracted(
             tenant_id=command.tenant_id,
             run_id=command.run_id,
             target=command.target,
             sync_mode=command.sync_mode,
-            arrow_schema=encode_schema(query.schema),
-            columns=[plan.as_mapping() for plan in query.plans],
+            arrow_schema=encode_schema(relation.query.schema),
+            columns=[plan.as_mapping() for plan in relation.query.plans],
             row_count=rows,
-            staged=staged,
+            staged=staged[0],
+            ranges=list(staged[1:]),
             primary_key=key,
+            cursor=cursor.cursor(greatest) if cursor and greatest is not None else since,
         )
-        await self._publish(command.run_id, extracted, RunStep.EXTRACTED)
+        await self._steps.publish(command.run_id, extracted, RunStep.EXTRACTED)
         log.info(
-            "run %s: extracted %d rows of %s in %d parts (%d bytes) in %.1fs",
+            "run %s: extracted %d rows of %s in %d range(s), %d parts (%d bytes) in %.1fs",
             command.run_id,
             rows,
             name,
-            staged.parts,
-            staged.bytes,
+            len(staged),
+            sum(parts.parts for parts in staged),
+            sum(parts.bytes for parts in staged),
             time.monotonic() - started,
         )
         return extracted
 
-    async def _stage(
-        self, command: ExtractTable, attempt: str, login: SourceLogin, snapshot: str, query: TableQuery
-    ) -> tuple[StagedParts, int]:
+    async def _in_one(
+        self,
+        command: ExtractTable,
+        attempt: str,
+        credentials: SourceCredentials,
+        snapshot: SourceSnapshot,
+        relation: Relation,
+        cursor: CursorColumn | None,
+        since: Cursor | None,
+    ) -> tuple[list[StagedParts], int, CursorValue | None]:
+        """Read the whole table (past `since`) as one stream."""
+        query = relation.query.where(cursor.after(since)) if cursor and since else relation.query
+
+        async def report(rows: int) -> None:
+            await self._steps.progress(command.run_id, rows)
+
         writer = await self._staging().writer(command.run_id, attempt)
-        rows = 0
-        reported = time.monotonic()
-        async with contextlib.aclosing(read_table(login, snapshot, query, self._settings)) as batches:
-            async for batch in batches:
-                await writer.write(batch)
-                rows += batch.num_rows
-                if time.monotonic() - reported >= self._settings.progress_interval:
-                    await self._progress(command.run_id, rows)
-                    reported = time.monotonic()
-        await self._progress(command.run_id, rows)
-        return await writer.close(), rows
-
-    async def _finished(self, run_id: str) -> bool:
-        js = self._rt.broker.connection.jetstream()
-        for step in (RunStep.EXTRACTED, RunStep.FAILED):
-            try:
-                await js.get_last_msg(self._rt.topology.run_stream.name, self._rt.topology.run_step(run_id, step))
-            except NotFoundError:
-                continue
-            return True
-        return False
-
-    async def _publish(self, run_id: str, message: BaseModel, step: RunStep, *, suffix: str = "") -> None:
-        """A run step on the RUN stream; its message id (`<run_id>.<step>`) makes a repeat a no-op."""
-        message_id = f"{run_id}.{step.value}" + (f".{suffix}" if suffix else "")
-        await self._rt.broker.publish(
-            message,
-            self._rt.topology.run_step(run_id, step),
-            headers={"Nats-Msg-Id": message_id},
-            stream=self._rt.topology.run_stream.name,
+        moved = await transfer(
+            credentials.login, snapshot.id, query, writer, self._settings, cursor=cursor, report=report
         )
+        return [moved.staged], moved.rows, moved.greatest
 
-    async def _publish_failed(self, command: ExtractTable, error: LakegateError) -> None:
-        failed = Failed(
-            tenant_id=command.tenant_id,
-            run_id=command.run_id,
-            step="extract",
-            error=ErrorInfo(code=error.code, message=error.message, transient=False),
-        )
-        await self._publish(command.run_id, failed, RunStep.FAILED)
-
-    async def _progress(self, run_id: str, rows: int) -> None:
-        # Progress is lossy by design: a lost message must not fail the extraction.
-        with contextlib.suppress(Exception):
-            await self._rt.broker.publish(
-                Progress(run_id=run_id, step="extracting", rows=rows), self._rt.topology.progress(run_id)
-            )
+    async def _in_ranges(
+        self,
+        command: ExtractTable,
+        attempt: str,
+        snapshot: SourceSnapshot,
+        ranges: Sequence[RangeBounds],
+        cursor: CursorColumn | None,
+        since: Cursor | None,
+    ) -> tuple[list[StagedParts], int, CursorValue | None]:
+        """Have the replicas read the table's ranges in this snapshot, which stays open until all are staged."""
+        reports = await extract_in_ranges(self._rt, command, attempt, snapshot.id, ranges, cursor=cursor, since=since)
+        rows = sum(report.row_count for report in reports)
+        await self._steps.progress(command.run_id, rows)
+        greatest = None
+        if cursor is not None:
+            greatest = cursor.greatest(cursor.parse(r.max_cursor) for r in reports if r.max_cursor is not None)
+        return [report.staged for report in reports], rows, greatest

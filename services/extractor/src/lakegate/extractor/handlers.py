@@ -1,4 +1,4 @@
-"""The extractor's FastStream subscribers: the request handlers and the extraction worker.
+"""The extractor's FastStream subscribers: the request handlers, the extraction worker and the range worker.
 
 No `from __future__ import annotations` here: FastStream reads the handlers' annotations at
 runtime (through `answers`' wrapper), so they must be real classes.
@@ -9,7 +9,7 @@ import asyncio
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsMessage, PullSub
 from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
-from lakegate.common.contracts.runs import ExtractTable
+from lakegate.common.contracts.runs import ExtractRange, ExtractTable
 from lakegate.common.contracts.sources import (
     CheckSource,
     ConnectionStatus,
@@ -18,7 +18,6 @@ from lakegate.common.contracts.sources import (
     SourceTables,
 )
 from lakegate.common.contracts.warehouse import QueryResult
-from lakegate.common.delivery import ACK_WAIT
 from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.extractor.config import ExtractorSettings
@@ -27,13 +26,14 @@ from lakegate.extractor.exploration import query_source
 from lakegate.extractor.extraction import Extractor
 from lakegate.extractor.guard import check_query
 from lakegate.extractor.introspection import check_registered, check_source, source_tables
+from lakegate.extractor.range_worker import RangeWorker
 from nats.js.api import ConsumerConfig
 
 #: Replicas share request subjects through this queue group, so one of them answers each request.
 QUEUE = "extractor"
 
 
-def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extractor) -> None:
+def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extractor, ranges: RangeWorker) -> None:
     """Subscribe the extractor's handlers on the runtime's broker (before it starts)."""
     broker, topology = rt.broker, rt.topology
 
@@ -79,10 +79,22 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extra
         topology.cmd_extract,
         stream=JStream(topology.cmd_stream.name, declare=False),
         durable=topology.durable("extractor"),
-        config=ConsumerConfig(ack_wait=ACK_WAIT),
+        config=ConsumerConfig(ack_wait=settings.ack_wait_seconds),
         pull_sub=PullSub(batch_size=1, timeout=5.0),
         ack_policy=AckPolicy.MANUAL,
     )
     async def extract(command: ExtractTable, msg: NatsMessage) -> None:
-        """One table to stream to staging; replicas share the durable consumer."""
+        """One table to stream to staging, or to coordinate in ranges; replicas share the durable consumer."""
         await extractor.handle(command, msg)
+
+    @broker.subscriber(
+        topology.cmd_extract_range,
+        stream=JStream(topology.cmd_stream.name, declare=False),
+        durable=topology.durable("extractor_ranges"),
+        config=ConsumerConfig(ack_wait=settings.ack_wait_seconds),
+        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def extract_range(command: ExtractRange, msg: NatsMessage) -> None:
+        """One range of a large table, in its coordinator's snapshot; every replica takes its share."""
+        await ranges.handle(command, msg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 from lakegate.common.contracts.sources import (
@@ -49,7 +50,7 @@ ORDER BY n.nspname, c.relname
 """
 
 _ONE_TABLE = """
-SELECT c.oid, c.relkind
+SELECT c.oid, c.relkind, GREATEST(c.relpages, 0)::int8 AS pages
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
@@ -148,7 +149,21 @@ async def list_tables(conn: asyncpg.Connection) -> SourceTables:
     )
 
 
-async def resolve_table(conn: asyncpg.Connection, name: SourceTableName, source: str) -> TableQuery:
+@dataclass(frozen=True)
+class Relation:
+    """A table or view found in the source, and how to read it."""
+
+    oid: int
+    kind: str  # relkind: r table, p partitioned table, v view, m materialized view, f foreign table
+    pages: int  # relpages: PostgreSQL's estimate of the size in blocks, 0 until VACUUM or ANALYZE ran
+    query: TableQuery
+
+    @property
+    def name(self) -> str:
+        return self.query.qualified
+
+
+async def resolve_table(conn: asyncpg.Connection, name: SourceTableName, source: str) -> Relation:
     """Find exactly `schema.table` and plan how to read it; `source` names the source in errors."""
     found = await conn.fetchrow(_ONE_TABLE, name.schema, name.table)
     if found is None:
@@ -163,7 +178,8 @@ async def resolve_table(conn: asyncpg.Connection, name: SourceTableName, source:
         )
     if not columns:
         raise SourceError(f"{name} in {source} has no columns to sync")
-    return TableQuery(name.schema, name.table, tuple(plan for plan, _readable in columns))
+    query = TableQuery(name.schema, name.table, tuple(plan for plan, _readable in columns))
+    return Relation(found["oid"], pg_char(found["relkind"]), found["pages"], query)
 
 
 async def not_found_message(conn: asyncpg.Connection, name: SourceTableName, source: str) -> str:

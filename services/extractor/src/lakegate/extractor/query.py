@@ -2,13 +2,15 @@
 
 Every identifier is quoted with `quote_ident`; nothing a user typed is pasted into SQL. When the
 table has array columns, one extra trailing column says which array (if any) holds more than one
-dimension in a row, because ADBC would flatten such a value without a word.
+dimension in a row, because ADBC would flatten such a value without a word. Conditions (a range of
+a large table, rows past a cursor) are SQL that `ranges.py` and `cursors.py` build from quoted
+identifiers and literals rendered from parsed values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import pyarrow as pa
@@ -32,11 +34,20 @@ class TableQuery:
     schema_name: str
     table: str
     plans: tuple[ColumnPlan, ...]
+    conditions: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
         """`schema.table`, for messages."""
         return f"{self.schema_name}.{self.table}"
+
+    def where(self, *conditions: str) -> TableQuery:
+        """The same read, limited to rows that meet every condition as well."""
+        return replace(self, conditions=self.conditions + conditions)
+
+    def plan(self, column: str) -> ColumnPlan | None:
+        """The plan of the column named exactly `column`, if the table has one."""
+        return next((plan for plan in self.plans if plan.name == column), None)
 
     @cached_property
     def schema(self) -> pa.Schema:
@@ -56,7 +67,9 @@ class TableQuery:
                 f"WHEN pg_catalog.array_ndims({quote_ident(self.plans[i].name)}) > 1 THEN {i}" for i in self._arrays
             )
             items.append(f"CASE {whens} END AS {_CHECK_COLUMN}")
-        return f"SELECT {', '.join(items)} FROM {quote_ident(self.schema_name)}.{quote_ident(self.table)}"
+        table = f"{quote_ident(self.schema_name)}.{quote_ident(self.table)}"
+        where = f" WHERE {' AND '.join(f'({condition})' for condition in self.conditions)}" if self.conditions else ""
+        return f"SELECT {', '.join(items)} FROM {table}{where}"
 
     def convert(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """A batch as ADBC read it → the same rows in `schema`."""

@@ -36,7 +36,7 @@ from lakegate.extractor.connections import (
 )
 from lakegate.extractor.query import TableQuery, bounded
 
-_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$")
+SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$")
 _SERVER_MESSAGE = re.compile(r"ERROR:\s+(.+?)\s*(?:\n|\. SQLSTATE|$)")
 
 
@@ -198,7 +198,7 @@ async def read_table(
 
     Use it inside `contextlib.aclosing`, so that leaving early stops the thread.
     """
-    if not _SNAPSHOT_ID.match(snapshot):
+    if not SNAPSHOT_ID.match(snapshot):
         raise TerminalError(f"{snapshot!r} is not a PostgreSQL snapshot id")
     queue: asyncio.Queue[pa.RecordBatch | BaseException | _End] = asyncio.Queue(maxsize=settings.queue_batches)
     producer = _Producer(login, snapshot, query, settings, asyncio.get_running_loop(), queue)

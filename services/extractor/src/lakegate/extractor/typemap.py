@@ -148,7 +148,8 @@ def rule_for(pg_type: PgType) -> Rule | None:
 class ColumnPlan:
     """How one source column is selected and which Arrow field it becomes.
 
-    `select` is an SQL expression with `{c}` where the quoted column name goes.
+    `select` is an SQL expression with `{c}` where the quoted column name goes. `base_type` is the
+    `pg_catalog` type under any domains (e.g. `timestamptz`), for columns that are not arrays.
     """
 
     name: str
@@ -158,6 +159,7 @@ class ColumnPlan:
     mapped: bool
     select: str
     is_array: bool = False
+    base_type: str | None = None
 
     @property
     def field(self) -> pa.Field:
@@ -220,12 +222,14 @@ def plan_column(
         rule = rule_for(pg_type)
         if rule is None:
             return as_text(mapped=False)
+        base = pg_type.name if pg_type.schema == "pg_catalog" else None
         if rule.read == "text":
-            return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, "{c}::pg_catalog.text")
+            text = "{c}::pg_catalog.text"
+            return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, text, base_type=base)
         select = f"{{c}}::pg_catalog.{pg_type.name}" if crossed else "{c}"
         if rule.infinite:
             select = _clamped(select, rule.infinite, pg_type.name)
-        return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, select)
+        return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, select, base_type=base)
 
     element, element_typmod, element_crossed = _through_domains(types[pg_type.element], typmod, types)
     rule = None if element.is_array else rule_for(element)

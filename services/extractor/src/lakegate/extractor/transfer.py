@@ -1,0 +1,71 @@
+"""One read moved into staging: batches become parts, rows are counted, the greatest cursor value is kept.
+
+Memory stays bounded whatever the size of the read: the reader hands over at most `queue_batches`
+batches of about `batch_bytes` (`reader.py`), and each is written out before the next is taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from lakegate.common.contracts.runs import StagedParts
+from lakegate.common.contracts.sources import SourceLogin
+from lakegate.common.staging import PartWriter
+from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.cursors import CursorColumn, CursorValue
+from lakegate.extractor.query import TableQuery
+from lakegate.extractor.reader import read_table
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """What one read staged."""
+
+    staged: StagedParts
+    rows: int
+    greatest: CursorValue | None  # the greatest cursor value among the rows; None without a cursor or rows
+
+
+async def transfer(
+    login: SourceLogin,
+    snapshot: str,
+    query: TableQuery,
+    writer: PartWriter,
+    settings: ExtractorSettings,
+    *,
+    cursor: CursorColumn | None,
+    report: Callable[[int], Awaitable[None]],
+) -> Transferred:
+    """Read `query` in `snapshot` into `writer`, reporting the rows so far every `progress_interval` and at the end."""
+    rows = 0
+    greatest: CursorValue | None = None
+    reported = time.monotonic()
+    async with contextlib.aclosing(read_table(login, snapshot, query, settings)) as batches:
+        async for batch in batches:
+            await _finished(writer.write(batch))
+            rows += batch.num_rows
+            if cursor is not None:
+                greatest = cursor.greatest([greatest, cursor.greatest_in(batch.column(cursor.name))])
+            if time.monotonic() - reported >= settings.progress_interval:
+                await report(rows)
+                reported = time.monotonic()
+    await report(rows)
+    return Transferred(await writer.close(), rows, greatest)
+
+
+async def _finished(write: Awaitable[None]) -> None:
+    """Write a batch; when the work is cancelled meanwhile, finish the write first, then stop.
+
+    A JetStream publish cut short may still be stored after the run's parts are deleted (the server
+    stores it after answering the purge); a finished one is stored before, so the deletion removes it.
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        raise
