@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from lakegate.common.contracts.explore import SourceTableDetail
 from lakegate.common.contracts.sources import ConnectionStatus, SourceInfo, SourceTable, SourceTables
@@ -34,7 +34,7 @@ class ConnectionResult(ToolResult):
     warnings: list[str] = Field(default_factory=list, description="Things worth fixing, though nothing failed.")
 
     @classmethod
-    def of(cls, source: SourceInfo, status: ConnectionStatus) -> ConnectionResult:
+    def of(cls, source: SourceInfo, status: ConnectionStatus) -> Self:
         return cls(
             connection_id=source.connection_id,
             name=source.name,
@@ -45,38 +45,23 @@ class ConnectionResult(ToolResult):
             server_version=status.server_version,
             read_only=status.read_only,
             warnings=_read_only_warnings(source, status),
+            **cls._extra(status),
         )
 
+    @classmethod
+    def _extra(cls, status: ConnectionStatus) -> dict[str, Any]:
+        return {}
 
-class ConnectionTestResult(ToolResult):
+
+class ConnectionTestResult(ConnectionResult):
     """A registered source that lakegate reached with its stored credentials."""
 
     status: Literal["ok"] = "ok"
-    connection_id: str
-    name: str
-    host: str
-    port: int
-    database: str
-    user: str
-    server_version: str = Field(description="PostgreSQL server version, e.g. '16.4'.")
-    read_only: bool = Field(description="True when the user cannot write to any table of the database.")
     latency_ms: float = Field(description="How long the extractor took to log in and ask, in milliseconds.")
-    warnings: list[str] = Field(default_factory=list, description="Things worth fixing, though nothing failed.")
 
     @classmethod
-    def of(cls, source: SourceInfo, status: ConnectionStatus) -> ConnectionTestResult:
-        return cls(
-            connection_id=source.connection_id,
-            name=source.name,
-            host=source.address.host,
-            port=source.address.port,
-            database=source.address.database,
-            user=source.address.user,
-            server_version=status.server_version,
-            read_only=status.read_only,
-            latency_ms=round(status.latency_ms, 1),
-            warnings=_read_only_warnings(source, status),
-        )
+    def _extra(cls, status: ConnectionStatus) -> dict[str, Any]:
+        return {"latency_ms": round(status.latency_ms, 1)}
 
 
 class SourceSummary(ToolResult):
