@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lakegate.devstack.toolresults import error_text, structured, text_of
 from mcp import Client
 from mcp.client.session import ProgressFnT
 
@@ -19,15 +20,11 @@ class ToolFailed(AssertionError):
 async def call(client: Client, name: str, arguments: dict[str, Any], progress: ProgressFnT | None = None) -> Any:
     """The tool's structured content; raises ToolFailed with the text the model would read."""
     result = await client.call_tool(name, arguments, progress_callback=progress)
-    text = " ".join(getattr(block, "text", "") for block in result.content)
     if result.is_error:
-        raise ToolFailed(name, text)
-    assert result.structured_content is not None, f"{name} returned no structured content"
-    return result.structured_content
+        raise ToolFailed(name, text_of(result))
+    return structured(result)
 
 
 async def failure(client: Client, name: str, arguments: dict[str, Any]) -> str:
     """The error text of a call that must fail."""
-    result = await client.call_tool(name, arguments)
-    assert result.is_error, f"{name} was expected to fail but returned {result.structured_content}"
-    return " ".join(getattr(block, "text", "") for block in result.content)
+    return error_text(await client.call_tool(name, arguments))

@@ -3,13 +3,12 @@ client that cannot (or will not) sample gets the context back with instructions 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from lakegate.devstack.toolresults import structured
 from lakegate.edge.app import EdgeState
 from mcp import Client
 from mcp.client.context import ClientRequestContext
-from mcp.types import CallToolResult, CreateMessageRequestParams, CreateMessageResult, ErrorData, TextContent
+from mcp.types import CreateMessageRequestParams, CreateMessageResult, ErrorData, TextContent
 
 SUGGESTED = "SELECT date_trunc('month', ordered_at) AS month, sum(total) FROM silver.orders GROUP BY 1"
 
@@ -39,12 +38,6 @@ class FakeModel:
 
 async def refuse(context: ClientRequestContext, params: CreateMessageRequestParams) -> ErrorData:
     return ErrorData(code=-1, message="the user declined the sampling request")
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, " ".join(b.text for b in result.content if isinstance(b, TextContent))
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

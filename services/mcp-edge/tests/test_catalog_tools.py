@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lakegate.devstack.toolresults import structured
 from lakegate.edge.app import EdgeState
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
 if TYPE_CHECKING:
     from conftest import Fakes
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, " ".join(b.text for b in result.content if isinstance(b, TextContent))
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def test_list_sources_shows_every_registered_source_without_secrets(edge: EdgeState) -> None:

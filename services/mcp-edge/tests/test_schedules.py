@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from lakegate.common.errors import InvalidInput
+from lakegate.devstack.toolresults import error_text, structured
 from lakegate.edge.app import EdgeState
 from lakegate.edge.durations import seconds_of, spoken
 from mcp import Client
-from mcp.types import CallToolResult, ResourceTemplateReference, TextContent, TextResourceContents
+from mcp.types import ResourceTemplateReference, TextResourceContents
 
 if TYPE_CHECKING:
     from conftest import Fakes
-
-
-def text_of(result: CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error, result.structured_content
-    return text_of(result)
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def connect(client: Client) -> str:

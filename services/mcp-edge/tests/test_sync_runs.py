@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lakegate.devstack.toolresults import error_text, structured
 from lakegate.edge.app import EdgeState
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -17,21 +17,6 @@ if TYPE_CHECKING:
 #: What the fake catalog's runs write and the cursor its incremental and merge runs end with (conftest).
 ROWS = 1000
 CURSOR_VALUE = "2024-05-01T12:00:00+00:00"
-
-
-def text_of(result: CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error, result.structured_content
-    return text_of(result)
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def connect(client: Client) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lakegate.common.errors import SourceError
+from lakegate.devstack.toolresults import error_text, structured
 from lakegate.edge.app import EdgeState, serve
 from lakegate.edge.config import EdgeSettings
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import TextContent
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -42,21 +43,6 @@ TOOLS = {
     "list_schedules",
     "delete_schedule",
 }
-
-
-def text_of(result: CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error, result.structured_content
-    return text_of(result)
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def connect(client: Client, name: str = "shop") -> str:

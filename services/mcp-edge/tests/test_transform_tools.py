@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lakegate.common.contracts.transforms import Cast, Dedupe, Filter, Rename
+from lakegate.devstack.toolresults import structured, text_of
 from lakegate.edge.app import EdgeState, serve
 from lakegate.edge.config import EdgeSettings
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
 if TYPE_CHECKING:
     from conftest import Fakes
 
 STEP_KINDS = {"rename", "cast", "trim", "fill_null", "drop_null", "filter", "dedupe"}
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
-
-
-def text_of(result: CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 async def test_the_silver_steps_are_a_documented_union_chosen_by_kind(edge: EdgeState) -> None:
