@@ -49,6 +49,8 @@ INSERT INTO every_type VALUES (
 );
 INSERT INTO every_type (id, d, ts, tstz, tsa) VALUES
     (4, 'infinity', '-infinity', 'infinity', '{infinity,-infinity}');
+INSERT INTO every_type (id, n_free, u) VALUES
+    (5, 'NaN', 'FFFFFFFF-0000-4ABC-8DEF-0123456789AB'), (6, 'Infinity', NULL), (7, '-Infinity', NULL);
 """
 
 # What PostgreSQL itself says each column holds; text-mapped columns as PostgreSQL prints them.
@@ -121,7 +123,7 @@ async def test_every_mapped_type_arrives_in_staging_exactly_as_postgresql_holds_
 
     got = staged_rows(await catalog.staged_batches(extracted))
     want = await expected_rows(source, EXPECTED)
-    assert extracted.row_count == len(want) == 4
+    assert extracted.row_count == len(want) == 7
     for got_row, want_row in zip(got, want, strict=True):
         for column, value in want_row.items():
             if got_row["id"] == 4 and column in INFINITE:
@@ -220,3 +222,17 @@ async def test_nan_in_a_decimal_column_fails_the_run_naming_the_column(
     assert isinstance(outcome, Failed), outcome
     assert "column price (numeric(10,2)) of public.prices" in outcome.error.message
     assert "decimal128(10, 2)" in outcome.error.message
+
+
+async def test_an_instant_beyond_what_arrow_holds_fails_naming_the_column(
+    catalog: FakeCatalog, source: asyncpg.Connection, source_dsn: str
+) -> None:
+    await source.execute(
+        "CREATE TABLE far (id int, at timestamp);"
+        "INSERT INTO far VALUES (1, '2024-01-01'), (2, '294276-12-31 23:59:59'), (3, 'infinity')"
+    )
+    outcome = await catalog.extract(catalog.add_source(login_for(source_dsn)), "far")
+
+    assert isinstance(outcome, Failed), outcome
+    assert "column at (timestamp without time zone) of public.far" in outcome.error.message
+    assert "year 262143" in outcome.error.message

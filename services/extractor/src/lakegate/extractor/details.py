@@ -137,7 +137,7 @@ async def samples(
     """Up to `size` distinct non-null values of one column, as JSON values."""
     table = f"{quote_ident(name.schema)}.{quote_ident(name.table)}"
     sql = (
-        f"SELECT DISTINCT v FROM (SELECT {plan.expression(quote_ident(plan.name))} AS v FROM {table} "
+        f"SELECT DISTINCT v FROM (SELECT {plan.text_expression(quote_ident(plan.name))} AS v FROM {table} "
         f"LIMIT {int(settings.sample_scan_rows)}) AS s WHERE v IS NOT NULL ORDER BY v LIMIT {int(size)}"
     )
     instants = holds_instants(str(plan.arrow_type))

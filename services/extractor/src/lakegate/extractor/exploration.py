@@ -95,7 +95,7 @@ def _text_types(types: Mapping[int, PgType], oids: Sequence[int]) -> list[PgType
         if pg_type is None or pg_type.kind != "b" or pg_type.is_array:
             continue
         rule = rule_for(pg_type)
-        if rule is None or rule.read == "text":
+        if rule is None or rule.read != "native":
             wanted[pg_type.oid] = pg_type
     return list(wanted.values())
 

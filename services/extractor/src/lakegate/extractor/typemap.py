@@ -14,7 +14,7 @@ interval or time types, so every column becomes a plain Arrow type:
     date                                date32                    ±infinity → 9999-12-31 / 0001-01-01
     timestamp                           timestamp[us]             naive, as stored; ±infinity clamped
     timestamptz                         timestamp[us, tz=UTC]     the UTC instant; ±infinity clamped
-    numeric(p,s) with 0 ≤ s ≤ p ≤ 38    decimal128(p, s)          exact, cast from the decimal text
+    numeric(p,s) with 0 ≤ s ≤ p ≤ 38    decimal128(p, s)          exact, from the decimal text
     numeric, numeric(p,s) otherwise     string                    the exact decimal text
     uuid                                string                    canonical lower-case 8-4-4-4-12
     json, jsonb                         string                    the JSON text (jsonb: normalised)
@@ -29,6 +29,14 @@ interval or time types, so every column becomes a plain Arrow type:
 composite types, multi-dimensional arrays, arrays of unmapped types and domains over unmapped
 types. ±infinity dates and timestamps become the largest / smallest value the warehouse holds
 (9999-12-31 23:59:59.999999 and 0001-01-01), so "valid until infinity" still sorts last.
+
+How a column is read costs the source: its CPU bounds an extraction. `native` and `decoded` columns
+are selected as they are and arrive in PostgreSQL's binary form; `decoded` ones (uuid, json, jsonb)
+and the ±infinity clamps of scalar dates and timestamps are finished on the client by the vectorised
+`decoders`, into exactly the values PostgreSQL's text would give. `text` columns, and arrays of
+anything not `native`, are cast by the server: for numeric that is the cheaper side (measured, 1M
+rows: `::text` costs the server 0.04 s more than its binary form, ADBC's decoding of that binary
+form costs the client 0.3 s more than reading the text).
 A NaN or ±Infinity in a numeric(p,s) column cannot be a decimal: the extraction fails naming the
 column (sync the column as text through a view). Every output field has no metadata and is
 nullable exactly when the column is.
@@ -43,6 +51,7 @@ from typing import Literal
 import pyarrow as pa
 from lakegate.common.contracts.runs import ColumnMapping
 from lakegate.common.contracts.sources import SourceColumn
+from lakegate.extractor.decoders import Decoder, date_clamp, json_text, timestamp_clamp, uuid_text
 
 #: Largest decimal the warehouse holds exactly.
 MAX_DECIMAL_PRECISION = 38
@@ -73,15 +82,18 @@ TypeCatalog = Mapping[int, PgType]
 class Rule:
     """How values of some PostgreSQL types are read and which Arrow type they become.
 
-    `read="native"`: ADBC's binary COPY already yields the Arrow type; `read="text"`: the column is
-    selected as `::text` and, when the Arrow type is not a string, cast from that exact text.
-    `infinite` holds the SQL values that replace -infinity and infinity.
+    `read="native"`: ADBC's binary COPY already yields the Arrow type; `read="decoded"`: it is read
+    in binary too and `decode` turns it into the value's text (then cast, when the Arrow type is not
+    a string); `read="text"`: the column is selected as `::text` and, when the Arrow type is not a
+    string, cast from that exact text. `infinite` holds the SQL values that replace -infinity and
+    infinity in arrays, and `decode` does the same for a scalar column.
     """
 
     types: frozenset[str]
     arrow: Callable[[int], pa.DataType]  # from the column's typmod
-    read: Literal["native", "text"]
+    read: Literal["native", "decoded", "text"]
     infinite: tuple[str, str] | None = None
+    decode: Decoder | None = None
 
 
 def _fixed(arrow_type: pa.DataType) -> Callable[[int], pa.DataType]:
@@ -115,21 +127,25 @@ RULES: tuple[Rule, ...] = (
     Rule(frozenset({"text", "varchar", "bpchar"}), _fixed(pa.string()), "native"),
     Rule(frozenset({"name", "char"}), _fixed(pa.string()), "text"),
     Rule(frozenset({"bytea"}), _fixed(pa.binary()), "native"),
-    Rule(frozenset({"date"}), _fixed(pa.date32()), "native", ("'0001-01-01'", "'9999-12-31'")),
+    Rule(frozenset({"date"}), _fixed(pa.date32()), "native", ("'0001-01-01'", "'9999-12-31'"), date_clamp),
     Rule(
         frozenset({"timestamp"}),
         _fixed(pa.timestamp("us")),
         "native",
         ("'0001-01-01 00:00:00'", "'9999-12-31 23:59:59.999999'"),
+        timestamp_clamp,
     ),
     Rule(
         frozenset({"timestamptz"}),
         _fixed(pa.timestamp("us", tz="UTC")),
         "native",
         ("'0001-01-01 00:00:00+00'", "'9999-12-31 23:59:59.999999+00'"),
+        timestamp_clamp,
     ),
     Rule(frozenset({"numeric"}), _numeric, "text"),
-    Rule(frozenset({"uuid", "json", "jsonb", "interval", "time", "timetz"}), _fixed(pa.string()), "text"),
+    Rule(frozenset({"uuid"}), _fixed(pa.string()), "decoded", decode=uuid_text),
+    Rule(frozenset({"json", "jsonb"}), _fixed(pa.string()), "decoded", decode=json_text),
+    Rule(frozenset({"interval", "time", "timetz"}), _fixed(pa.string()), "text"),
 )
 ENUM_RULE = Rule(frozenset(), _fixed(pa.string()), "text")
 _BY_NAME: dict[str, Rule] = {name: rule for rule in RULES for name in rule.types}
@@ -148,8 +164,9 @@ def rule_for(pg_type: PgType) -> Rule | None:
 class ColumnPlan:
     """How one source column is selected and which Arrow field it becomes.
 
-    `select` is an SQL expression with `{c}` where the quoted column name goes. `base_type` is the
-    `pg_catalog` type under any domains (e.g. `timestamptz`), for columns that are not arrays.
+    `select` is an SQL expression with `{c}` where the quoted column name goes; `decode` finishes
+    what ADBC read of it on the client. `base_type` is the `pg_catalog` type under any domains
+    (e.g. `timestamptz`), for columns that are not arrays.
     """
 
     name: str
@@ -160,6 +177,8 @@ class ColumnPlan:
     select: str
     is_array: bool = False
     base_type: str | None = None
+    decode: Decoder | None = None
+    decoded_text: bool = False  # read in binary, but the warehouse keeps PostgreSQL's text of it
 
     @property
     def field(self) -> pa.Field:
@@ -168,6 +187,10 @@ class ColumnPlan:
     def expression(self, quoted: str) -> str:
         """The SELECT-list expression for this column, given its quoted name."""
         return self.select.format(c=quoted)
+
+    def text_expression(self, quoted: str) -> str:
+        """As `expression`, but in the form the warehouse keeps when that is the source's text."""
+        return f"{quoted}::pg_catalog.text" if self.decoded_text else self.expression(quoted)
 
     def as_source_column(self) -> SourceColumn:
         return SourceColumn(
@@ -227,9 +250,17 @@ def plan_column(
             text = "{c}::pg_catalog.text"
             return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, text, base_type=base)
         select = f"{{c}}::pg_catalog.{pg_type.name}" if crossed else "{c}"
-        if rule.infinite:
-            select = _clamped(select, rule.infinite, pg_type.name)
-        return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, select, base_type=base)
+        return ColumnPlan(
+            name,
+            source_type,
+            nullable,
+            rule.arrow(typmod),
+            True,
+            select,
+            base_type=base,
+            decode=rule.decode,
+            decoded_text=rule.read == "decoded",
+        )
 
     element, element_typmod, element_crossed = _through_domains(types[pg_type.element], typmod, types)
     rule = None if element.is_array else rule_for(element)
@@ -237,7 +268,7 @@ def plan_column(
         # ADBC flattens nested arrays; PostgreSQL's array text keeps their shape.
         return as_text(mapped=False)
     arrow_type = pa.list_(rule.arrow(element_typmod))
-    if rule.read == "text":
+    if rule.read != "native":
         return ColumnPlan(name, source_type, nullable, arrow_type, True, "{c}::pg_catalog.text[]", is_array=True)
     select = f"{{c}}::pg_catalog.{element.name}[]" if crossed or element_crossed else "{c}"
     if rule.infinite:
@@ -251,6 +282,8 @@ def plan_column(
 
 def cast_column(values: pa.Array, plan: ColumnPlan) -> pa.Array:
     """Turn what ADBC read into the planned Arrow type (decimals from their exact text)."""
+    if plan.decode is not None:
+        values = plan.decode(values)
     if values.type == plan.arrow_type:
         return values
     return values.cast(plan.arrow_type, safe=True)
