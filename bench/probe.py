@@ -30,7 +30,7 @@ import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -246,8 +246,14 @@ async def ranges_4(target: Target, tally: Tally) -> None:
     await _extract(target, tally, encode=False, ranges=4)
 
 
+def _as_text_where_decoded(query: TableQuery) -> TableQuery:
+    """The extractor's query, with the columns it finishes on the client (uuid, json) read as text."""
+    plans = tuple(replace(plan, select=plan.text_expression("{c}"), decode=None) for plan in query.plans)
+    return replace(query, plans=plans)
+
+
 def _read_as(plan_select: str, arrow_type: pa.DataType) -> pa.DataType:
-    """The type asyncpg's values arrive as: text for columns the extractor selects as ::text."""
+    """The type asyncpg's values arrive as: text for columns selected as ::text."""
     return pa.string() if plan_select.endswith("::pg_catalog.text") else arrow_type
 
 
@@ -255,7 +261,7 @@ async def asyncpg_fetch(target: Target, tally: Tally) -> None:
     conn = await target.asyncpg()
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            query = (await resolve_table(conn, target.name, SOURCE)).query
+            query = _as_text_where_decoded((await resolve_table(conn, target.name, SOURCE)).query)
             types = [_read_as(plan.select, plan.arrow_type) for plan in query.plans]
             cursor = await conn.cursor(query.sql)
             while rows := await cursor.fetch(FETCH_ROWS):
