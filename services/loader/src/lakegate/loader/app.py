@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
@@ -18,12 +19,14 @@ from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.handlers import LoaderHandlers
 from lakegate.loader.lineage import Lineage
-from lakegate.loader.warehouses.databricks import DatabricksWarehouse, Limits
-from lakegate.loader.warehouses.databricks.client import Backoff, SqlClient
-from lakegate.loader.warehouses.databricks.layout import TenantLayout
 from lakegate.loader.warehouses.delta import LocalLakehouse, Timeouts
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 from lakegate.loader.worker import LoadWorker
+
+if TYPE_CHECKING:
+    # Imported only when a loader uses Databricks: the connector and SDK cost a local loader
+    # two seconds of start-up and tens of MiB it would never use.
+    from lakegate.loader.warehouses.databricks import DatabricksWarehouse
 
 SERVICE = "loader"
 #: Replicas answer requests as one queue group, so each request is handled exactly once.
@@ -68,7 +71,9 @@ def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -
 
 def databricks_warehouse(settings: LoaderSettings) -> DatabricksWarehouse:
     """The Databricks warehouse the settings name (connections open lazily, on first use)."""
-    from lakegate.loader.warehouses.databricks import connect
+    from lakegate.loader.warehouses.databricks import DatabricksWarehouse, Limits, connect
+    from lakegate.loader.warehouses.databricks.client import Backoff, SqlClient
+    from lakegate.loader.warehouses.databricks.layout import TenantLayout
     from lakegate.loader.warehouses.databricks.volumes import FilesApiVolume
 
     chosen = settings.databricks
@@ -119,5 +124,5 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         async with started(rt, settings) as health_port:
             yield LoaderState(settings, rt, warehouse, handlers, health_port)
     finally:
-        if isinstance(warehouse, DatabricksWarehouse):
+        if not isinstance(warehouse, LocalLakehouse):
             await warehouse.close()
