@@ -59,7 +59,8 @@ def test_rows_land_in_bounded_row_groups_and_files_with_their_counts(
     groups = [
         pq.read_metadata(f).row_group(g).num_rows for f in files for g in range(pq.read_metadata(f).num_row_groups)
     ]
-    assert max(groups) == 1000 and sum(groups) == 7000
+    assert max(groups) == 1000
+    assert sum(groups) == 7000
     added = deltalog.files(table)
     assert sum(added.column("num_records").to_pylist()) == 7000
     assert sum(added.column("null_count.note").to_pylist()) == 7000 // 4
@@ -92,9 +93,17 @@ def test_a_failing_read_leaves_no_file_and_no_commit(tmp_path: Path) -> None:
 
 
 def test_a_failing_commit_removes_the_files_it_would_have_added(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="commit refused"), datafiles.written(tmp_path, reader(batch(0, 10))):
-        assert len(parquet_files(tmp_path)) == 1
-        raise RuntimeError("commit refused")
+    seen: list[int] = []
+
+    def commit_refused() -> None:
+        with datafiles.written(tmp_path, reader(batch(0, 10))):
+            seen.append(len(parquet_files(tmp_path)))
+            raise RuntimeError("commit refused")
+
+    with pytest.raises(RuntimeError, match="commit refused"):
+        commit_refused()
+
+    assert seen == [1]
 
     assert parquet_files(tmp_path) == []
 

@@ -3,6 +3,8 @@
 Warehouse-neutral: both sides are Arrow schemas (each warehouse reads its table's schema as Arrow),
 and the outcome is the table's schema after the load plus the `SchemaChange`s to report. Names are
 matched without regard to case, as Databricks and DuckDB do; the table keeps its spelling.
+Databricks tables take the same rules for which types hold which (`holds`) and the same refusal
+(`incompatible`), though they widen no column (`warehouses/databricks/drift.py`).
 
     at the source, against the table     incremental / merge                               full
     a new column                         added: appended, NULL in older rows               the table is replaced
@@ -20,7 +22,7 @@ matched without regard to case, as Databricks and DuckDB do; the table keeps its
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -114,7 +116,7 @@ def plan_drift(
     already_absent = {name.lower() for name in absent_before}
     fields: list[pa.Field] = []
     changes: list[SchemaChange] = []
-    refused: list[str] = []
+    refused: list[tuple[str, pa.DataType, pa.DataType]] = []
     rewrite = False
     for field in existing:
         key = field.name.lower()
@@ -139,14 +141,9 @@ def plan_drift(
             fields.append(pa.field(field.name, new.type, nullable=nullable))
             rewrite = True
         else:
-            refused.append(f"column {field.name!r} was {field.type} and is now {new.type}")
+            refused.append((field.name, field.type, new.type))
     if refused:
-        raise WarehouseError(
-            f"the source changed column types of {table} in ways the table cannot take without losing data: "
-            f"{'; '.join(refused)}. Nothing was loaded. Either run a full sync to replace the table with the new "
-            "types, or cast the columns back to their old types at the source (for example, sync a view that "
-            "casts them)"
-        )
+        raise incompatible(table, refused)
     added = [field for field in incoming if field.name.lower() not in known]
     for field in added:
         changes.append(SchemaChange(column=field.name, change="added", after=str(field.type)))
@@ -154,6 +151,16 @@ def plan_drift(
         fields.append(field.with_nullable(True))
     absent = tuple(field.name for field in existing if field.name.lower() not in arriving)
     return Drift(pa.schema(fields), tuple(changes), tuple(f.name for f in added), rewrite, absent)
+
+
+def incompatible(table: str, columns: Sequence[tuple[str, pa.DataType, pa.DataType]]) -> WarehouseError:
+    """The refusal of type changes a table cannot take: each column's old and new type, and the choices."""
+    listed = "; ".join(f"column {name!r} was {old} and is now {new}" for name, old, new in columns)
+    return WarehouseError(
+        f"the source changed column types of {table} in ways the table cannot take without losing data: "
+        f"{listed}. Nothing was loaded. Either run a full sync to replace the table with the new types, or cast "
+        "the columns back to their old types at the source (for example, sync a view that casts them)"
+    )
 
 
 def _differences(existing: pa.Schema, incoming: pa.Schema) -> tuple[SchemaChange, ...]:

@@ -9,7 +9,8 @@
     any other type change                         refused, naming the column and     the table is replaced
                                                   the choices; nothing changes
 
-Names are compared without regard to case, as Databricks does.
+Names are compared without regard to case, as Databricks does. Which types hold which, and the
+refusal, are the local lakehouse's (`schemadrift.holds`, `schemadrift.incompatible`).
 """
 
 from __future__ import annotations
@@ -18,34 +19,21 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import SchemaChange, TableRef
-from lakegate.common.errors import InvalidInput
-
-_INTEGERS = (pa.int8(), pa.int16(), pa.int32(), pa.int64())
+from lakegate.loader import schemadrift
+from lakegate.loader.schemadrift import canonical
 
 
 def _normal(type_: pa.DataType) -> pa.DataType:
-    """Types as the warehouse reports them: any time zone is UTC, large and small variants alike."""
+    """Types as the warehouse reports them: instants in microseconds, any time zone UTC."""
+    type_ = canonical(type_)
     if pa.types.is_timestamp(type_):
         return pa.timestamp("us", tz="UTC" if type_.tz is not None else None)
-    if pa.types.is_large_string(type_):
-        return pa.string()
-    if pa.types.is_large_binary(type_):
-        return pa.binary()
     return type_
 
 
 def holds(table: pa.DataType, source: pa.DataType) -> bool:
     """True when a column of type `table` takes every value of type `source` exactly."""
-    table, source = _normal(table), _normal(source)
-    if table == source or pa.types.is_null(source):
-        return True
-    if table in _INTEGERS and source in _INTEGERS:
-        return _INTEGERS.index(table) >= _INTEGERS.index(source)
-    if pa.types.is_float64(table) and (pa.types.is_float32(source) or source in _INTEGERS[:3]):
-        return True
-    if pa.types.is_decimal(table) and pa.types.is_decimal(source):
-        return bool(table.scale >= source.scale and table.precision - table.scale >= source.precision - source.scale)
-    return False
+    return schemadrift.holds(_normal(table), _normal(source))
 
 
 @dataclass(frozen=True)
@@ -85,15 +73,8 @@ def compare(table: pa.Schema, source: pa.Schema) -> Drift:
     return Drift(added, dropped, retyped)
 
 
-def refuse_incompatible(drift: Drift, target: TableRef, mode: str) -> None:
+def refuse_incompatible(drift: Drift, target: TableRef) -> None:
     """Fail before anything changes when a column's new type would not fit the table."""
     bad = drift.incompatible()
-    if not bad:
-        return
-    table, source = bad[0]
-    raise InvalidInput(
-        f"column {source.name!r} of {target} is {table.type} in the table but {source.type} at the source, which "
-        f"the table cannot hold; nothing was changed. Choose: run a full sync to replace {target} with the new "
-        f"type, or change the source column back (or sync it through a view that casts it), then run the "
-        f"{mode} sync again"
-    )
+    if bad:
+        raise schemadrift.incompatible(str(target), [(source.name, table.type, source.type) for table, source in bad])

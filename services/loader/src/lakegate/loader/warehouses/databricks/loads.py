@@ -156,7 +156,7 @@ def commit(session: Session, plan: Commit, staged: StagedFiles) -> LoadResult:
     existing = read_schema(session, target, doing)
     drift = compare(existing, _staged_schema(cols)) if existing is not None else None
     if drift is not None and plan.mode != "full":
-        refuse_incompatible(drift, plan.ref, plan.mode)
+        refuse_incompatible(drift, plan.ref)
     session.execute(sql.create_stage(stage, cols), doing=doing)
     if staged.files:
         copied = session.table(sql.copy_into(stage, staged.directory), doing=doing)
