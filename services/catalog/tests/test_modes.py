@@ -57,10 +57,13 @@ async def test_an_incremental_run_starts_past_the_utc_normalised_cursor_of_the_l
     command = await peer.next_command(commands)
     assert (command.sync_mode, command.cursor_column, command.since) == ("incremental", "updated_at", None)
     # The extractor wrote the instant with a +02:00 offset; the catalog keeps it in UTC.
+    # ... and keeps the snapshot the run read in, for the next run to find rows committed late.
+    seen = {"snapshot": "7401:7405:7401,7403"}
     event = await peer.succeed(
-        first, events, rows=7, cursor=_cursor("2025-01-02T05:04:05+02:00", "updated_at", UPDATED_AT)
-    )
-    utc = _cursor("2025-01-02T03:04:05+00:00", "updated_at", UPDATED_AT)
+        first, events, rows=7, cursor=_cursor("2025-01-02T05:04:05+02:00", "updated_at", UPDATED_AT).model_copy(
+            update=seen)
+    )  # fmt: skip
+    utc = _cursor("2025-01-02T03:04:05+00:00", "updated_at", UPDATED_AT).model_copy(update=seen)
     assert event.data.cursor == utc
     assert (await peer.run(first.run_id)).cursor == utc
 

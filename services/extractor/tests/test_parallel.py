@@ -171,7 +171,8 @@ async def test_an_incremental_run_of_a_large_table_reads_only_new_rows_in_every_
     assert isinstance(outcome, Extracted), outcome
     assert len(outcome.ranges) == 3
     assert sorted((await catalog.staged_table(outcome)).column("id").to_pylist()) == list(range(7, 20000, 1000))
-    assert outcome.cursor == Cursor(
+    assert outcome.cursor is not None
+    assert outcome.cursor.model_copy(update={"snapshot": None}) == Cursor(
         column="updated_at", value="2024-06-01T05:16:47+00:00", source_type="timestamp with time zone"
     )  # 2024-06-01 + 19007 seconds
 

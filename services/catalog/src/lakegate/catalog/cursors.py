@@ -79,7 +79,7 @@ class CursorStore:
         """The cursor of a table's last succeeded run, if it reported one."""
         row = await self._pool.fetchrow(
             """
-            SELECT "column", value, source_type FROM cursors
+            SELECT "column", value, source_type, snapshot FROM cursors
              WHERE tenant_id = $1 AND connection_id = $2 AND source_table = $3
                AND target_catalog = $4 AND target_schema = $5 AND target_name = $6
             """,
@@ -92,7 +92,9 @@ class CursorStore:
         )
         if row is None:
             return None
-        return Cursor(column=row["column"], value=row["value"], source_type=row["source_type"])
+        return Cursor(
+            column=row["column"], value=row["value"], source_type=row["source_type"], snapshot=row["snapshot"]
+        )
 
 
 async def record_cursor(conn: Connection, run: RunRecord) -> None:
@@ -113,17 +115,18 @@ async def record_cursor(conn: Connection, run: RunRecord) -> None:
     await conn.execute(
         """
         INSERT INTO cursors (tenant_id, connection_id, source_table, target_catalog, target_schema, target_name,
-                             "column", value, source_type, run_id, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()))
+                             "column", value, source_type, snapshot, run_id, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()))
         ON CONFLICT (tenant_id, connection_id, source_table, target_catalog, target_schema, target_name) DO UPDATE
            SET "column" = excluded."column", value = excluded.value, source_type = excluded.source_type,
-               run_id = excluded.run_id, updated_at = excluded.updated_at
+               snapshot = excluded.snapshot, run_id = excluded.run_id, updated_at = excluded.updated_at
         """,
         *key,
         run.target.name,
         run.cursor.column,
         run.cursor.value,
         run.cursor.source_type,
+        run.cursor.snapshot,
         run.run_id,
         run.finished_at,
     )

@@ -49,6 +49,17 @@ class ExtractorSettings(ServiceSettings):
         description="Seconds JetStream waits for an extractor to acknowledge (or heartbeat) a command before it "
         "redelivers it to another replica; heartbeats go out three times as often.",
     )
+    late_commit_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How far before the stored cursor (timestamp and date cursors) an incremental or merge run looks "
+        "for rows that were committed after the previous run read the table; 0 turns the look-back off.",
+    )
+    late_commit_ids: int = Field(
+        default=100_000,
+        ge=0,
+        description="The same look-back for integer cursors (e.g. a serial key), in values below the stored cursor.",
+    )
     parallel_min_bytes: int = Field(
         default=512 * 1024 * 1024,
         ge=0,

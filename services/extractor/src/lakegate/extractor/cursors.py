@@ -21,6 +21,23 @@ streaming COPY that reads a table, hence literals.
 Rows whose cursor is NULL never pass `>`: an incremental or merge sync does not pick them up after
 the first run (a full sync does).
 
+Rows committed late. A cursor value is written when a row is, but the row becomes visible when its
+transaction commits: a transaction that sets `updated_at = now()` (or takes a serial id) and
+commits after a run read the table holds a value at or below the cursor that run stored, and
+`> since` alone would never read it. So a stored cursor also keeps the snapshot of the run that
+reached it (`Cursor.snapshot`, `pg_current_snapshot()` as text), and the next run reads, besides the
+rows past `since`, the rows within a look-back window below it (`late_commit_seconds` for timestamp
+and date cursors, `late_commit_ids` for integer ones) whose writing transaction (`xmin`) that
+snapshot could not see:
+
+    <c> > <since - window> AND (<c> > <since> OR <xmin not visible in the stored snapshot>)
+
+Each such row is read exactly once: the snapshot that reads it is stored with the next cursor, and
+it sees the row. `xmin` is a 32-bit id; it is widened to the 64-bit `xid8` against the reading
+snapshot's `xmax` (rows whose id is more than 2^31 behind it are old and were visible). Views and
+foreign tables have no `xmin`, decimal and text cursors no window, and sources before PostgreSQL 13
+no `pg_snapshot`: they read `> since` only. A row that commits later than the window misses it.
+
 The canonical text of a value (`Cursor.value`): integers and decimals as digits, timestamptz as the
 UTC instant in ISO 8601 with `+00:00`, timestamp in ISO 8601 without offset, date as YYYY-MM-DD,
 text as it is.
@@ -30,6 +47,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -86,6 +104,29 @@ WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
 """
 
 CursorValue = int | Decimal | dt.datetime | dt.date | str
+
+#: A snapshot as `pg_current_snapshot()::text` writes it: `xmin:xmax:xip,...`.
+_SNAPSHOT = re.compile(r"^[0-9]{1,20}:[0-9]{1,20}:([0-9]{1,20}(,[0-9]{1,20})*)?$")
+_XMAX = "pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::int8"
+
+
+@dataclass(frozen=True)
+class LateWindow:
+    """How far below a stored cursor a run looks for rows committed late (0: not at all)."""
+
+    seconds: float = 0.0
+    ids: int = 0
+
+
+def written_unseen_by(snapshot: str) -> str:
+    """SQL: the row's writing transaction is one `snapshot` could not see (it was running or later)."""
+    if not _SNAPSHOT.match(snapshot):
+        raise InvalidInput(f"stored snapshot {snapshot[:60]!r} is not a PostgreSQL snapshot; run a full sync")
+    behind = f"((({_XMAX}) - xmin::text::int8) % 4294967296 + 4294967296) % 4294967296"
+    return (
+        f"({behind} < 2147483648 AND NOT pg_catalog.pg_visible_in_snapshot("
+        f"(({_XMAX}) - {behind})::text::pg_catalog.xid8, '{snapshot}'::pg_catalog.pg_snapshot))"
+    )
 
 
 @dataclass(frozen=True)
@@ -154,12 +195,33 @@ class CursorColumn:
             return "'" + str(value).replace("'", "''") + "'"
         return f"'{self.text(value)}'::pg_catalog.{self.base_type}"
 
-    def after(self, since: Cursor) -> str:
-        """The condition that keeps the rows past `since`."""
+    def after(self, since: Cursor, late: LateWindow | None = None) -> str:
+        """The condition that keeps the rows past `since`, and those committed late within the `late` window."""
         column = quote_ident(self.name)
         if self.kind == "text":
             column += ' COLLATE "C"'
-        return f"{column} > {self.literal(self.parse(since.value))}"
+        value = self.parse(since.value)
+        past = f"{column} > {self.literal(value)}"
+        lowest = self._window_start(value, late) if late is not None and since.snapshot else None
+        if lowest is None or since.snapshot is None:
+            return past
+        return f"{column} > {self.literal(lowest)} AND ({past} OR {written_unseen_by(since.snapshot)})"
+
+    def _window_start(self, value: CursorValue, late: LateWindow) -> CursorValue | None:
+        """The lowest cursor value the look-back reaches; None when this cursor has no window."""
+        if isinstance(value, int) and self.kind == "integer" and late.ids > 0:
+            return max(value - late.ids, -(2**63))
+        if late.seconds <= 0 or not isinstance(value, dt.date):
+            return None
+        if isinstance(value, dt.datetime):
+            try:
+                return value - dt.timedelta(seconds=late.seconds)
+            except OverflowError:
+                return dt.datetime.min.replace(tzinfo=value.tzinfo)
+        try:
+            return value - dt.timedelta(days=math.ceil(late.seconds / 86400))
+        except OverflowError:
+            return dt.date.min
 
     def greatest_in(self, values: pa.Array | pa.ChunkedArray) -> CursorValue | None:
         """The greatest non-null value of this column in extracted values; None when there is none."""
@@ -174,6 +236,15 @@ class CursorColumn:
             return None
         return found
 
+    def at_least(self, since: Cursor | None, found: CursorValue | None, snapshot: str | None) -> Cursor | None:
+        """The cursor a run reports: the greater of `since` and the greatest value it read (late rows may all lie
+        below `since`), with the snapshot it read in."""
+        values = [found, self.parse(since.value) if since is not None else None]
+        greatest = self.greatest(values)
+        if greatest is None:
+            return None
+        return self.cursor(greatest).model_copy(update={"snapshot": snapshot})
+
     def greatest(self, values: Iterable[CursorValue | None]) -> CursorValue | None:
         """The greatest of several values (e.g. of several ranges); None when all are None."""
         present = [value for value in values if value is not None]
@@ -182,6 +253,11 @@ class CursorColumn:
     def cursor(self, value: CursorValue) -> Cursor:
         """A value of this column as the `Cursor` a run reports."""
         return Cursor(column=self.name, value=self.text(value), source_type=self.plan.source_type)
+
+
+def late_window(relation: Relation, seconds: float, ids: int) -> LateWindow | None:
+    """The look-back for rows committed late; None for views and foreign tables, whose rows have no `xmin`."""
+    return LateWindow(seconds, ids) if relation.kind in ("r", "p", "m") else None
 
 
 def named_cursor(query: TableQuery, column: str, *, stored: bool = False) -> CursorColumn:

@@ -37,7 +37,7 @@ from lakegate.common.subjects import RunStep
 from lakegate.extractor.cancellation import unless_cancelled
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.coordination import extract_in_ranges
-from lakegate.extractor.cursors import CursorColumn, CursorValue, choose_cursor
+from lakegate.extractor.cursors import CursorColumn, CursorValue, choose_cursor, late_window
 from lakegate.extractor.details import primary_key
 from lakegate.extractor.introspection import Relation, describe_source, resolve_table
 from lakegate.extractor.ranges import RangeBounds, plan_ranges
@@ -135,7 +135,7 @@ class Extractor:
             staged=staged[0],
             ranges=list(staged[1:]),
             primary_key=key,
-            cursor=cursor.cursor(greatest) if cursor and greatest is not None else since,
+            cursor=cursor.at_least(since, greatest, snapshot.visible) if cursor else since,
         )
         await self._steps.publish(command.run_id, extracted, RunStep.EXTRACTED)
         log.info(
@@ -161,7 +161,8 @@ class Extractor:
         since: Cursor | None,
     ) -> tuple[list[StagedParts], int, CursorValue | None]:
         """Read the whole table (past `since`) as one stream."""
-        query = relation.query.where(cursor.after(since)) if cursor and since else relation.query
+        late = late_window(relation, self._settings.late_commit_seconds, self._settings.late_commit_ids)
+        query = relation.query.where(cursor.after(since, late)) if cursor and since else relation.query
 
         async def report(rows: int) -> None:
             await self._steps.progress(command.run_id, rows)

@@ -33,7 +33,7 @@ from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep
 from lakegate.extractor.cancellation import unless_cancelled
 from lakegate.extractor.config import ExtractorSettings
-from lakegate.extractor.cursors import named_cursor
+from lakegate.extractor.cursors import late_window, named_cursor
 from lakegate.extractor.introspection import describe_source, resolve_table
 from lakegate.extractor.ranges import RangeBounds
 from lakegate.extractor.snapshots import SnapshotGone, source_snapshot
@@ -106,7 +106,8 @@ class RangeWorker:
             if command.since is not None:
                 if cursor is None:
                     raise InvalidInput(f"range {command.index} of run {command.run_id} has a cursor but no column")
-                query = query.where(cursor.after(command.since))
+                late = late_window(relation, self._settings.late_commit_seconds, self._settings.late_commit_ids)
+                query = query.where(cursor.after(command.since, late))
 
             async def report(rows: int) -> None:
                 await self._steps.progress(command.run_id, rows, range_index=command.index)

@@ -27,10 +27,12 @@ class SnapshotGone(SourceError):
 
 @dataclass(frozen=True)
 class SourceSnapshot:
-    """An open read-only transaction on the source, and the id of its exported snapshot."""
+    """An open read-only transaction on the source, the id of its exported snapshot, and which
+    transactions it sees (`pg_current_snapshot()` as text; None before PostgreSQL 13)."""
 
     conn: asyncpg.Connection
     id: str
+    visible: str | None = None
 
 
 @contextlib.asynccontextmanager
@@ -53,4 +55,7 @@ async def source_snapshot(
                     "exported it stopped and starts over with a new one"
                 ) from exc
         snapshot = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
-        yield SourceSnapshot(conn, snapshot)
+        visible = None
+        if int(await conn.fetchval("SELECT pg_catalog.current_setting('server_version_num')")) >= 130000:
+            visible = await conn.fetchval("SELECT pg_catalog.pg_current_snapshot()::text")
+        yield SourceSnapshot(conn, snapshot, visible)

@@ -46,6 +46,12 @@ class Cursor(Message):
         "ISO 8601 (timestamptz normalised to UTC with '+00:00'), dates as YYYY-MM-DD, strings as they are."
     )
     source_type: str = Field(description="PostgreSQL type of the column, e.g. 'timestamp with time zone'.")
+    snapshot: str | None = Field(
+        default=None,
+        description="The source snapshot (`pg_current_snapshot()` text, `xmin:xmax:xip,...`) the run that reached "
+        "this value read in. The next run also reads rows at or before the value, within a window, whose writing "
+        "transaction that snapshot could not see: rows committed late. None from sources before PostgreSQL 13.",
+    )
 
 
 class SchemaChange(Message):
