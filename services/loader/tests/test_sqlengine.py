@@ -51,3 +51,15 @@ def test_the_sealed_session_reads_its_own_tables() -> None:
 
     with session(datasets, {"_lg_bronze__orders": ORDERS}, timeout=5, limits=EngineLimits(threads=1)) as sealed:
         assert sealed.table("SELECT sum(n) AS s FROM _lg_bronze__orders").to_pylist() == [{"s": 3}]
+
+
+def test_a_query_that_needs_more_memory_than_its_limit_fails_saying_what_to_do() -> None:
+    wide = pa.table({"n": pa.array(range(400_000), pa.int64())})
+    datasets = {"_lg_bronze__orders": ds.dataset(wide)}
+    limits = EngineLimits(threads=1, memory_limit="8MB")
+
+    with (
+        session(datasets, {"_lg_bronze__orders": ORDERS}, timeout=30, limits=limits) as sealed,
+        pytest.raises(WarehouseError, match=r"more memory than one query may use \(8MB\).*QUERY_MEMORY_LIMIT"),
+    ):
+        sealed.table("SELECT list(n || 'padding padding padding') AS all_of_them FROM _lg_bronze__orders")

@@ -150,7 +150,11 @@ class LoaderSettings(ServiceSettings):
         "most a 9 MB max_payload carries.",
     )
     query_threads: int = Field(default=4, ge=1, description="DuckDB threads per query.")
-    query_memory_limit: str = Field(default="2GB", description="DuckDB memory limit per query, e.g. '2GB'.")
+    query_memory_limit: str = Field(
+        default="512MB",
+        description="DuckDB memory limit per query, e.g. '2GB'; a query that needs more fails saying so. Also what a "
+        "merge's deduplication and Delta MERGE hold before spilling to disk.",
+    )
     request_workers: int = Field(
         default=4, ge=1, description="Requests (queries, listings) one replica answers at the same time."
     )

@@ -33,7 +33,7 @@ class EngineLimits:
     """What one statement may use of the machine."""
 
     threads: int = 4
-    memory_limit: str = "2GB"
+    memory_limit: str = "512MB"
 
     @property
     def memory_bytes(self) -> int | None:
@@ -79,8 +79,10 @@ def _readable(message: str, sources: Mapping[str, TableRef]) -> str:
 class Session:
     """A sealed connection with its tables registered and a deadline."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, sources: Mapping[str, TableRef], timeout: float) -> None:
-        self._con, self._sources, self._timeout = con, sources, timeout
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, sources: Mapping[str, TableRef], timeout: float, memory_limit: str
+    ) -> None:
+        self._con, self._sources, self._timeout, self._memory_limit = con, sources, timeout, memory_limit
         self._expired = threading.Event()
 
     def expire(self) -> None:
@@ -109,6 +111,11 @@ class Session:
             yield
         except duckdb.InterruptException as exc:
             raise self._stopped() from exc
+        except duckdb.OutOfMemoryException as exc:
+            raise WarehouseError(
+                f"the statement needed more memory than one query may use ({self._memory_limit}): filter or "
+                "aggregate more, or add a LIMIT; the limit is LAKEGATE_LOADER_QUERY_MEMORY_LIMIT"
+            ) from exc
         except duckdb.Error as exc:
             if self._expired.is_set():
                 raise self._stopped() from exc
@@ -155,7 +162,7 @@ def session(
         for name, dataset in datasets.items():
             con.register(name, dataset)
         con.execute("SET lock_configuration = true")
-        current = Session(con, sources, timeout)
+        current = Session(con, sources, timeout, limits.memory_limit)
         timer = threading.Timer(timeout, current.expire)
         timer.daemon = True
         timer.start()
