@@ -71,6 +71,9 @@ class Spool:
         self.schema = schema
         self._limits = limits
         self._file = directory / "incoming.parquet"
+        self._distinct_keys: dict[MergeColumns, int] = {}
+        #: Rows written to the spool.
+        self.rows = 0
 
     def write(self, reader: pa.RecordBatchReader) -> int:
         """Write every batch with its ordinal; returns the rows written. Blocking."""
@@ -81,6 +84,7 @@ class Spool:
                 seq = pa.array(range(rows, rows + batch.num_rows), pa.int64())
                 writer.write_batch(pa.RecordBatch.from_arrays([*batch.columns, seq], schema=spooled))
                 rows += batch.num_rows
+        self.rows = rows
         return rows
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -91,13 +95,23 @@ class Spool:
 
     def count_keys(self, columns: MergeColumns) -> int:
         """How many distinct keys the run holds: the rows a merge offers the table."""
-        sql = f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(map(quote, columns.keys))} FROM incoming)"
-        with self._engine() as con:
-            found = con.execute(sql).fetchone()
-        return int(found[0]) if found else 0
+        if columns not in self._distinct_keys:
+            sql = f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(map(quote, columns.keys))} FROM incoming)"
+            with self._engine() as con:
+                found = con.execute(sql).fetchone()
+            self._distinct_keys[columns] = int(found[0]) if found else 0
+        return self._distinct_keys[columns]
 
     def latest_per_key(self, columns: MergeColumns) -> Iterator[pa.RecordBatch]:
-        """One row per key, with the spool's schema. Blocking."""
+        """One row per key, with the spool's schema. Blocking.
+
+        When every key came once, the usual case (one snapshot of a table whose primary key it is),
+        the spooled rows are already that, and are read back as they are: DuckDB's window, whose
+        memory grows with the run (+550 MiB for 3M rows, measured), runs only when keys repeat.
+        """
+        if self.count_keys(columns) == self.rows:
+            yield from self.batches()
+            return
         yield from self._read(latest_per_key(columns, "incoming"))
 
     def merged_into(
