@@ -202,7 +202,7 @@ class CursorColumn:
             column += ' COLLATE "C"'
         value = self.parse(since.value)
         past = f"{column} > {self.literal(value)}"
-        lowest = self._window_start(value, late) if late is not None and since.snapshot else None
+        lowest = self._window_start(value, late) if late is not None else None
         if lowest is None or since.snapshot is None:
             return past
         return f"{column} > {self.literal(lowest)} AND ({past} OR {written_unseen_by(since.snapshot)})"
