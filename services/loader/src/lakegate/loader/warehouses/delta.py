@@ -189,13 +189,18 @@ class LocalLakehouse:
         )
         spool = functools.partial(spooled, self.root, plan.run_id, drift.schema, self._limits)
         await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
-        with _write_errors(target):
-            if columns is not None:
-                landed = await deltaloads.merge(landing, columns.spelled_as(drift.schema), aligned(), spool)
-            elif plan.mode == "incremental":
-                landed = await deltaloads.append(landing, aligned(), spool)
-            else:
-                landed = await deltaloads.replace(landing, aligned())
+        try:
+            with _write_errors(target):
+                if columns is not None:
+                    landed = await deltaloads.merge(landing, columns.spelled_as(drift.schema), aligned(), spool)
+                elif plan.mode == "incremental":
+                    landed = await deltaloads.append(landing, aligned(), spool)
+                else:
+                    landed = await deltaloads.replace(landing, aligned())
+        finally:
+            # Arrow's allocator keeps what a load freed for later; between loads it is only resident
+            # memory (measured: 70 MiB after writing 1M rows).
+            await asyncio.to_thread(pa.default_memory_pool().release_unused)
         if not landed.committed:
             version = await asyncio.to_thread(lambda: DeltaTable(str(path)).version())
             return LoadResult(0, 0, version, already_committed=False)
