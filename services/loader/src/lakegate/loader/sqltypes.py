@@ -1,5 +1,9 @@
 """Arrow types as Databricks SQL names them, and the types a silver cast may target.
 
+One spelling, two forms: for display (column listings, messages, casts) in lower case, and as
+column DDL (`ddl=True`, what `CREATE TABLE` on Databricks is given) in upper case with struct field
+names quoted.
+
 Arrow                         Databricks SQL
 bool                          boolean
 int8 / int16 / int32 / int64  tinyint / smallint / int / bigint
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from lakegate.common.contracts.transforms import CAST_TYPES
+from lakegate.common.errors import Unsupported
 from sqlglot import exp
 
 _SIMPLE: dict[pa.DataType, str] = {
@@ -55,21 +60,38 @@ _DECIMAL = re.compile(r"^decimal\s*\(\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)$")
 MAX_DECIMAL_PRECISION = 38
 
 
-def databricks_type(type_: pa.DataType) -> str:
-    """How Databricks SQL spells an Arrow type (see the module table); unknown types keep Arrow's name."""
-    if type_ in _SIMPLE:
-        return _SIMPLE[type_]
-    if pa.types.is_decimal(type_):
-        return f"decimal({type_.precision},{type_.scale})"
-    if pa.types.is_timestamp(type_):
-        return "timestamp" if type_.tz is not None else "timestamp_ntz"
-    if pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_):
-        return f"array<{databricks_type(type_.value_type)}>"
-    if pa.types.is_struct(type_):
-        return "struct<" + ",".join(f"{f.name}:{databricks_type(f.type)}" for f in type_.fields) + ">"
-    if pa.types.is_map(type_):
-        return f"map<{databricks_type(type_.key_type)},{databricks_type(type_.item_type)}>"
-    return str(type_)
+def quote(name: str) -> str:
+    """A Databricks identifier in backticks (a backtick inside is doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def databricks_type(type_: pa.DataType, *, ddl: bool = False) -> str:
+    """How Databricks SQL spells an Arrow type (see the module table).
+
+    For display, a type Databricks has no name for keeps Arrow's; as DDL it is refused (`Unsupported`).
+    """
+    cased = str.upper if ddl else str
+    sep = ", " if ddl else ","
+
+    def spell(t: pa.DataType) -> str:
+        if t in _SIMPLE and not (ddl and pa.types.is_null(t)):
+            return cased(_SIMPLE[t])
+        if pa.types.is_decimal(t):
+            return cased(f"decimal({t.precision},{t.scale})")
+        if pa.types.is_timestamp(t):
+            return cased("timestamp" if t.tz is not None else "timestamp_ntz")
+        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            return f"{cased('array')}<{spell(t.value_type)}>"
+        if pa.types.is_struct(t):
+            fields = (f"{quote(f.name)}: {spell(f.type)}" if ddl else f"{f.name}:{spell(f.type)}" for f in t.fields)
+            return f"{cased('struct')}<{sep.join(fields)}>"
+        if pa.types.is_map(t):
+            return f"{cased('map')}<{spell(t.key_type)}{sep}{spell(t.item_type)}>"
+        if ddl:
+            raise Unsupported(f"Arrow type {t} has no Databricks column type")
+        return str(t)
+
+    return spell(type_)
 
 
 def is_nested(type_: pa.DataType) -> bool:

@@ -17,12 +17,8 @@ from typing import Literal
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.names import LAYERS
 from lakegate.loader.sqlguard import READ_DIALECT
+from lakegate.loader.sqltypes import quote
 from sqlglot import exp
-
-
-def quote(name: str) -> str:
-    """A Databricks identifier in backticks (a backtick inside is doubled)."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def literal(text: str) -> str:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from lakegate.loader.warehouses.databricks.layout import Location, literal, quote
+from lakegate.loader.sqltypes import quote
+from lakegate.loader.warehouses.databricks.layout import Location, literal
 from lakegate.loader.warehouses.databricks.typemap import SEQUENCE_COLUMN, Column, column_ddl
 
 #: Table property naming the run whose load the table holds last.

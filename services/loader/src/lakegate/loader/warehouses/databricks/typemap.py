@@ -35,7 +35,7 @@ from typing import Literal
 import pyarrow as pa
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.errors import Unsupported
-from lakegate.loader.warehouses.databricks.layout import quote
+from lakegate.loader.sqltypes import databricks_type
 from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 
 JsonType = Literal["string", "variant"]
@@ -43,37 +43,10 @@ JsonType = Literal["string", "variant"]
 SEQUENCE_COLUMN = "_lakegate_seq"
 MAX_DECIMAL_PRECISION = 38
 
-_SIMPLE: dict[pa.DataType, str] = {
-    pa.bool_(): "BOOLEAN",
-    pa.int8(): "TINYINT",
-    pa.int16(): "SMALLINT",
-    pa.int32(): "INT",
-    pa.int64(): "BIGINT",
-    pa.float32(): "FLOAT",
-    pa.float64(): "DOUBLE",
-    pa.string(): "STRING",
-    pa.large_string(): "STRING",
-    pa.binary(): "BINARY",
-    pa.large_binary(): "BINARY",
-    pa.date32(): "DATE",
-}
-
 
 def column_ddl(type_: pa.DataType) -> str:
     """The Databricks type of a conformed (Delta-ready) Arrow type."""
-    if type_ in _SIMPLE:
-        return _SIMPLE[type_]
-    if pa.types.is_decimal(type_):
-        return f"DECIMAL({type_.precision},{type_.scale})"
-    if pa.types.is_timestamp(type_):
-        return "TIMESTAMP" if type_.tz is not None else "TIMESTAMP_NTZ"
-    if pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_):
-        return f"ARRAY<{column_ddl(type_.value_type)}>"
-    if pa.types.is_struct(type_):
-        return "STRUCT<" + ", ".join(f"{quote(f.name)}: {column_ddl(f.type)}" for f in type_.fields) + ">"
-    if pa.types.is_map(type_):
-        return f"MAP<{column_ddl(type_.key_type)}, {column_ddl(type_.item_type)}>"
-    raise Unsupported(f"Arrow type {type_} has no Databricks column type")
+    return databricks_type(type_, ddl=True)
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,14 @@ from lakegate.loader.sqlguard import (
     render_databricks,
     unknown_table,
 )
+from lakegate.loader.sqltypes import quote
 from lakegate.loader.tablenames import check_layer, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
 from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
 from lakegate.loader.warehouses.databricks import loads
 from lakegate.loader.warehouses.databricks import statements as sql
 from lakegate.loader.warehouses.databricks.client import Session, SqlClient
-from lakegate.loader.warehouses.databricks.layout import Location, TenantLayout, literal, quote
+from lakegate.loader.warehouses.databricks.layout import Location, TenantLayout, literal
 from lakegate.loader.warehouses.databricks.parts import stage_parts
 from lakegate.loader.warehouses.databricks.typemap import JsonType, columns, staged_schema
 from lakegate.loader.warehouses.databricks.volumes import VolumeFiles
