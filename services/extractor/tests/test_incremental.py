@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
@@ -14,30 +15,16 @@ from .conftest import FakeCatalog, login_for
 TIMESTAMPTZ = "timestamp with time zone"
 
 
-async def extracted(
-    catalog: FakeCatalog,
-    connection_id: str,
-    table: str,
-    *,
-    mode: SyncMode = "full",
-    cursor_column: str | None = None,
-    since: Cursor | None = None,
-) -> Extracted:
-    outcome = await catalog.extract(connection_id, table, mode=mode, cursor_column=cursor_column, since=since)
+async def extracted(catalog: FakeCatalog, connection_id: str, table: str, **run: Any) -> Extracted:
+    """The outcome of a run that must succeed (`run`: mode, cursor_column, since)."""
+    outcome = await catalog.extract(connection_id, table, **run)
     assert isinstance(outcome, Extracted), outcome
     return outcome
 
 
-async def failed(
-    catalog: FakeCatalog,
-    connection_id: str,
-    table: str,
-    *,
-    mode: SyncMode = "full",
-    cursor_column: str | None = None,
-    since: Cursor | None = None,
-) -> Failed:
-    outcome = await catalog.extract(connection_id, table, mode=mode, cursor_column=cursor_column, since=since)
+async def failed(catalog: FakeCatalog, connection_id: str, table: str, **run: Any) -> Failed:
+    """The outcome of a run that must fail."""
+    outcome = await catalog.extract(connection_id, table, **run)
     assert isinstance(outcome, Failed), outcome
     return outcome
 
