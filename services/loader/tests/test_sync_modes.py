@@ -97,7 +97,7 @@ async def test_a_merge_updates_matched_keys_and_inserts_new_ones_in_one_commit(
         [4, "edsger", 2],
     ]
     newest = history(loader, target)[0]
-    assert (newest["operation"], newest["lakegate.run_id"]) == ("MERGE", extracted.run_id)
+    assert (newest["lakegate.mode"], newest["lakegate.run_id"]) == ("merge", extracted.run_id)
 
 
 EDGES = pa.schema(

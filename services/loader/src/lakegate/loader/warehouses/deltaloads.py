@@ -25,7 +25,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from lakegate.loader.mergekeys import MergeColumns
 from lakegate.loader.schemadrift import Drift, align
-from lakegate.loader.warehouses import deltalog
+from lakegate.loader.warehouses import deltalog, deltamerge
 from lakegate.loader.warehouses.bridge import write_in_thread
 from lakegate.loader.warehouses.spool import Spool, incoming_wins, same_key
 from lakegate.loader.warehouses.sqlengine import BATCH_ROWS
@@ -106,7 +106,7 @@ async def _rewrite_with(landing: Landing, batches: AsyncIterator[pa.RecordBatch]
             stored = DeltaTable(str(landing.path)).to_pyarrow_dataset()
 
             def every_row() -> Iterator[pa.RecordBatch]:
-                for batch in stored.to_batches(batch_size=BATCH_ROWS):
+                for batch in stored.to_batches(batch_size=BATCH_ROWS, batch_readahead=1, fragment_readahead=1):
                     yield align(batch, landing.schema)
                 yield from spooled.batches()
 
@@ -144,7 +144,15 @@ def _merge_spooled(landing: Landing, columns: MergeColumns, spooled: Spool) -> L
         deltalog.write(
             landing.path, pa.RecordBatchReader.from_batches(landing.schema, merged), mode="overwrite", metadata=notes
         )
-    else:
+    elif not landing.drift.evolves:
+        deltamerge.merge(
+            landing.path,
+            lambda: spooled.latest_per_key(columns),
+            columns,
+            cursor_in_target=cursor_in_target,
+            metadata=notes,
+        )
+    else:  # the table gains columns: delta-rs's MERGE adds them in the same commit
         wins = incoming_wins(columns, deltalog.TARGET, deltalog.SOURCE, cursor_in_target=cursor_in_target)
         deltalog.merge(
             landing.path,

@@ -90,7 +90,11 @@ class Spool:
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The spooled rows as they were staged, without their ordinals."""
         dataset = ds.dataset(self._file, format="parquet")
-        for batch in dataset.to_batches(columns=self.schema.names, batch_size=BATCH_ROWS):
+        # One row group read ahead, not the scanner's default of many: the reader is a writer's pace.
+        batches = dataset.to_batches(
+            columns=self.schema.names, batch_size=BATCH_ROWS, batch_readahead=1, fragment_readahead=1
+        )
+        for batch in batches:
             yield align(batch, self.schema)
 
     def count_keys(self, columns: MergeColumns) -> int:
