@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from lakegate.loader.mergekeys import MergeColumns
 from lakegate.loader.schemadrift import Drift, align
@@ -106,7 +107,13 @@ async def _rewrite_with(landing: Landing, batches: AsyncIterator[pa.RecordBatch]
             stored = DeltaTable(str(landing.path)).to_pyarrow_dataset()
 
             def every_row() -> Iterator[pa.RecordBatch]:
-                for batch in stored.to_batches(batch_size=BATCH_ROWS, batch_readahead=1, fragment_readahead=1):
+                one_at_a_time = ds.ParquetFragmentScanOptions(pre_buffer=False)
+                for batch in stored.to_batches(
+                    batch_size=BATCH_ROWS,
+                    batch_readahead=1,
+                    fragment_readahead=1,
+                    fragment_scan_options=one_at_a_time,
+                ):
                     yield align(batch, landing.schema)
                 yield from spooled.batches()
 

@@ -68,7 +68,8 @@ def merge(
     def rows() -> Iterator[pa.RecordBatch]:
         for file in touched:
             offset = 0
-            for batch in pq.ParquetFile(path / file.path).iter_batches(batch_size=datafiles.ROW_GROUP_ROWS):
+            stored = pq.ParquetFile(path / file.path, pre_buffer=False)  # not the whole file at once
+            for batch in stored.iter_batches(batch_size=datafiles.ROW_GROUP_ROWS, use_threads=False):
                 keep = pa.array(file.keep[offset : offset + batch.num_rows])
                 offset += batch.num_rows
                 yield align(batch.filter(keep), schema)

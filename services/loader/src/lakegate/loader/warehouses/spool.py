@@ -89,12 +89,10 @@ class Spool:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The spooled rows as they were staged, without their ordinals."""
-        dataset = ds.dataset(self._file, format="parquet")
-        # One row group read ahead, not the scanner's default of many: the reader is a writer's pace.
-        batches = dataset.to_batches(
-            columns=self.schema.names, batch_size=BATCH_ROWS, batch_readahead=1, fragment_readahead=1
-        )
-        for batch in batches:
+        # Row group after row group, each read when it is needed: `pre_buffer` (and a dataset scanner)
+        # would read the whole file's column chunks first (+350 MiB for a 3M-row spool, measured).
+        spooled = pq.ParquetFile(self._file, pre_buffer=False)
+        for batch in spooled.iter_batches(batch_size=BATCH_ROWS, columns=self.schema.names, use_threads=False):
             yield align(batch, self.schema)
 
     def count_keys(self, columns: MergeColumns) -> int:
