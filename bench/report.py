@@ -33,7 +33,9 @@ class SizeFigures:
     paths: dict[str, PathFigures] = field(default_factory=dict)
     full: SyncFigures | None = None
     incremental: SyncFigures | None = None
-    touched_rows: list[int] = field(default_factory=list)
+    merge: SyncFigures | None = None
+    #: Rows changed before each measured sync, by mode.
+    touched_rows: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def baseline_seconds(self) -> float:
@@ -133,7 +135,8 @@ def as_json(run: Run) -> dict[str, Any]:
                 "extraction_paths": {name: figures.summary(baseline) for name, figures in size.paths.items()},
                 "full_sync": size.full.summary(baseline) if size.full else None,
                 "incremental_sync": size.incremental.summary(baseline) if size.incremental else None,
-                "incremental_touched_rows": size.touched_rows,
+                "merge_sync": size.merge.summary(baseline) if size.merge else None,
+                "touched_rows": size.touched_rows,
             }
         )
     overhead = None
@@ -229,6 +232,7 @@ def as_text(run: Run) -> str:
             )
         lines.extend(_sync_line("full sync (MCP → bronze)", size.full, baseline))
         lines.extend(_sync_line("incremental sync (1%)", size.incremental, baseline))
+        lines.extend(_sync_line("merge sync (1%)", size.merge, baseline))
     if run.overhead is not None:
         lines.append("")
         if run.overhead.measured:

@@ -3,7 +3,7 @@
     1. a non-durable PostgreSQL on a free port; the mixed table at each size (made once, vacuumed, read once)
     2. extraction paths, each measurement in a fresh process, interleaved, `--repeat` times (bench.probe)
     3. the whole stack in a temporary home on free ports; an MCP client registers the source, then
-       full syncs of each size, an incremental sync of 1% changed rows, and `--overhead-runs`
+       full syncs of each size, incremental and merge syncs of 1% changed rows, and `--overhead-runs`
        syncs of a 1,000-row table
     4. a table on stdout and every figure in bench/results/bench-<time>.json
 
@@ -104,29 +104,32 @@ async def _full_syncs(driver: Agent, size: SizeFigures, repeat: int) -> None:
         say(f"  [{attempt}/{repeat}] full sync of {size.table}: {size.full.seconds[-1]:.2f}s")
 
 
-async def _incremental_syncs(driver: Agent, source: SourceDatabase, size: SizeFigures, repeat: int) -> None:
-    """One unmeasured incremental sync to set the cursor, then `repeat` of 1% changed rows each."""
-    size.incremental = SyncFigures("incremental", size.table)
-    priming = SyncFigures("incremental", size.table)
+async def _changed_syncs(
+    driver: Agent, source: SourceDatabase, size: SizeFigures, mode: str, repeat: int
+) -> SyncFigures:
+    """One unmeasured `mode` sync to set the cursor, then `repeat` of 1% changed rows each."""
+    figures = SyncFigures(mode, size.table)
+    priming = SyncFigures(mode, size.table)
+    touched = size.touched_rows.setdefault(mode, [])
     for attempt in range(0, repeat + 1):
         if attempt:
-            size.touched_rows.append(await touch_rows(source, size.table, CHANGED_FRACTION))
+            touched.append(await touch_rows(source, size.table, CHANGED_FRACTION))
         try:
-            await driver.sync(size.table, "incremental", size.incremental if attempt else priming)
+            await driver.sync(size.table, mode, figures if attempt else priming)
         except ToolFailed as exc:
             if exc.unsupported:
-                size.incremental.unavailable = exc.message
-                say(f"  incremental sync: not available yet ({exc.message})")
+                figures.unavailable = exc.message
+                say(f"  {mode} sync: not available yet ({exc.message})")
             else:
-                size.incremental.failed = exc.message
-                say(f"  incremental sync of {size.table} failed: {exc.message}")
-            return
+                figures.failed = exc.message
+                say(f"  {mode} sync of {size.table} failed: {exc.message}")
+            return figures
         if attempt:
-            figures = size.incremental
             say(
-                f"  [{attempt}/{repeat}] incremental sync of {size.table}: {figures.seconds[-1]:.2f}s, "
-                f"{figures.rows[-1]} rows ({size.touched_rows[-1]} changed)"
+                f"  [{attempt}/{repeat}] {mode} sync of {size.table}: {figures.seconds[-1]:.2f}s, "
+                f"{figures.rows[-1]} rows ({touched[-1]} changed)"
             )
+    return figures
 
 
 async def _overhead_syncs(driver: Agent, table: str, runs: int) -> SyncFigures:
@@ -149,7 +152,8 @@ async def _syncs(
     await driver.sync(overhead_table, "full", SyncFigures("full", overhead_table))
     for size in run.sizes:
         await _full_syncs(driver, size, args.repeat)
-        await _incremental_syncs(driver, source, size, args.repeat)
+        size.incremental = await _changed_syncs(driver, source, size, "incremental", args.repeat)
+        size.merge = await _changed_syncs(driver, source, size, "merge", args.repeat)
     run.overhead = await _overhead_syncs(driver, overhead_table, args.overhead_runs)
 
 

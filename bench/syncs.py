@@ -193,10 +193,9 @@ class Agent:
                 self._sync_parameters = set(tool.input_schema.get("properties", {}))
 
     def sync_arguments(self, table: str, mode: str) -> dict[str, Any]:
-        """The tool's arguments; an incremental sync names `updated_at` if the tool takes a cursor column."""
+        """The tool's arguments; an incremental or merge sync names `updated_at` as its cursor column."""
         arguments: dict[str, Any] = {"connection_id": self.connection_id, "table_name": table, "sync_mode": mode}
         if mode != "full":
-            # Incremental mode is being built while this is written: follow its parameter if it has one.
             for name in self._sync_parameters:
                 if "cursor" in name:
                     arguments[name] = CURSOR_COLUMN

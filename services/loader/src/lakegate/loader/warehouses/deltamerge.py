@@ -32,6 +32,7 @@ from deltalake.transaction import AddAction, RemoveAction
 from lakegate.loader.mergekeys import MergeColumns
 from lakegate.loader.schemadrift import align
 from lakegate.loader.warehouses import datafiles, deltalog
+from lakegate.loader.warehouses.sqlengine import BATCH_ROWS
 
 _ROW = "__lakegate_row"
 _INCOMING_CURSOR = "__lakegate_incoming_cursor"
@@ -69,7 +70,7 @@ def merge(
         for file in touched:
             offset = 0
             stored = pq.ParquetFile(path / file.path, pre_buffer=False)  # not the whole file at once
-            for batch in stored.iter_batches(batch_size=datafiles.ROW_GROUP_ROWS, use_threads=False):
+            for batch in stored.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
                 keep = pa.array(file.keep[offset : offset + batch.num_rows])
                 offset += batch.num_rows
                 yield align(batch.filter(keep), schema)
