@@ -58,6 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lakegate.common.contracts.runs import Cursor, SyncMode
 from lakegate.common.errors import InvalidInput, NotFound
+from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.introspection import Relation
 from lakegate.extractor.query import TableQuery, quote_ident
 from lakegate.extractor.typemap import ColumnPlan
@@ -255,9 +256,11 @@ class CursorColumn:
         return Cursor(column=self.name, value=self.text(value), source_type=self.plan.source_type)
 
 
-def late_window(relation: Relation, seconds: float, ids: int) -> LateWindow | None:
+def late_window(relation: Relation, settings: ExtractorSettings) -> LateWindow | None:
     """The look-back for rows committed late; None for views and foreign tables, whose rows have no `xmin`."""
-    return LateWindow(seconds, ids) if relation.kind in ("r", "p", "m") else None
+    if relation.kind not in ("r", "p", "m"):
+        return None
+    return LateWindow(settings.late_commit_seconds, settings.late_commit_ids)
 
 
 def named_cursor(query: TableQuery, column: str, *, stored: bool = False) -> CursorColumn:

@@ -161,7 +161,7 @@ class Extractor:
         since: Cursor | None,
     ) -> tuple[list[StagedParts], int, CursorValue | None]:
         """Read the whole table (past `since`) as one stream."""
-        late = late_window(relation, self._settings.late_commit_seconds, self._settings.late_commit_ids)
+        late = late_window(relation, self._settings)
         query = relation.query.where(cursor.after(since, late)) if cursor and since else relation.query
 
         async def report(rows: int) -> None:

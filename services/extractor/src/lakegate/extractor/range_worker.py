@@ -106,8 +106,7 @@ class RangeWorker:
             if command.since is not None:
                 if cursor is None:
                     raise InvalidInput(f"range {command.index} of run {command.run_id} has a cursor but no column")
-                late = late_window(relation, self._settings.late_commit_seconds, self._settings.late_commit_ids)
-                query = query.where(cursor.after(command.since, late))
+                query = query.where(cursor.after(command.since, late_window(relation, self._settings)))
 
             async def report(rows: int) -> None:
                 await self._steps.progress(command.run_id, rows, range_index=command.index)

@@ -54,8 +54,12 @@ async def source_snapshot(
                     f"snapshot {adopt} at {where(credentials.login.address)} has ended: the extraction that "
                     "exported it stopped and starts over with a new one"
                 ) from exc
-        snapshot = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
+        exported = await conn.fetchrow(
+            "SELECT pg_catalog.pg_export_snapshot() AS id, "
+            "pg_catalog.current_setting('server_version_num')::int >= 130000 AS has_pg_snapshot"
+        )
+        assert exported is not None  # one row, always
         visible = None
-        if int(await conn.fetchval("SELECT pg_catalog.current_setting('server_version_num')")) >= 130000:
+        if exported["has_pg_snapshot"]:
             visible = await conn.fetchval("SELECT pg_catalog.pg_current_snapshot()::text")
-        yield SourceSnapshot(conn, snapshot, visible)
+        yield SourceSnapshot(conn, exported["id"], visible)

@@ -55,8 +55,13 @@ class _File:
         self.name = f"part-00000-{uuid.uuid4()}-c000.{COMPRESSION}.parquet"
         self.path = directory / self.name
         self._sink = self.path.open("wb")
+        self._footer: list[pq.FileMetaData] = []  # the writer leaves the file's metadata here on close
         self._writer = pq.ParquetWriter(
-            self._sink, schema, compression=COMPRESSION, dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES
+            self._sink,
+            schema,
+            compression=COMPRESSION,
+            dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
+            metadata_collector=self._footer,
         )
 
     @property
@@ -69,9 +74,8 @@ class _File:
     def close(self, schema: pa.Schema) -> AddAction:
         self._writer.close()
         self._sink.close()
-        metadata = pq.read_metadata(self.path)
         stat = self.path.stat()
-        return AddAction(self.name, stat.st_size, {}, int(stat.st_mtime * 1000), True, _stats(metadata, schema))
+        return AddAction(self.name, stat.st_size, {}, int(stat.st_mtime * 1000), True, _stats(self._footer[0], schema))
 
     def abandon(self) -> None:
         with contextlib.suppress(Exception):
