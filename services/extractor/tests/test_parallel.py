@@ -231,7 +231,22 @@ async def ranges_reported(catalog: FakeCatalog, run_id: str) -> list[RangeExtrac
     return found
 
 
-async def send_range(catalog: FakeCatalog, order: ExtractRange) -> None:
+async def send_range(
+    catalog: FakeCatalog, run_id: str, connection_id: str, *, snapshot: str, index: int, predicate: str
+) -> None:
+    """Publish range `index` of 2 of the `items` table, attempt a1, as a coordinator would."""
+    order = ExtractRange(
+        tenant_id=catalog.tenant_id,
+        run_id=run_id,
+        connection_id=connection_id,
+        source_schema="public",
+        source_table="items",
+        snapshot=snapshot,
+        index=index,
+        count=2,
+        predicate=predicate,
+        attempt="a1",
+    )
     await catalog.broker.publish(
         order,
         catalog.topology.cmd_extract_range,
@@ -260,19 +275,7 @@ async def test_a_range_whose_snapshot_has_ended_is_dropped_without_failing_the_r
     subscription = await nc.subscribe(advisory, cb=on_terminated)
     try:
         await send_range(
-            catalog,
-            ExtractRange(
-                tenant_id=catalog.tenant_id,
-                run_id=run_id,
-                connection_id=connection_id,
-                source_schema="public",
-                source_table="items",
-                snapshot=ended,
-                index=0,
-                count=2,
-                predicate="ctid < '(1,0)'::pg_catalog.tid",
-                attempt="a1",
-            ),
+            catalog, run_id, connection_id, snapshot=ended, index=0, predicate="ctid < '(1,0)'::pg_catalog.tid"
         )
         await asyncio.wait_for(terminated.wait(), 30)
     finally:
@@ -294,21 +297,7 @@ async def test_a_range_with_a_predicate_lakegate_did_not_build_is_refused_and_th
         async with holder.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await holder.fetchval("SELECT pg_export_snapshot()")
             forged = "ctid < '(1,0)'::pg_catalog.tid OR true) UNION SELECT 1 --"
-            await send_range(
-                catalog,
-                ExtractRange(
-                    tenant_id=catalog.tenant_id,
-                    run_id=run_id,
-                    connection_id=connection_id,
-                    source_schema="public",
-                    source_table="items",
-                    snapshot=snapshot,
-                    index=1,
-                    count=2,
-                    predicate=forged,
-                    attempt="a1",
-                ),
-            )
+            await send_range(catalog, run_id, connection_id, snapshot=snapshot, index=1, predicate=forged)
 
             async def reported() -> bool:
                 return bool(await ranges_reported(catalog, run_id))
