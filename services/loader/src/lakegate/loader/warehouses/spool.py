@@ -56,6 +56,7 @@ def incoming_wins(columns: MergeColumns, target: str, source: str, *, cursor_in_
     """SQL (DuckDB and DataFusion alike): the incoming row replaces the stored one, unless the stored one is newer.
 
     NULL is the oldest cursor: a stored NULL is always replaced, an incoming NULL never replaces a value.
+    The lakehouse's own merge applies the same rule in Arrow compute (`deltamerge._wins`).
     """
     if not columns.cursor or not cursor_in_target:
         return "TRUE"
