@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,3 +94,36 @@ def test_status_says_when_nothing_runs(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "lakegate is not running from" in result.stdout
+
+
+def test_token_create_stores_only_a_hash_and_prints_claude_code_and_desktop_configs_with_the_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lakegate.common.api_tokens import ApiTokenFile
+    from lakegate.devstack.__main__ import main
+
+    assert main(["--home", str(tmp_path), "token", "create", "--tenant", "acme", "--scopes", "read,write"]) == 0
+
+    printed = capsys.readouterr().out
+    token = next(word for word in printed.split() if word.startswith("lg_"))
+    stored = ApiTokenFile.load(tmp_path / "keys" / "api-tokens.json")
+    entry = stored.find(token)
+    assert entry is not None
+    assert (entry.tenant_id, entry.scopes) == ("acme", ["lakegate:read", "lakegate:write"])
+    assert token not in (tmp_path / "keys" / "api-tokens.json").read_text()
+    assert f'--header "Authorization: Bearer {token}"' in printed
+    block = printed[printed.index("  {\n") : printed.index("\n  }\n") + 4]
+    desktop = json.loads(textwrap.dedent(block))
+    server = desktop["mcpServers"]["lakegate"]
+    assert server["env"]["LAKEGATE_AUTHORIZATION"] == f"Bearer {token}"
+    assert "Authorization:${LAKEGATE_AUTHORIZATION}" in server["args"]
+
+
+def test_token_create_refuses_an_unknown_scope_naming_the_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lakegate.devstack.__main__ import main
+
+    assert main(["--home", str(tmp_path), "token", "create", "--scopes", "read,root"]) == 2
+    assert "scope 'root' is not one of lakegate:read, lakegate:write, lakegate:admin" in capsys.readouterr().err
+    assert not (tmp_path / "keys" / "api-tokens.json").exists()

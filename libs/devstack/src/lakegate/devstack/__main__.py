@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from lakegate.devstack.guide import connection_guide
+from lakegate.common.api_tokens import check_scopes, mint
+from lakegate.common.errors import InvalidInput
+from lakegate.devstack.guide import connection_guide, token_guide
 from lakegate.devstack.keys import ensure_fernet_key
 from lakegate.devstack.layout import StackHome
 from lakegate.devstack.leftovers import ChildRecords
@@ -37,7 +39,8 @@ def up(config: StackConfig) -> int:
     except KeyboardInterrupt:
         print("lakegate: interrupted while starting; everything started has been stopped", file=sys.stderr)
         return 130
-    print(connection_guide(stack.urls, config.repo, stack.home.logs), flush=True)
+    requires_token = stack.home.api_tokens.exists()
+    print(connection_guide(stack.urls, config.repo, stack.home.logs, requires_token), flush=True)
     try:
         while True:
             signal.pause()
@@ -94,6 +97,25 @@ def _ports_dict(config: StackConfig) -> dict[str, int]:
     return {name: getattr(config.ports, name) for name in config.ports.__dataclass_fields__}
 
 
+def _create_token(home: Path | None, tenant: str, scopes: str, name: str) -> int:
+    """Mint a token into the home's tokens file and print it with the Claude Code / Desktop configuration."""
+    try:
+        settings = StackSettings() if home is None else StackSettings(home=home)
+        config = settings.config()
+        stack_home = StackHome(config.home)
+        stack_home.create()
+        chosen = check_scopes(part.strip() for part in scopes.split(",") if part.strip())
+        token = mint(stack_home.api_tokens, tenant, chosen, name)
+    except (ValidationError, InvalidInput) as exc:
+        print(f"lakegate: {exc}", file=sys.stderr)
+        return 2
+    described = stack_home.run / "stack.json"
+    urls = json.loads(described.read_text()).get("urls", {}) if described.exists() else {}
+    mcp_url = urls.get("mcp") or f"http://{LOOPBACK}:{config.ports.edge}/mcp"
+    print(token_guide(mcp_url, token, tenant, chosen), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(
@@ -106,7 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="say whether the stack runs and whether each process is ready")
     key = commands.add_parser("key", help="create the catalog's Fernet key file if it is missing (Docker uses this)")
     key.add_argument("path", type=Path)
+    token = commands.add_parser("token", help="mint a static API token for the HTTP edge and print client configs")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="mint one token, bound to one tenant and its scopes")
+    create.add_argument("--tenant", default="default", help="the tenant every call with it acts for")
+    create.add_argument("--scopes", default="read,write,admin", help="comma-separated: read, write, admin")
+    create.add_argument("--name", default="local", help="what the token is for (kept beside its hash)")
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return _create_token(args.home, args.tenant, args.scopes, args.name)
     if args.command == "key":
         try:
             print(ensure_fernet_key(args.path))

@@ -5,7 +5,7 @@
   nats/         JetStream data and the server's config
   postgres/     the catalog's PostgreSQL cluster
   lakehouse/    the local Delta Lake tables
-  keys/         catalog.key, the Fernet key that encrypts source secrets
+  keys/         catalog.key, the Fernet key that encrypts source secrets; api-tokens.json, token hashes
   logs/         one <process>.log per process
   run/          the lock of the running `up` and the pids of its children
 ```
@@ -50,6 +50,11 @@ class StackHome:
     @property
     def catalog_key(self) -> Path:
         return self.root / "keys" / "catalog.key"
+
+    @property
+    def api_tokens(self) -> Path:
+        """Hashes of the static API tokens the edge accepts; once it exists the edge requires one."""
+        return self.root / "keys" / "api-tokens.json"
 
     @property
     def logs(self) -> Path:

@@ -212,6 +212,8 @@ class Stack:
             "loader": {"LAKEGATE_LOADER_HOME": str(self.home.root)},
             "edge": {"LAKEGATE_EDGE_HOST": config.edge_host, "LAKEGATE_EDGE_PORT": str(ports.edge)},
         }
+        if self.home.api_tokens.exists():  # minted with `token create`: from now on the edge requires one
+            specific["edge"]["LAKEGATE_EDGE_TOKENS_FILE"] = str(self.home.api_tokens)
         launches = []
         for name, module in SERVICES.items():
             prefix = f"LAKEGATE_{name.upper()}_"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lakegate.common.service import Runtime, runtime, started
 from lakegate.edge.audit import AuditTrail
+from lakegate.edge.authentication import authentication, replace_metadata_route
 from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.server import create_server
@@ -41,7 +42,8 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
     """Connect to NATS and yield the MCP server; publish the last audit records, then drain NATS, on exit."""
     rt = runtime(SERVICE, settings)
     trail = AuditTrail(rt.broker, rt.topology, capacity=settings.audit_queue_size)
-    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant)), trail)
+    auth = authentication(settings) if settings.transport == "http" else None
+    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant)), trail, auth)
     async with started(rt, settings) as health_port, trail.running():
         yield EdgeState(settings, rt, server, health_port)
 
@@ -77,5 +79,7 @@ def http_app(state: EdgeState) -> Starlette:
             ready = False
         return PlainTextResponse("ok\n" if ready else "not ready: NATS is not connected\n", 200 if ready else 503)
 
+    if settings.authenticates:
+        replace_metadata_route(app.router.routes, settings)
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
     return app

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Literal
 
 from lakegate.common.errors import InvalidInput
 from lakegate.common.names import check_tenant_id
 from lakegate.common.settings import ServiceSettings
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
@@ -97,6 +98,35 @@ class EdgeSettings(ServiceSettings):
     shutdown_grace_seconds: float = Field(
         default=30.0, ge=0, description="How long open HTTP requests may finish after a stop signal."
     )
+    tokens_file: Path | None = Field(
+        default=None,
+        description="JSON file of hashed static API tokens (`python -m lakegate.devstack token create`); "
+        "set, every HTTP caller needs a bearer token.",
+    )
+    oauth_issuer: str | None = Field(
+        default=None,
+        description="Issuer (`iss`) of the bearer JWTs the edge accepts, its authorization server; set, every "
+        "HTTP caller needs a bearer token.",
+    )
+    oauth_audience: str | None = Field(
+        default=None, description="Audience (`aud`) a JWT must name; default: public_url (RFC 8707)."
+    )
+    oauth_jwks_url: str | None = Field(default=None, description="Where the issuer publishes its signing keys.")
+    oauth_public_key: str | None = Field(
+        default=None, description="The issuer's public key as PEM text or the path of a PEM file, instead of a JWKS."
+    )
+    oauth_shared_secret: SecretStr | None = Field(
+        default=None, description="A shared HMAC secret (HS256) instead of a public key; for tests and small setups."
+    )
+    oauth_algorithms: CommaList = Field(
+        default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"],
+        description="JWT signature algorithms accepted (comma-separated); HS256 when a shared secret is set.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The MCP endpoint's URL as clients reach it (the OAuth resource identifier); default "
+        "http://<host>:<port><path>.",
+    )
 
     @field_validator("default_tenant")
     @classmethod
@@ -108,14 +138,60 @@ class EdgeSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _remote_needs_authentication(self) -> EdgeSettings:
-        if self.transport == "http" and not is_loopback(self.host) and not self.allow_anonymous_remote:
+        if (
+            self.transport == "http"
+            and not is_loopback(self.host)
+            and not self.authenticates
+            and not self.allow_anonymous_remote
+        ):
             raise ValueError(
                 f"LAKEGATE_EDGE_HOST={self.host} would let anyone who can reach it act as tenant "
-                f"{self.default_tenant!r}, because the edge does not authenticate callers yet. Bind to "
-                "127.0.0.1, or set LAKEGATE_EDGE_ALLOW_ANONYMOUS_REMOTE=true when a proxy in front of "
-                "the edge authenticates callers."
+                f"{self.default_tenant!r}. Set LAKEGATE_EDGE_TOKENS_FILE (static API tokens) or "
+                "LAKEGATE_EDGE_OAUTH_ISSUER (bearer JWTs), bind to 127.0.0.1, or set "
+                "LAKEGATE_EDGE_ALLOW_ANONYMOUS_REMOTE=true when a proxy in front of the edge authenticates callers."
             )
         return self
+
+    @model_validator(mode="after")
+    def _issuer_needs_one_key(self) -> EdgeSettings:
+        keys = [
+            name
+            for name, value in (
+                ("LAKEGATE_EDGE_OAUTH_JWKS_URL", self.oauth_jwks_url),
+                ("LAKEGATE_EDGE_OAUTH_PUBLIC_KEY", self.oauth_public_key),
+                ("LAKEGATE_EDGE_OAUTH_SHARED_SECRET", self.oauth_shared_secret),
+            )
+            if value
+        ]
+        if self.oauth_issuer is not None and len(keys) != 1:
+            raise ValueError(
+                "LAKEGATE_EDGE_OAUTH_ISSUER needs exactly one way to check signatures: set one of "
+                f"LAKEGATE_EDGE_OAUTH_JWKS_URL, LAKEGATE_EDGE_OAUTH_PUBLIC_KEY or LAKEGATE_EDGE_OAUTH_SHARED_SECRET"
+                f"{' (set now: ' + ', '.join(keys) + ')' if keys else ''}"
+            )
+        if self.oauth_issuer is None and keys:
+            raise ValueError(f"{keys[0]} is set but LAKEGATE_EDGE_OAUTH_ISSUER is not: set the issuer too")
+        if self.tokens_file is not None and not self.tokens_file.is_file():
+            raise ValueError(
+                f"LAKEGATE_EDGE_TOKENS_FILE={self.tokens_file} does not exist: mint a token with "
+                "`python -m lakegate.devstack token create`, or unset the setting"
+            )
+        if self.oauth_shared_secret is not None and "HS256" not in self.oauth_algorithms:
+            self.oauth_algorithms = ["HS256"]
+        return self
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether HTTP callers must show a bearer token."""
+        return self.tokens_file is not None or self.oauth_issuer is not None
+
+    @property
+    def resource_url(self) -> str:
+        """The MCP endpoint's public URL: the OAuth resource identifier and default JWT audience."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.path}"
 
     @property
     def max_request_bytes(self) -> int:

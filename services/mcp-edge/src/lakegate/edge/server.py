@@ -6,11 +6,13 @@ from typing import Any
 
 from lakegate.common.errors import LakegateError
 from lakegate.edge.audit import AuditedCalls, AuditTrail
+from lakegate.edge.authentication import Authentication
 from lakegate.edge.backend import Backend
 from lakegate.edge.completions import add_completions
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
+from lakegate.edge.scopes import ScopedRequests
 from lakegate.edge.tools.assist import add_assist_tools
 from lakegate.edge.tools.catalog import add_catalog_tools
 from lakegate.edge.tools.schedules import add_schedule_tools
@@ -51,15 +53,17 @@ class LakegateServer(MCPServer):
         return [*await super().list_resources(), *own]
 
 
-def create_server(backend: Backend, trail: AuditTrail) -> MCPServer:
+def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | None = None) -> MCPServer:
     """An MCP server that calls the catalog, the extractor and the loader through `backend`."""
     server = LakegateServer(
         backend,
+        auth=auth.settings if auth else None,
+        token_verifier=auth.verifier if auth else None,
         name="lakegate",
         title="lakegate",
         instructions=INSTRUCTIONS,
         version="0.2.0",
-        middleware=[AuditedCalls(trail, backend.tenancy)],
+        middleware=[AuditedCalls(trail, backend.tenancy), ScopedRequests(backend.tenancy)],
     )
     add_source_tools(server, backend)
     add_sync_tools(server, backend, RunWatch(backend))

@@ -3,12 +3,16 @@
 A caller with an access token (streamable HTTP behind OAuth) acts for the tenant its token names,
 in the `lakegate_tenant` claim or a `tenant:<id>` scope. A caller without one (stdio, or loopback
 HTTP) acts for the configured default tenant. No tool takes a tenant argument.
+
+What the caller may do comes from the same place: a token's lakegate scopes (`scopes.py` says
+which tool needs which), every scope for a caller without a token, who is the one local user.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lakegate.common.api_tokens import SCOPES, granted
 from lakegate.common.errors import PermissionDenied
 from lakegate.common.names import check_tenant_id
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -55,3 +59,10 @@ class Tenancy:
         if token is None:
             return LOCAL_ACTOR
         return token.subject or token.client_id
+
+    def scopes(self) -> frozenset[str]:
+        """The lakegate scopes of the caller: its token's (with those they include), else every scope."""
+        token = get_access_token()
+        if token is None:
+            return frozenset(SCOPES)
+        return granted(token.scopes)
