@@ -108,3 +108,33 @@ def test_a_failed_commit_leaves_the_table_as_it_was(table: Path) -> None:
         deltamerge.merge(table, broken, KEYS, cursor_in_target=True, metadata={})
 
     assert (DeltaTable(str(table)).version(), table_rows(table)) == (version, kept)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [pa.string_view(), pa.large_string(), pa.dictionary(pa.int16(), pa.string())],
+    ids=["string_view", "large_string", "dictionary"],
+)
+def test_files_whose_writer_chose_another_physical_type_for_text_merge_like_any_other(
+    tmp_path: Path, text: pa.DataType
+) -> None:
+    deltalog.write(
+        tmp_path, pa.RecordBatchReader.from_batches(SCHEMA, [rows(("eu", 0, "x", 1))]), mode="overwrite", metadata={}
+    )
+    # A second file written by another writer: the same columns, text in `text`.
+    physical = pa.schema([field.with_type(text) if field.type == pa.string() else field for field in SCHEMA])
+    other = pa.table(
+        {"region": ["eu", "eu", "us"], "id": [1, 2, 1], "note": ["a", "b", "c"], "version": [1, 1, 1]}
+    ).cast(physical)
+    deltalog.write(
+        tmp_path, pa.RecordBatchReader.from_batches(physical, other.to_batches()), mode="append", metadata={}
+    )
+    assert any(
+        pa.parquet.read_schema(uri).field("note").type == text for uri in DeltaTable(str(tmp_path)).file_uris()
+    ), "the table holds a file in the other physical type"
+
+    deltamerge.merge(
+        tmp_path, lambda: incoming(("eu", 2, "b2", 2), ("us", 1, "c2", 2)), KEYS, cursor_in_target=True, metadata={}
+    )
+
+    assert table_rows(tmp_path) == [("eu", 0, "x", 1), ("eu", 1, "a", 1), ("eu", 2, "b2", 2), ("us", 1, "c2", 2)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -266,6 +267,30 @@ async def test_a_column_added_at_the_source_joins_the_table_null_in_older_rows(
 
     assert loaded.schema_changes == [SchemaChange(column="email", change="added", after="string")]
     assert await table_rows(query, f"grown_{mode}") == [[1, "a", 1, None], [2, "b", 2, "b@example.com"]]
+
+
+async def test_full_then_a_merge_adding_a_column_then_merge_incremental_and_merge_again_keep_every_row(
+    extractor: Extractor, query: Query
+) -> None:
+    target = extractor.target("chained")
+    wider = ORDERS.append(pa.field("email", pa.string()))
+    await extractor.sync(target, [orders((1, "a", 1), (2, "b", 1), (3, "c", 1))])
+    sync = functools.partial(extractor.sync, target, primary_key=["id"], cursor="version")
+
+    await sync([orders((2, "b2", 2, "b@x"), (4, "d", 2, None), schema=wider)], "merge")  # delta-rs writes string_view
+    await sync([orders((2, "b3", 3, "b3@x"), (1, "a2", 3, "a@x"), schema=wider)], "merge")
+    await sync([orders((5, "e", 4, "e@x"), schema=wider)], "incremental")
+    _, loaded = await sync([orders((4, "d2", 5, "d@x"), (5, "e2", 5, None), (6, "f", 5, "f@x"), schema=wider)], "merge")
+
+    assert loaded.row_count == 3
+    assert await table_rows(query, "chained") == [
+        [1, "a2", 3, "a@x"],
+        [2, "b3", 3, "b3@x"],
+        [3, "c", 1, None],
+        [4, "d2", 5, "d@x"],
+        [5, "e2", 5, None],
+        [6, "f", 5, "f@x"],
+    ]
 
 
 @pytest.mark.parametrize("mode", ["incremental", "merge"])

@@ -12,8 +12,11 @@ delta-rs's MERGE held the loader 340 MiB above where it started to merge 10,000 
 4. commits the removed and the added files as one transaction carrying the run's notes.
 
 Files without a replaced row stay as they are. Keys compare as SQL's `=` does (a NULL key matches
-nothing). A merge that adds columns still goes through delta-rs's MERGE, which merges the schema in
-the same commit.
+nothing). A data file's physical types are whatever its writer chose (delta-rs's MERGE writes text as
+`string_view`; other writers leave `large_string` or dictionary-encoded columns), so every column read
+from a file is cast to the table's own schema before it is compared, filtered or written again.
+A merge that adds columns still goes through delta-rs's MERGE, which merges the schema in the same
+commit.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def merge(
     # A cursor that is (part of) the key is equal on both sides of a match: the incoming row wins.
     cursor = columns.cursor if cursor_in_target and columns.cursor not in columns.keys else None
     arriving = _keys(incoming(), columns, cursor)
-    touched, losers = _compare(path, deltalog.files(table), arriving, columns, cursor)
+    touched, losers = _compare(path, deltalog.files(table), arriving, columns, cursor, schema)
 
     def rows() -> Iterator[pa.RecordBatch]:
         for file in touched:
@@ -73,7 +76,7 @@ def merge(
             for batch in stored.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
                 keep = pa.array(file.keep[offset : offset + batch.num_rows])
                 offset += batch.num_rows
-                yield align(batch.filter(keep), schema)
+                yield align(batch, schema).filter(keep)
         for batch in incoming():
             yield align(_without(batch, losers, columns), schema)
 
@@ -94,16 +97,17 @@ def _keys(batches: Iterator[pa.RecordBatch], columns: MergeColumns, cursor: str 
 
 
 def _compare(
-    path: Path, files: pa.Table, arriving: pa.Table, columns: MergeColumns, cursor: str | None
+    path: Path, files: pa.Table, arriving: pa.Table, columns: MergeColumns, cursor: str | None, schema: pa.Schema
 ) -> tuple[list[_Touched], pa.Table]:
     """The files holding replaced rows, and the keys of incoming rows a newer stored row beats."""
     keys = list(columns.keys)
+    read = pa.schema([schema.field(name) for name in [*keys, *([cursor] if cursor else [])]])
     touched: list[_Touched] = []
     beaten: list[pa.Table] = []
     if arriving.num_rows == 0:
         return touched, pa.table({key: pa.array([], arriving.schema.field(key).type) for key in keys})
     for name, size in zip(files.column("path").to_pylist(), files.column("size_bytes").to_pylist(), strict=True):
-        stored = pq.read_table(path / name, columns=[*keys, *([cursor] if cursor else [])])
+        stored = _as(pq.read_table(path / name, columns=read.names), read)
         stored = stored.append_column(_ROW, pa.array(np.arange(stored.num_rows), pa.int64()))
         matched = stored.join(arriving, keys=keys, join_type="inner")
         if matched.num_rows == 0:
@@ -117,6 +121,11 @@ def _compare(
             touched.append(_Touched(name, int(size), keep))
     losers = pa.concat_tables(beaten) if beaten else arriving.select(keys).slice(0, 0)
     return touched, losers
+
+
+def _as(stored: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`stored`'s columns in the table's types, whichever physical types its file holds."""
+    return stored if stored.schema == schema else stored.cast(schema, safe=True)
 
 
 def _wins(matched: pa.Table, cursor: str | None) -> pa.ChunkedArray:
