@@ -16,7 +16,7 @@ from lakegate.catalog.schema import migrate, migrations
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.runs import ErrorInfo, Failed
 from lakegate.common.contracts.sources import SourceCredentials, SourceInfo, SourceRef
-from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER
+from lakegate.common.delivery import ACK_WAIT, MAX_DELIVER, RECORD_TRIES
 from lakegate.common.errors import InvalidInput, TerminalError, Unavailable
 from lakegate.common.subjects import RunStep
 from pydantic import SecretStr
@@ -192,7 +192,7 @@ async def test_two_replicas_answer_each_request_once_and_share_the_run_steps(
 
         topology = first.runtime.topology
         consumer = await peer.js.consumer_info(topology.run_stream.name, topology.durable("catalog_runs"))
-        assert consumer.config.max_deliver == MAX_DELIVER
+        assert consumer.config.max_deliver == MAX_DELIVER + RECORD_TRIES
         assert consumer.config.ack_wait == ACK_WAIT
 
 

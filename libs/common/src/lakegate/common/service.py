@@ -14,12 +14,13 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvloop
 from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker, ensure_streams
+from lakegate.common.delivery import Subscription, ensure_consumers
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
 from lakegate.common.rpc import RpcClient
@@ -38,6 +39,11 @@ class Runtime:
     broker: NatsBroker
     topology: Topology
     rpc: RpcClient
+    #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
+    subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
+
+    def observe_delivery(self, title: str, outcome: str, attempt: int, seconds: float) -> None:
+        """Called once per settled JetStream delivery."""
 
 
 def runtime(service: str, settings: ServiceSettings) -> Runtime:
@@ -55,6 +61,7 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     """
     await rt.broker.connect()
     await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
+    await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
     await rt.broker.start()
     # A round trip to the server, so every subscription is in place before anyone is told we are ready.
     await rt.broker.connection.flush()

@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
-from faststream import AckPolicy
-from faststream.nats import JStream, PullSub
 from lakegate.catalog.audit import AuditLog
 from lakegate.catalog.cipher import PasswordCipher, cipher_from_settings
 from lakegate.catalog.clock import Clock, SystemClock
@@ -25,8 +23,9 @@ from lakegate.catalog.scheduler import Scheduler, scheduling
 from lakegate.catalog.schedules import ScheduleStore
 from lakegate.catalog.sources import SourceStore
 from lakegate.common.contracts.rpc import Reply
-from lakegate.common.delivery import durable_config
+from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.service import Runtime, runtime, started
+from lakegate.common.subjects import Topology
 
 SERVICE = "catalog"
 #: Replicas answer requests as one queue group, so each request is handled exactly once.
@@ -65,37 +64,42 @@ def _register(rt: Runtime, handlers: CatalogHandlers, ack_wait: float) -> None:
     }
     for subject, handler in answering.items():
         broker.subscriber(subject, queue=QUEUE)(handler)
-    broker.subscriber(
-        topology.run_steps(),
-        stream=JStream(topology.run_stream.name, declare=False),
-        durable=topology.durable("catalog_runs"),
-        config=durable_config(ack_wait),
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
-        ack_policy=AckPolicy.MANUAL,
-        title="catalog run steps",
-        description="Moves each run's state machine; publishes the public sync event when a run finishes. "
-        "`range` steps are acknowledged and otherwise ignored.",
-    )(handlers.on_run_step)
-    # The CMD stream is a work queue: each consumer filters its own subject, none overlapping another's.
-    commands: dict[str, tuple[str, Callable[..., Awaitable[None]], str]] = {
-        topology.cmd_record_dataset: (
-            "catalog_datasets",
-            handlers.on_dataset_record,
-            "Records a silver, gold or uploaded table the loader wrote, with its lineage.",
+    subscribe(rt, _subscriptions(topology, handlers), ack_wait=ack_wait)
+
+
+def _subscriptions(topology: Topology, handlers: CatalogHandlers) -> list[Subscription]:
+    """The catalog's JetStream consumers; `lakegate.common.delivery` owns how each is consumed.
+
+    The CMD stream is a work queue: each consumer filters its own subject, none overlapping another's.
+    """
+    runs, commands = topology.run_stream.name, topology.cmd_stream.name
+    return [
+        Subscription(
+            topology.run_steps(),
+            runs,
+            topology.durable("catalog_runs"),
+            "catalog run steps",
+            "Moves each run's state machine; publishes the public sync event when a run finishes. "
+            "`range` steps are acknowledged and otherwise ignored.",
+            handlers.run_steps,
         ),
-        topology.cmd_audit: ("catalog_audit", handlers.on_audit_record, "Stores one audit record per MCP tool call."),
-    }
-    for subject, (durable, consume, description) in commands.items():
-        broker.subscriber(
-            subject,
-            stream=JStream(topology.cmd_stream.name, declare=False),
-            durable=topology.durable(durable),
-            config=durable_config(ack_wait),
-            pull_sub=PullSub(batch_size=1, timeout=5.0),
-            ack_policy=AckPolicy.MANUAL,
-            title=f"catalog {durable.removeprefix('catalog_')} commands",
-            description=description,
-        )(consume)
+        Subscription(
+            topology.cmd_record_dataset,
+            commands,
+            topology.durable("catalog_datasets"),
+            "catalog datasets commands",
+            "Records a silver, gold or uploaded table the loader wrote, with its lineage.",
+            handlers.dataset_records,
+        ),
+        Subscription(
+            topology.cmd_audit,
+            commands,
+            topology.durable("catalog_audit"),
+            "catalog audit commands",
+            "Stores one audit record per MCP tool call.",
+            handlers.audit_records,
+        ),
+    ]
 
 
 @contextlib.asynccontextmanager

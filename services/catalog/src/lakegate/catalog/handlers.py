@@ -32,36 +32,27 @@ from lakegate.common.contracts.sources import (
     SourceRef,
 )
 from lakegate.common.contracts.transforms import DatasetRecord
-from lakegate.common.delivery import settle
-from lakegate.common.errors import InvalidInput, LakegateError
+from lakegate.common.delivery import Delivery, Work, parsed
+from lakegate.common.errors import LakegateError
 from lakegate.common.rpc import answers
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=BaseModel)
 
 
-def _command(model: type[C], msg: NatsMessage) -> C:
-    try:
-        return model.model_validate_json(msg.body)
-    except ValidationError as exc:
-        raise InvalidInput(
-            f"message on {msg.raw_message.subject} is not a valid {model.__name__}: {exc}; the sender must be fixed"
-        ) from None
+def _commands(model: type[C], apply: Callable[[C], Awaitable[object]]) -> Work[C]:
+    """Apply each command; one that can never apply is logged and dropped."""
 
+    async def run(command: C, _: Delivery) -> None:
+        await apply(command)
 
-async def _consume(msg: NatsMessage, model: type[C], apply: Callable[[C], Awaitable[object]]) -> None:
-    """Apply one command through `settle`; a command that can never apply is logged and dropped."""
-
-    async def work() -> None:
-        await apply(_command(model, msg))
-
-    async def on_terminal(error: LakegateError) -> None:
+    async def fail(command: C, error: LakegateError) -> None:
         # Nobody waits on a command's outcome, so the log is where a dropped one is seen.
-        log.error("dropped %s on %s: %s", model.__name__, msg.raw_message.subject, error)
+        log.error("dropped %s: %s", model.__name__, error)
 
-    await settle(msg, work, on_terminal=on_terminal)
+    return Work(parse=parsed(model), run=run, fail=fail, doing=lambda _: f"applying a {model.__name__} command")
 
 
 @dataclass(frozen=True)
@@ -151,29 +142,28 @@ class CatalogHandlers:
         records, next_offset = await self.audit.of_tenant(request.tenant_id, Window(request.offset, request.limit))
         return AuditList(records=records, next_offset=next_offset)
 
-    async def on_dataset_record(self, msg: NatsMessage) -> None:
+    @property
+    def dataset_records(self) -> Work[DatasetRecord]:
         """`cmd.datasets.record`: upsert a silver, gold or uploaded table with its lineage."""
-        await _consume(msg, DatasetRecord, self.datasets.record)
+        return _commands(DatasetRecord, self.datasets.record)
 
-    async def on_audit_record(self, msg: NatsMessage) -> None:
+    @property
+    def audit_records(self) -> Work[AuditRecord]:
         """`cmd.audit.record`: store one tool call, once per record id."""
-        await _consume(msg, AuditRecord, self.audit.record)
+        return _commands(AuditRecord, self.audit.record)
 
-    async def on_run_step(self, msg: NatsMessage) -> None:
-        """`run.<run_id>.<step>`: move the run's state machine, acknowledged through `settle`."""
-        if not tracked(msg.raw_message.subject):
-            await msg.ack()
-            return
-        step: Step | None = None
+    @property
+    def run_steps(self) -> Work[Step]:
+        """`run.<run_id>.<step>`: move the run's state machine; `range` steps are acknowledged and skipped."""
 
-        async def work() -> None:
-            nonlocal step
-            step = parse_step(msg.raw_message.subject, msg.body)
+        def parse(msg: NatsMessage) -> Step | None:
+            subject = msg.raw_message.subject
+            return parse_step(subject, msg.body) if tracked(subject) else None
+
+        async def run(step: Step, _: Delivery) -> None:
             await self.lifecycle.apply(step)
 
-        async def on_terminal(error: LakegateError) -> None:
-            if step is None:  # not a step of any run we could name
-                return
+        async def fail(step: Step, error: LakegateError) -> None:
             reason = ErrorInfo(
                 code=error.code,
                 message=f"the catalog could not record the {step_name(step)} step of run {step.run_id}: {error}",
@@ -182,8 +172,10 @@ class CatalogHandlers:
                 await self.lifecycle.fail(step.tenant_id, step.run_id, "catalog", reason)
             except LakegateError as exc:
                 log.warning("run %s was not marked failed: %s", step.run_id, exc)
-            except Exception:
-                # Settling must go on (the message is rejected next); the run stays as it was.
-                log.exception("run %s was not marked failed", step.run_id)
 
-        await settle(msg, work, on_terminal=on_terminal)
+        return Work(
+            parse=parse,
+            run=run,
+            fail=fail,
+            doing=lambda step: f"recording the {step_name(step)} step of run {step.run_id}",
+        )

@@ -6,8 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.service import Runtime, runtime, started
 from lakegate.common.staging import JetStreamStaging, StagingStore
+from lakegate.common.subjects import Topology
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.extraction import Extractor
 from lakegate.extractor.handlers import register_handlers
@@ -28,6 +30,29 @@ class ExtractorState:
     health_port: int | None
 
 
+def _subscriptions(topology: Topology, extractor: Extractor, ranges: RangeWorker) -> list[Subscription]:
+    """The extractor's JetStream consumers; replicas share each durable one, so adding replicas adds throughput."""
+    commands = topology.cmd_stream.name
+    return [
+        Subscription(
+            topology.cmd_extract,
+            commands,
+            topology.durable("extractor"),
+            "extractor tables",
+            "Streams one table to staging, or coordinates it in ranges; reports extracting, extracted or failed.",
+            extractor.work,
+        ),
+        Subscription(
+            topology.cmd_extract_range,
+            commands,
+            topology.durable("extractor_ranges"),
+            "extractor ranges",
+            "Streams one range of a large table in its coordinator's snapshot; every replica takes its share.",
+            ranges.work,
+        ),
+    ]
+
+
 @contextlib.asynccontextmanager
 async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
     """Run the extractor's handlers until the block exits, then drain."""
@@ -40,6 +65,7 @@ async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
     steps = RunSteps(rt)
     extractor = Extractor(rt, settings, staging, steps)
     ranges = RangeWorker(rt, settings, staging, steps)
-    register_handlers(rt, settings, extractor, ranges)
+    register_handlers(rt, settings)
+    subscribe(rt, _subscriptions(rt.topology, extractor, ranges), ack_wait=settings.ack_wait_seconds)
     async with started(rt, settings) as health_port:
         yield ExtractorState(rt, settings, extractor, ranges, health_port)

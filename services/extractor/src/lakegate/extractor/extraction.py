@@ -25,11 +25,10 @@ import time
 from collections.abc import Callable, Sequence
 
 import pyarrow as pa
-from faststream.nats import NatsMessage
 from lakegate.common.contracts.runs import Cursor, Extracted, Extracting, ExtractTable, StagedParts
 from lakegate.common.contracts.sources import SourceCredentials, SourceRef
-from lakegate.common.delivery import MAX_DELIVER, delivery_count, heartbeat, settle
-from lakegate.common.errors import InvalidInput, LakegateError, TerminalError
+from lakegate.common.delivery import Delivery, Work, parsed
+from lakegate.common.errors import InvalidInput, LakegateError
 from lakegate.common.names import SourceTableName
 from lakegate.common.service import Runtime
 from lakegate.common.staging import StagingStore
@@ -61,31 +60,30 @@ class Extractor:
     ) -> None:
         self._rt, self._settings, self._staging, self._steps = rt, settings, staging, steps
 
-    async def handle(self, command: ExtractTable, msg: NatsMessage) -> None:
-        """Settle one delivery: ack when staged or cancelled, retry a transient failure later, or fail the run."""
-        attempt = delivery_count(msg)
+    @property
+    def work(self) -> Work[ExtractTable]:
+        """`cmd.extract`: ack when staged or cancelled, retry a transient failure later, or fail the run."""
 
-        async def work() -> None:
-            if attempt > MAX_DELIVER:
-                # Earlier deliveries ended without settling: the process died while extracting.
-                raise TerminalError(
-                    f"the extractor stopped {attempt - 1} times while extracting "
-                    f"{command.source_schema}.{command.source_table}; check its log and memory limit"
-                )
-            async with heartbeat(msg, every=self._settings.ack_wait_seconds / 3):
-                cancelled = await unless_cancelled(
-                    self._rt, command.tenant_id, command.run_id, lambda: self.extract(command, f"a{attempt}")
-                )
+        async def run(command: ExtractTable, delivery: Delivery) -> None:
+            attempt = f"a{delivery.attempt}"
+            cancelled = await unless_cancelled(
+                self._rt, command.tenant_id, command.run_id, lambda: self.extract(command, attempt)
+            )
             if cancelled:
                 await self._staging().delete(command.run_id)
                 log.info("run %s: cancelled; extraction stopped, staged parts deleted", command.run_id)
 
-        async def fail(error: LakegateError) -> None:
+        async def fail(command: ExtractTable, error: LakegateError) -> None:
             await self._steps.failed(command.tenant_id, command.run_id, error)
             with contextlib.suppress(Exception):  # parts nobody will load; they would expire anyway
                 await self._staging().delete(command.run_id)
 
-        await settle(msg, work, on_terminal=fail)
+        return Work(
+            parse=parsed(ExtractTable),
+            run=run,
+            fail=fail,
+            doing=lambda command: f"extracting {command.source_schema}.{command.source_table} for run {command.run_id}",
+        )
 
     async def extract(self, command: ExtractTable, attempt: str) -> Extracted | None:
         """Extract the command's table as attempt `attempt`; None when the run had already finished."""

@@ -1,4 +1,4 @@
-"""The extractor's FastStream subscribers: the request handlers, the extraction worker and the range worker.
+"""The extractor's request handlers (its JetStream consumers are listed in `app.py`).
 
 No `from __future__ import annotations` here: FastStream reads the handlers' annotations at
 runtime (through `answers`' wrapper), so they must be real classes.
@@ -6,10 +6,7 @@ runtime (through `answers`' wrapper), so they must be real classes.
 
 import asyncio
 
-from faststream import AckPolicy
-from faststream.nats import JStream, NatsMessage, PullSub
 from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
-from lakegate.common.contracts.runs import ExtractRange, ExtractTable
 from lakegate.common.contracts.sources import (
     CheckSource,
     ConnectionStatus,
@@ -23,18 +20,15 @@ from lakegate.common.service import Runtime
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.details import describe_table
 from lakegate.extractor.exploration import query_source
-from lakegate.extractor.extraction import Extractor
 from lakegate.extractor.guard import check_query
 from lakegate.extractor.introspection import check_registered, check_source, source_tables
-from lakegate.extractor.range_worker import RangeWorker
-from nats.js.api import ConsumerConfig
 
 #: Replicas share request subjects through this queue group, so one of them answers each request.
 QUEUE = "extractor"
 
 
-def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extractor, ranges: RangeWorker) -> None:
-    """Subscribe the extractor's handlers on the runtime's broker (before it starts)."""
+def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
+    """Subscribe the extractor's request handlers on the runtime's broker (before it starts)."""
     broker, topology = rt.broker, rt.topology
 
     @broker.subscriber(topology.sources_check, queue=QUEUE)
@@ -74,27 +68,3 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extra
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
         return await query_source(credentials, sql, request.max_rows, settings)
-
-    @broker.subscriber(
-        topology.cmd_extract,
-        stream=JStream(topology.cmd_stream.name, declare=False),
-        durable=topology.durable("extractor"),
-        config=ConsumerConfig(ack_wait=settings.ack_wait_seconds),
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
-        ack_policy=AckPolicy.MANUAL,
-    )
-    async def extract(command: ExtractTable, msg: NatsMessage) -> None:
-        """One table to stream to staging, or to coordinate in ranges; replicas share the durable consumer."""
-        await extractor.handle(command, msg)
-
-    @broker.subscriber(
-        topology.cmd_extract_range,
-        stream=JStream(topology.cmd_stream.name, declare=False),
-        durable=topology.durable("extractor_ranges"),
-        config=ConsumerConfig(ack_wait=settings.ack_wait_seconds),
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
-        ack_policy=AckPolicy.MANUAL,
-    )
-    async def extract_range(command: ExtractRange, msg: NatsMessage) -> None:
-        """One range of a large table, in its coordinator's snapshot; every replica takes its share."""
-        await ranges.handle(command, msg)

@@ -22,11 +22,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from faststream.nats import NatsMessage
 from lakegate.common.contracts.runs import ErrorInfo, ExtractRange, RangeExtracted, RangeFailed
 from lakegate.common.contracts.sources import SourceCredentials, SourceRef
-from lakegate.common.delivery import MAX_DELIVER, delivery_count, heartbeat, settle
-from lakegate.common.errors import InvalidInput, LakegateError, TerminalError
+from lakegate.common.delivery import Delivery, Work, parsed
+from lakegate.common.errors import InvalidInput, LakegateError
 from lakegate.common.names import SourceTableName
 from lakegate.common.service import Runtime
 from lakegate.common.staging import StagingStore
@@ -53,26 +52,25 @@ class RangeWorker:
         #: (run id, range index) of every range this replica staged, oldest first.
         self.staged: list[tuple[str, int]] = []
 
-    async def handle(self, command: ExtractRange, msg: NatsMessage) -> None:
-        """Settle one delivery: ack when staged, retry a transient failure, drop or report a terminal one."""
-        delivery = delivery_count(msg)
-        location = f"{command.attempt or 'a0'}r{command.index}a{delivery}"
+    @property
+    def work(self) -> Work[ExtractRange]:
+        """`cmd.extract_range`: ack when staged, retry a transient failure, drop or report a terminal one."""
 
-        async def work() -> None:
-            if delivery > MAX_DELIVER:
-                raise TerminalError(
-                    f"the extractor stopped {delivery - 1} times while extracting range {command.index + 1} of "
-                    f"{command.count}; check its log and memory limit"
-                )
-            async with heartbeat(msg, every=self._settings.ack_wait_seconds / 3):
-                cancelled = await unless_cancelled(
-                    self._rt, command.tenant_id, command.run_id, lambda: self.extract(command, location)
-                )
+        def location(command: ExtractRange, delivery: int) -> str:
+            return f"{command.attempt or 'a0'}r{command.index}a{delivery}"
+
+        async def run(command: ExtractRange, delivery: Delivery) -> None:
+            cancelled = await unless_cancelled(
+                self._rt,
+                command.tenant_id,
+                command.run_id,
+                lambda: self.extract(command, location(command, delivery.attempt)),
+            )
             if cancelled:
                 await self._staging().delete(command.run_id)
                 log.info("run %s: cancelled; range %d stopped, staged parts deleted", command.run_id, command.index)
 
-        async def fail(error: LakegateError) -> None:
+        async def fail(command: ExtractRange, error: LakegateError) -> None:
             if isinstance(error, SnapshotGone):
                 log.info("run %s: range %d dropped: %s", command.run_id, command.index, error)
                 return
@@ -83,9 +81,15 @@ class RangeWorker:
                 attempt=command.attempt,
                 error=ErrorInfo(code=error.code, message=error.message, transient=False),
             )
-            await self._steps.publish(command.run_id, report, RunStep.RANGE, suffix=f"{location}.failed")
+            # One failure report per range and attempt: the coordinator fails the run on the first.
+            await self._steps.publish(command.run_id, report, RunStep.RANGE, suffix=f"{location(command, 0)}.failed")
 
-        await settle(msg, work, on_terminal=fail)
+        return Work(
+            parse=parsed(ExtractRange),
+            run=run,
+            fail=fail,
+            doing=lambda command: f"extracting range {command.index + 1} of {command.count} of run {command.run_id}",
+        )
 
     async def extract(self, command: ExtractRange, location: str) -> RangeExtracted | None:
         """Stage one range under `location`; None when the run had already finished."""

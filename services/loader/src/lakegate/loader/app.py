@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from faststream import AckPolicy
-from faststream.nats import JStream, PullSub
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.contracts.rpc import Reply
-from lakegate.common.delivery import durable_config
+from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.service import Runtime, runtime, started
 from lakegate.common.staging import JetStreamStaging, StagingStore
-from lakegate.common.subjects import RunStep
+from lakegate.common.subjects import RunStep, Topology
 from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.handlers import LoaderHandlers
@@ -57,16 +55,21 @@ def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -
     }
     for subject, handler in answering.items():
         broker.subscriber(subject, queue=QUEUE, max_workers=settings.request_workers)(handler)
-    broker.subscriber(
-        topology.run_steps(RunStep.EXTRACTED),
-        stream=JStream(topology.run_stream.name, declare=False),
-        durable=topology.durable("loader"),
-        config=durable_config(settings.ack_wait_seconds),
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
-        ack_policy=AckPolicy.MANUAL,
-        title="loader extracted runs",
-        description="Loads each extracted run into the warehouse in one commit; reports loading, loaded or failed.",
-    )(handlers.on_extracted)
+    subscribe(rt, _subscriptions(topology, handlers), ack_wait=settings.ack_wait_seconds)
+
+
+def _subscriptions(topology: Topology, handlers: LoaderHandlers) -> list[Subscription]:
+    """The loader's JetStream consumers; `lakegate.common.delivery` owns how each is consumed."""
+    return [
+        Subscription(
+            topology.run_steps(RunStep.EXTRACTED),
+            topology.run_stream.name,
+            topology.durable("loader"),
+            "loader extracted runs",
+            "Loads each extracted run into the warehouse in one commit; reports loading, loaded or failed.",
+            handlers.extracted,
+        ),
+    ]
 
 
 def databricks_warehouse(settings: LoaderSettings) -> DatabricksWarehouse:
@@ -116,7 +119,7 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         # The JetStream context exists only once the broker is connected, so it is taken per load.
         return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
 
-    worker = LoadWorker(rt.broker, rt.topology, staging, warehouse)
+    worker = LoadWorker(rt.broker, rt.topology, staging, warehouse, fault_exit_while=settings.fault_exit_while)
     curator = Curator(warehouse, Lineage(rt.broker, rt.topology), settings.upload_max_bytes)
     handlers = LoaderHandlers(settings, warehouse, curator, worker)
     _register(rt, handlers, settings)

@@ -161,6 +161,11 @@ class LoaderSettings(ServiceSettings):
     load_queue_depth: int = Field(
         default=4, ge=1, description="Staged batches read ahead of the Delta writer; bounds a load's memory."
     )
+    fault_exit_while: Path | None = Field(
+        default=None,
+        description="For fault tests only: while this file exists, the loader process exits at the start of every "
+        "load, as an out-of-memory kill would. Never set it in a deployment.",
+    )
 
     @property
     def warehouse_kind(self) -> WarehouseKind:

@@ -6,10 +6,8 @@ tenant's catalog always comes from the request's `tenant_id`, never from anythin
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-from faststream.nats.annotations import NatsMessage
 from lakegate.common.contracts.runs import Extracted
 from lakegate.common.contracts.transforms import (
     CreateGoldView,
@@ -28,17 +26,13 @@ from lakegate.common.contracts.warehouse import (
     TableDescription,
     TableList,
 )
-from lakegate.common.delivery import settle
-from lakegate.common.errors import LakegateError
+from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.names import tenant_catalog
 from lakegate.common.rpc import answers
 from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.warehouses.base import Warehouse
 from lakegate.loader.worker import LoadWorker
-from pydantic import ValidationError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,24 +44,18 @@ class LoaderHandlers:
     curator: Curator
     worker: LoadWorker
 
-    async def on_extracted(self, msg: NatsMessage) -> None:
-        """`run.<id>.extracted`: load the run; acked, retried or terminated by `settle`."""
-        try:
-            extracted = Extracted.model_validate_json(msg.body)
-        except ValidationError as exc:
-            # Redelivering a message that cannot be read would only fail again.
-            log.error("dropping unreadable message on %s: %s", msg.raw_message.subject, exc)
-            await msg.reject()
-            return
+    @property
+    def extracted(self) -> Work[Extracted]:
+        """`run.<id>.extracted`: load the run; acked, retried, or the run failed, by the delivery policy."""
 
-        async def on_terminal(error: LakegateError) -> None:
-            await self.worker.fail(extracted, error)
+        async def run(extracted: Extracted, _: Delivery) -> None:
+            await self.worker.load(extracted)
 
-        await settle(
-            msg,
-            lambda: self.worker.load(extracted),
-            on_terminal=on_terminal,
-            ack_wait=self.settings.ack_wait_seconds,
+        return Work(
+            parse=parsed(Extracted),
+            run=run,
+            fail=self.worker.fail,
+            doing=lambda extracted: f"loading run {extracted.run_id} into {extracted.target}",
         )
 
     @answers

@@ -22,8 +22,10 @@ import base64
 import binascii
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 from faststream.nats import NatsBroker
@@ -68,6 +70,8 @@ class LoadWorker:
     staging: Callable[[], StagingStore]
     warehouse: Warehouse
     publish_timeout: float = 10.0
+    #: Fault tests: while this file exists, a load ends the process (`LoaderSettings.fault_exit_while`).
+    fault_exit_while: Path | None = None
 
     async def load(self, extracted: Extracted) -> None:
         """Commit one run's staged parts to its target, then report it and clear staging."""
@@ -79,6 +83,9 @@ class LoadWorker:
             )
         async with self._cancellation(run_id) as cancelled:
             await self._step(Loading(tenant_id=extracted.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
+            if self.fault_exit_while is not None and self.fault_exit_while.exists():
+                log.error("run %s: %s exists, so the loader exits now (a fault test)", run_id, self.fault_exit_while)
+                os._exit(70)
             schema = decode_schema(extracted)
             staging = self.staging()
             plan = LoadPlan(
