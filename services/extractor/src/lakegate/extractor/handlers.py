@@ -24,7 +24,7 @@ from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.details import describe_table
 from lakegate.extractor.exploration import query_source
 from lakegate.extractor.extraction import Extractor
-from lakegate.extractor.guard import check_query
+from lakegate.extractor.guard import calls_in, check_query
 from lakegate.extractor.introspection import check_registered, check_source, source_tables
 from lakegate.extractor.range_worker import RangeWorker
 from nats.js.api import ConsumerConfig
@@ -71,9 +71,10 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extra
         """One read-only query on a registered source: the parser guard first, then the database's walls."""
         # Parsing a long statement takes a while; a thread keeps the other requests moving.
         sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
+        calls = await asyncio.to_thread(calls_in, sql)
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
-        return await query_source(credentials, sql, request.max_rows, settings)
+        return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
 
     @broker.subscriber(
         topology.cmd_extract,
