@@ -18,9 +18,11 @@ from lakegate.common.contracts.sources import (
     SourceTables,
 )
 from lakegate.common.contracts.warehouse import QueryResult
+from lakegate.common.lanes import RequestLanes
 from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.connections import where
 from lakegate.extractor.details import describe_table
 from lakegate.extractor.exploration import query_source
 from lakegate.extractor.extraction import Extractor
@@ -36,36 +38,42 @@ QUEUE = "extractor"
 def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extractor, ranges: RangeWorker) -> None:
     """Subscribe the extractor's handlers on the runtime's broker (before it starts)."""
     broker, topology = rt.broker, rt.topology
+    lanes = RequestLanes.from_settings(settings)  # a slow or hung source waits in its own lane
+    workers = settings.request_workers
 
-    @broker.subscriber(topology.sources_check, queue=QUEUE)
+    @broker.subscriber(topology.sources_check, queue=QUEUE, max_workers=workers)
     @answers
     async def sources_check(request: CheckSource) -> ConnectionStatus:
         """Try a login before the catalog stores it: version, read-only or not, latency."""
-        return await check_source(request.login, settings)
+        async with lanes.enter(request.tenant_id, where(request.login.address)):
+            return await check_source(request.login, settings)
 
-    @broker.subscriber(topology.source_tables_list, queue=QUEUE)
+    @broker.subscriber(topology.source_tables_list, queue=QUEUE, max_workers=workers)
     @answers
     async def source_tables_list(request: SourceRef) -> SourceTables:
         """The tables and views of a registered source, with each column's mapping."""
         credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
-        return await source_tables(credentials, settings)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await source_tables(credentials, settings)
 
-    @broker.subscriber(topology.sources_check_registered, queue=QUEUE)
+    @broker.subscriber(topology.sources_check_registered, queue=QUEUE, max_workers=workers)
     @answers
     async def sources_check_registered(request: SourceRef) -> ConnectionStatus:
         """Check a registered source with the credentials the catalog holds for it."""
         credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
-        return await check_registered(credentials, settings)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await check_registered(credentials, settings)
 
-    @broker.subscriber(topology.source_table_describe, queue=QUEUE)
+    @broker.subscriber(topology.source_table_describe, queue=QUEUE, max_workers=workers)
     @answers
     async def source_table_describe(request: DescribeSourceTable) -> SourceTableDetail:
         """Columns, keys, indexes and sample values of one table of a registered source."""
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
-        return await describe_table(credentials, request, settings)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await describe_table(credentials, request, settings)
 
-    @broker.subscriber(topology.source_query, queue=QUEUE)
+    @broker.subscriber(topology.source_query, queue=QUEUE, max_workers=workers)
     @answers
     async def source_query(request: QuerySource) -> QueryResult:
         """One read-only query on a registered source: the parser guard first, then the database's walls."""
@@ -74,7 +82,8 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, extractor: Extra
         calls = await asyncio.to_thread(calls_in, sql)
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
-        return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
 
     @broker.subscriber(
         topology.cmd_extract,

@@ -12,6 +12,7 @@ from faststream.nats import JStream, PullSub
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.delivery import durable_config
+from lakegate.common.lanes import RequestLanes
 from lakegate.common.service import Runtime, runtime, started
 from lakegate.common.staging import JetStreamStaging, StagingStore
 from lakegate.common.subjects import RunStep
@@ -118,7 +119,9 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
 
     worker = LoadWorker(rt.broker, rt.topology, staging, warehouse)
     curator = Curator(warehouse, Lineage(rt.broker, rt.topology), settings.upload_max_bytes)
-    handlers = LoaderHandlers(settings, warehouse, curator, worker)
+    handlers = LoaderHandlers(
+        settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots)
+    )
     _register(rt, handlers, settings)
     try:
         async with started(rt, settings) as health_port:

@@ -155,8 +155,11 @@ class LoaderSettings(ServiceSettings):
         description="DuckDB memory limit per query, e.g. '2GB'; a query that needs more fails saying so. Also what a "
         "merge's deduplication and Delta MERGE hold before spilling to disk.",
     )
-    request_workers: int = Field(
-        default=4, ge=1, description="Requests (queries, listings) one replica answers at the same time."
+    query_slots: int = Field(
+        default=4,
+        ge=1,
+        description="Warehouse statements (queries, previews, listings, transforms, uploads) one replica runs at the "
+        "same time, in arrival order; a tenant holds at most LAKEGATE_LOADER_LANE_PER_TENANT of them.",
     )
     load_queue_depth: int = Field(
         default=4, ge=1, description="Staged batches read ahead of the Delta writer; bounds a load's memory."
