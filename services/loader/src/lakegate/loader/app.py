@@ -20,6 +20,7 @@ from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.handlers import LoaderHandlers
 from lakegate.loader.lineage import Lineage
+from lakegate.loader.uploads import UploadLimits
 from lakegate.loader.warehouses.delta import LocalLakehouse, Timeouts
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 from lakegate.loader.worker import LoadWorker
@@ -118,7 +119,12 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
 
     worker = LoadWorker(rt.broker, rt.topology, staging, warehouse)
-    curator = Curator(warehouse, Lineage(rt.broker, rt.topology), settings.upload_max_bytes)
+    curator = Curator(
+        warehouse,
+        Lineage(rt.broker, rt.topology),
+        settings.upload_max_bytes,
+        UploadLimits(settings.upload_max_rows, settings.upload_max_columns),
+    )
     handlers = LoaderHandlers(
         settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots)
     )

@@ -149,6 +149,12 @@ class LoaderSettings(ServiceSettings):
         description="Largest uploaded file (decoded). Its base64 travels in one NATS message, so 6 MiB is the "
         "most a 9 MB max_payload carries.",
     )
+    upload_max_rows: int = Field(
+        default=1_000_000, ge=1, description="Most rows an uploaded file may hold (Parquet: read from its footer)."
+    )
+    upload_max_columns: int = Field(
+        default=1_000, ge=1, description="Most columns an uploaded file may have; wider ones are refused."
+    )
     query_threads: int = Field(default=4, ge=1, description="DuckDB threads per query.")
     query_memory_limit: str = Field(
         default="512MB",
