@@ -18,7 +18,15 @@ from lakegate.devstack.stack import Stack, StackConfig, StackPorts
 def stack() -> Iterator[Stack]:
     """One stack for the whole session; each test uses a source (and so tables) of its own."""
     with directory_outside_pytest("lakegate-e2e-") as home:
-        config = StackConfig(home=home, ports=StackPorts.free(), env={"LAKEGATE_EDGE_SYNC_WAIT_SECONDS": "120"})
+        config = StackConfig(
+            home=home,
+            ports=StackPorts.free(),
+            env={
+                "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": "120",
+                # A hung source holds its connection attempt this long: longer than any other test's calls.
+                "LAKEGATE_EXTRACTOR_CONNECT_TIMEOUT": "30",
+            },
+        )
         with Stack(config) as running:
             yield running
 

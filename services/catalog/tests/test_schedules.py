@@ -73,6 +73,11 @@ async def test_a_schedule_is_refused_without_exactly_one_cadence_a_valid_cron_or
     for cron in ("0 2 * *", "0 0 2 * * *", "61 * * * *", "@daily", "every night"):
         with pytest.raises(InvalidInput, match=r"is not a valid cron expression: use five fields in UTC"):
             await _create(peer, source, cron=cron)
+    for cron in ("0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"):
+        with pytest.raises(InvalidInput, match=r"never matches a date \(e\.g\. February 31st"):
+            await _create(peer, source, cron=cron)
+    with pytest.raises(InvalidInput, match=r"every_seconds 1000000000000 is more than a year and a day"):
+        await _create(peer, source, every_seconds=10**12)
     with pytest.raises(NotFound, match=other.connection_id):
         await _create(peer, other, every_seconds=60)
     with pytest.raises(InvalidInput, match="too many or empty dotted parts"):

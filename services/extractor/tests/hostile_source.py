@@ -39,6 +39,12 @@ CREATE FUNCTION run_sql(statement text) RETURNS int LANGUAGE plpgsql VOLATILE AS
     $$ BEGIN EXECUTE statement; RETURN 1; END $$;
 CREATE FUNCTION next_counter() RETURNS bigint LANGUAGE sql VOLATILE AS $$ SELECT nextval('counter') $$;
 CREATE FUNCTION make_large_object() RETURNS oid LANGUAGE sql VOLATILE AS $$ SELECT lo_create(0) $$;
+CREATE FUNCTION peek() RETURNS text LANGUAGE sql STABLE AS $$ SELECT pg_read_file('/etc/hostname') $$;
+CREATE FUNCTION leak(accounts) RETURNS int LANGUAGE plpgsql VOLATILE AS
+    $$ BEGIN INSERT INTO accounts (name, balance) VALUES ('leaked', 0); RETURN 1; END $$;
+CREATE FUNCTION bump_two(int, int) RETURNS int LANGUAGE plpgsql VOLATILE AS
+    $$ BEGIN INSERT INTO accounts (name, balance) VALUES ('operator', 0); RETURN $1 + $2; END $$;
+CREATE OPERATOR #+# (LEFTARG = int, RIGHTARG = int, FUNCTION = bump_two);
 CREATE PROCEDURE bump_proc() LANGUAGE plpgsql AS
     $$ BEGIN INSERT INTO accounts (name, balance) VALUES ('proc', 0); END $$;
 ANALYZE;

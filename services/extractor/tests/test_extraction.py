@@ -287,3 +287,15 @@ async def test_a_redelivered_command_of_a_run_that_already_reported_its_extracti
     await eventually(acknowledged, "the repeated command acknowledged")
     assert await catalog.steps(first.run_id, RunStep.EXTRACTING) == steps_before
     assert len(await catalog.steps(first.run_id, RunStep.EXTRACTED)) == 1
+
+
+@pytest.mark.parametrize("table", ["pg_authid", "pg_shadow", "pg_user_mapping", "PG_AUTHID"])
+async def test_a_system_catalog_holding_credentials_is_never_synced(
+    catalog: FakeCatalog, source_dsn: str, table: str
+) -> None:
+    outcome = await catalog.extract(catalog.add_source(login_for(source_dsn)), table, "pg_catalog")
+
+    assert isinstance(outcome, Failed), outcome
+    assert outcome.error.code == "invalid_input"
+    assert not outcome.error.transient
+    assert f"table pg_catalog.{table} holds credentials" in outcome.error.message

@@ -284,3 +284,35 @@ async def test_content_that_is_not_base64_is_refused(loader: LoaderState, ask: A
 
     with pytest.raises(InvalidInput, match="is not valid base64"):
         await ask(loader.runtime.topology.warehouse_upload, request, UploadResult)
+
+
+async def test_a_small_parquet_file_that_decodes_to_sixty_million_rows_is_refused_from_its_footer(
+    loader: LoaderState, extractor: Extractor, ask: Ask, tenant_id: str
+) -> None:
+    out = io.BytesIO()
+    zeros = pa.table({"x": pa.repeat(0, 1_000_000)})
+    with pq.ParquetWriter(out, zeros.schema, compression="zstd") as writer:
+        for _ in range(60):
+            writer.write_table(zeros)
+    assert len(out.getvalue()) < 1024 * 1024
+
+    with pytest.raises(InvalidInput) as refused:
+        await upload(ask, loader, tenant_id, "bomb.parquet", out.getvalue(), "rowbomb")
+
+    assert "holds 60000000 rows, more than the 1000000" in refused.value.message
+    assert "LAKEGATE_LOADER_UPLOAD_MAX_ROWS" in refused.value.message
+    assert not (loader.settings.lakehouse / extractor.target("rowbomb").catalog / "bronze" / "rowbomb").exists()
+
+
+async def test_a_csv_of_twenty_thousand_columns_is_refused_naming_the_column_limit(
+    loader: LoaderState, extractor: Extractor, ask: Ask, tenant_id: str
+) -> None:
+    header = ",".join(f"c{i}" for i in range(20_000))
+    row = ",".join("1" for _ in range(20_000))
+
+    with pytest.raises(InvalidInput) as refused:
+        await upload(ask, loader, tenant_id, "wide.csv", f"{header}\n{row}\n".encode(), "wide")
+
+    assert "has 20000 columns, more than the 1000" in refused.value.message
+    assert "LAKEGATE_LOADER_UPLOAD_MAX_COLUMNS" in refused.value.message
+    assert not (loader.settings.lakehouse / extractor.target("wide").catalog / "bronze" / "wide").exists()

@@ -111,6 +111,9 @@ async def test_schedules_are_listed_a_page_at_a_time(edge: EdgeState) -> None:
         ({"every": "fortnightly"}, "every='fortnightly' is not a duration"),
         ({"every": 0}, "every=0 is not a positive number of seconds"),
         ({"cron": "every day"}, "not a five-field cron expression"),
+        ({"every": "99999999999999999999d"}, "longer than the longest interval, 366d"),
+        ({"every": 10**15}, "longer than the longest interval, 366d"),
+        ({"every": "9" * 5000 + "s"}, "every is 5001 characters long, too long for a duration"),
     ],
 )
 async def test_a_schedule_without_exactly_one_valid_interval_or_cron_is_refused_with_the_reason(

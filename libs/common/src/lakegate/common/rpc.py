@@ -17,7 +17,7 @@ from typing import ParamSpec, TypeVar
 from faststream.nats import NatsBroker
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import ErrorInfo
-from lakegate.common.errors import LakegateError, Unavailable, error_from_code
+from lakegate.common.errors import InvalidInput, LakegateError, Unavailable, error_from_code
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
@@ -37,6 +37,9 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
     @functools.wraps(fn)
     async def handler(*args: P.args, **kwargs: P.kwargs) -> Reply:
         try:
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, BaseModel):
+                    refuse_nul(value)
             result = await fn(*args, **kwargs)
         except LakegateError as exc:
             return Reply(error=ErrorInfo(code=exc.code, message=exc.message, transient=exc.transient))
@@ -56,6 +59,24 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
     # return value to its annotation; without this it would try to cast the Reply to the answer model.
     handler.__signature__ = inspect.signature(fn).replace(return_annotation=Reply)  # type: ignore[attr-defined]
     return handler
+
+
+def refuse_nul(model: BaseModel, where: str = "") -> None:
+    """Refuse a request with a NUL character in any text: PostgreSQL stores none, and no name or SQL holds one."""
+    for name, value in model:
+        path = f"{where}{name}"
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(
+                f"{path} contains a NUL byte (\\x00), which no name, id or SQL statement may hold: remove it"
+            )
+        if isinstance(value, BaseModel):
+            refuse_nul(value, f"{path}.")
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, str) and "\x00" in item:
+                    raise InvalidInput(f"{path}[{index}] contains a NUL byte (\\x00): remove it")
+                if isinstance(item, BaseModel):
+                    refuse_nul(item, f"{path}[{index}].")
 
 
 class RpcClient:

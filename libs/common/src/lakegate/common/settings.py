@@ -48,6 +48,19 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="Serve /healthz and /readyz here when set.")
+    # Fair concurrency (`lakegate.common.lanes`): many requests at once, bounded per tenant and per source.
+    request_workers: int = Field(
+        default=64, ge=1, description="Requests one replica handles at the same time, per request subject."
+    )
+    lane_per_tenant: int = Field(default=4, ge=1, description="Requests of one tenant that run at the same time.")
+    lane_per_source: int = Field(
+        default=2, ge=1, description="Requests on one source database that run at the same time."
+    )
+    lane_waiting: int = Field(
+        default=16,
+        ge=0,
+        description="Requests of one tenant (or on one source) that may wait for a place; more are refused at once.",
+    )
     ack_wait_seconds: float = Field(
         default=30.0,
         gt=0,

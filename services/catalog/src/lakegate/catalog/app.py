@@ -45,7 +45,7 @@ class CatalogState:
     health_port: int | None
 
 
-def _register(rt: Runtime, handlers: CatalogHandlers, ack_wait: float) -> None:
+def _register(rt: Runtime, handlers: CatalogHandlers, ack_wait: float, workers: int) -> None:
     topology, broker = rt.topology, rt.broker
     answering: dict[str, Callable[..., Awaitable[Reply]]] = {
         topology.sources_register: handlers.register_source,
@@ -63,7 +63,7 @@ def _register(rt: Runtime, handlers: CatalogHandlers, ack_wait: float) -> None:
         topology.audit_list: handlers.list_audit,
     }
     for subject, handler in answering.items():
-        broker.subscriber(subject, queue=QUEUE)(handler)
+        broker.subscriber(subject, queue=QUEUE, max_workers=workers)(handler)
     subscribe(rt, _subscriptions(topology, handlers), ack_wait=ack_wait)
 
 
@@ -125,7 +125,7 @@ async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> Asy
             lifecycle=lifecycle,
             schedules=ScheduleStore(pool, sources, clock, rt.rpc, rt.topology),
         )
-        _register(rt, handlers, settings.ack_wait_seconds)
+        _register(rt, handlers, settings.ack_wait_seconds, settings.request_workers)
         scheduler = Scheduler(pool, settings.database_url.get_secret_value(), launcher, lifecycle, clock)
         async with (
             started(rt, settings) as health_port,

@@ -12,11 +12,11 @@ one run, not a day's worth).
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import asyncpg
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from lakegate.catalog.clock import Clock
 from lakegate.catalog.paging import Window
 from lakegate.catalog.sources import SourceStore
@@ -29,6 +29,9 @@ from lakegate.common.rpc import RpcClient
 from lakegate.common.subjects import Topology
 
 CRON_FIELDS = 5
+#: The longest interval a schedule may have: a year and a day (longer would not be a schedule, and
+#: the next run time must stay a date).
+MAX_EVERY_SECONDS = 366 * 24 * 3600
 _CRON_HINT = "five fields in UTC: minute hour day-of-month month day-of-week, e.g. '0 2 * * *' for 02:00 every day"
 
 
@@ -47,7 +50,24 @@ def check_cron(expression: str) -> str:
     text = " ".join(expression.split())
     if len(text.split(" ")) != CRON_FIELDS or not croniter.is_valid(text):
         raise InvalidInput(f"cron {expression!r} is not a valid cron expression: use {_CRON_HINT}")
+    try:
+        croniter(text, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError as exc:
+        raise InvalidInput(
+            f"cron {expression!r} never matches a date (e.g. February 31st, or the 31st of a 30-day month): "
+            f"pick a day that every chosen month has; {_CRON_HINT}"
+        ) from exc
     return text
+
+
+def check_every(every_seconds: int) -> int:
+    """An interval of at least a minute and at most a year and a day."""
+    if every_seconds > MAX_EVERY_SECONDS:
+        raise InvalidInput(
+            f"every_seconds {every_seconds} is more than a year and a day ({MAX_EVERY_SECONDS}): "
+            "schedule at most yearly, or use cron, e.g. '0 0 1 1 *' for every 1 January"
+        )
+    return every_seconds
 
 
 def next_cron(expression: str, after: datetime) -> datetime:
@@ -109,6 +129,8 @@ class ScheduleStore:
                 f"({_CRON_HINT}); give one and leave the other out"
             )
         cron = None if request.cron is None else check_cron(request.cron)
+        if request.every_seconds is not None:
+            check_every(request.every_seconds)
         source = await self._sources.get(tenant, request.connection_id)
         table = parse_source_table(request.table_name)
         # The extractor answers `not_found` naming the table (and the closest names) when it is not there.

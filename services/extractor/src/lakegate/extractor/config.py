@@ -15,7 +15,10 @@ class ExtractorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LAKEGATE_EXTRACTOR_", extra="ignore")
 
     connect_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds to wait for a source database to accept a connection."
+        default=5.0,
+        gt=0,
+        description="Seconds to wait for a source database to accept a connection (short: a host that never "
+        "answers holds only its own lane, and only this long).",
     )
     statement_timeout: float = Field(
         default=60.0, gt=0, description="Seconds one introspection or check query may run on a source."

@@ -25,6 +25,7 @@ from lakegate.common.contracts.explore import (
 from lakegate.common.contracts.sources import SourceCredentials, SourceTable
 from lakegate.common.errors import NotFound, SourceError
 from lakegate.common.names import SourceTableName, parse_source_table
+from lakegate.extractor.allowlist import refuse_sensitive_table
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect
 from lakegate.extractor.exploration import read_only_transaction
@@ -150,6 +151,7 @@ async def describe_table(
 ) -> SourceTableDetail:
     """Columns, keys, indexes and samples of one table of a registered source."""
     name = parse_source_table(request.table_name)
+    refuse_sensitive_table(name.schema, name.table)
     source = describe_source(credentials)
     async with (
         connect(credentials.login, settings, source=credentials.source.name) as conn,

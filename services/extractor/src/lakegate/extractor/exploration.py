@@ -6,15 +6,17 @@ anything but reading:
 1. The session is opened with `default_transaction_read_only=on`, `statement_timeout`,
    `lock_timeout`, `idle_in_transaction_session_timeout` and `standard_conforming_strings=on`,
    sent when connecting, so they are in force before the first statement.
-2. The statement runs inside `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`, checked to really be
+2. Every function and operator the query calls is looked up in the source's `pg_proc` and must be
+   on the allow-list (`allowlist.py`), before the statement is even prepared.
+3. The statement runs inside `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`, checked to really be
    read-only before anything else runs, and the transaction is always rolled back, never committed.
-3. The SQL goes through the extended protocol as one prepared statement: PostgreSQL refuses to
+4. The SQL goes through the extended protocol as one prepared statement: PostgreSQL refuses to
    prepare more than one command ("cannot insert multiple commands into a prepared statement").
-4. A statement that describes no result columns (COMMIT, SET, COPY, DO, LOCK, ...) is refused
+5. A statement that describes no result columns (COMMIT, SET, COPY, DO, LOCK, ...) is refused
    before it is executed: PostgreSQL's own parser says what the statement is.
-5. Rows come through a cursor, at most `max_rows + 1` of them and at most `query_max_bytes` of
+6. Rows come through a cursor, at most `max_rows + 1` of them and at most `query_max_bytes` of
    JSON; the result says `truncated` when rows were left out.
-6. The session is closed afterwards, so nothing it did (settings, locks) outlives the request.
+7. The session is closed afterwards, so nothing it did (settings, locks) outlives the request.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from asyncpg.prepared_stmt import PreparedStatement
 from lakegate.common.contracts.sources import SourceCredentials
 from lakegate.common.contracts.warehouse import QueryResult, ResultColumn
 from lakegate.common.errors import Conflict, InvalidInput, LakegateError, SourceError, TerminalError, Unavailable
+from lakegate.extractor.allowlist import Calls, refuse_unsafe_calls
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect, milliseconds, redact, where
 from lakegate.extractor.introspection import load_types
@@ -179,14 +182,19 @@ async def run_statement(conn: asyncpg.Connection, sql: str, limits: Limits) -> Q
 
 
 async def query_source(
-    credentials: SourceCredentials, sql: str, max_rows: int, settings: ExtractorSettings
+    credentials: SourceCredentials, sql: str, max_rows: int, settings: ExtractorSettings, *, calls: Calls
 ) -> QueryResult:
-    """Run SQL the guard passed on a registered source, behind the database's own walls."""
+    """Run SQL the guard passed on a registered source, behind the allow-list and the database's own walls.
+
+    `calls` is what the guard read off the query (`guard.calls_in`); an empty `Calls()` tests the
+    database's walls alone.
+    """
     login, name = credentials.login, credentials.source.name
     limits = Limits(max_rows, settings.query_max_bytes, time.monotonic() + settings.query_timeout + CLIENT_GRACE)
     async with connect(login, settings, source=name, session=exploration_session(settings)) as conn:
         try:
             async with read_only_transaction(conn):
+                await refuse_unsafe_calls(conn, calls)
                 return await run_statement(conn, sql, limits)
         except asyncpg.PostgresError as exc:
             raise _refused(exc, credentials, settings) from exc

@@ -33,6 +33,7 @@ from lakegate.common.names import SourceTableName
 from lakegate.common.service import Runtime
 from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep
+from lakegate.extractor.allowlist import refuse_sensitive_table
 from lakegate.extractor.cancellation import unless_cancelled
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.coordination import extract_in_ranges
@@ -90,6 +91,7 @@ class Extractor:
         if await self._steps.finished(command.run_id):
             log.info("run %s already reported its extraction; nothing to do", command.run_id)
             return None
+        refuse_sensitive_table(command.source_schema, command.source_table)
         credentials = await self._rt.rpc.call(
             self._rt.topology.sources_credentials,
             SourceRef(tenant_id=command.tenant_id, connection_id=command.connection_id),

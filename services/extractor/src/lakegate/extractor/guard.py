@@ -10,6 +10,11 @@ one SELECT, WITH … SELECT, VALUES, TABLE or EXPLAIN (without ANALYZE) that
 - has no bind parameters (`$1`) and no `U&"…"` identifiers (PostgreSQL decodes those escapes,
   sqlglot does not, so a name could hide behind them).
 
+It also refuses, by name anywhere in the text, the relations that expose credentials or the
+server's configuration (`allowlist.SENSITIVE_RELATIONS`), and `calls_in` reads off what the query
+calls, for the allow-list (`allowlist.py`) to check against the source's own `pg_proc`: the
+deny-lists here are a quick first look, the allow-list decides.
+
 Parsing is the first wall, not the only one: `exploration.py` runs what passes as a single
 statement in a READ ONLY transaction with timeouts, and rolls it back. Every refusal is an
 `InvalidInput` whose message says what was refused and what is accepted instead.
@@ -23,6 +28,7 @@ from collections.abc import Iterable, Sequence
 
 import sqlglot
 from lakegate.common.errors import InvalidInput
+from lakegate.extractor.allowlist import Calls, is_sensitive_relation, operator_runs
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
@@ -91,6 +97,7 @@ EXPLAIN_OPTIONS = frozenset(
 )
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_OPERATOR = re.compile(r"[+\-*/<>=~!@#%^&|`?]+")
 _QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Values)
 _NAMES = (TokenType.VAR, TokenType.IDENTIFIER)
 
@@ -113,6 +120,28 @@ def check_query(sql: str, *, max_chars: int) -> str:
         raise InvalidInput(f"no SQL statement was given: {ACCEPTED}")
     _check(sql)
     return sql
+
+
+def calls_in(sql: str) -> Calls:
+    """The functions, attribute-notation names and operators a query (that `check_query` passed) calls."""
+    tokens = _tokens(sql)
+    functions: set[str] = set()
+    attributes: set[str] = set()
+    operators: list[tuple[str, int, int]] = []
+    for i, token in enumerate(tokens):
+        if _OPERATOR.fullmatch(token.text) and token.token_type not in _NAMES and token.token_type != TokenType.STRING:
+            operators.append((token.text, token.start, token.end))
+            continue
+        if not _WORD.fullmatch(token.text) and token.token_type != TokenType.IDENTIFIER:
+            continue
+        # PostgreSQL folds unquoted names to lower case and keeps quoted ones as written.
+        name = token.text if token.token_type == TokenType.IDENTIFIER else token.text.lower()
+        following = tokens[i + 1].token_type if i + 1 < len(tokens) else None
+        if following == TokenType.L_PAREN:
+            functions.add(name)
+        elif i > 0 and tokens[i - 1].token_type == TokenType.DOT:
+            attributes.add(name)
+    return Calls(frozenset(functions), frozenset(attributes), operator_runs(operators))
 
 
 def _check(sql: str) -> None:
@@ -176,6 +205,11 @@ def _refuse_blocked_names(tokens: Sequence[Token]) -> None:
         for comment in token.comments or []:
             names = [*names, *_WORD.findall(comment)]
         for name in names:
+            if is_sensitive_relation(name):
+                raise InvalidInput(
+                    f"{name.lower()} holds credentials, other sessions' queries or the server's configuration "
+                    "and is not readable through a source query: query your own tables"
+                )
             if is_blocked_function(name):
                 raise InvalidInput(
                     f"the function {name.lower()} is not allowed in a source query: it can write, reach outside "

@@ -15,12 +15,14 @@ from lakegate.common.contracts.sources import (
     SourceTables,
 )
 from lakegate.common.contracts.warehouse import QueryResult
+from lakegate.common.lanes import RequestLanes
 from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.connections import where
 from lakegate.extractor.details import describe_table
 from lakegate.extractor.exploration import query_source
-from lakegate.extractor.guard import check_query
+from lakegate.extractor.guard import calls_in, check_query
 from lakegate.extractor.introspection import check_registered, check_source, source_tables
 
 #: Replicas share request subjects through this queue group, so one of them answers each request.
@@ -30,41 +32,49 @@ QUEUE = "extractor"
 def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
     """Subscribe the extractor's request handlers on the runtime's broker (before it starts)."""
     broker, topology = rt.broker, rt.topology
+    lanes = RequestLanes.from_settings(settings)  # a slow or hung source waits in its own lane
+    workers = settings.request_workers
 
-    @broker.subscriber(topology.sources_check, queue=QUEUE)
+    @broker.subscriber(topology.sources_check, queue=QUEUE, max_workers=workers)
     @answers
     async def sources_check(request: CheckSource) -> ConnectionStatus:
         """Try a login before the catalog stores it: version, read-only or not, latency."""
-        return await check_source(request.login, settings)
+        async with lanes.enter(request.tenant_id, where(request.login.address)):
+            return await check_source(request.login, settings)
 
-    @broker.subscriber(topology.source_tables_list, queue=QUEUE)
+    @broker.subscriber(topology.source_tables_list, queue=QUEUE, max_workers=workers)
     @answers
     async def source_tables_list(request: SourceRef) -> SourceTables:
         """The tables and views of a registered source, with each column's mapping."""
         credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
-        return await source_tables(credentials, settings)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await source_tables(credentials, settings)
 
-    @broker.subscriber(topology.sources_check_registered, queue=QUEUE)
+    @broker.subscriber(topology.sources_check_registered, queue=QUEUE, max_workers=workers)
     @answers
     async def sources_check_registered(request: SourceRef) -> ConnectionStatus:
         """Check a registered source with the credentials the catalog holds for it."""
         credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
-        return await check_registered(credentials, settings)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await check_registered(credentials, settings)
 
-    @broker.subscriber(topology.source_table_describe, queue=QUEUE)
+    @broker.subscriber(topology.source_table_describe, queue=QUEUE, max_workers=workers)
     @answers
     async def source_table_describe(request: DescribeSourceTable) -> SourceTableDetail:
         """Columns, keys, indexes and sample values of one table of a registered source."""
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
-        return await describe_table(credentials, request, settings)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await describe_table(credentials, request, settings)
 
-    @broker.subscriber(topology.source_query, queue=QUEUE)
+    @broker.subscriber(topology.source_query, queue=QUEUE, max_workers=workers)
     @answers
     async def source_query(request: QuerySource) -> QueryResult:
         """One read-only query on a registered source: the parser guard first, then the database's walls."""
         # Parsing a long statement takes a while; a thread keeps the other requests moving.
         sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
+        calls = await asyncio.to_thread(calls_in, sql)
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
-        return await query_source(credentials, sql, request.max_rows, settings)
+        async with lanes.enter(request.tenant_id, request.connection_id):
+            return await query_source(credentials, sql, request.max_rows, settings, calls=calls)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.delivery import Subscription, subscribe
+from lakegate.common.lanes import RequestLanes
 from lakegate.common.service import Runtime, runtime, started
 from lakegate.common.staging import JetStreamStaging, StagingStore
 from lakegate.common.subjects import RunStep, Topology
@@ -17,6 +18,7 @@ from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.handlers import LoaderHandlers
 from lakegate.loader.lineage import Lineage
+from lakegate.loader.uploads import UploadLimits
 from lakegate.loader.warehouses.delta import LocalLakehouse, Timeouts
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 from lakegate.loader.worker import LoadWorker
@@ -120,8 +122,15 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
 
     worker = LoadWorker(rt.broker, rt.topology, staging, warehouse, fault_exit_while=settings.fault_exit_while)
-    curator = Curator(warehouse, Lineage(rt.broker, rt.topology), settings.upload_max_bytes)
-    handlers = LoaderHandlers(settings, warehouse, curator, worker)
+    curator = Curator(
+        warehouse,
+        Lineage(rt.broker, rt.topology),
+        settings.upload_max_bytes,
+        UploadLimits(settings.upload_max_rows, settings.upload_max_columns),
+    )
+    handlers = LoaderHandlers(
+        settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots)
+    )
     _register(rt, handlers, settings)
     try:
         async with started(rt, settings) as health_port:

@@ -149,14 +149,23 @@ class LoaderSettings(ServiceSettings):
         description="Largest uploaded file (decoded). Its base64 travels in one NATS message, so 6 MiB is the "
         "most a 9 MB max_payload carries.",
     )
+    upload_max_rows: int = Field(
+        default=1_000_000, ge=1, description="Most rows an uploaded file may hold (Parquet: read from its footer)."
+    )
+    upload_max_columns: int = Field(
+        default=1_000, ge=1, description="Most columns an uploaded file may have; wider ones are refused."
+    )
     query_threads: int = Field(default=4, ge=1, description="DuckDB threads per query.")
     query_memory_limit: str = Field(
         default="512MB",
         description="DuckDB memory limit per query, e.g. '2GB'; a query that needs more fails saying so. Also what a "
         "merge's deduplication and Delta MERGE hold before spilling to disk.",
     )
-    request_workers: int = Field(
-        default=4, ge=1, description="Requests (queries, listings) one replica answers at the same time."
+    query_slots: int = Field(
+        default=4,
+        ge=1,
+        description="Warehouse statements (queries, previews, listings, transforms, uploads) one replica runs at the "
+        "same time, in arrival order; a tenant holds at most LAKEGATE_LOADER_LANE_PER_TENANT of them.",
     )
     load_queue_depth: int = Field(
         default=4, ge=1, description="Staged batches read ahead of the Delta writer; bounds a load's memory."

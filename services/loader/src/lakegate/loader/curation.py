@@ -11,7 +11,7 @@ import asyncio
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import ColumnMapping, TableRef
@@ -31,7 +31,7 @@ from lakegate.loader.silver import plan_silver, silver_target
 from lakegate.loader.sqlguard import check_select, render_databricks
 from lakegate.loader.sqltypes import databricks_type
 from lakegate.loader.tablenames import parse_table_name
-from lakegate.loader.uploads import decode_content, parse_upload
+from lakegate.loader.uploads import UploadLimits, decode_content, parse_upload
 from lakegate.loader.warehouses.base import OPERATION_NOTE, Builder
 
 _VIEW_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -53,6 +53,7 @@ class Curator:
     warehouse: Builder
     lineage: Lineage
     upload_max_bytes: int
+    upload_limits: UploadLimits = field(default_factory=UploadLimits)
 
     async def transform_to_silver(self, request: TransformToSilver) -> TransformResult:
         """Clean one bronze table into silver by the request's spec (or just de-duplicate it)."""
@@ -124,7 +125,9 @@ class Curator:
         catalog = tenant_catalog(request.tenant_id)
         target = TableRef(catalog=catalog, schema_name="bronze", name=warehouse_identifier(request.dataset_name))
         data = decode_content(request.file_name, request.content_base64, self.upload_max_bytes)
-        parsed = await asyncio.to_thread(parse_upload, request.file_name, data, self.upload_max_bytes)
+        parsed = await asyncio.to_thread(
+            parse_upload, request.file_name, data, self.upload_max_bytes, self.upload_limits
+        )
         note = {OPERATION_NOTE: "upload", "lakegate.file_name": request.file_name}
         written = await self.warehouse.replace_table(target, parsed.table, note=note)
         columns = _columns(written.schema, parsed.source_types)

@@ -27,6 +27,7 @@ from lakegate.common.contracts.warehouse import (
     TableList,
 )
 from lakegate.common.delivery import Delivery, Work, parsed
+from lakegate.common.lanes import RequestLanes
 from lakegate.common.names import tenant_catalog
 from lakegate.common.rpc import answers
 from lakegate.loader.config import LoaderSettings
@@ -43,6 +44,7 @@ class LoaderHandlers:
     warehouse: Warehouse
     curator: Curator
     worker: LoadWorker
+    lanes: RequestLanes  # every request waits in its tenant's lane, then for one of the query slots
 
     @property
     def extracted(self) -> Work[Extracted]:
@@ -62,41 +64,48 @@ class LoaderHandlers:
     async def query(self, request: RunQuery) -> QueryResult:
         """`query`: one read-only Databricks SQL statement over the tenant's catalog."""
         asked = request.max_rows if "max_rows" in request.model_fields_set else self.settings.default_max_rows
-        return await self.warehouse.query(
-            tenant_catalog(request.tenant_id),
-            request.sql,
-            min(asked, self.settings.max_rows_limit),
-            self.settings.query_timeout_seconds,
-        )
+        async with self.lanes.enter(request.tenant_id):
+            return await self.warehouse.query(
+                tenant_catalog(request.tenant_id),
+                request.sql,
+                min(asked, self.settings.max_rows_limit),
+                self.settings.query_timeout_seconds,
+            )
 
     @answers
     async def list_tables(self, request: ListTables) -> TableList:
         """`tables.list`: one page of the tenant's tables in one layer."""
         catalog = tenant_catalog(request.tenant_id)
-        return await self.warehouse.list_tables(catalog, request.layer, offset=request.offset, limit=request.limit)
+        async with self.lanes.enter(request.tenant_id):
+            return await self.warehouse.list_tables(catalog, request.layer, offset=request.offset, limit=request.limit)
 
     @answers
     async def describe_table(self, request: DescribeTable) -> TableDescription:
         """`tables.describe`: columns (with statistics if asked), size, version and properties of one table."""
         catalog = tenant_catalog(request.tenant_id)
-        return await self.warehouse.describe(catalog, request.table_name, with_stats=request.with_stats)
+        async with self.lanes.enter(request.tenant_id):
+            return await self.warehouse.describe(catalog, request.table_name, with_stats=request.with_stats)
 
     @answers
     async def preview_table(self, request: PreviewTable) -> QueryResult:
         """`tables.preview`: the first rows of one table or view."""
-        return await self.warehouse.preview(tenant_catalog(request.tenant_id), request.table_name, request.limit)
+        async with self.lanes.enter(request.tenant_id):
+            return await self.warehouse.preview(tenant_catalog(request.tenant_id), request.table_name, request.limit)
 
     @answers
     async def transform(self, request: TransformToSilver) -> TransformResult:
         """`transform`: build a silver table from a bronze one."""
-        return await self.curator.transform_to_silver(request)
+        async with self.lanes.enter(request.tenant_id):
+            return await self.curator.transform_to_silver(request)
 
     @answers
     async def gold_view(self, request: CreateGoldView) -> GoldView:
         """`gold_view`: define a gold view over silver and gold tables."""
-        return await self.curator.create_gold_view(request)
+        async with self.lanes.enter(request.tenant_id):
+            return await self.curator.create_gold_view(request)
 
     @answers
     async def upload(self, request: UploadFile) -> UploadResult:
         """`upload`: replace a bronze table with an uploaded file."""
-        return await self.curator.upload(request)
+        async with self.lanes.enter(request.tenant_id):
+            return await self.curator.upload(request)

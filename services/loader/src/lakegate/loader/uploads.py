@@ -94,20 +94,43 @@ def decode_content(file_name: str, content_base64: str, max_bytes: int) -> bytes
     return data
 
 
-def parse_upload(file_name: str, data: bytes, max_bytes: int) -> ParsedFile:
+@dataclass(frozen=True)
+class UploadLimits:
+    """How much one upload may hold once read: rows and columns (a wide file would break every listing)."""
+
+    max_rows: int = 1_000_000
+    max_columns: int = 1_000
+
+    def check(self, file_name: str, rows: int, columns: int) -> None:
+        """Refuse a file past a limit, naming the limit and its setting."""
+        if columns > self.max_columns:
+            raise InvalidInput(
+                f"file {file_name!r} has {columns} columns, more than the {self.max_columns} an upload may have "
+                "(LAKEGATE_LOADER_UPLOAD_MAX_COLUMNS): upload fewer columns, e.g. split the file"
+            )
+        if rows > self.max_rows:
+            raise InvalidInput(
+                f"file {file_name!r} holds {rows} rows, more than the {self.max_rows} an upload may have "
+                "(LAKEGATE_LOADER_UPLOAD_MAX_ROWS): split it into smaller files, or sync the data from a source"
+            )
+
+
+def parse_upload(file_name: str, data: bytes, max_bytes: int, limits: UploadLimits | None = None) -> ParsedFile:
     """Read the whole file into one Arrow table with warehouse column names."""
+    limits = limits or UploadLimits()
     kind = file_format(file_name)
     readers: dict[str, Callable[[str, bytes, int], tuple[pa.Table, list[str]]]] = {
         "csv": lambda name, raw, _: _delimited(name, raw, ","),
         "tsv": lambda name, raw, _: _delimited(name, raw, "\t"),
         "json": lambda name, raw, _: _json_array(name, raw),
         "ndjson": lambda name, raw, _: _ndjson(name, raw),
-        "parquet": _parquet,
+        "parquet": lambda name, raw, expanded: _parquet(name, raw, expanded, limits),
         "xlsx": _xlsx,
     }
     table, source_types = readers[kind](file_name, data, max_bytes * EXPANSION_FACTOR)
     if table.num_columns == 0 or table.num_rows == 0:
         raise InvalidInput(f"file {file_name!r} has no data rows; nothing was loaded")
+    limits.check(file_name, table.num_rows, table.num_columns)
     table = _storable(table.rename_columns(warehouse_names(table.column_names)))
     return ParsedFile(kind, table, source_types)
 
@@ -297,9 +320,12 @@ def _ndjson(file_name: str, data: bytes) -> tuple[pa.Table, list[str]]:
 # Parquet
 
 
-def _parquet(file_name: str, data: bytes, max_expanded: int) -> tuple[pa.Table, list[str]]:
+def _parquet(file_name: str, data: bytes, max_expanded: int, limits: UploadLimits) -> tuple[pa.Table, list[str]]:
     try:
         parquet = pq.ParquetFile(io.BytesIO(data))
+        # The footer says how many rows and columns the file decodes to: a few KB of run-length encoded
+        # values can decode to millions of rows, so the file is refused before anything is decoded.
+        limits.check(file_name, parquet.metadata.num_rows, parquet.metadata.num_columns)
         expanded = sum(parquet.metadata.row_group(i).total_byte_size for i in range(parquet.metadata.num_row_groups))
         if expanded > max_expanded:
             raise InvalidInput(

@@ -45,6 +45,8 @@ def seconds_of(every: str | int, *, name: str = "every") -> int:
             raise InvalidInput(f"{name}={every} is not a positive number of seconds: {_EXAMPLES}")
         return every
     text = every.strip().lower()
+    if len(text) > 40:  # no real duration is this long; Python refuses to read numbers of 4,300+ digits
+        raise InvalidInput(f"{name} is {len(text)} characters long, too long for a duration: {_EXAMPLES}")
     if text.isdigit():
         return seconds_of(int(text), name=name)
     total, position = 0, 0

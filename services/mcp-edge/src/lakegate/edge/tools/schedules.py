@@ -114,6 +114,10 @@ def add_schedule_tools(server: MCPServer, backend: Backend) -> None:
         )
 
 
+#: The longest interval (the catalog refuses longer ones too): a year and a day.
+MAX_EVERY_SECONDS = 366 * 24 * 3600
+
+
 def _when(every: str | int | None, cron: str | None) -> tuple[int | None, str | None]:
     """The schedule's interval in seconds, or its cron expression: exactly one of them."""
     cron = cron.strip() if cron is not None else None
@@ -130,5 +134,10 @@ def _when(every: str | int | None, cron: str | None) -> tuple[int | None, str | 
     if seconds < MIN_EVERY_SECONDS:
         raise InvalidInput(
             f"every={every!r} is {spoken(seconds)}, shorter than the shortest interval, 1m: use every='1m' or longer"
+        )
+    if seconds > MAX_EVERY_SECONDS:
+        raise InvalidInput(
+            f"every={every!r} is longer than the longest interval, 366d (a year and a day): use every='366d' or "
+            f"shorter, or cron for a yearly date, e.g. {_CRON_EXAMPLE}"
         )
     return seconds, None

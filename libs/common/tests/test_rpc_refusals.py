@@ -1,0 +1,25 @@
+"""A request with a NUL byte anywhere is refused by name before its handler runs, never an internal error."""
+
+from __future__ import annotations
+
+from lakegate.common.contracts.sources import SourceRef
+from lakegate.common.contracts.warehouse import QueryResult
+from lakegate.common.rpc import answers
+
+
+async def test_a_nul_byte_in_an_id_is_refused_naming_the_field_and_the_handler_never_runs() -> None:
+    ran: list[SourceRef] = []
+
+    @answers
+    async def lookup(request: SourceRef) -> QueryResult:
+        ran.append(request)
+        return QueryResult(columns=[], rows=[], row_count=0, truncated=False)
+
+    reply = await lookup(SourceRef(tenant_id="t1", connection_id="src_\x00abc"))
+    fine = await lookup(SourceRef(tenant_id="t1", connection_id="src_abc"))
+
+    assert reply.error is not None
+    assert reply.error.code == "invalid_input"
+    assert reply.error.message.startswith("connection_id contains a NUL byte")
+    assert fine.error is None
+    assert [request.connection_id for request in ran] == ["src_abc"]
