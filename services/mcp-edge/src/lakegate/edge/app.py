@@ -14,6 +14,7 @@ from lakegate.common.service import Runtime, runtime, started
 from lakegate.edge.audit import AuditTrail
 from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
+from lakegate.edge.exchange import install_json_exchanges
 from lakegate.edge.server import create_server
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.mcpserver import MCPServer
@@ -47,7 +48,7 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
 
 
 def http_app(state: EdgeState) -> Starlette:
-    """The streamable-HTTP app: stateless, answering with SSE so progress streams, checking Origin and Host.
+    """The streamable-HTTP app: stateless, SSE when the client wants progress, else JSON; checking Origin and Host.
 
     Build one per listener: its session manager runs once.
     """
@@ -65,6 +66,7 @@ def http_app(state: EdgeState) -> Starlette:
         transport_security=security,
         host=settings.host,
     )
+    install_json_exchanges(state.server.session_manager)  # a call without a progress token is answered as JSON
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
