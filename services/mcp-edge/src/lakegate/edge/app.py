@@ -15,6 +15,7 @@ from lakegate.edge.audit import AuditTrail
 from lakegate.edge.authentication import authentication, replace_metadata_route
 from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
+from lakegate.edge.exchange import install_json_exchanges
 from lakegate.edge.server import create_server
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.mcpserver import MCPServer
@@ -49,7 +50,7 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
 
 
 def http_app(state: EdgeState) -> Starlette:
-    """The streamable-HTTP app: stateless, answering with SSE so progress streams, checking Origin and Host.
+    """The streamable-HTTP app: stateless, SSE when the client wants progress, else JSON; checking Origin and Host.
 
     Build one per listener: its session manager runs once.
     """
@@ -67,6 +68,7 @@ def http_app(state: EdgeState) -> Starlette:
         transport_security=security,
         host=settings.host,
     )
+    install_json_exchanges(state.server.session_manager)  # a call without a progress token is answered as JSON
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")

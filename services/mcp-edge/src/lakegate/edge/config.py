@@ -128,6 +128,17 @@ class EdgeSettings(ServiceSettings):
         "http://<host>:<port><path>.",
     )
 
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "HTTP serving processes sharing the port (SO_REUSEPORT), each with its own NATS connection; "
+            "one is enough below ~1,000 calls/s, about one per free core serves the most."
+        ),
+    )
+    access_log: bool = Field(default=False, description="Log one line per HTTP request (uvicorn's access log).")
+
     @field_validator("default_tenant")
     @classmethod
     def _tenant_is_a_slug(cls, value: str) -> str:

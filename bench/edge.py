@@ -1,0 +1,156 @@
+"""Tool calls per second through a running edge: `python -m bench.edge --url http://127.0.0.1:8085/mcp`.
+
+wrk (Debian package `wrk`) POSTs one JSON-RPC `tools/call` over and over on 1, 16 and 64
+keep-alive connections, for `list_sources` (edge -> NATS -> catalog -> PostgreSQL) and for
+`query_sql` `SELECT 1` (edge -> NATS -> loader -> DuckDB). No progress token is sent, so the edge
+answers JSON (see the edge README). Each figure reports calls/s, p50 and p95 latency, and the CPU
+each named process (`--pid edge=123 --pid catalog=456`, or every lakegate service found running
+from this checkout) spent per call: CPU per call holds when the machine is shared, wall-clock
+figures do not, so the load average is recorded next to them. Measurement only; nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.machine import describe_machine, load
+
+CONNECTIONS = (1, 16, 64)
+CALLS = {
+    "list_sources": {"name": "list_sources", "arguments": {}},
+    "query_sql": {"name": "query_sql", "arguments": {"sql": "SELECT 1"}},
+}
+#: Targets of issue 14, printed next to the figures.
+TARGET_CALLS_AT_64, TARGET_P95_AT_64_MS, TARGET_P95_AT_16_MS = 2500, 50.0, 15.0
+
+_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.body = [[{body}]]
+done = function(summary, latency, requests)
+  io.write(string.format("LATENCY %f %f\\n", latency:percentile(50), latency:percentile(95)))
+end
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _running_services() -> dict[str, int]:
+    """The lakegate services running from this checkout's interpreter, by name (edge processes numbered)."""
+    found: dict[str, int] = {}
+    python = str(Path(sys.executable))
+    for entry in sorted(Path("/proc").iterdir(), key=lambda p: p.name):
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in args if a]
+        if len(words) >= 3 and words[0] == python and words[1] == "-m" and words[2].startswith("lakegate."):
+            if len(words) > 3:  # `--transport stdio` and the like: not the HTTP stack
+                continue
+            name = words[2].removeprefix("lakegate.")
+            key = name if name not in found else f"{name}{sum(k.startswith(name) for k in found) + 1}"
+            found[key] = int(entry.name)
+    return found
+
+
+def measure(url: str, call: dict[str, Any], connections: int, seconds: int, pids: dict[str, int]) -> dict[str, Any]:
+    """One wrk run: calls/s, p50/p95 in ms, errors, and CPU ms per call of each process."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call})
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_LUA.format(body=body))
+    try:
+        before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        load_before = load()
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(min(connections, 2)),
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "-s",
+                script.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    finally:
+        os.unlink(script.name)
+    calls = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p50, p95 = (float(v) / 1000 for v in re.search(r"LATENCY (\S+) (\S+)", out).groups())  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "connections": connections,
+        "calls": calls,
+        "calls_per_second": calls / seconds,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "cpu_ms_per_call": {name: 1000 * (after[name] - before[name]) / max(calls, 1) for name in pids},
+        "load_average": [load_before, load()],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.edge", description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8085/mcp", help="the edge's MCP endpoint")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each figure")
+    parser.add_argument("--connections", default=",".join(map(str, CONNECTIONS)))
+    parser.add_argument("--calls", default=",".join(CALLS), help="which tool calls to measure")
+    parser.add_argument("--pid", action="append", default=[], metavar="NAME=PID", help="a process to charge CPU to")
+    parser.add_argument("--results", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench.edge needs wrk: apt-get install wrk")
+    pids = {n: int(p) for n, p in (item.split("=", 1) for item in args.pid)} if args.pid else _running_services()
+    figures = []
+    for call in args.calls.split(","):
+        for connections in (int(c) for c in args.connections.split(",")):
+            figure = {"call": call, **measure(args.url, CALLS[call], connections, args.seconds, pids)}
+            figures.append(figure)
+            cpu = " ".join(f"{n} {ms:.2f}" for n, ms in figure["cpu_ms_per_call"].items())
+            print(
+                f"{call:12} c={connections:<3} {figure['calls_per_second']:7.0f} calls/s"
+                f"  p50 {figure['p50_ms']:6.1f} ms"
+                f"  p95 {figure['p95_ms']:6.1f} ms  non-2xx {figure['non_2xx']}  CPU ms/call: {cpu}"
+                f"  (load {figure['load_average'][0][0]:.1f})"
+            )
+    for figure in figures:
+        if figure["connections"] == 64:
+            ok = figure["calls_per_second"] >= TARGET_CALLS_AT_64 and figure["p95_ms"] <= TARGET_P95_AT_64_MS
+            print(
+                f"target {figure['call']} at 64: >= {TARGET_CALLS_AT_64}/s, p95 <= 50 ms: {'met' if ok else 'not met'}"
+            )
+        if figure["connections"] == 16:
+            ok = figure["p95_ms"] <= TARGET_P95_AT_16_MS
+            print(f"target {figure['call']} at 16: p95 <= 15 ms: {'met' if ok else 'not met'}")
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"edge-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path.write_text(json.dumps({"machine": describe_machine(), "url": args.url, "figures": figures}, indent=2))
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
