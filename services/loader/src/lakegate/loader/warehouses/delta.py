@@ -429,10 +429,16 @@ def _plain_columns(schema: pa.Schema) -> list[WarehouseColumn]:
 
 @contextlib.contextmanager
 def _write_errors(target: TableRef) -> Iterator[None]:
-    """Turn delta-rs write errors into lakegate's: a lost commit race is transient, the rest terminal."""
+    """Turn delta-rs and Arrow write errors into lakegate's: a lost commit race is transient, the rest terminal."""
     try:
         yield
     except CommitFailedError as exc:
         raise Conflict(f"another writer committed to {target} at the same time ({deltalog.first_line(exc)})") from exc
     except DeltaError as exc:
         raise WarehouseError(f"writing {target} failed: {deltalog.first_line(exc)}") from exc
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        # The same rows and files fail the same way on every delivery: end the run on the first.
+        raise WarehouseError(
+            f"loading {target} failed on what its data files hold ({deltalog.first_line(exc)}); nothing was "
+            "committed. Run a full sync of the table, which rewrites its files"
+        ) from exc
