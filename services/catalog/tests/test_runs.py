@@ -227,6 +227,26 @@ async def test_a_failed_step_fails_the_run_and_publishes_a_failed_event(catalog:
     assert datasets.datasets == []
 
 
+async def test_a_run_that_fails_after_its_rows_were_read_reports_that_it_wrote_none(
+    catalog: CatalogState, peer: Peer
+) -> None:
+    source = await peer.register("shop")
+    run = await peer.start(source.connection_id, "orders")
+    events = await peer.events()
+    error = ErrorInfo(code="warehouse_error", message="loading failed; run a full sync")
+
+    await peer.step(run.run_id, RunStep.EXTRACTED, _extracted(peer, run, 1234))
+    await peer.step(
+        run.run_id, RunStep.FAILED, Failed(tenant_id=peer.tenant_id, run_id=run.run_id, step="load", error=error)
+    )
+
+    _, event = await peer.next_event(events)
+    assert event.data.status == "failed"
+    assert not event.data.row_count, "the event claims no rows written"
+    view = await _run_view(peer, run.run_id)
+    assert (view.status, view.row_count) == ("failed", 0)
+
+
 async def test_a_step_claiming_another_tenant_leaves_the_run_alone(catalog: CatalogState, peer: Peer) -> None:
     source = await peer.register("shop")
     run = await peer.start(source.connection_id, "orders")

@@ -55,7 +55,7 @@ INSERT INTO every_type (id, n_free, u) VALUES
 
 # What PostgreSQL itself says each column holds; text-mapped columns as PostgreSQL prints them.
 EXPECTED = """
-SELECT id, i2, i4, i8, f4, f8, b, t, vc, bp, n38, n_free::text, n_wide::text, d, ts, tstz,
+SELECT id, i2, i4, i8, f4, f8, b, t, vc, bp::text AS bp, n38, n_free::text, n_wide::text, d, ts, tstz,
        u::text, j::text, jb::text, by, ia, ta, na, ma::text[], tsa, pa::int[],
        iv::text, tm::text, ttz::text, m::text, pos, ip::text
 FROM every_type ORDER BY id
@@ -176,6 +176,31 @@ async def test_unmapped_types_become_text_flagged_unmapped_and_are_never_dropped
         "x::text, ips::text, md::text FROM odd",
     )
     assert got == want
+
+
+async def test_char_n_arrives_without_its_blank_padding_and_keeps_its_declared_type(
+    catalog: FakeCatalog, source: asyncpg.Connection, source_dsn: str
+) -> None:
+    await source.execute(
+        """
+        CREATE TABLE region (r_regionkey integer PRIMARY KEY, r_name char(25), codes char(3)[], v varchar(9));
+        INSERT INTO region VALUES (1, 'EUROPE', '{"a", "ab ", NULL}', 'kept  '), (2, '  lead', '{}', NULL),
+            (3, '', NULL, ''), (4, NULL, NULL, NULL);
+        """
+    )
+    outcome = await catalog.extract(catalog.add_source(login_for(source_dsn)), "region")
+    assert isinstance(outcome, Extracted), outcome
+
+    got = staged_rows(await catalog.staged_batches(outcome))
+    assert [(row["r_name"], row["codes"], row["v"]) for row in got] == [
+        ("EUROPE", ["a", "ab", None], "kept  "),
+        ("  lead", [], None),
+        ("", None, ""),
+        (None, None, None),
+    ]
+    lengths = await source.fetch("SELECT length(r_name) AS n FROM region ORDER BY r_regionkey")
+    assert [None if row["r_name"] is None else len(row["r_name"]) for row in got] == [row["n"] for row in lengths]
+    assert {column.name: column.source_type for column in outcome.columns}["r_name"] == "character(25)"
 
 
 async def test_infinite_dates_and_timestamps_become_the_warehouse_extremes(

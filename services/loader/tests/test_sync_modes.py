@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from lakegate.common.contracts.runs import Failed, Loaded, Progress, SchemaChange, SyncMode, TableRef
@@ -213,6 +214,28 @@ async def test_a_merge_without_a_primary_key_fails_naming_the_table_and_the_choi
     assert "full or incremental" in failed.error.message
     assert commits_of(loader, target, extracted.run_id) == 0
     assert await table_rows(query, "keyless") == [[1, "a", 1]]
+
+
+async def test_a_merge_over_a_data_file_it_cannot_read_fails_on_the_first_delivery_saying_to_sync_in_full(
+    loader: LoaderState, extractor: Extractor, query: Query
+) -> None:
+    target = extractor.target("unreadable")
+    await extractor.sync(target, [orders((1, "a", 1), (2, "b", 1))])
+    (stored,) = DeltaTable(str(loader.warehouse.table_path(target))).file_uris()
+    # A file whose key column holds text no integer cast accepts: the same on every delivery.
+    pq.write_table(pa.table({"id": ["x", "y"], "name": ["a", "b"], "version": [1, 1]}), stored)
+
+    extracted, steps = await extractor.start(
+        target, [orders((2, "b2", 2))], "merge", primary_key=["id"], cursor="version"
+    )
+    failed = await steps.next(Failed)
+
+    assert failed.error.code == "warehouse_error"
+    assert not failed.error.transient
+    assert "gave up" not in failed.error.message, "ended on its first delivery, not after the retries"
+    assert str(target) in failed.error.message
+    assert "full sync" in failed.error.message
+    assert commits_of(loader, target, extracted.run_id) == 0
 
 
 @pytest.mark.parametrize("mode", ["incremental", "merge"])

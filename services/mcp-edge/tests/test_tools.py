@@ -407,6 +407,7 @@ async def test_tables_of_a_layer_are_listed_and_described(edge: EdgeState, tenan
             "name": "id",
             "type": "bigint",
             "nullable": False,
+            "source_type": None,
             "null_count": 0,
             "distinct_estimate": 1000,
             "min": 1,

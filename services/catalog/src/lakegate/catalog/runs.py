@@ -127,7 +127,14 @@ class RunRecord:
         return self.row_count / duration
 
     def view(self) -> RunView:
-        """The run as the edge and clients see it; before the load, rows are the extracted count."""
+        """The run as the edge and clients see it; before the load, rows are the extracted count.
+
+        A failed or cancelled run committed nothing, so it reports the rows it wrote (0), not those it read.
+        """
+        if self.status in ("failed", "cancelled"):
+            rows: int | None = 0
+        else:
+            rows = self.row_count if self.row_count is not None else self.staged_rows
         return RunView(
             run_id=self.run_id,
             tenant_id=self.tenant_id,
@@ -136,7 +143,7 @@ class RunRecord:
             target=self.target,
             sync_mode=self.sync_mode,
             status=self.status,
-            row_count=self.row_count if self.row_count is not None else self.staged_rows,
+            row_count=rows,
             bytes=self.bytes,
             columns=self.columns or [],
             error=self.error,

@@ -7,6 +7,8 @@ keeps, without a Python loop over rows:
 
 - `uuid_text`: `arrow.uuid` (16 bytes) → the canonical lower-case 8-4-4-4-12 text;
 - `json_text`: `arrow.json` → its text (jsonb's binary form is its normalised text already);
+- `blank_trimmed`: `char(n)` → its value without the trailing blanks PostgreSQL pads it with and
+  ignores in comparisons, `length()` and casts to text;
 - `timestamp_clamp`, `date_clamp`: ±infinity → the warehouse extremes. ADBC shifts PostgreSQL's
   2000-based values to 1970 in wrapping integer arithmetic, so ±infinity arrive as two fixed
   sentinels below any real value, and an instant after year 262143 arrives wrapped: it is refused.
@@ -87,6 +89,11 @@ def uuid_text(values: pa.Array) -> pa.Array:
 def json_text(values: pa.Array) -> pa.Array:
     """`arrow.json` → its text."""
     return _storage(values)
+
+
+def blank_trimmed(values: pa.Array) -> pa.Array:
+    """`char(n)` → the value without its trailing blanks, as `::text` gives it."""
+    return pc.utf8_rtrim(values, characters=" ")
 
 
 def _clamp(

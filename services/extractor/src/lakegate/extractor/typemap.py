@@ -8,7 +8,8 @@ interval or time types, so every column becomes a plain Arrow type:
     smallint, integer, bigint           int16, int32, int64       binary COPY
     real, double precision              float32, float64          binary COPY
     boolean                             bool                      binary COPY
-    text, varchar(n), char(n)           string                    char(n) keeps its blank padding
+    text, varchar(n)                    string                    binary COPY
+    char(n)                             string                    trailing blanks trimmed (as ::text)
     name, "char"                        string                    ::text
     bytea                               binary                    binary COPY, every byte kept
     date                                date32                    ±infinity → 9999-12-31 / 0001-01-01
@@ -33,7 +34,10 @@ types. ±infinity dates and timestamps become the largest / smallest value the w
 How a column is read costs the source: its CPU bounds an extraction. `native` and `decoded` columns
 are selected as they are and arrive in PostgreSQL's binary form; `decoded` ones (uuid, json, jsonb)
 and the ±infinity clamps of scalar dates and timestamps are finished on the client by the vectorised
-`decoders`, into exactly the values PostgreSQL's text would give. `text` columns, and arrays of
+`decoders`, into exactly the values PostgreSQL's text would give. `char(n)` is one of them: PostgreSQL
+pads it with blanks and ignores them (in `=`, `length()`, `LIKE` after a cast to text); the
+lakehouse's strings would not, so `'EUROPE' = r_name` would be false there. Its column mapping keeps
+`character(n)` as the source type, which `describe_table` shows. `text` columns, and arrays of
 anything not `native`, are cast by the server: for numeric that is the cheaper side (measured, 1M
 rows: `::text` costs the server 0.04 s more than its binary form, ADBC's decoding of that binary
 form costs the client 0.3 s more than reading the text).
@@ -51,7 +55,7 @@ from typing import Literal
 import pyarrow as pa
 from lakegate.common.contracts.runs import ColumnMapping
 from lakegate.common.contracts.sources import SourceColumn
-from lakegate.extractor.decoders import Decoder, date_clamp, json_text, timestamp_clamp, uuid_text
+from lakegate.extractor.decoders import Decoder, blank_trimmed, date_clamp, json_text, timestamp_clamp, uuid_text
 
 #: Largest decimal the warehouse holds exactly.
 MAX_DECIMAL_PRECISION = 38
@@ -124,7 +128,8 @@ RULES: tuple[Rule, ...] = (
     Rule(frozenset({"float4"}), _fixed(pa.float32()), "native"),
     Rule(frozenset({"float8"}), _fixed(pa.float64()), "native"),
     Rule(frozenset({"bool"}), _fixed(pa.bool_()), "native"),
-    Rule(frozenset({"text", "varchar", "bpchar"}), _fixed(pa.string()), "native"),
+    Rule(frozenset({"text", "varchar"}), _fixed(pa.string()), "native"),
+    Rule(frozenset({"bpchar"}), _fixed(pa.string()), "decoded", decode=blank_trimmed),
     Rule(frozenset({"name", "char"}), _fixed(pa.string()), "text"),
     Rule(frozenset({"bytea"}), _fixed(pa.binary()), "native"),
     Rule(frozenset({"date"}), _fixed(pa.date32()), "native", ("'0001-01-01'", "'9999-12-31'"), date_clamp),

@@ -95,6 +95,7 @@ class LoadWorker:
                 run_id=run_id,
                 keys=tuple(extracted.primary_key),
                 cursor=extracted.cursor.column if extracted.cursor else None,
+                source_types={column.name: column.source_type for column in extracted.columns},
             )
             parts = _until(cancelled, self._checked_parts(extracted, schema, staging), extracted)
             result = await self.warehouse.load(plan, parts)

@@ -61,6 +61,11 @@ class WarehouseColumn(Message):
     name: str
     type: str
     nullable: bool
+    source_type: str | None = Field(
+        default=None,
+        description="The column's type at the source, e.g. `character(25)`, when a sync wrote it; how it behaves "
+        "in SQL is in the loader's README.",
+    )
     null_count: int | None = None
     distinct_estimate: int | None = None
     min: Any = Field(default=None, description="Smallest value, as a JSON value; None for types without order.")

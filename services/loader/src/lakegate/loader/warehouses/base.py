@@ -8,7 +8,7 @@ A warehouse only renders guarded trees in its own dialect, runs them and stores 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import pyarrow as pa
@@ -36,6 +36,7 @@ class LoadPlan:
     run_id: str
     keys: tuple[str, ...] = ()
     cursor: str | None = None
+    source_types: Mapping[str, str] = field(default_factory=dict)  # column → its type at the source
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ RUN_ID_KEY = deltalog.RUN_ID_KEY
 MODE_KEY = "lakegate.mode"
 CHANGES_KEY = "lakegate.schema_changes"
 ABSENT_KEY = "lakegate.absent_columns"
+#: The source type of each column a sync wrote (JSON), kept from load to load for columns that stay.
+SOURCE_TYPES_KEY = "lakegate.source_types"
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class LocalLakehouse:
                 MODE_KEY: plan.mode,
                 CHANGES_KEY: json.dumps([change.model_dump(mode="json") for change in drift.changes]),
                 ABSENT_KEY: json.dumps(list(drift.absent)),
+                SOURCE_TYPES_KEY: _source_types(plan, drift.schema, history.latest_notes),
             },
             depth=self._queue_depth,
             memory_bytes=self._limits.memory_bytes,
@@ -286,6 +289,8 @@ class LocalLakehouse:
                     schema, self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql))
                 )
             view = self.views.read(ref)
+            if view is None:
+                columns = _with_source_types(columns, deltalog.loads(self.table_path(ref), "").latest_notes)
             if view is not None:
                 return TableDescription(
                     ref=ref,
@@ -404,16 +409,36 @@ def _result(commit: deltalog.Commit, *, already_committed: bool) -> LoadResult:
     return LoadResult(commit.row_count, commit.bytes, commit.version, already_committed, changes)
 
 
+def _source_types(plan: LoadPlan, schema: pa.Schema, latest: Mapping[str, str]) -> str:
+    """The table's columns' source types after the load: the run's, then those stored for columns it lacked."""
+    stored: dict[str, str] = json.loads(latest.get(SOURCE_TYPES_KEY, "{}")) if plan.mode != "full" else {}
+    given = {name.lower(): source for name, source in plan.source_types.items()}
+    kept = {name.lower(): source for name, source in stored.items()}
+    types = {f.name: given.get(f.name.lower(), kept.get(f.name.lower())) for f in schema}
+    return json.dumps({name: source for name, source in types.items() if source is not None})
+
+
+def _with_source_types(columns: list[WarehouseColumn], notes: Mapping[str, str]) -> list[WarehouseColumn]:
+    types: dict[str, str] = json.loads(notes.get(SOURCE_TYPES_KEY, "{}"))
+    return [column.model_copy(update={"source_type": types.get(column.name)}) for column in columns]
+
+
 def _plain_columns(schema: pa.Schema) -> list[WarehouseColumn]:
     return [WarehouseColumn(name=f.name, type=str(f.type), nullable=f.nullable) for f in schema]
 
 
 @contextlib.contextmanager
 def _write_errors(target: TableRef) -> Iterator[None]:
-    """Turn delta-rs write errors into lakegate's: a lost commit race is transient, the rest terminal."""
+    """Turn delta-rs and Arrow write errors into lakegate's: a lost commit race is transient, the rest terminal."""
     try:
         yield
     except CommitFailedError as exc:
         raise Conflict(f"another writer committed to {target} at the same time ({deltalog.first_line(exc)})") from exc
     except DeltaError as exc:
         raise WarehouseError(f"writing {target} failed: {deltalog.first_line(exc)}") from exc
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        # The same rows and files fail the same way on every delivery: end the run on the first.
+        raise WarehouseError(
+            f"loading {target} failed on what its data files hold ({deltalog.first_line(exc)}); nothing was "
+            "committed. Run a full sync of the table, which rewrites its files"
+        ) from exc

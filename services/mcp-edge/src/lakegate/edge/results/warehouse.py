@@ -92,6 +92,7 @@ class ColumnInfo(ToolResult):
     name: str
     type: str
     nullable: bool
+    source_type: str | None = Field(default=None, description="Type at the source, e.g. `character(25)`.")
     null_count: int | None = Field(default=None, description="Rows where the column is NULL.")
     distinct_estimate: int | None = Field(default=None, description="Approximate number of distinct values.")
     min: Any = Field(default=None, description="Smallest value; None for types without order.")
