@@ -10,10 +10,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from lakegate.common.service import Runtime, runtime, started
+from lakegate.common.service import Runtime, runtime
 from lakegate.edge.audit import AuditTrail
 from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
+from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.server import create_server
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.mcpserver import MCPServer
@@ -33,17 +34,24 @@ class EdgeState:
     settings: EdgeSettings
     runtime: Runtime
     server: MCPServer
-    health_port: int | None
+    link: NatsLink
+
+    @property
+    def health_port(self) -> int | None:
+        """The health probes' port, once NATS is connected (None when probes are off)."""
+        return self.link.health_port
 
 
 @contextlib.asynccontextmanager
 async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
-    """Connect to NATS and yield the MCP server; publish the last audit records, then drain NATS, on exit."""
+    """Yield the MCP server at once, connecting to NATS in the background (`nats_link`); on exit publish
+    the last audit records, then drain NATS."""
     rt = runtime(SERVICE, settings)
+    link = NatsLink(rt, settings)
     trail = AuditTrail(rt.broker, rt.topology, capacity=settings.audit_queue_size)
-    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant)), trail)
-    async with started(rt, settings) as health_port, trail.running():
-        yield EdgeState(settings, rt, server, health_port)
+    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant), link), trail)
+    async with link.running(), trail.running():
+        yield EdgeState(settings, rt, server, link)
 
 
 def http_app(state: EdgeState) -> Starlette:
@@ -71,10 +79,7 @@ def http_app(state: EdgeState) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         # Ready once NATS is connected: every tool needs it.
-        try:
-            ready = bool(state.runtime.broker.connection.is_connected)
-        except Exception:
-            ready = False
+        ready = state.link.connected
         return PlainTextResponse("ok\n" if ready else "not ready: NATS is not connected\n", 200 if ready else 503)
 
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
