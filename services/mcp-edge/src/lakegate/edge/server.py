@@ -7,6 +7,7 @@ from typing import Any
 from lakegate.common.errors import LakegateError
 from lakegate.edge.audit import AuditedCalls, AuditTrail
 from lakegate.edge.backend import Backend
+from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.completions import add_completions
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
@@ -59,7 +60,7 @@ def create_server(backend: Backend, trail: AuditTrail) -> MCPServer:
         title="lakegate",
         instructions=INSTRUCTIONS,
         version="0.2.0",
-        middleware=[AuditedCalls(trail, backend.tenancy)],
+        middleware=[AuditedCalls(trail, backend.tenancy), CancelRouting(backend.tenancy)],
     )
     add_source_tools(server, backend)
     add_sync_tools(server, backend, RunWatch(backend))
