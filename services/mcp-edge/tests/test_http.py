@@ -148,3 +148,11 @@ async def test_a_cancel_posted_in_the_handshake_era_reaches_the_sync_in_another_
     assert posted.status_code == 202
     assert fakes.catalog.runs[run_id].status == "cancelled"
     assert "-32800" in "".join(answer)
+
+
+async def test_a_get_on_the_stateless_endpoint_is_answered_405_with_allow_post(edge_url: str) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        answer = await http.get(edge_url, headers={"Accept": "text/event-stream"})
+
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 SERVICE = "edge"
 
@@ -82,5 +83,24 @@ def http_app(state: EdgeState) -> Starlette:
         ready = state.link.connected
         return PlainTextResponse("ok\n" if ready else "not ready: NATS is not connected\n", 200 if ready else 503)
 
+    app.add_middleware(_PostOnly, path=settings.path)
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
     return app
+
+
+class _PostOnly:
+    """A stateless endpoint has no stream for GET to open: answer it 405 (Allow: POST), not a silent stream."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self._app, self._path = app, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].rstrip("/") == self._path.rstrip("/"):
+            response = PlainTextResponse(
+                "this MCP endpoint is stateless: send JSON-RPC with POST; there is no event stream to GET\n",
+                405,
+                headers={"Allow": "POST"},
+            )
+            await response(scope, receive, send)
+            return
+        await self._app(scope, receive, send)

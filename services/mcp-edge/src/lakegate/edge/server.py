@@ -19,9 +19,9 @@ from lakegate.edge.tools.sources import add_source_tools
 from lakegate.edge.tools.sync import add_sync_tools
 from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_REQUEST, Resource
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, GetPromptResult, InputRequiredResult, Resource
 
 INSTRUCTIONS = """\
 lakegate brings PostgreSQL tables and files into a lakehouse and answers SQL over them.
@@ -50,6 +50,25 @@ class LakegateServer(MCPServer):
         except LakegateError as exc:  # a caller whose token names no tenant
             raise MCPError(code=INVALID_REQUEST, message=self._backend.failures.public(exc.message)) from exc
         return [*await super().list_resources(), *own]
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """A prompt; an unknown name or a missing argument is invalid params (-32602), saying what to send."""
+        prompts = {prompt.name: prompt for prompt in await self.list_prompts()}
+        prompt = prompts.get(name)
+        if prompt is None:
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"unknown prompt {name!r}; the prompts are {', '.join(sorted(prompts))}"
+            )
+        required = [arg.name for arg in prompt.arguments or [] if arg.required]
+        missing = [arg for arg in required if not (arguments or {}).get(arg)]
+        if missing:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"prompt {name!r} needs the argument(s) {', '.join(missing)}; send them in `arguments`",
+            )
+        return await super().get_prompt(name, arguments, context)
 
 
 def create_server(backend: Backend, trail: AuditTrail) -> MCPServer:
