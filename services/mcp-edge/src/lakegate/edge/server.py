@@ -8,6 +8,7 @@ from lakegate.common.errors import LakegateError
 from lakegate.edge.audit import AuditedCalls, AuditTrail
 from lakegate.edge.backend import Backend
 from lakegate.edge.cancellation import CancelRouting
+from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
@@ -42,6 +43,8 @@ class LakegateServer(MCPServer):
     def __init__(self, backend: Backend, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._backend = backend
+        # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
+        self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
 
     async def list_resources(self) -> list[Resource]:
         """The static resources, then the concrete ones of the caller's tenant."""
