@@ -732,6 +732,7 @@ def edge_settings(nats_settings: NatsSettings, tenant_id: str) -> EdgeSettings:
 @pytest.fixture
 async def edge(edge_settings: EdgeSettings, fakes: Fakes) -> AsyncIterator[EdgeState]:
     async with serve(edge_settings) as state:
+        await state.link.ready()  # NATS is connected in the background; the probes say ready once it is
         yield state
 
 

@@ -117,6 +117,7 @@ async def test_a_call_succeeds_even_when_its_audit_record_cannot_be_published(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="lakegate.edge.audit")
     async with serve(edge_settings) as edge:
+        await edge.link.ready()  # NATS is connected in the background
         js = edge.runtime.broker.connection.jetstream()
         await js.delete_stream(edge.runtime.topology.cmd_stream.name)
         async with Client(edge.server) as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import TYPE_CHECKING
 
@@ -99,3 +100,59 @@ async def test_an_upload_bigger_than_the_sdks_default_request_limit_is_accepted_
     assert result.structured_content is not None
     assert result.structured_content["row_count"] == 250_000
     assert base64.b64decode(fakes.loader.uploads[0].content_base64) == rows
+
+
+async def test_a_cancel_posted_in_the_handshake_era_reaches_the_sync_in_another_post_and_cancels_its_run(
+    edge_url: str, edge: EdgeState, fakes: Fakes
+) -> None:
+    fakes.catalog.plans["huge"] = "stall"
+    headers = {**MCP_HEADERS, "MCP-Protocol-Version": "2025-06-18"}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {
+            "name": "sync_table_to_bronze",
+            "arguments": {"connection_id": "src_seed", "table_name": "huge"},
+            "_meta": {"progressToken": "p7"},
+        },
+    }
+    told = asyncio.Event()
+
+    async def on_cancel(msg: object) -> None:
+        told.set()
+
+    async with httpx2.AsyncClient(timeout=30) as http:
+        progressing = asyncio.Event()
+        answer: list[str] = []
+
+        async def sync() -> None:
+            async with http.stream("POST", edge_url, json=call, headers=headers) as response:
+                async for chunk in response.aiter_text():
+                    answer.append(chunk)
+                    if "notifications/progress" in chunk:
+                        progressing.set()
+
+        streaming = asyncio.create_task(sync())
+        await asyncio.wait_for(progressing.wait(), 10)  # the edge follows the run
+        [run_id] = fakes.catalog.runs
+        nats = edge.runtime.broker.connection
+        watch = await nats.subscribe(edge.runtime.topology.cancel(run_id), cb=on_cancel)
+        await nats.flush()
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+        posted = await http.post(edge_url, json=cancel, headers=headers)
+        await asyncio.wait_for(told.wait(), 10)
+        await watch.unsubscribe()
+        await asyncio.wait_for(streaming, 10)
+
+    assert posted.status_code == 202
+    assert fakes.catalog.runs[run_id].status == "cancelled"
+    assert "-32800" in "".join(answer)
+
+
+async def test_a_get_on_the_stateless_endpoint_is_answered_405_with_allow_post(edge_url: str) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        answer = await http.get(edge_url, headers={"Accept": "text/event-stream"})
+
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakegate.common.settings import NatsSettings
+from lakegate.devstack.ports import free_port
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -110,3 +111,49 @@ async def test_over_http_the_edge_serves_until_a_stop_signal_then_drains(
             assert await process.wait() == 0
     assert {"query_sql", "get_metadata", "analyze_schema"} <= {tool.name for tool in tools.tools}
     assert url.startswith("http://127.0.0.1:")
+
+
+def minimal_env(**extra: str) -> dict[str, str]:
+    """The environment Claude Desktop or the Inspector give a server: hardly anything of lakegate's."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"), **extra}
+
+
+async def test_over_stdio_with_nats_down_the_edge_answers_initialize_and_tools_name_the_nats_url_and_setting(
+    tmp_path: Path,
+) -> None:
+    nobody = f"nats://127.0.0.1:{free_port()}"
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "lakegate.edge", "--transport", "stdio"],
+        env=minimal_env(LAKEGATE_NATS_URL=nobody),
+    )
+    stderr = tmp_path / "edge.stderr"
+    with stderr.open("w") as errlog:
+        async with asyncio.timeout(60), Client(stdio_client(server, errlog=errlog)) as client:
+            tools = await client.list_tools()
+            result = await client.call_tool("list_sources", {})
+
+    assert len(tools.tools) == 25
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert f"cannot reach NATS at {nobody} (LAKEGATE_NATS_URL)" in text
+    assert "connection refused" in text
+    logs = stderr.read_text()
+    assert f"cannot reach NATS at {nobody} (LAKEGATE_NATS_URL): {nobody}: connection refused" in logs
+
+
+async def test_over_stdio_with_nats_down_the_edge_exits_when_stdin_closes_and_on_a_stop_signal() -> None:
+    env = minimal_env(LAKEGATE_NATS_URL=f"nats://127.0.0.1:{free_port()}")
+    async with (
+        edge_process(env, "--transport", "stdio") as closed,
+        edge_process(env, "--transport", "stdio") as signalled,
+    ):
+        await stderr_until(closed, "cannot reach NATS")
+        await stderr_until(signalled, "cannot reach NATS")
+        assert closed.stdin is not None
+        closed.stdin.close()
+        signalled.send_signal(signal.SIGTERM)
+
+        async with asyncio.timeout(15):
+            assert await closed.wait() == 0
+            assert await signalled.wait() == 0

@@ -9,6 +9,7 @@ from lakegate.edge.app import EdgeState
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import TextContent
+from mcp_types import INVALID_PARAMS
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -82,3 +83,19 @@ async def test_a_prompt_for_something_that_does_not_exist_says_so(edge: EdgeStat
             await client.get_prompt("analyze_schema", {"table_name": "nope"})
         with pytest.raises(MCPError, match="src_nope does not exist"):
             await client.get_prompt("troubleshoot_connection", {"connection_id": "src_nope"})
+
+
+async def test_an_unknown_prompt_or_a_missing_argument_is_invalid_params_saying_what_to_send(
+    edge: EdgeState,
+) -> None:
+    async with Client(edge.server) as client:
+        with pytest.raises(MCPError) as unknown:
+            await client.get_prompt("no_such_prompt", {})
+        with pytest.raises(MCPError) as missing:
+            await client.get_prompt("analyze_schema", {})
+
+    assert unknown.value.error.code == INVALID_PARAMS
+    assert "unknown prompt 'no_such_prompt'" in unknown.value.error.message
+    assert "analyze_schema" in unknown.value.error.message
+    assert missing.value.error.code == INVALID_PARAMS
+    assert "needs the argument(s) table_name" in missing.value.error.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -147,3 +148,16 @@ async def test_prompt_arguments_complete_with_tables_and_connection_ids(edge: Ed
 
     assert tables == ["bronze.scratch", "bronze.shop_orders"]
     assert sources == ["src_seed"]
+
+
+async def test_a_listener_hears_that_the_resource_list_changed_after_connect_postgres(edge: EdgeState) -> None:
+    arguments = {"name": "shop", "host": "db.internal", "database": "shop", "user": "reader", "password": "pw"}
+    async with Client(edge.server) as client, client.listen(resources_list_changed=True) as changes:
+        connected = await client.call_tool("connect_postgres", arguments)
+        event = await asyncio.wait_for(anext(changes), 10)
+        listed = await client.list_resources()
+
+    assert connected.structured_content is not None
+    connection_id = connected.structured_content["connection_id"]
+    assert type(event).__name__ == "ResourcesListChanged"
+    assert f"datasource://{connection_id}/status" in {str(resource.uri) for resource in listed.resources}

@@ -229,3 +229,41 @@ async def test_run_history_shows_durations_throughput_cursor_and_the_schedule_th
     assert merged["cursor"]["column"] == "updated_at"
     assert (merged["duration_seconds"], merged["rows_per_second"]) == (2.0, 500.0)
     assert merged["columns"] == []
+
+
+async def test_a_sync_whose_call_the_client_cancels_ends_cancelled_and_writes_nothing(
+    edge: EdgeState, fakes: Fakes
+) -> None:
+    fakes.catalog.plans["huge"] = "stall"
+    extracting = asyncio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if message and message.startswith("extracting public.huge"):
+            extracting.set()
+
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+        sync = asyncio.create_task(
+            client.call_tool(
+                "sync_table_to_bronze",
+                {"connection_id": connection_id, "table_name": "huge"},
+                progress_callback=on_progress,
+            )
+        )
+        await asyncio.wait_for(extracting.wait(), 10)
+        [run_id] = fakes.catalog.runs
+        told = asyncio.Event()
+
+        async def on_cancel(msg: object) -> None:
+            told.set()
+
+        nats = edge.runtime.broker.connection
+        watch = await nats.subscribe(edge.runtime.topology.cancel(run_id), cb=on_cancel)
+        await nats.flush()
+        sync.cancel()
+        await asyncio.wait_for(told.wait(), 10)  # the catalog tells the workers to stop
+        await watch.unsubscribe()
+        run = structured(await client.call_tool("get_sync_run", {"run_id": run_id}))
+
+    assert run["status"] == "cancelled"
+    assert run["error_code"] == "cancelled"

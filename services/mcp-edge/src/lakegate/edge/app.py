@@ -10,12 +10,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from lakegate.common.service import Runtime, runtime, started
+from lakegate.common.service import Runtime, runtime
 from lakegate.edge.audit import AuditTrail
 from lakegate.edge.authentication import authentication, replace_metadata_route
 from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.exchange import install_json_exchanges
+from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.server import create_server
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.mcpserver import MCPServer
@@ -24,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 SERVICE = "edge"
 
@@ -35,18 +37,25 @@ class EdgeState:
     settings: EdgeSettings
     runtime: Runtime
     server: MCPServer
-    health_port: int | None
+    link: NatsLink
+
+    @property
+    def health_port(self) -> int | None:
+        """The health probes' port, once NATS is connected (None when probes are off)."""
+        return self.link.health_port
 
 
 @contextlib.asynccontextmanager
 async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
-    """Connect to NATS and yield the MCP server; publish the last audit records, then drain NATS, on exit."""
+    """Yield the MCP server at once, connecting to NATS in the background (`nats_link`); on exit publish
+    the last audit records, then drain NATS."""
     rt = runtime(SERVICE, settings)
+    link = NatsLink(rt, settings)
     trail = AuditTrail(rt.broker, rt.topology, capacity=settings.audit_queue_size)
     auth = authentication(settings) if settings.transport == "http" else None
-    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant)), trail, auth)
-    async with started(rt, settings) as health_port, trail.running():
-        yield EdgeState(settings, rt, server, health_port)
+    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant), link), trail, auth)
+    async with link.running(), trail.running():
+        yield EdgeState(settings, rt, server, link)
 
 
 def http_app(state: EdgeState) -> Starlette:
@@ -75,13 +84,29 @@ def http_app(state: EdgeState) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         # Ready once NATS is connected: every tool needs it.
-        try:
-            ready = bool(state.runtime.broker.connection.is_connected)
-        except Exception:
-            ready = False
+        ready = state.link.connected
         return PlainTextResponse("ok\n" if ready else "not ready: NATS is not connected\n", 200 if ready else 503)
 
     if settings.authenticates:
         replace_metadata_route(app.router.routes, settings)
+    app.add_middleware(_PostOnly, path=settings.path)
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
     return app
+
+
+class _PostOnly:
+    """A stateless endpoint has no stream for GET to open: answer it 405 (Allow: POST), not a silent stream."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self._app, self._path = app, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].rstrip("/") == self._path.rstrip("/"):
+            response = PlainTextResponse(
+                "this MCP endpoint is stateless: send JSON-RPC with POST; there is no event stream to GET\n",
+                405,
+                headers={"Allow": "POST"},
+            )
+            await response(scope, receive, send)
+            return
+        await self._app(scope, receive, send)

@@ -10,6 +10,7 @@ from lakegate.common.service import Runtime
 from lakegate.common.subjects import Topology
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.failures import Failures
+from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.tenancy import Tenancy
 from nats.errors import NoRespondersError
 from pydantic import BaseModel
@@ -24,6 +25,8 @@ class Backend:
     runtime: Runtime
     settings: EdgeSettings
     tenancy: Tenancy
+    #: The link to NATS when it is made in the background; a call waits a little for it, then fails.
+    link: NatsLink | None = None
     failures: Failures = field(init=False)
 
     def __post_init__(self) -> None:
@@ -39,6 +42,8 @@ class Backend:
 
     async def call(self, subject: str, request: BaseModel, answer: type[M], *, timeout: float | None = None) -> M:
         """Ask another service; its errors come back with public messages that name no subject."""
+        if self.link is not None:
+            await self.link.ready()
         try:
             return await self.runtime.rpc.call(subject, request, answer, timeout=timeout)
         except Unavailable as exc:

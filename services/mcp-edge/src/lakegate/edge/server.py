@@ -8,6 +8,8 @@ from lakegate.common.errors import LakegateError
 from lakegate.edge.audit import AuditedCalls, AuditTrail
 from lakegate.edge.authentication import Authentication
 from lakegate.edge.backend import Backend
+from lakegate.edge.cancellation import CancelRouting
+from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
@@ -20,9 +22,9 @@ from lakegate.edge.tools.sources import add_source_tools
 from lakegate.edge.tools.sync import add_sync_tools
 from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_REQUEST, Resource
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, GetPromptResult, InputRequiredResult, Resource
 
 INSTRUCTIONS = """\
 lakegate brings PostgreSQL tables and files into a lakehouse and answers SQL over them.
@@ -43,6 +45,8 @@ class LakegateServer(MCPServer):
     def __init__(self, backend: Backend, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._backend = backend
+        # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
+        self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
 
     async def list_resources(self) -> list[Resource]:
         """The static resources, then the concrete ones of the caller's tenant."""
@@ -51,6 +55,25 @@ class LakegateServer(MCPServer):
         except LakegateError as exc:  # a caller whose token names no tenant
             raise MCPError(code=INVALID_REQUEST, message=self._backend.failures.public(exc.message)) from exc
         return [*await super().list_resources(), *own]
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """A prompt; an unknown name or a missing argument is invalid params (-32602), saying what to send."""
+        prompts = {prompt.name: prompt for prompt in await self.list_prompts()}
+        prompt = prompts.get(name)
+        if prompt is None:
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"unknown prompt {name!r}; the prompts are {', '.join(sorted(prompts))}"
+            )
+        required = [arg.name for arg in prompt.arguments or [] if arg.required]
+        missing = [arg for arg in required if not (arguments or {}).get(arg)]
+        if missing:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"prompt {name!r} needs the argument(s) {', '.join(missing)}; send them in `arguments`",
+            )
+        return await super().get_prompt(name, arguments, context)
 
 
 def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | None = None) -> MCPServer:
@@ -63,7 +86,11 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
         title="lakegate",
         instructions=INSTRUCTIONS,
         version="0.2.0",
-        middleware=[AuditedCalls(trail, backend.tenancy), ScopedRequests(backend.tenancy)],
+        middleware=[
+            AuditedCalls(trail, backend.tenancy),
+            ScopedRequests(backend.tenancy),
+            CancelRouting(backend.tenancy),
+        ],
     )
     add_source_tools(server, backend)
     add_sync_tools(server, backend, RunWatch(backend))

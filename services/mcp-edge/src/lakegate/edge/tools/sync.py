@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
+import anyio
 from lakegate.common.contracts.catalog import ListRuns, RunList
 from lakegate.common.contracts.runs import TERMINAL_STATUSES, CancelRun, RunRef, RunView, StartRun, SyncMode
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, Unavailable
@@ -14,6 +16,8 @@ from lakegate.edge.run_watch import RunWatch
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
+
+log = logging.getLogger(__name__)
 
 READS_CATALOG = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -77,8 +81,15 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
             sync_mode=sync_mode,
             cursor_column=cursor_column,
         )
-        run = await backend.call(topology.runs_start, start, RunView)
-        run = failures.public_run(await watch.follow(run, settings.sync_wait_seconds, ctx.report_progress))
+        with anyio.CancelScope(shield=True):  # a run started is a run the edge can cancel below
+            run = await backend.call(topology.runs_start, start, RunView)
+        try:
+            run = failures.public_run(await watch.follow(run, settings.sync_wait_seconds, ctx.report_progress))
+        except anyio.get_cancelled_exc_class():
+            # The client cancelled the call or went away: the run stops too, so nothing is written.
+            with anyio.CancelScope(shield=True):
+                await _cancel_abandoned(backend, run)
+            raise
         if run.status == "failed":
             raise failures.run_failure(run)
         return SyncRunResult.of(run)
@@ -136,6 +147,15 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
             runs=[SyncRunResult.of(failures.public_run(run), with_columns=False) for run in listing.runs],
             next_offset=listing.next_offset,
         )
+
+
+async def _cancel_abandoned(backend: Backend, run: RunView) -> None:
+    """Cancel the run of a tool call the client cancelled; a run that finished meanwhile stays as it is."""
+    try:
+        await backend.call(backend.topology.runs_cancel, CancelRun(tenant_id=run.tenant_id, run_id=run.run_id), RunView)
+        log.info("sync run %s cancelled: its tool call was cancelled by the client", run.run_id)
+    except LakegateError as exc:
+        log.info("sync run %s was not cancelled with its tool call: %s", run.run_id, exc.message)
 
 
 def _already_finished(run: RunView) -> str:

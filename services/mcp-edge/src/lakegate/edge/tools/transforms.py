@@ -110,6 +110,8 @@ def add_transform_tools(server: MCPServer, backend: Backend) -> None:
 
         Replaces a bronze table of the same name. For large data, sync it from PostgreSQL instead.
         """
+        if backend.link is not None:
+            await backend.link.ready()  # the NATS limit is known once connected
         limit = min(
             settings.max_upload_bytes, (backend.runtime.broker.connection.max_payload - _ENVELOPE_BYTES) * 3 // 4
         )
