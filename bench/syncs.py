@@ -47,7 +47,10 @@ class ToolFailed(RuntimeError):
 def running_stack() -> Iterator[Stack]:
     """NATS, the catalog's PostgreSQL and the four services, in a temporary home on free ports."""
     with tempfile.TemporaryDirectory(prefix="lakegate-bench-stack-") as parent:
-        env = {"LAKEGATE_EDGE_SYNC_WAIT_SECONDS": str(int(CALL_TIMEOUT))}
+        env = {
+            "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": str(int(CALL_TIMEOUT)),
+            "LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES": "true",  # the bench source is on this machine
+        }
         config = StackConfig(home=Path(parent) / "home", ports=StackPorts.free(), env=env)
         with Stack(config) as stack:
             yield stack

@@ -18,15 +18,14 @@ from lakegate.devstack.stack import Stack, StackConfig, StackPorts
 def stack() -> Iterator[Stack]:
     """One stack for the whole session; each test uses a source (and so tables) of its own."""
     with directory_outside_pytest("lakegate-e2e-") as home:
-        config = StackConfig(
-            home=home,
-            ports=StackPorts.free(),
-            env={
-                "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": "120",
-                # A hung source holds its connection attempt this long: longer than any other test's calls.
-                "LAKEGATE_EXTRACTOR_CONNECT_TIMEOUT": "30",
-            },
-        )
+        env = {
+            "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": "120",
+            # The sources live in the harness cluster on 127.0.0.1; the stack's own ports stay refused.
+            "LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES": "true",
+            # A hung source holds its connection attempt this long: longer than any other test's calls.
+            "LAKEGATE_EXTRACTOR_CONNECT_TIMEOUT": "30",
+        }
+        config = StackConfig(home=home, ports=StackPorts.free(), env=env)
         with Stack(config) as running:
             yield running
 

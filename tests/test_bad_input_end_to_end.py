@@ -86,3 +86,34 @@ async def test_table_names_with_quotes_or_extra_dots_are_refused_before_anything
         )
         assert "schema.table" in message
         assert not {t for t in await _bronze_tables(client) if t.startswith(name)}
+
+
+async def test_the_stacks_own_database_nats_and_edge_cannot_be_registered_as_sources(
+    stack: Stack, source: Source, unique: str
+) -> None:
+    ports = stack.config.ports
+    targets = {
+        "the catalog's PostgreSQL": ("127.0.0.1", ports.postgres, "lakegate_catalog"),
+        "the catalog's PostgreSQL by name": ("localhost", ports.postgres, "lakegate_catalog"),
+        "the catalog's PostgreSQL on 0.0.0.0": ("0.0.0.0", ports.postgres, "lakegate_catalog"),
+        "NATS": ("127.0.0.1", ports.nats, "x"),
+        "the edge": ("127.0.0.1", ports.edge, "x"),
+    }
+    async with Client(stack.urls.mcp) as client:
+        for what, (host, port, database) in targets.items():
+            arguments = {
+                **source.connect_arguments(f"own{unique}"),
+                "host": host,
+                "port": port,
+                "database": database,
+                "user": "postgres",
+            }
+            message = await failure(client, "connect_postgres", arguments)
+            assert "one of this lakegate deployment's own services" in message, what
+        socket_dir = await failure(
+            client,
+            "connect_postgres",
+            {**source.connect_arguments(f"own{unique}"), "host": str(stack.postgres.home / "sockets")},
+        )
+    assert "is a path" in socket_dir
+    assert await _sources_named(stack, f"own{unique}") == 0

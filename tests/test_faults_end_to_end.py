@@ -27,6 +27,7 @@ ROWS = 300_000
 FAST_REDELIVERY = {f"LAKEGATE_{service}_ACK_WAIT_SECONDS": "4" for service in ("CATALOG", "EXTRACTOR", "LOADER")} | {
     "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": "0",
     "LAKEGATE_EXTRACTOR_BATCH_ROWS": "20000",
+    "LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES": "true",  # the sources live in the harness cluster on 127.0.0.1
 }
 
 

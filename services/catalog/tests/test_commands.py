@@ -221,3 +221,16 @@ async def test_the_catalogs_command_consumers_leave_extract_commands_to_the_extr
         for durable in ("catalog_datasets", "catalog_audit")
     }
     assert filters == {"catalog_datasets": peer.topology.cmd_record_dataset, "catalog_audit": peer.topology.cmd_audit}
+
+
+async def test_an_audit_record_with_nul_characters_is_stored_with_them_written_out(
+    catalog: CatalogState, peer: Peer
+) -> None:
+    settled = await peer.settlements("catalog_audit")
+    record = _audit(peer, 1, tool="query\u0000sql", arguments={"sql\u0000": "SELECT '\u0000'"})
+
+    assert await settled.of(await peer.command(peer.topology.cmd_audit, record, record.id)) == "+ACK"
+
+    [stored] = (await _audit_page(peer)).records
+    assert stored.tool == "query\\u0000sql"
+    assert stored.arguments == {"sql\\u0000": "SELECT '\\u0000'"}

@@ -267,7 +267,9 @@ class FakeCatalog:
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(nats=nats_settings, connect_timeout=5.0, statement_timeout=30.0)
+    return ExtractorSettings(
+        nats=nats_settings, allow_private_sources=True, connect_timeout=5.0, statement_timeout=30.0
+    )
 
 
 @pytest.fixture

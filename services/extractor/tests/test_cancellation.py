@@ -22,6 +22,7 @@ from .hostile_source import sessions_of_the_extractor, until_the_extractor_left
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     return ExtractorSettings(
         nats=nats_settings,
+        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
         connect_timeout=5.0,
         batch_rows=1000,
         batch_bytes=64 * 1024,

@@ -67,7 +67,13 @@ ANALYZE;
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(nats=nats_settings, connect_timeout=5.0, query_timeout=2.0, query_max_bytes=64 * 1024)
+    return ExtractorSettings(
+        nats=nats_settings,
+        allow_private_sources=True,
+        connect_timeout=5.0,
+        query_timeout=2.0,
+        query_max_bytes=64 * 1024,
+    )
 
 
 @pytest.fixture

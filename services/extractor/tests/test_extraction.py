@@ -27,6 +27,7 @@ def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     """Small batches, so that a few thousand rows (or a few hundred wide ones) make several parts."""
     return ExtractorSettings(
         nats=nats_settings,
+        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
         connect_timeout=5.0,
         batch_rows=1000,
         batch_bytes=BATCH_BYTES,

@@ -108,6 +108,7 @@ def test_the_corpus_holds_more_than_200_cases_each_with_a_known_reason() -> None
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     return ExtractorSettings(
         nats=nats_settings,
+        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
         connect_timeout=5.0,
         query_timeout=QUERY_TIMEOUT,
         query_lock_timeout=1.0,

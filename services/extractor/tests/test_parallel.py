@@ -36,6 +36,7 @@ def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     """Tables above 256 KiB are read in 4 ranges, in batches far smaller than the tables."""
     return ExtractorSettings(
         nats=nats_settings,
+        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
         connect_timeout=5.0,
         batch_rows=BATCH_ROWS,
         batch_bytes=BATCH_BYTES,

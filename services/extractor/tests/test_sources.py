@@ -23,7 +23,7 @@ WRONG_PASSWORD = "wr0ng-secret-xyz"
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(nats=nats_settings, connect_timeout=2.0)
+    return ExtractorSettings(nats=nats_settings, allow_private_sources=True, connect_timeout=2.0)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Literal
 
 import pytest
 from faststream.nats import NatsBroker
+from lakegate.common.contracts.audit import AuditList, AuditRecord, ListAudit
 from lakegate.common.contracts.catalog import Dataset, DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.events import SYNC_COMPLETED, SYNC_FAILED, SyncEvent, SyncOutcome
 from lakegate.common.contracts.explore import (
@@ -216,6 +217,12 @@ class FakeCatalog:
     started: list[StartRun] = field(default_factory=list)
     drivers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)
+
+    @answers
+    async def list_audit(self, request: ListAudit) -> AuditList:
+        own = [record for record in self.audit if record.tenant_id == request.tenant_id]
+        return AuditList(records=own[request.offset : request.offset + request.limit])
 
     @answers
     async def register(self, request: RegisterSource) -> SourceInfo:
@@ -701,6 +708,7 @@ async def fakes(nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Fa
         topology.schedules_delete: catalog.delete_schedule,
         topology.sources_list: catalog.list_sources,
         topology.datasets_list: catalog.list_datasets,
+        topology.audit_list: catalog.list_audit,
         topology.sources_check: extractor.check,
         topology.sources_check_registered: extractor.check_registered,
         topology.source_tables_list: extractor.list_tables,

@@ -7,6 +7,7 @@ import base64
 import logging
 from typing import TYPE_CHECKING
 
+import httpx2
 import nats
 import pytest
 from lakegate.common.contracts.audit import AuditRecord
@@ -145,3 +146,28 @@ def test_secrets_are_removed_at_any_depth_and_contents_kept_by_size_only() -> No
         "max_rows": "5",
         "sql": "SELECT 1",
     }
+
+
+async def test_nul_characters_non_object_and_huge_arguments_are_recorded_safely(
+    edge_url: str, nats_settings: NatsSettings
+) -> None:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    bodies = [
+        {"name": "query_sql", "arguments": {"sql": "SELECT '\u0000'", "pass\u0000word": "pw-Nul-1"}},
+        {"name": "query_sql", "arguments": ["SELECT 1", {"password": "pw-List-1"}]},
+        {"name": "query_sql", "arguments": {f"a{n}": "x" * 10_000 for n in range(200)}},
+    ]
+    async with httpx2.AsyncClient() as http:
+        for number, params in enumerate(bodies):
+            call = {"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params}
+            await http.post(edge_url, json=call, headers={**headers, "MCP-Protocol-Version": "2025-06-18"})
+
+    records = [record for record, _ in await audit_records(nats_settings, 3)]
+    text = "".join(record.model_dump_json() for record in records)
+    assert "\u0000" not in "".join(v for record in records for v in [*record.arguments, *record.arguments.values()])
+    assert records[0].arguments["sql"] == "SELECT '\\u0000'"
+    assert records[1].arguments["[arguments]"].startswith('["SELECT 1"')
+    assert records[2].arguments["[more]"] == "150 more arguments not recorded"
+    assert len(records[2].arguments) == 51
+    assert "pw-Nul-1" not in text
+    assert "pw-List-1" not in text

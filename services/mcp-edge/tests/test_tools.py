@@ -42,6 +42,7 @@ TOOLS = {
     "schedule_sync",
     "list_schedules",
     "delete_schedule",
+    "list_audit_records",
 }
 
 
@@ -117,6 +118,7 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
             "list_sources",
             "list_datasets",
             "list_schedules",
+            "list_audit_records",
         }
         for name in paged:
             assert "next_offset" in tools[name].output_schema["properties"], name  # type: ignore[index]

@@ -207,7 +207,8 @@ class Stack:
                 "LAKEGATE_CATALOG_DATABASE_URL": self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE),
                 "LAKEGATE_CATALOG_SECRET_KEY_FILE": str(self.home.catalog_key),
             },
-            "extractor": {},
+            # No source may point at the stack itself (NATS is added by the extractor on its own).
+            "extractor": {"LAKEGATE_EXTRACTOR_INFRASTRUCTURE": ",".join(self._own_endpoints())},
             # The loader keeps its tables under `<its home>/lakehouse`, so its home is the stack's.
             "loader": {"LAKEGATE_LOADER_HOME": str(self.home.root)},
             "edge": {"LAKEGATE_EDGE_HOST": config.edge_host, "LAKEGATE_EDGE_PORT": str(ports.edge)},
@@ -232,6 +233,12 @@ class Stack:
                 else ServiceLaunch.module(name, module, env, ports.health(name), serves=serves)
             )
         return launches
+
+    def _own_endpoints(self) -> list[str]:
+        ports = self.config.ports
+        hosts = {LOOPBACK: [ports.postgres, *(ports.health(name) for name in SERVICES)]}
+        hosts.setdefault(_reachable(self.config.edge_host), []).append(ports.edge)
+        return [f"{host}:{port}" for host, listed in hosts.items() for port in listed]
 
     def _write_description(self) -> None:
         """Leave the ports and URLs where `status` finds them."""

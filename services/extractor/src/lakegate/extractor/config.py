@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.delivery import ACK_WAIT
 from lakegate.common.settings import ServiceSettings
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import BeforeValidator, Field
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 
 
 class ExtractorSettings(ServiceSettings):
@@ -14,6 +25,15 @@ class ExtractorSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="LAKEGATE_EXTRACTOR_", extra="ignore")
 
+    allow_private_sources: bool = Field(
+        default=False,
+        description="Let sources be on loopback, link-local or private addresses (this machine, a private network).",
+    )
+    infrastructure: CommaList = Field(
+        default_factory=list,
+        description="host:port of the deployment's own services (catalog database, the edge, ...), comma-separated: "
+        "no source may point at them, whatever allow_private_sources says. The NATS servers are always included.",
+    )
     connect_timeout: float = Field(
         default=5.0,
         gt=0,

@@ -22,6 +22,7 @@ import asyncpg
 from lakegate.common.contracts.sources import SourceAddress, SourceLogin
 from lakegate.common.errors import LakegateError, SourceError, Unavailable
 from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.destinations import destination
 
 APPLICATION_NAME = "lakegate-extractor"
 
@@ -127,8 +128,13 @@ async def connect(
     """
     address = login.address
     try:
+        # Connect to the checked address, not the name: DNS cannot switch it after the check.
+        hostaddr = await destination(address, settings)
+    except LakegateError as exc:
+        raise _named(exc, source) from None
+    try:
         conn = await asyncpg.connect(
-            host=address.host,
+            host=hostaddr,
             port=address.port,
             user=address.user,
             password=login.password.get_secret_value(),

@@ -34,6 +34,7 @@ from lakegate.extractor.connections import (
     redact,
     where,
 )
+from lakegate.extractor.destinations import destination
 from lakegate.extractor.query import TableQuery, bounded
 
 SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$")
@@ -44,12 +45,17 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def conninfo(login: SourceLogin, settings: ExtractorSettings) -> str:
-    """A libpq `keyword='value'` connection string for ADBC; every value quoted."""
+def conninfo(login: SourceLogin, settings: ExtractorSettings, hostaddr: str | None = None) -> str:
+    """A libpq `keyword='value'` connection string for ADBC; every value quoted.
+
+    libpq connects to `hostaddr` (the address `destinations` checked) and keeps `host` for TLS;
+    without it (bench probes), libpq resolves `host` itself.
+    """
     address = login.address
     session = {**SESSION_SETTINGS, "statement_timeout": milliseconds(settings.extract_timeout)}
     params = {
         "host": address.host,
+        **({"hostaddr": hostaddr} if hostaddr else {}),
         "port": str(address.port),
         "dbname": address.database,
         "user": address.user,
@@ -117,8 +123,10 @@ class _Producer:
         settings: ExtractorSettings,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[pa.RecordBatch | BaseException | _End],
+        hostaddr: str,
     ) -> None:
         self._login, self._snapshot, self._query, self._settings = login, snapshot, query, settings
+        self._hostaddr = hostaddr
         self._loop, self._queue = loop, queue
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -149,7 +157,7 @@ class _Producer:
         return not self._stopped.is_set()
 
     def _read(self) -> None:
-        with adbc.connect(conninfo(self._login, self._settings), autocommit=True) as conn:
+        with adbc.connect(conninfo(self._login, self._settings, self._hostaddr), autocommit=True) as conn:
             cursor = conn.cursor()
             with self._lock:
                 self._cursor = cursor
@@ -201,7 +209,8 @@ async def read_table(
     if not SNAPSHOT_ID.match(snapshot):
         raise TerminalError(f"{snapshot!r} is not a PostgreSQL snapshot id")
     queue: asyncio.Queue[pa.RecordBatch | BaseException | _End] = asyncio.Queue(maxsize=settings.queue_batches)
-    producer = _Producer(login, snapshot, query, settings, asyncio.get_running_loop(), queue)
+    hostaddr = await destination(login.address, settings)
+    producer = _Producer(login, snapshot, query, settings, asyncio.get_running_loop(), queue, hostaddr)
     thread = asyncio.ensure_future(asyncio.to_thread(producer.run))
     finished = False
     try:

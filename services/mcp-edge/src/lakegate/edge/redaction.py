@@ -4,6 +4,11 @@ password, secret, token, credential, private/api key  →  "[redacted]", at any 
 file_content                                         →  "[<n> base64 characters]"
 anything else                                        →  its text (JSON for non-strings), cut at
                                                         `MAX_ARGUMENT_CHARS` with the full length noted
+arguments that are not an object                      →  one entry, `[arguments]`, with their JSON
+NUL characters and lone surrogates                    →  written out as `\\u0000`, `\\udc80`, because
+                                                        PostgreSQL's jsonb cannot store them (a record
+                                                        holding one used to be refused and lost)
+more than `MAX_ARGUMENTS` names                       →  the first ones and `[more]` with the count
 """
 
 from __future__ import annotations
@@ -18,16 +23,41 @@ SECRET_NAME = re.compile(r"password|passwd|secret|token|credential|private_key|a
 #: Arguments that carry file contents: recorded by size only.
 CONTENT_NAMES = frozenset({"file_content", "content_base64"})
 MAX_ARGUMENT_CHARS = 500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 REDACTED = "[redacted]"
 
 
-def redact_arguments(arguments: Mapping[str, Any] | None) -> dict[str, str]:
-    """The arguments of one call as an audit record may keep them."""
-    return {str(name): _shown(str(name), value) for name, value in (arguments or {}).items()}
+MAX_ARGUMENTS = 50
+WHOLE = "[arguments]"
+
+
+def redact_arguments(arguments: object) -> dict[str, str]:
+    """The arguments of one call as an audit record may keep them, whatever the client sent."""
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, Mapping):
+        return {WHOLE: storable(shortened(json.dumps(_without_secrets(arguments), ensure_ascii=False, default=str)))}
+    items = list(arguments.items())
+    kept = {
+        storable(shortened(str(name), 100)): storable(_shown(str(name), value)) for name, value in items[:MAX_ARGUMENTS]
+    }
+    if len(items) > MAX_ARGUMENTS:
+        kept["[more]"] = f"{len(items) - MAX_ARGUMENTS} more arguments not recorded"
+    return kept
+
+
+def _secret(name: str) -> bool:
+    # Control characters (a NUL in "pass\x00word") must not hide a secret's name.
+    return bool(SECRET_NAME.search(_CONTROL.sub("", name)))
+
+
+def storable(text: str) -> str:
+    """`text` with what PostgreSQL text and jsonb cannot hold (NUL, lone surrogates) written out as escapes."""
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _shown(name: str, value: Any) -> str:
-    if SECRET_NAME.search(name):
+    if _secret(name):
         return REDACTED
     if name in CONTENT_NAMES:
         return f"[{len(value) if isinstance(value, str) else 0} base64 characters]"
@@ -37,7 +67,7 @@ def _shown(name: str, value: Any) -> str:
 
 def _without_secrets(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: REDACTED if SECRET_NAME.search(str(k)) else _without_secrets(v) for k, v in value.items()}
+        return {k: REDACTED if _secret(str(k)) else _without_secrets(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_without_secrets(item) for item in value]
     return value

@@ -16,6 +16,7 @@ from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.scopes import ScopedRequests
 from lakegate.edge.tools.assist import add_assist_tools
+from lakegate.edge.tools.audit import add_audit_tools
 from lakegate.edge.tools.catalog import add_catalog_tools
 from lakegate.edge.tools.schedules import add_schedule_tools
 from lakegate.edge.tools.sources import add_source_tools
@@ -99,6 +100,7 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
     add_transform_tools(server, backend)
     add_catalog_tools(server, backend)
     add_assist_tools(server, backend)
+    add_audit_tools(server, backend)
     add_resources(server, backend)
     add_prompts(server, backend)
     add_completions(server, backend)
