@@ -5,6 +5,7 @@ runtime (through `answers`' wrapper), so they must be real classes.
 """
 
 import asyncio
+import time
 
 from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
 from lakegate.common.contracts.sources import (
@@ -17,6 +18,7 @@ from lakegate.common.contracts.sources import (
 from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
+from lakegate.common.telemetry import tracer
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.details import describe_table
 from lakegate.extractor.exploration import query_source
@@ -67,4 +69,9 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
         sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
-        return await query_source(credentials, sql, request.max_rows, settings)
+        began = time.monotonic()
+        with tracer(__name__).start_as_current_span("source query"):
+            try:
+                return await query_source(credentials, sql, request.max_rows, settings)
+            finally:
+                rt.metrics.query("source", time.monotonic() - began)

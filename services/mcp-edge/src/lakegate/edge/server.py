@@ -8,6 +8,7 @@ from lakegate.common.errors import LakegateError
 from lakegate.edge.audit import AuditedCalls, AuditTrail
 from lakegate.edge.backend import Backend
 from lakegate.edge.completions import add_completions
+from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
@@ -59,7 +60,7 @@ def create_server(backend: Backend, trail: AuditTrail) -> MCPServer:
         title="lakegate",
         instructions=INSTRUCTIONS,
         version="0.2.0",
-        middleware=[AuditedCalls(trail, backend.tenancy)],
+        middleware=[AuditedCalls(trail, backend.tenancy), ObservedCalls(backend.runtime.metrics, backend.tenancy)],
     )
     add_source_tools(server, backend)
     add_sync_tools(server, backend, RunWatch(backend))
