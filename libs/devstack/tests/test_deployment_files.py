@@ -30,6 +30,37 @@ def test_the_compose_file_is_valid_compose() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_the_observability_profile_adds_a_collector_jaeger_prometheus_and_grafana_with_the_dashboard() -> None:
+    result = subprocess.run(
+        [
+            compose_binary(),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--profile",
+            "observability",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    compose = json.loads(result.stdout)
+    services = compose["services"]
+
+    assert set(services) >= {"otel-collector", "jaeger", "prometheus", "grafana"}
+    scrape = compose["configs"]["prometheus-conf"]["content"]
+    for name in ("catalog", "extractor", "loader", "edge"):
+        assert f"{name}:8081" in scrape
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in services[name]["environment"]
+    dashboards = [v for v in services["grafana"]["volumes"] if v["target"] == "/var/lib/grafana/dashboards/lakegate"]
+    assert len(dashboards) == 1
+    assert (Path(dashboards[0]["source"]) / "lakegate.json").is_file()
+
+
 def test_the_compose_stack_gives_each_service_the_environment_make_up_gives_it() -> None:
     result = subprocess.run(
         [compose_binary(), "-f", str(REPO / "docker-compose.yml"), "config", "--format", "json"],

@@ -7,12 +7,12 @@ import logging
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.security import SASLPlaintext
+from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import StreamSpec, Topology
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,9 @@ def create_broker(
     service: str,
     *,
     tracer_provider: TracerProvider | None = None,
-    meter_provider: MeterProvider | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> NatsBroker:
-    """A broker that reconnects forever, drains on stop and carries trace context in headers."""
+    """A broker that reconnects forever, drains on stop, carries trace context in headers and counts reconnects."""
     return NatsBroker(
         settings.servers,
         name=f"lakegate-{service}",
@@ -38,8 +38,10 @@ def create_broker(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         graceful_timeout=30.0,
-        middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider, meter_provider=meter_provider)],
+        middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
         logger=logging.getLogger(f"lakegate.{service}.broker"),
+        reconnected_cb=metrics.reconnected if metrics else None,
+        disconnected_cb=metrics.disconnected if metrics else None,
     )
 
 

@@ -36,6 +36,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsMessage, PullSub
 from faststream.nats.annotations import NatsMessage as MessageParam
 from lakegate.common.errors import InvalidInput, LakegateError, TerminalError, TransientError
+from lakegate.common.logs import log_context
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as AckPolicyConfig
 from nats.js.api import ConsumerConfig
@@ -182,38 +183,39 @@ async def consume(
         await msg.ack()
         seen("skipped")
         return
-    if attempt > MAX_DELIVER:
-        died = gave_up(service, work.doing(message), attempt - 1)
-        log.error("giving up on %s: %s", msg.raw_message.subject, died)
-        await _fail_then_term(msg, work, message, died, attempt)
-        seen("gave_up")
-        return
-    try:
-        async with heartbeat(msg, every=ack_wait / 3):
-            await work.run(message, Delivery(msg, attempt))
-    except TerminalError as exc:
-        log.warning("terminal failure on %s: %s", msg.raw_message.subject, exc)
-        await _fail_then_term(msg, work, message, exc, attempt)
-        seen("terminal")
-        return
-    except Exception as exc:
-        error = exc if isinstance(exc, TransientError) else None
-        if error is None:
-            log.exception("unexpected failure on %s (attempt %d)", msg.raw_message.subject, attempt)
-        else:
-            log.warning("transient failure on %s (attempt %d): %s", msg.raw_message.subject, attempt, exc)
-        if attempt >= MAX_DELIVER:
-            reason = str(exc) if error else f"internal error ({type(exc).__name__}); the service log has details"
-            await _fail_then_term(
-                msg, work, message, TerminalError(f"gave up after {attempt} attempts: {reason}"), attempt
-            )
+    with log_context(run_id=getattr(message, "run_id", None), tenant_id=getattr(message, "tenant_id", None)):
+        if attempt > MAX_DELIVER:
+            died = gave_up(service, work.doing(message), attempt - 1)
+            log.error("giving up on %s: %s", msg.raw_message.subject, died)
+            await _fail_then_term(msg, work, message, died, attempt)
             seen("gave_up")
-        else:
-            await msg.nack(delay=BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
-            seen("retried")
-        return
-    await msg.ack()
-    seen("done")
+            return
+        try:
+            async with heartbeat(msg, every=ack_wait / 3):
+                await work.run(message, Delivery(msg, attempt))
+        except TerminalError as exc:
+            log.warning("terminal failure on %s: %s", msg.raw_message.subject, exc)
+            await _fail_then_term(msg, work, message, exc, attempt)
+            seen("terminal")
+            return
+        except Exception as exc:
+            error = exc if isinstance(exc, TransientError) else None
+            if error is None:
+                log.exception("unexpected failure on %s (attempt %d)", msg.raw_message.subject, attempt)
+            else:
+                log.warning("transient failure on %s (attempt %d): %s", msg.raw_message.subject, attempt, exc)
+            if attempt >= MAX_DELIVER:
+                reason = str(exc) if error else f"internal error ({type(exc).__name__}); the service log has details"
+                await _fail_then_term(
+                    msg, work, message, TerminalError(f"gave up after {attempt} attempts: {reason}"), attempt
+                )
+                seen("gave_up")
+            else:
+                await msg.nack(delay=BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
+                seen("retried")
+            return
+        await msg.ack()
+        seen("done")
 
 
 async def _fail_then_term(msg: NatsMessage, work: Work[M], message: M, error: LakegateError, attempt: int) -> None:

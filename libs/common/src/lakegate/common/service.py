@@ -23,6 +23,7 @@ from lakegate.common.broker import create_broker, ensure_streams
 from lakegate.common.delivery import Subscription, ensure_consumers
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
+from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.rpc import RpcClient
 from lakegate.common.settings import ServiceSettings
 from lakegate.common.subjects import Topology
@@ -39,25 +40,37 @@ class Runtime:
     broker: NatsBroker
     topology: Topology
     rpc: RpcClient
+    metrics: ServiceMetrics
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
     subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
 
     def observe_delivery(self, title: str, outcome: str, attempt: int, seconds: float) -> None:
         """Called once per settled JetStream delivery."""
+        self.metrics.delivered(title, outcome, attempt, seconds)
+
+    async def scrape(self) -> bytes:
+        """`/metrics`: the service's metrics, with each consumer's lag read from JetStream now."""
+        js = self.broker.connection.jetstream()
+        for subscription, _ in self.subscriptions:
+            with contextlib.suppress(Exception):  # a scrape while NATS is away still shows the rest
+                info = await js.consumer_info(subscription.stream, subscription.durable, timeout=2.0)
+                self.metrics.lag(subscription.title, info.num_pending or 0, info.num_ack_pending or 0)
+        return self.metrics.render()
 
 
 def runtime(service: str, settings: ServiceSettings) -> Runtime:
     """A broker with telemetry, not yet connected; register handlers on it, then `started(...)`."""
-    tracer_provider, meter_provider = setup_telemetry(service, settings.telemetry)
-    broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, meter_provider=meter_provider)
-    return Runtime(service, broker, settings.nats.topology, RpcClient(broker, settings.nats.request_timeout))
+    tracer_provider = setup_telemetry(service, settings.telemetry)
+    metrics = ServiceMetrics(service)
+    broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
+    return Runtime(service, broker, settings.nats.topology, RpcClient(broker, settings.nats.request_timeout), metrics)
 
 
 @contextlib.asynccontextmanager
 async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int | None]:
     """Connect, make sure the streams exist, start the subscribers and the probes; drain on exit.
 
-    Yields the health port (None when probes are off).
+    Yields the health port (None when probes are off); it serves `/metrics` too.
     """
     await rt.broker.connect()
     await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
@@ -70,7 +83,7 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
         return bool(rt.broker.connection.is_connected)
 
     try:
-        async with health_server(settings.health_host, settings.health_port, ready) as port:
+        async with health_server(settings.health_host, settings.health_port, ready, metrics=rt.scrape) as port:
             log.info("%s started", rt.service)
             yield port
     finally:
@@ -80,7 +93,7 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
 
 def run_service(service: str, settings: ServiceSettings, serve: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
     """Run `serve()` until SIGTERM or SIGINT, on uvloop."""
-    setup_logging(service, settings.log_level)
+    setup_logging(service, settings.log_level, settings.log_format)
 
     async def main() -> None:
         stop = asyncio.Event()

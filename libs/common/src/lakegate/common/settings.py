@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from lakegate.common.subjects import Topology
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,12 +30,32 @@ class NatsSettings(BaseSettings):
 
 
 class TelemetrySettings(BaseSettings):
-    """`LAKEGATE_OTEL_*`: where traces and metrics go (standard `OTEL_*` variables are honoured too)."""
+    """`LAKEGATE_OTEL_*`: where traces go (and the standard `OTEL_EXPORTER_OTLP_ENDPOINT`).
 
-    model_config = SettingsConfigDict(env_prefix="LAKEGATE_OTEL_", extra="ignore")
+    `auto` (the default) exports by OTLP/HTTP when an endpoint is configured and to nothing when
+    not; `file` writes one JSON line per finished span (tests, or a quick look without a collector).
+    """
 
-    exporter: Literal["none", "console", "otlp"] = "none"
-    endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint, e.g. http://collector:4318.")
+    model_config = SettingsConfigDict(env_prefix="LAKEGATE_OTEL_", extra="ignore", populate_by_name=True)
+
+    exporter: Literal["auto", "none", "console", "otlp", "file"] = "auto"
+    endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LAKEGATE_OTEL_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "endpoint"),
+        description="OTLP/HTTP endpoint, e.g. http://collector:4318 (`/v1/traces` is added).",
+    )
+    file: str | None = Field(
+        default=None,
+        description="With exporter `file`: the JSON-lines file of finished spans; `{service}` is replaced by the "
+        "service's name, e.g. /var/log/lakegate/{service}.spans.jsonl.",
+    )
+
+    @property
+    def chosen(self) -> Literal["none", "console", "otlp", "file"]:
+        """The exporter in effect once `auto` is resolved."""
+        if self.exporter == "auto":
+            return "otlp" if self.endpoint else "none"
+        return self.exporter
 
 
 class ServiceSettings(BaseSettings):
@@ -46,6 +66,10 @@ class ServiceSettings(BaseSettings):
     nats: NatsSettings = Field(default_factory=NatsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per line with the trace, run and tenant ids (for a log pipeline).",
+    )
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="Serve /healthz and /readyz here when set.")
     # Fair concurrency (`lakegate.common.lanes`): many requests at once, bounded per tenant and per source.

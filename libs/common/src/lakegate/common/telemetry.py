@@ -1,54 +1,88 @@
-"""OpenTelemetry setup: a tracer and meter provider per service, trace context in NATS headers.
+"""OpenTelemetry setup: a tracer provider per service, trace context in NATS headers.
 
 `NatsTelemetryMiddleware` (FastStream) puts the W3C trace context into the headers of every
 published message and request and continues it in every subscriber, so one MCP tool call is one
-trace across all services.
+trace across all services: the edge's `tools/call` span, the catalog's request span, the
+extractor's consumer span with its source read and staging, the loader's with its warehouse
+commit, and the catalog's again when the run is recorded.
+
+The first runtime of a process also installs its provider process-wide, so domain code takes a
+tracer with `tracer(__name__)` and needs no provider passed in. Nothing is exported unless an
+exporter is configured (`TelemetrySettings`): spans are then only made, never sent.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from threading import Lock
+
 from lakegate.common.settings import TelemetrySettings
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
 
-def _exporters(settings: TelemetrySettings) -> tuple[SpanExporter | None, MetricReader | None]:
-    if settings.exporter == "console":
-        return ConsoleSpanExporter(), PeriodicExportingMetricReader(ConsoleMetricExporter(), 60_000)
-    if settings.exporter == "otlp":
-        # The OTLP exporter is an optional extra: `pip install opentelemetry-exporter-otlp-proto-http`.
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+class JsonLinesExporter(SpanExporter):
+    """Appends one JSON object per finished span to a file (ids in hex, times in ns since the epoch)."""
+
+    def __init__(self, path: Path, service: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path, self._service, self._lock = path, service, Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [json.dumps(self._line(span), default=str) + "\n" for span in spans]
+        with self._lock, self._path.open("a", encoding="utf-8") as out:
+            out.writelines(lines)
+        return SpanExportResult.SUCCESS
+
+    def _line(self, span: ReadableSpan) -> dict[str, object]:
+        context = span.get_span_context()
+        return {
+            "service": self._service,
+            "name": span.name,
+            "kind": span.kind.name,
+            "trace_id": f"{context.trace_id:032x}" if context else None,
+            "span_id": f"{context.span_id:016x}" if context else None,
+            "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+            "start": span.start_time,
+            "end": span.end_time,
+            "status": span.status.status_code.name,
+            "attributes": dict(span.attributes or {}),
+        }
+
+
+def setup_telemetry(service: str, settings: TelemetrySettings) -> TracerProvider:
+    """Build the tracer provider of one service, exporting where the settings say."""
+    resource = Resource.create({"service.name": f"lakegate-{service}", "service.namespace": "lakegate"})
+    provider = TracerProvider(resource=resource)
+    chosen = settings.chosen
+    if chosen == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif chosen == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        base = settings.endpoint.rstrip("/") if settings.endpoint else None
-        spans = OTLPSpanExporter(endpoint=f"{base}/v1/traces" if base else None)
-        reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=f"{base}/v1/metrics" if base else None), 30_000
-        )
-        return spans, reader
-    return None, None
+        endpoint = f"{settings.endpoint.rstrip('/')}/v1/traces" if settings.endpoint else None
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    elif chosen == "file":
+        if not settings.file:
+            raise ValueError("LAKEGATE_OTEL_EXPORTER=file needs LAKEGATE_OTEL_FILE, the JSON-lines file to write")
+        path = Path(settings.file.replace("{service}", service))
+        # Written as each span ends, so a reader sees a finished call's spans at once.
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(path, service)))
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    return provider
 
 
-def setup_telemetry(service: str, settings: TelemetrySettings) -> tuple[TracerProvider, MeterProvider]:
-    """Build the providers for one service."""
-    resource = Resource.create({"service.name": f"lakegate-{service}", "service.namespace": "lakegate"})
-    span_exporter, metric_reader = _exporters(settings)
-    tracer_provider = TracerProvider(resource=resource)
-    if span_exporter is not None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader] if metric_reader else [])
-    return tracer_provider, meter_provider
-
-
-def make_global(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
-    """Install the providers process-wide (once, in a service's `__main__`), for libraries that use them."""
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
+def tracer(name: str) -> trace.Tracer:
+    """A tracer of the process-wide provider (a no-op one until a runtime installed it)."""
+    return trace.get_tracer(name)

@@ -114,7 +114,7 @@ async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> Asy
             rt.broker, rt.topology, settings.publish_timeout, declare_sync_events(rt.broker, rt.topology)
         )
         sources, runs = SourceStore(pool, cipher), RunStore(pool)
-        lifecycle = RunLifecycle(pool, runs, publisher)
+        lifecycle = RunLifecycle(pool, runs, publisher, rt.metrics)
         launcher = RunLauncher(sources, runs, CursorStore(pool), lifecycle, publisher)
         handlers = CatalogHandlers(
             sources=sources,

@@ -42,6 +42,7 @@ from lakegate.common.contracts.runs import (
     RunStatus,
 )
 from lakegate.common.errors import Cancelled, Conflict, InvalidInput, LakegateError
+from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.subjects import RunStep
 from pydantic import ValidationError
 
@@ -196,8 +197,19 @@ def cancelled(run: RunRecord, now: datetime) -> RunRecord:
 class RunLifecycle:
     """Applies steps to runs and announces finished runs."""
 
-    def __init__(self, pool: asyncpg.Pool, runs: RunStore, publisher: Publisher) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, runs: RunStore, publisher: Publisher, metrics: ServiceMetrics | None = None
+    ) -> None:
         self._pool, self._runs, self._publisher = pool, runs, publisher
+        self._metrics = metrics or ServiceMetrics("catalog")
+
+    def _moved(self, before: RunRecord, run: RunRecord) -> None:
+        """Count a run that reached a new status, and a finished sync's rows and bytes."""
+        if run.status == before.status:
+            return
+        self._metrics.run_reached(run.status, run.sync_mode)
+        if run.status == "succeeded":
+            self._metrics.moved("synced", run.sync_mode, run.row_count or 0, run.bytes or 0)
 
     async def apply(self, step: Step) -> RunRecord:
         """Record one step, then publish the public event if the run is finished and not yet announced."""
@@ -214,6 +226,7 @@ class RunLifecycle:
                     await record_cursor(conn, run)
         if run.status != before.status:
             log.info("run %s: %s → %s", run.run_id, before.status, run.status)
+            self._moved(before, run)
         if run.status == "cancelled" and isinstance(step, (Extracting, Extracted, Loading)):
             # Someone still works on a cancelled run (a redelivered command, a missed signal): tell it again.
             await self._signal_cancel(run)
@@ -232,6 +245,7 @@ class RunLifecycle:
                 await write_run(conn, run)
         if run != before:
             log.info("run %s: %s → cancelled", run.run_id, before.status)
+            self._moved(before, run)
         await self._publisher.cancel(CancelRun(tenant_id=run.tenant_id, run_id=run.run_id))
         await self.announce(run)
         return run

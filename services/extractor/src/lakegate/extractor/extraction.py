@@ -22,7 +22,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import Cursor, Extracted, Extracting, ExtractTable, StagedParts
@@ -33,6 +33,7 @@ from lakegate.common.names import SourceTableName
 from lakegate.common.service import Runtime
 from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep
+from lakegate.common.telemetry import tracer
 from lakegate.extractor.allowlist import refuse_sensitive_table
 from lakegate.extractor.cancellation import unless_cancelled
 from lakegate.extractor.config import ExtractorSettings
@@ -51,6 +52,14 @@ log = logging.getLogger(__name__)
 def encode_schema(schema: pa.Schema) -> str:
     """An Arrow schema as base64 Arrow IPC, the way `Extracted.arrow_schema` carries it."""
     return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+@contextlib.asynccontextmanager
+async def _phase(rt: Runtime, phase: str, command: ExtractTable, name: SourceTableName) -> AsyncIterator[None]:
+    """The extraction as one span and one `lakegate_phase_seconds` observation."""
+    attributes = {"lakegate.run_id": command.run_id, "lakegate.table": str(name), "lakegate.mode": command.sync_mode}
+    with rt.metrics.phase(phase), tracer(__name__).start_as_current_span(phase, attributes=attributes):
+        yield
 
 
 class Extractor:
@@ -106,7 +115,10 @@ class Extractor:
         started = time.monotonic()
         name = SourceTableName(command.source_schema, command.source_table)
         since = command.since if command.sync_mode != "full" else None
-        async with source_snapshot(credentials, self._settings) as snapshot:
+        async with (
+            source_snapshot(credentials, self._settings) as snapshot,
+            _phase(self._rt, "extract", command, name),
+        ):
             relation = await resolve_table(snapshot.conn, name, describe_source(credentials))
             key = await primary_key(snapshot.conn, name)
             if command.sync_mode == "merge" and not key:
@@ -138,6 +150,7 @@ class Extractor:
             cursor=cursor.at_least(since, greatest, snapshot.visible) if cursor else since,
         )
         await self._steps.publish(command.run_id, extracted, RunStep.EXTRACTED)
+        self._rt.metrics.moved("extracted", command.sync_mode, rows, sum(parts.bytes for parts in staged))
         log.info(
             "run %s: extracted %d rows of %s in %d range(s), %d parts (%d bytes) in %.1fs",
             command.run_id,

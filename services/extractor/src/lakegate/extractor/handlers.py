@@ -5,6 +5,7 @@ runtime (through `answers`' wrapper), so they must be real classes.
 """
 
 import asyncio
+import time
 
 from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
 from lakegate.common.contracts.sources import (
@@ -18,6 +19,7 @@ from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.lanes import RequestLanes
 from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
+from lakegate.common.telemetry import tracer
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import where
 from lakegate.extractor.details import describe_table
@@ -76,5 +78,10 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
         calls = await asyncio.to_thread(calls_in, sql)
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
-        async with lanes.enter(request.tenant_id, request.connection_id):
-            return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
+        began = time.monotonic()
+        with tracer(__name__).start_as_current_span("source query"):
+            try:
+                async with lanes.enter(request.tenant_id, request.connection_id):
+                    return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
+            finally:
+                rt.metrics.query("source", time.monotonic() - began)

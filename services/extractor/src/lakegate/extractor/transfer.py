@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from lakegate.common.contracts.runs import StagedParts
 from lakegate.common.contracts.sources import SourceLogin
 from lakegate.common.staging import PartWriter
+from lakegate.common.telemetry import tracer
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.cursors import CursorColumn, CursorValue
 from lakegate.extractor.query import TableQuery
@@ -41,20 +42,28 @@ async def transfer(
     report: Callable[[int], Awaitable[None]],
 ) -> Transferred:
     """Read `query` in `snapshot` into `writer`, reporting the rows so far every `progress_interval` and at the end."""
-    rows = 0
+    rows, staging = 0, 0.0
     greatest: CursorValue | None = None
     reported = time.monotonic()
-    async with contextlib.aclosing(read_table(login, snapshot, query, settings)) as batches:
-        async for batch in batches:
-            await _finished(writer.write(batch))
-            rows += batch.num_rows
-            if cursor is not None:
-                greatest = cursor.greatest([greatest, cursor.greatest_in(batch.column(cursor.name))])
-            if time.monotonic() - reported >= settings.progress_interval:
-                await report(rows)
-                reported = time.monotonic()
+    # The read and the staging interleave batch by batch, so one span holds both, with staging's share.
+    with tracer(__name__).start_as_current_span("source read") as span:
+        async with contextlib.aclosing(read_table(login, snapshot, query, settings)) as batches:
+            async for batch in batches:
+                began = time.monotonic()
+                await _finished(writer.write(batch))
+                staging += time.monotonic() - began
+                rows += batch.num_rows
+                if cursor is not None:
+                    greatest = cursor.greatest([greatest, cursor.greatest_in(batch.column(cursor.name))])
+                if time.monotonic() - reported >= settings.progress_interval:
+                    await report(rows)
+                    reported = time.monotonic()
+        span.set_attributes({"lakegate.rows": rows, "lakegate.staging_seconds": round(staging, 3)})
     await report(rows)
-    return Transferred(await writer.close(), rows, greatest)
+    with tracer(__name__).start_as_current_span("staging flush") as span:
+        staged = await writer.close()
+        span.set_attributes({"lakegate.parts": staged.parts, "lakegate.bytes": staged.bytes})
+    return Transferred(staged, rows, greatest)
 
 
 async def _finished(write: Awaitable[None]) -> None:

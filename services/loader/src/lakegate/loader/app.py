@@ -121,7 +121,9 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         # The JetStream context exists only once the broker is connected, so it is taken per load.
         return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
 
-    worker = LoadWorker(rt.broker, rt.topology, staging, warehouse, fault_exit_while=settings.fault_exit_while)
+    worker = LoadWorker(
+        rt.broker, rt.topology, staging, warehouse, fault_exit_while=settings.fault_exit_while, metrics=rt.metrics
+    )
     curator = Curator(
         warehouse,
         Lineage(rt.broker, rt.topology),

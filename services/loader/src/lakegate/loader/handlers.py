@@ -6,6 +6,7 @@ tenant's catalog always comes from the request's `tenant_id`, never from anythin
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from lakegate.common.contracts.runs import Extracted
@@ -30,6 +31,7 @@ from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.lanes import RequestLanes
 from lakegate.common.names import tenant_catalog
 from lakegate.common.rpc import answers
+from lakegate.common.telemetry import tracer
 from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.warehouses.base import Warehouse
@@ -64,13 +66,20 @@ class LoaderHandlers:
     async def query(self, request: RunQuery) -> QueryResult:
         """`query`: one read-only Databricks SQL statement over the tenant's catalog."""
         asked = request.max_rows if "max_rows" in request.model_fields_set else self.settings.default_max_rows
-        async with self.lanes.enter(request.tenant_id):
-            return await self.warehouse.query(
-                tenant_catalog(request.tenant_id),
-                request.sql,
-                min(asked, self.settings.max_rows_limit),
-                self.settings.query_timeout_seconds,
-            )
+        began = time.monotonic()
+        with tracer(__name__).start_as_current_span(
+            "warehouse query", attributes={"lakegate.tenant_id": request.tenant_id}
+        ):
+            try:
+                async with self.lanes.enter(request.tenant_id):
+                    return await self.warehouse.query(
+                        tenant_catalog(request.tenant_id),
+                        request.sql,
+                        min(asked, self.settings.max_rows_limit),
+                        self.settings.query_timeout_seconds,
+                    )
+            finally:
+                self.worker.metrics.query("warehouse", time.monotonic() - began)
 
     @answers
     async def list_tables(self, request: ListTables) -> TableList:

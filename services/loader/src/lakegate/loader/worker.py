@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,9 +38,11 @@ from lakegate.common.errors import (
     TerminalError,
     Unavailable,
 )
+from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.names import tenant_catalog
 from lakegate.common.staging import StagingStore
 from lakegate.common.subjects import RunStep, Topology
+from lakegate.common.telemetry import tracer
 from lakegate.loader.warehouses.base import LoadPlan, Warehouse
 from nats.aio.msg import Msg
 from pydantic import BaseModel
@@ -72,6 +74,7 @@ class LoadWorker:
     publish_timeout: float = 10.0
     #: Fault tests: while this file exists, a load ends the process (`LoaderSettings.fault_exit_while`).
     fault_exit_while: Path | None = None
+    metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("loader"))
 
     async def load(self, extracted: Extracted) -> None:
         """Commit one run's staged parts to its target, then report it and clear staging."""
@@ -98,7 +101,16 @@ class LoadWorker:
                 source_types={column.name: column.source_type for column in extracted.columns},
             )
             parts = _until(cancelled, self._checked_parts(extracted, schema, staging), extracted)
-            result = await self.warehouse.load(plan, parts)
+            attributes = {
+                "lakegate.run_id": run_id,
+                "lakegate.table": str(extracted.target),
+                "lakegate.mode": plan.mode,
+            }
+            # Staged parts are read while the warehouse writes them, so one span holds reading, writing and commit.
+            with self.metrics.phase("load"), tracer(__name__).start_as_current_span("warehouse commit") as span:
+                span.set_attributes(attributes)
+                result = await self.warehouse.load(plan, parts)
+                span.set_attributes({"lakegate.rows": result.row_count, "lakegate.version": result.version or 0})
         if result.already_committed:
             log.info("run %s was already committed to %s as version %s", run_id, extracted.target, result.version)
         loaded = Loaded(
@@ -111,6 +123,8 @@ class LoadWorker:
             schema_changes=list(result.schema_changes),
         )
         await self._step(loaded, RunStep.LOADED, run_id)
+        if not result.already_committed:
+            self.metrics.moved("loaded", extracted.sync_mode, result.row_count, result.bytes)
         await staging.delete(run_id)
 
     async def fail(self, extracted: Extracted, error: LakegateError) -> None:

@@ -130,7 +130,7 @@ def main() -> None:
             for e in exc.errors()
         )
         sys.exit(f"lakegate edge: invalid settings: {problems}")
-    setup_logging(SERVICE, settings.log_level)
+    setup_logging(SERVICE, settings.log_level, settings.log_format)
     if settings.transport != "http" or settings.processes == 1:
         uvloop.run(run(settings))
         return

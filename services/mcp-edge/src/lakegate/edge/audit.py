@@ -52,6 +52,12 @@ def note_error_code(code: str) -> None:
         outcome.code = code
 
 
+def noted_error_code() -> str | None:
+    """The error code noted for the current tool call so far (None: none, or no call)."""
+    outcome = _OUTCOME.get()
+    return outcome.code if outcome is not None else None
+
+
 class AuditTrail:
     """Publishes audit records from a background task, so that no tool call waits for NATS."""
 

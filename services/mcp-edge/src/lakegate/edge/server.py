@@ -11,6 +11,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
+from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
@@ -91,6 +92,7 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
             AuditedCalls(trail, backend.tenancy),
             ScopedRequests(backend.tenancy),
             CancelRouting(backend.tenancy),
+            ObservedCalls(backend.runtime.metrics, backend.tenancy),
         ],
     )
     add_source_tools(server, backend)
