@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from lakegate.devstack.toolresults import error_text, structured
 from lakegate.edge.app import EdgeState
 from mcp import Client
+from mcp.types import CallToolResult
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -132,24 +133,8 @@ async def test_progress_adds_up_the_rows_of_parallel_ranges_and_shows_rows_loade
 async def test_a_running_sync_is_cancelled_and_the_waiting_call_returns_it_as_cancelled(
     edge: EdgeState, fakes: Fakes
 ) -> None:
-    fakes.catalog.plans["huge"] = "stall"
-    extracting = asyncio.Event()
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        if message and message.startswith("extracting public.huge"):
-            extracting.set()
-
     async with Client(edge.server) as client:
-        connection_id = await connect(client)
-        sync = asyncio.create_task(
-            client.call_tool(
-                "sync_table_to_bronze",
-                {"connection_id": connection_id, "table_name": "huge"},
-                progress_callback=on_progress,
-            )
-        )
-        await asyncio.wait_for(extracting.wait(), 10)
-        [run_id] = fakes.catalog.runs
+        sync, run_id = await start_stalled_sync(client, fakes)
 
         cancelled = structured(await client.call_tool("cancel_sync", {"run_id": run_id}))
         waited = structured(await asyncio.wait_for(sync, 10))
@@ -234,24 +219,8 @@ async def test_run_history_shows_durations_throughput_cursor_and_the_schedule_th
 async def test_a_sync_whose_call_the_client_cancels_ends_cancelled_and_writes_nothing(
     edge: EdgeState, fakes: Fakes
 ) -> None:
-    fakes.catalog.plans["huge"] = "stall"
-    extracting = asyncio.Event()
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        if message and message.startswith("extracting public.huge"):
-            extracting.set()
-
     async with Client(edge.server) as client:
-        connection_id = await connect(client)
-        sync = asyncio.create_task(
-            client.call_tool(
-                "sync_table_to_bronze",
-                {"connection_id": connection_id, "table_name": "huge"},
-                progress_callback=on_progress,
-            )
-        )
-        await asyncio.wait_for(extracting.wait(), 10)
-        [run_id] = fakes.catalog.runs
+        sync, run_id = await start_stalled_sync(client, fakes)
         told = asyncio.Event()
 
         async def on_cancel(msg: object) -> None:
@@ -267,3 +236,25 @@ async def test_a_sync_whose_call_the_client_cancels_ends_cancelled_and_writes_no
 
     assert run["status"] == "cancelled"
     assert run["error_code"] == "cancelled"
+
+
+async def start_stalled_sync(client: Client, fakes: Fakes) -> tuple[asyncio.Task[CallToolResult], str]:
+    """A sync of a table the fake catalog never finishes, once it reports extracting: its call and run id."""
+    fakes.catalog.plans["huge"] = "stall"
+    extracting = asyncio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if message and message.startswith("extracting public.huge"):
+            extracting.set()
+
+    connection_id = await connect(client)
+    sync = asyncio.create_task(
+        client.call_tool(
+            "sync_table_to_bronze",
+            {"connection_id": connection_id, "table_name": "huge"},
+            progress_callback=on_progress,
+        )
+    )
+    await asyncio.wait_for(extracting.wait(), 10)
+    [run_id] = fakes.catalog.runs
+    return sync, run_id

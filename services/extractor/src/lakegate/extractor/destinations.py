@@ -113,7 +113,7 @@ async def destination(address: SourceAddress, settings: ExtractorSettings) -> st
     if host.startswith("/") or "/" in host or "\\" in host:
         raise PermissionDenied(
             f"source host '{address.host}' is a path: lakegate connects to sources over TCP only, never through a "
-            "unix socket. Give the server's host name or IP address"
+            "unix socket. Give the server's host name or IP address."
         )
     resolved = await _resolve(host.strip("[]"), address.port)
     known = await _endpoint_addresses(infrastructure(settings))
@@ -124,7 +124,7 @@ async def destination(address: SourceAddress, settings: ExtractorSettings) -> st
                 f"source host '{address.host}' port {address.port} is {ip}:{address.port}, one of this lakegate "
                 f"deployment's own services ({own.host}:{own.port}, from {INFRASTRUCTURE_SETTING} or the NATS "
                 "servers): a source may never point at lakegate's infrastructure. Register the database you mean "
-                "to read"
+                "to read."
             )
         kind = _private_kind(ip)
         if kind is not None and not settings.allow_private_sources:
@@ -132,6 +132,6 @@ async def destination(address: SourceAddress, settings: ExtractorSettings) -> st
             raise PermissionDenied(
                 f"source host '{address.host}' {resolves} {kind}: this extractor does not connect to loopback, "
                 f"link-local or private addresses unless {ALLOW_SETTING}=true (set it when your sources are on "
-                "this machine or a private network)"
+                "this machine or a private network)."
             )
     return str(resolved[0])
