@@ -447,3 +447,25 @@ async def test_a_table_is_described_without_statistics_when_asked_and_previewed(
         assert preview["table_name"] == f"tenant_{tenant_id}.silver.orders"
         assert preview["rows"] == [[1, "1.50"], [2, "2.50"], [3, "3.50"]]
         assert preview["truncated"] is True
+
+
+async def test_arguments_that_do_not_fit_the_schema_are_named_without_library_text_or_their_values(
+    edge: EdgeState,
+) -> None:
+    async with Client(edge.server) as client:
+        missing = error_text(await client.call_tool("describe_table", {"table": "bronze.orders"}))
+        wrong = error_text(
+            await client.call_tool(
+                "connect_postgres",
+                {"name": "x", "host": "db", "port": 70000, "database": "d", "user": "u", "password": "s3cr3t-pw"},
+            )
+        )
+
+    assert "`table_name`: field required" in missing
+    assert "`port`:" in wrong
+    assert "65535" in wrong
+    for text in (missing, wrong):
+        assert "pydantic" not in text
+        assert "https://" not in text
+        assert "tools/list shows each argument" in text
+    assert "s3cr3t-pw" not in wrong

@@ -4,6 +4,7 @@
     a sync run that ended `failed`              →  a LakegateError naming the run, the cause and the fix
     a resource that cannot be read              →  ResourceError (ResourceNotFoundError) with the same message
     a prompt that cannot be filled              →  MCPError (invalid params, or internal if transient)
+    arguments that do not fit the input schema  →  ToolError naming each argument and what it must be
 
 Anything else is a crash: the SDK answers `Error executing tool <name>` and logs the traceback, so
 no internal detail reaches the client. Every text that leaves goes through `Failures.public`, which
@@ -25,6 +26,7 @@ from lakegate.edge.audit import note_error_code
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from pydantic import ValidationError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -134,3 +136,15 @@ class Failures:
 def _plain_name(match: re.Match[str]) -> str:
     kind, first = match.group(1), match.group(2)
     return f"the {first} service" if kind == "rpc" else _SUBJECT_KINDS[kind]
+
+
+def argument_problems(tool: str, exc: ValidationError) -> str:
+    """What is wrong with a call's arguments, per argument, without the values (one may be a password)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        problems.append(f"`{where}`: {error['msg'][:1].lower()}{error['msg'][1:]}")
+    return (
+        f"the arguments of {tool} do not fit its input schema: {'; '.join(problems)}. "
+        "Fix them and call again; tools/list shows each argument's type and limits."
+    )

@@ -11,6 +11,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
+from lakegate.edge.failures import argument_problems
 from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
@@ -25,8 +26,10 @@ from lakegate.edge.tools.sync import add_sync_tools
 from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, INVALID_REQUEST, GetPromptResult, InputRequiredResult, Resource
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, CallToolResult, GetPromptResult, InputRequiredResult, Resource
+from pydantic import ValidationError
 
 INSTRUCTIONS = """\
 lakegate brings PostgreSQL tables and files into a lakehouse and answers SQL over them.
@@ -49,6 +52,17 @@ class LakegateServer(MCPServer):
         self._backend = backend
         # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """A tool call; arguments that do not fit the schema are named one by one, without pydantic's text."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(argument_problems(name, exc.__cause__)) from exc.__cause__
+            raise
 
     async def list_resources(self) -> list[Resource]:
         """The static resources, then the concrete ones of the caller's tenant."""
