@@ -34,6 +34,8 @@ def ops_stack() -> Iterator[Stack]:
             "LAKEGATE_OTEL_EXPORTER": "file",
             "LAKEGATE_OTEL_FILE": str(home / "spans" / "{service}.jsonl"),
             "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": "120",
+            # The sources live in the harness cluster on 127.0.0.1; the stack's own ports stay refused.
+            "LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES": "true",
             "LAKEGATE_LOADER_FAULT_EXIT_WHILE": str(home / "loader-dies"),
             # A held message comes back in seconds once its loader is gone.
             "LAKEGATE_LOADER_ACK_WAIT_SECONDS": "2",
