@@ -156,10 +156,14 @@ async def test_a_run_whose_loader_dies_on_every_delivery_ends_failed_and_frees_i
         async with Client(ops_stack.urls.mcp) as client:
             connection = await call(client, "connect_postgres", source.connect_arguments(f"c{unique}"))
             arguments = {"connection_id": connection["connection_id"], "table_name": "orders"}
-            started = await call(client, "sync_table_to_bronze", arguments)
-            while (event := await asyncio.wait_for(outcomes.get(), 900))["subject"] != started["run_id"]:
+            # The call returns a handle while the loader keeps dying, or the failure itself when the
+            # deliveries run out within its wait: either way the run is the source's only one.
+            await client.call_tool("sync_table_to_bronze", arguments)
+            listed = await call(client, "list_sync_runs", {"connection_id": connection["connection_id"]})
+            [run_id] = [run["run_id"] for run in listed["runs"]]
+            while (event := await asyncio.wait_for(outcomes.get(), 900))["subject"] != run_id:
                 pass
-            run = await call(client, "get_sync_run", {"run_id": started["run_id"]})
+            run = await call(client, "get_sync_run", {"run_id": run_id})
     finally:
         await nc.close()
         await asyncio.to_thread(dies.unlink, missing_ok=True)
