@@ -53,14 +53,17 @@ def _spans(stack: Stack) -> list[dict[str, Any]]:
 
 
 async def _trace_of_tool_call(stack: Stack, tool: str, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """The spans of the trace rooted at the edge's `tools/call <tool>` span, once all four services wrote theirs."""
+    """The spans of the trace rooted at the edge's `tools/call <tool>` span, once all four services wrote theirs
+    and every parent span has ended (a step's span can end just after the call it served returned)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         spans = _spans(stack)
         roots = [s for s in spans if s["service"] == "edge" and s["name"] == f"tools/call {tool}"]
         trace = [s for s in spans if roots and s["trace_id"] == roots[-1]["trace_id"]]
-        if {s["service"] for s in trace} >= set(SERVICES) or loop.time() > deadline:
+        ids = {s["span_id"] for s in trace}
+        whole = all(s["parent_id"] is None or s["parent_id"] in ids for s in trace)
+        if ({s["service"] for s in trace} >= set(SERVICES) and whole) or loop.time() > deadline:
             return trace
         await asyncio.sleep(0.25)  # spans are appended as they end; poll the files until the deadline
 
