@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from lakegate.common.subjects import Topology
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _comma_list(value: object) -> object:
+    # Lists come from the environment as `a,b,c`; JSON would be unfriendly for one-line settings.
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+#: A list setting written `a,b,c` in the environment.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 
 
 class NatsSettings(BaseSettings):

@@ -39,10 +39,9 @@ class AuditLog:
             """,
             record.id,
             record.tenant_id,
-            _storable(record.actor),
-            _storable(record.tool),
-            # Any NATS client can publish a record: keep jsonb-unstorable text from losing it.
-            {_storable(name): _storable(value) for name, value in record.arguments.items()},
+            record.actor,
+            record.tool,
+            record.arguments,  # storable whoever sent it: the contract escapes NUL and lone surrogates
             record.outcome,
             record.error_code,
             record.duration_ms,
@@ -60,8 +59,3 @@ class AuditLog:
         )
         page, next_offset = window.cut(rows)
         return [_record(row) for row in page], next_offset
-
-
-def _storable(text: str) -> str:
-    """`text` with NUL and lone surrogates (which PostgreSQL cannot store) written out as escapes."""
-    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")

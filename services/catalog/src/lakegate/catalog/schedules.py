@@ -22,16 +22,13 @@ from lakegate.catalog.paging import Window
 from lakegate.catalog.sources import SourceStore
 from lakegate.common.contracts.explore import DescribeSourceTable, SourceTableDetail
 from lakegate.common.contracts.runs import SyncMode
-from lakegate.common.contracts.schedules import CreateSchedule, Schedule
+from lakegate.common.contracts.schedules import MAX_EVERY_SECONDS, CreateSchedule, Schedule
 from lakegate.common.errors import InvalidInput, NotFound
 from lakegate.common.names import check_tenant_id, parse_source_table
 from lakegate.common.rpc import RpcClient
 from lakegate.common.subjects import Topology
 
 CRON_FIELDS = 5
-#: The longest interval a schedule may have: a year and a day (longer would not be a schedule, and
-#: the next run time must stay a date).
-MAX_EVERY_SECONDS = 366 * 24 * 3600
 _CRON_HINT = "five fields in UTC: minute hour day-of-month month day-of-week, e.g. '0 2 * * *' for 02:00 every day"
 
 

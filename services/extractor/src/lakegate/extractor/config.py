@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.delivery import ACK_WAIT
-from lakegate.common.settings import ServiceSettings
-from pydantic import BeforeValidator, Field
-from pydantic_settings import NoDecode, SettingsConfigDict
-
-
-def _comma_list(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+from lakegate.common.settings import CommaList, ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 
 class ExtractorSettings(ServiceSettings):

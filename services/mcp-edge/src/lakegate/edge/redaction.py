@@ -5,9 +5,8 @@ file_content                                         →  "[<n> base64 character
 anything else                                        →  its text (JSON for non-strings), cut at
                                                         `MAX_ARGUMENT_CHARS` with the full length noted
 arguments that are not an object                      →  one entry, `[arguments]`, with their JSON
-NUL characters and lone surrogates                    →  written out as `\\u0000`, `\\udc80`, because
-                                                        PostgreSQL's jsonb cannot store them (a record
-                                                        holding one used to be refused and lost)
+NUL characters and lone surrogates                    →  written out as escapes by `AuditRecord` itself
+                                                        (`contracts.audit.storable`), for every sender
 more than `MAX_ARGUMENTS` names                       →  the first ones and `[more]` with the count
 """
 
@@ -36,11 +35,9 @@ def redact_arguments(arguments: object) -> dict[str, str]:
     if arguments is None:
         return {}
     if not isinstance(arguments, Mapping):
-        return {WHOLE: storable(shortened(json.dumps(_without_secrets(arguments), ensure_ascii=False, default=str)))}
+        return {WHOLE: shortened(json.dumps(_without_secrets(arguments), ensure_ascii=False, default=str))}
     items = list(arguments.items())
-    kept = {
-        storable(shortened(str(name), 100)): storable(_shown(str(name), value)) for name, value in items[:MAX_ARGUMENTS]
-    }
+    kept = {shortened(str(name), 100): _shown(str(name), value) for name, value in items[:MAX_ARGUMENTS]}
     if len(items) > MAX_ARGUMENTS:
         kept["[more]"] = f"{len(items) - MAX_ARGUMENTS} more arguments not recorded"
     return kept
@@ -49,11 +46,6 @@ def redact_arguments(arguments: object) -> dict[str, str]:
 def _secret(name: str) -> bool:
     # Control characters (a NUL in "pass\x00word") must not hide a secret's name.
     return bool(SECRET_NAME.search(_CONTROL.sub("", name)))
-
-
-def storable(text: str) -> str:
-    """`text` with what PostgreSQL text and jsonb cannot hold (NUL, lone surrogates) written out as escapes."""
-    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _shown(name: str, value: Any) -> str:

@@ -6,10 +6,18 @@ from datetime import datetime
 from typing import Literal
 
 from lakegate.common.contracts.base import Message, TenantScoped
-from pydantic import Field
+from pydantic import Field, field_validator
+
+
+def storable(text: str) -> str:
+    """`text` with what PostgreSQL text and jsonb cannot hold (NUL, lone surrogates) written out as escapes."""
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class AuditRecord(Message):
+    """One tool call. Its texts are always storable: whoever builds or sends a record (any NATS client
+    can publish one), a NUL or lone surrogate in them is written out as an escape, not lost with it."""
+
     id: str = Field(description="Unique id of the record; a redelivered record is stored once.")
     tenant_id: str
     actor: str = Field(description="Who called: the token's subject, or 'local' for stdio/loopback.")
@@ -19,6 +27,16 @@ class AuditRecord(Message):
     error_code: str | None = None
     duration_ms: float
     at: datetime
+
+    @field_validator("actor", "tool")
+    @classmethod
+    def _storable_text(cls, value: str) -> str:
+        return storable(value)
+
+    @field_validator("arguments")
+    @classmethod
+    def _storable_arguments(cls, value: dict[str, str]) -> dict[str, str]:
+        return {storable(name): storable(text) for name, text in value.items()}
 
 
 class ListAudit(TenantScoped):

@@ -8,6 +8,10 @@ from lakegate.common.contracts.base import Message, TenantScoped
 from lakegate.common.contracts.runs import SyncMode
 from pydantic import Field
 
+#: The longest interval a schedule may have: a year and a day (longer is no schedule, and the next run
+#: time must stay a date). The edge and the catalog both refuse longer ones, each saying what to use.
+MAX_EVERY_SECONDS = 366 * 24 * 3600
+
 
 class CreateSchedule(TenantScoped):
     connection_id: str

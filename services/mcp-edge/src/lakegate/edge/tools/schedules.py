@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from lakegate.common.contracts.runs import SyncMode
-from lakegate.common.contracts.schedules import CreateSchedule, ListSchedules, Schedule, ScheduleList, ScheduleRef
+from lakegate.common.contracts.schedules import (
+    MAX_EVERY_SECONDS,
+    CreateSchedule,
+    ListSchedules,
+    Schedule,
+    ScheduleList,
+    ScheduleRef,
+)
 from lakegate.common.errors import InvalidInput
 from lakegate.edge.backend import Backend
 from lakegate.edge.durations import seconds_of, spoken
@@ -112,10 +119,6 @@ def add_schedule_tools(server: MCPServer, backend: Backend) -> None:
             schedule,
             hint="deleted: it starts no more runs; a run it already started goes on (cancel_sync stops it)",
         )
-
-
-#: The longest interval (the catalog refuses longer ones too): a year and a day.
-MAX_EVERY_SECONDS = 366 * 24 * 3600
 
 
 def _when(every: str | int | None, cron: str | None) -> tuple[int | None, str | None]:
