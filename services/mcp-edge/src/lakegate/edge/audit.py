@@ -145,7 +145,7 @@ class AuditedCalls:
             raise
         finally:
             _OUTCOME.reset(reset)
-        failed = _failed(result)
+        failed = call_failed(result)
         if failed is not None:  # None: the call waits for the client's input and is not over yet
             self._record(ctx, at, began, (outcome.code or REFUSED_BEFORE_RUNNING) if failed else None)
         return result
@@ -174,7 +174,7 @@ class AuditedCalls:
         )
 
 
-def _failed(result: HandlerResult) -> bool | None:
+def call_failed(result: HandlerResult) -> bool | None:
     """Whether a finished call failed; None when it only asks the client for input first."""
     if isinstance(result, InputRequiredResult):
         return None

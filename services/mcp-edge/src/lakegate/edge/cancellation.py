@@ -17,7 +17,6 @@ import hashlib
 from typing import Any
 
 import anyio
-from lakegate.common.errors import LakegateError
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
@@ -54,10 +53,7 @@ class CancelRouting:
         raise MCPError(code=REQUEST_CANCELLED, message="the request was cancelled by the client")
 
     def _key(self, ctx: ServerRequestContext[Any, Any], request_id: object) -> _Key:
-        try:
-            tenant = self._tenancy.current()
-        except LakegateError:
-            tenant = ""
+        tenant = self._tenancy.known() or ""
         headers = getattr(ctx.request, "headers", None)
         authorization = headers.get("authorization", "") if headers is not None else ""
         digest = hashlib.sha256(authorization.encode()).hexdigest()[:32]

@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from lakegate.edge.audit import call_failed
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.subscriptions import ResourcesListChanged, SubscriptionBus
-from mcp_types import CallToolResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,7 @@ class ResourceChanges:
         result = await call_next(ctx)
         if ctx.method != "tools/call" or (ctx.params or {}).get("name") not in CHANGES_RESOURCES:
             return result
-        if isinstance(result, CallToolResult):
-            failed = bool(result.is_error)
-        elif isinstance(result, dict):
-            # a round that asks the client for input changed nothing yet
-            failed = bool(result.get("isError")) or result.get("resultType") not in (None, "complete")
-        else:
-            failed = True
-        if not failed:
+        if call_failed(result) is False:  # None: a round that asks the client for input changed nothing yet
             await self.bus.publish(ResourcesListChanged())
             if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
                 try:

@@ -15,13 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lakegate.common.errors import LakegateError
 from lakegate.common.logs import log_context
 from lakegate.common.metrics import ServiceMetrics
-from lakegate.edge.audit import REFUSED_BEFORE_RUNNING, noted_error_code
+from lakegate.edge.audit import REFUSED_BEFORE_RUNNING, call_failed, noted_error_code
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp_types import CallToolResult
 from opentelemetry import trace
 
 
@@ -36,10 +34,7 @@ class ObservedCalls:
         if ctx.method != "tools/call":
             return await call_next(ctx)
         tool = str((ctx.params or {}).get("name", ""))
-        try:
-            tenant: str | None = self.tenancy.current()
-        except LakegateError:
-            tenant = None
+        tenant = self.tenancy.known()
         began = time.perf_counter()
         span = trace.get_current_span()
         if tenant is not None:
@@ -50,10 +45,7 @@ class ObservedCalls:
             except Exception:
                 self.metrics.tool_call(tool, time.perf_counter() - began, noted_error_code() or REFUSED_BEFORE_RUNNING)
                 raise
-            failed = isinstance(result, CallToolResult) and result.is_error
-            if isinstance(result, dict):
-                failed = bool(result.get("isError"))
-            code = (noted_error_code() or REFUSED_BEFORE_RUNNING) if failed else None
+            code = (noted_error_code() or REFUSED_BEFORE_RUNNING) if call_failed(result) else None
             if code is not None:
                 span.set_attribute("lakegate.error_code", code)
             self.metrics.tool_call(tool, time.perf_counter() - began, code)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lakegate.common.api_tokens import SCOPES, granted
-from lakegate.common.errors import PermissionDenied
+from lakegate.common.errors import LakegateError, PermissionDenied
 from lakegate.common.names import check_tenant_id
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -52,6 +52,13 @@ class Tenancy:
                 f"{TENANT_CLAIM!r} claim or exactly one '{TENANT_SCOPE_PREFIX}<id>' scope"
             )
         return check_tenant_id(tenant)
+
+    def known(self) -> str | None:
+        """The caller's tenant, or None when its token names no valid one (for bookkeeping that must not raise)."""
+        try:
+            return self.current()
+        except LakegateError:
+            return None
 
     def actor(self) -> str:
         """Who is calling, for the audit log: the token's subject (or client id), else `local`."""
