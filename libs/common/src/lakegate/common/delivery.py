@@ -248,7 +248,7 @@ def subscribe(rt: Runtime, subscriptions: Sequence[Subscription], *, ack_wait: f
             ack_policy=AckPolicy.MANUAL,
             title=subscription.title,
             description=subscription.description,
-        )(_handler(rt.service, subscription, ack_wait, rt.observe_delivery))
+        )(_handler(rt.service, subscription, ack_wait, rt.metrics.delivered))
 
 
 async def ensure_consumers(js: JetStreamContext, subscriptions: Sequence[tuple[Subscription, float]]) -> None:

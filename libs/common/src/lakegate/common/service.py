@@ -44,10 +44,6 @@ class Runtime:
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
     subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
 
-    def observe_delivery(self, title: str, outcome: str, attempt: int, seconds: float) -> None:
-        """Called once per settled JetStream delivery."""
-        self.metrics.delivered(title, outcome, attempt, seconds)
-
     async def scrape(self) -> bytes:
         """`/metrics`: the service's metrics, with each consumer's lag read from JetStream now."""
         js = self.broker.connection.jetstream()
