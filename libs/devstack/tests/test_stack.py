@@ -114,7 +114,7 @@ async def test_a_restarted_stack_keeps_its_jetstream_data_catalog_database_and_k
     stack = Stack(standin_config(lakegate_home))
     await asyncio.to_thread(stack.start)
     try:
-        nc = await nats.connect(stack.urls.nats)
+        nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
         await nc.jetstream().add_stream(StreamConfig(name="KEPT", subjects=["kept.>"]))
         await nc.jetstream().publish("kept.one", b"still here")
         await nc.close()
@@ -128,7 +128,7 @@ async def test_a_restarted_stack_keeps_its_jetstream_data_catalog_database_and_k
     again = Stack(stack.config)
     await asyncio.to_thread(again.start)
     try:
-        nc = await nats.connect(again.urls.nats)
+        nc = await nats.connect(again.urls.nats, **again.nats_credentials())
         message = await nc.jetstream().get_last_msg("KEPT", "kept.one")
         await nc.close()
         conn = await asyncpg.connect(again.urls.catalog_database)

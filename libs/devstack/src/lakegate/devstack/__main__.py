@@ -40,7 +40,16 @@ def up(config: StackConfig) -> int:
         print("lakegate: interrupted while starting; everything started has been stopped", file=sys.stderr)
         return 130
     requires_token = stack.home.api_tokens.exists()
-    print(connection_guide(stack.urls, config.repo, stack.home.logs, requires_token), flush=True)
+    print(
+        connection_guide(
+            stack.urls,
+            config.repo,
+            stack.home.logs,
+            requires_token,
+            nats_password_file=stack.home.nats_password("edge"),
+        ),
+        flush=True,
+    )
     try:
         while True:
             signal.pause()

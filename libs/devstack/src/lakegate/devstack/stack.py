@@ -14,11 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from lakegate.common.nats_users import NatsUsers, deployment_users, inbox_prefix, tenant_subscriber
+from lakegate.common.subjects import Topology
 from lakegate.devstack.keys import ensure_fernet_key
 from lakegate.devstack.layout import StackHome, repo_root
 from lakegate.devstack.leftovers import ChildRecords
 from lakegate.devstack.lock import StackLock
 from lakegate.devstack.nats_server import NatsServer
+from lakegate.devstack.passwords import ensure_password
 from lakegate.devstack.ports import PortClaim, check_ports, free_port
 from lakegate.devstack.postgres import PostgresCluster
 from lakegate.devstack.supervisor import Backoff, ServiceLaunch, Supervisor
@@ -34,7 +37,11 @@ SERVICES: Mapping[str, str] = {
 }
 CATALOG_DATABASE = "lakegate_catalog"
 CATALOG_ROLE = "lakegate"
+#: The tenant of unauthenticated local callers; its events get a subscriber user of their own.
+LOCAL_TENANT = "default"
 LOOPBACK = "127.0.0.1"
+#: How nats-server logs a refused publish and a refused subscription.
+REFUSALS = ("Permissions", "Subscription")
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ class Stack:
             check_ports(self.config.port_claims())
             self.home.create()
             ensure_fernet_key(self.home.catalog_key)
+            self.nats.users = self._nats_users()
             log.info("starting NATS on port %d", self.config.ports.nats)
             self.nats.start()
             self._record("nats", self.nats)
@@ -220,6 +228,9 @@ class Stack:
             prefix = f"LAKEGATE_{name.upper()}_"
             env = {
                 "LAKEGATE_NATS_URL": self.nats.url,
+                # Each service is its own NATS user with only its subjects; the password stays in a file.
+                "LAKEGATE_NATS_USER": name,
+                "LAKEGATE_NATS_PASSWORD_FILE": str(self.home.nats_password(name)),
                 f"{prefix}HEALTH_HOST": LOOPBACK,
                 f"{prefix}HEALTH_PORT": str(ports.health(name)),
                 **specific[name],
@@ -233,6 +244,32 @@ class Stack:
                 else ServiceLaunch.module(name, module, env, ports.health(name), serves=serves)
             )
         return launches
+
+    @property
+    def topology(self) -> Topology:
+        """The subjects of this stack (a test may give it a prefix of its own)."""
+        return Topology(self.config.env.get("LAKEGATE_NATS_PREFIX", "lakegate"))
+
+    def nats_password(self, user: str) -> str:
+        """The generated password of a NATS user of this stack: a service, `admin` or `default_events`."""
+        return ensure_password(self.home.nats_password(user))
+
+    def nats_credentials(self, user: str = "admin") -> dict[str, str]:
+        """Keyword arguments for `nats.connect` that log in as `user` (`admin` may use every subject)."""
+        return {"user": user, "password": self.nats_password(user), "inbox_prefix": inbox_prefix(user)}
+
+    def nats_permission_violations(self) -> list[str]:
+        """The lines of the NATS log where the server refused a user a subject (to publish or subscribe)."""
+        try:
+            text = self.nats.log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if any(f"{kind} Violation" in line for kind in REFUSALS)]
+
+    def _nats_users(self) -> NatsUsers:
+        names = [*SERVICES, tenant_subscriber(LOCAL_TENANT), "admin"]
+        passwords = {name: self.nats_password(name) for name in names}
+        return deployment_users(self.topology, passwords, tenants=(LOCAL_TENANT,))
 
     def _own_endpoints(self) -> list[str]:
         ports = self.config.ports
