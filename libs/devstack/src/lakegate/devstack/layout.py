@@ -6,7 +6,7 @@
   postgres/     the catalog's PostgreSQL cluster
   lakehouse/    the local Delta Lake tables
   keys/         catalog.key, the Fernet key that encrypts source secrets; api-tokens.json, token hashes;
-                nats/<user>.password and postgres.password, generated on first start
+                nats/<user>.password and postgres/<role>.password, generated on first start
   logs/         one <process>.log per process
   run/          the lock of the running `up` and the pids of its children
 ```
@@ -61,10 +61,14 @@ class StackHome:
         """The generated password of one NATS user (the services read theirs with LAKEGATE_NATS_PASSWORD_FILE)."""
         return self.root / "keys" / "nats" / f"{user}.password"
 
+    def postgres_password(self, role: str) -> Path:
+        """The generated password of one role of the catalog's PostgreSQL (its superuser, the catalog's own)."""
+        return self.root / "keys" / "postgres" / f"{role}.password"
+
     @property
-    def postgres_password(self) -> Path:
-        """The generated password of the catalog's PostgreSQL roles (the superuser and the catalog's own)."""
-        return self.root / "keys" / "postgres.password"
+    def catalog_pgpass(self) -> Path:
+        """The libpq password file the catalog reads its role's password from (PGPASSFILE)."""
+        return self.root / "keys" / "postgres" / "catalog.pgpass"
 
     @property
     def logs(self) -> Path:

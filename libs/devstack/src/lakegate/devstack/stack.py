@@ -23,7 +23,7 @@ from lakegate.devstack.lock import StackLock
 from lakegate.devstack.nats_server import NatsServer
 from lakegate.devstack.passwords import ensure_password
 from lakegate.devstack.ports import PortClaim, check_ports, free_port
-from lakegate.devstack.postgres import PostgresCluster
+from lakegate.devstack.postgres import SUPERUSER, PostgresCluster
 from lakegate.devstack.supervisor import Backoff, ServiceLaunch, Supervisor
 
 log = logging.getLogger("lakegate.devstack")
@@ -158,9 +158,11 @@ class Stack:
             self.nats.start()
             self._record("nats", self.nats)
             log.info("starting PostgreSQL on port %d", self.config.ports.postgres)
+            self.postgres.superuser_password = self.postgres_password(SUPERUSER)
             self.postgres.start()
             self._record("postgres", self.postgres)
-            self.postgres.ensure_database(CATALOG_DATABASE, CATALOG_ROLE)
+            self.postgres.ensure_database(CATALOG_DATABASE, CATALOG_ROLE, self.postgres_password(CATALOG_ROLE))
+            self._write_pgpass()
             self._write_description()
             self.supervisor.start(self.config.ready_timeout)
         except BaseException:
@@ -213,6 +215,8 @@ class Stack:
         specific: dict[str, dict[str, str]] = {
             "catalog": {
                 "LAKEGATE_CATALOG_DATABASE_URL": self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE),
+                # The role's password, in a libpq password file rather than in the URL or the environment.
+                "PGPASSFILE": str(self.home.catalog_pgpass),
                 "LAKEGATE_CATALOG_SECRET_KEY_FILE": str(self.home.catalog_key),
             },
             # No source may point at the stack itself (NATS is added by the extractor on its own).
@@ -257,6 +261,20 @@ class Stack:
     def nats_credentials(self, user: str = "admin") -> dict[str, str]:
         """Keyword arguments for `nats.connect` that log in as `user` (`admin` may use every subject)."""
         return {"user": user, "password": self.nats_password(user), "inbox_prefix": inbox_prefix(user)}
+
+    def postgres_password(self, role: str) -> str:
+        """The generated password of a role of the catalog's PostgreSQL (`postgres`, the catalog's own)."""
+        return ensure_password(self.home.postgres_password(role))
+
+    def catalog_database_dsn(self) -> str:
+        """The catalog's database URL with its role's password, for a client of the test's own."""
+        return self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE, password=self.postgres_password(CATALOG_ROLE))
+
+    def _write_pgpass(self) -> None:
+        path = self.home.catalog_pgpass
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(f"*:*:{CATALOG_DATABASE}:{CATALOG_ROLE}:{self.postgres_password(CATALOG_ROLE)}\n")
 
     def nats_permission_violations(self) -> list[str]:
         """The lines of the NATS log where the server refused a user a subject (to publish or subscribe)."""
