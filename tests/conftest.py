@@ -28,12 +28,21 @@ def stack() -> Iterator[Stack]:
         config = StackConfig(home=home, ports=StackPorts.free(), env=env)
         with Stack(config) as running:
             yield running
+            # Every service did all it needed within its own NATS permissions.
+            refused = running.nats_permission_violations()
+            assert not refused, "\n".join(refused)
 
 
 @pytest.fixture
 def edge_env(stack: Stack) -> dict[str, str]:
     """Environment for an edge started over stdio against the session's stack."""
-    return {**os.environ, "LAKEGATE_NATS_URL": stack.urls.nats, "LAKEGATE_LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "LAKEGATE_NATS_URL": stack.urls.nats,
+        "LAKEGATE_NATS_USER": "edge",
+        "LAKEGATE_NATS_PASSWORD_FILE": str(stack.home.nats_password("edge")),
+        "LAKEGATE_LOG_LEVEL": "WARNING",
+    }
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,9 @@ class Watch:
 
 @pytest.fixture
 async def watch(fault_stack: Stack) -> AsyncIterator[Watch]:
-    nc = await nats.connect(fault_stack.urls.nats, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(
+        fault_stack.urls.nats, **fault_stack.nats_credentials(), max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
     changed = asyncio.Condition()
     seen: list[tuple[str, dict[str, Any]]] = []
 
@@ -74,7 +76,7 @@ async def watch(fault_stack: Stack) -> AsyncIterator[Watch]:
 
 async def _events_of(stack: Stack, run_id: str) -> list[dict[str, Any]]:
     """Every public event of a run, replayed from the stream."""
-    nc = await nats.connect(stack.urls.nats)
+    nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(

@@ -155,7 +155,7 @@ async def test_a_run_whose_loader_dies_on_every_delivery_ends_failed_and_frees_i
     dies: Path = ops_stack.config.home / "loader-dies"
     restarts = ops_stack.restarts("loader")
     await asyncio.to_thread(dies.touch)
-    nc = await nats.connect(ops_stack.urls.nats)
+    nc = await nats.connect(ops_stack.urls.nats, **ops_stack.nats_credentials())
     outcomes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def on_event(msg: Msg) -> None:
