@@ -205,3 +205,31 @@ async def test_schedules_are_created_listed_kept_across_a_catalog_restart_and_de
         await call(client, "delete_schedule", {"schedule_id": schedule["schedule_id"]})
         listed = await call(client, "list_schedules", {})
         assert schedule["schedule_id"] not in {s["schedule_id"] for s in listed["schedules"]}
+
+
+async def test_a_merge_with_detect_deletes_removes_rows_deleted_at_the_source(
+    stack: Stack, source: Source, unique: str
+) -> None:
+    await _execute(source, ACCOUNTS)
+    name = f"del{unique}"
+    table = f"bronze.{name}_accounts"
+    async with Client(stack.urls.mcp) as client:
+        connection = await call(client, "connect_postgres", source.connect_arguments(name))
+        arguments = {"connection_id": connection["connection_id"], "table_name": "accounts", "sync_mode": "merge"}
+        await call(client, "sync_table_to_bronze", arguments)
+        await _execute(source, "DELETE FROM accounts WHERE id % 100 = 7;" + CHANGES)
+
+        kept = await call(client, "sync_table_to_bronze", arguments)
+        still = await call(client, "query_sql", {"sql": f"SELECT count(*) FROM {table}"})
+        seen = await call(client, "sync_table_to_bronze", {**arguments, "detect_deletes": True})
+        refused = await failure(
+            client, "sync_table_to_bronze", {**arguments, "sync_mode": "full", "detect_deletes": True}
+        )
+        after = await _target_rows(client, table)
+
+    assert kept["row_count"] == 5
+    assert still["rows"] == [[1002]], "without detect_deletes the 10 deleted rows stay"
+    assert seen["status"] == "succeeded"
+    assert after == await _source_rows(source)
+    assert len(after) == 992
+    assert "detect_deletes applies to sync_mode 'merge' only" in refused

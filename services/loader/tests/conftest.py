@@ -155,9 +155,15 @@ class Extractor:
         primary_key: Sequence[str] = (),
         cursor: str | None = None,
         timeout: float = 30.0,
+        source_keys: Sequence[pa.RecordBatch] | None = None,
     ) -> tuple[Extracted, Loaded]:
-        """Stage the batches as a new run, announce it and wait for the loader's `Loaded`."""
-        extracted, steps = await self.start(target, batches, sync_mode, primary_key=primary_key, cursor=cursor)
+        """Stage the batches as a new run, announce it and wait for the loader's `Loaded`.
+
+        `source_keys`: a merge with detect_deletes, these being every key at the source.
+        """
+        extracted, steps = await self.start(
+            target, batches, sync_mode, primary_key=primary_key, cursor=cursor, source_keys=source_keys
+        )
         return extracted, await steps.next(Loaded, timeout)
 
     async def start(
@@ -168,11 +174,13 @@ class Extractor:
         *,
         primary_key: Sequence[str] = (),
         cursor: str | None = None,
+        source_keys: Sequence[pa.RecordBatch] | None = None,
     ) -> tuple[Extracted, Steps]:
         """Stage the batches as a new run and announce it; the steps tell how it ends."""
         run_id = self.new_run_id()
         steps = await self.watch(run_id)
         staged = await self.stage(run_id, batches)
+        keys = await self.stage(run_id, source_keys, attempt="a1-keys") if source_keys is not None else None
         extracted = self.extracted(
             run_id,
             target,
@@ -182,7 +190,7 @@ class Extractor:
             sync_mode,
             primary_key=primary_key,
             cursor=cursor,
-        )
+        ).model_copy(update={"source_keys": keys})
         await self.announce(extracted)
         return extracted, steps
 

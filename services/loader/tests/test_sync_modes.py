@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -314,6 +314,66 @@ async def test_full_then_a_merge_adding_a_column_then_merge_incremental_and_merg
         [5, "e2", 5, None],
         [6, "f", 5, "f@x"],
     ]
+
+
+def keys_of(ids: Sequence[int], chunk: int = 40) -> list[pa.RecordBatch]:
+    """The source's primary keys, staged in several parts as the extractor would."""
+    column = pa.array(list(ids), pa.int64())
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    return [pa.RecordBatch.from_arrays([column[i : i + chunk]], schema=schema) for i in range(0, len(ids), chunk)]
+
+
+@pytest.mark.parametrize("adds_column", [False, True])
+async def test_a_merge_with_detect_deletes_removes_the_rows_deleted_at_the_source_in_its_one_commit(
+    adds_column: bool, loader: LoaderState, extractor: Extractor, query: Query
+) -> None:
+    target = extractor.target(f"deletes_{int(adds_column)}")
+    await extractor.sync(target, [orders(*((n, f"n{n}", 1) for n in range(1, 201)))])
+    deleted = {7, 19, 33, 50, 64, 100, 128, 150, 177, 200}
+    remaining = [n for n in range(1, 202) if n not in deleted]
+    schema = ORDERS.append(pa.field("email", pa.string())) if adds_column else ORDERS
+    changed = [(3, "n3b", 2, "x")[: len(schema)], (201, "new", 2, None)[: len(schema)]]
+
+    extracted, loaded = await extractor.sync(
+        target,
+        [orders(*changed, schema=schema)],  # type: ignore[arg-type]
+        "merge",
+        primary_key=["id"],
+        cursor="version",
+        source_keys=keys_of(remaining),
+    )
+
+    rows = await table_rows(query, target.name)
+    assert [row[0] for row in rows] == remaining
+    assert rows[2][:3] == [3, "n3b", 2]
+    assert rows[-1][:3] == [201, "new", 2]
+    assert loaded.row_count == 2
+    assert commits_of(loader, target, extracted.run_id) == 1
+    assert history(loader, target)[0]["lakegate.deleted"] == "10"
+
+
+async def test_a_merge_without_detect_deletes_keeps_rows_deleted_at_the_source(
+    extractor: Extractor, query: Query
+) -> None:
+    target = extractor.target("kept")
+    await extractor.sync(target, [orders(*((n, f"n{n}", 1) for n in range(1, 21)))])
+
+    await extractor.sync(target, [orders((3, "n3b", 2))], "merge", primary_key=["id"], cursor="version")
+
+    assert [row[0] for row in await table_rows(query, "kept")] == list(range(1, 21))
+
+
+async def test_a_merge_with_detect_deletes_and_no_changed_rows_still_removes_the_deleted_ones(
+    extractor: Extractor, query: Query
+) -> None:
+    target = extractor.target("only_deletes")
+    await extractor.sync(target, [orders(*((n, f"n{n}", 1) for n in range(1, 21)))])
+
+    await extractor.sync(
+        target, [orders()], "merge", primary_key=["id"], cursor="version", source_keys=keys_of(range(1, 11))
+    )
+
+    assert [row[0] for row in await table_rows(query, "only_deletes")] == list(range(1, 11))
 
 
 @pytest.mark.parametrize("mode", ["incremental", "merge"])

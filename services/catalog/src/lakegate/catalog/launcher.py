@@ -17,7 +17,7 @@ from lakegate.catalog.publisher import Publisher
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.sources import SourceStore
 from lakegate.common.contracts.runs import ErrorInfo, ExtractTable, RunView, StartRun, TableRef
-from lakegate.common.errors import LakegateError, Unavailable
+from lakegate.common.errors import InvalidInput, LakegateError, Unavailable
 from lakegate.common.names import SourceTableName, bronze_table_name, parse_source_table, tenant_catalog
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,12 @@ class RunLauncher:
 
     async def start(self, request: StartRun) -> RunView:
         """Record the run `queued` and publish its command; a run whose command was refused is failed."""
+        if request.detect_deletes and request.sync_mode != "merge":
+            raise InvalidInput(
+                f"detect_deletes applies to sync_mode 'merge' only, not {request.sync_mode!r}: a full sync "
+                "replaces the table (deleted rows go with it), an incremental one only appends; drop detect_deletes "
+                "or use sync_mode 'merge'"
+            )
         source = await self._sources.get(request.tenant_id, request.connection_id)
         table = parse_source_table(request.table_name)
         target = bronze_target(request.tenant_id, source.name, table)
@@ -69,6 +75,7 @@ class RunLauncher:
             sync_mode=run.sync_mode,
             cursor_column=begin.cursor_column,
             since=begin.since,
+            detect_deletes=request.detect_deletes,
         )
         try:
             await self._publisher.extract(command)

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import Cursor, Extracted, Extracting, ExtractTable, StagedParts
@@ -136,6 +137,9 @@ class Extractor:
                 staged, rows, greatest = await self._in_one(
                     command, attempt, credentials, snapshot, relation, cursor, since
                 )
+            source_keys = None
+            if command.detect_deletes and command.sync_mode == "merge":
+                source_keys = await self._keys(command, attempt, credentials, snapshot, relation, key)
         extracted = Extracted(
             tenant_id=command.tenant_id,
             run_id=command.run_id,
@@ -148,6 +152,7 @@ class Extractor:
             ranges=list(staged[1:]),
             primary_key=key,
             cursor=cursor.at_least(since, greatest, snapshot.visible) if cursor else since,
+            source_keys=source_keys,
         )
         await self._steps.publish(command.run_id, extracted, RunStep.EXTRACTED)
         self._rt.metrics.moved("extracted", command.sync_mode, rows, sum(parts.bytes for parts in staged))
@@ -185,6 +190,25 @@ class Extractor:
             credentials.login, snapshot.id, query, writer, self._settings, cursor=cursor, report=report
         )
         return [moved.staged], moved.rows, moved.greatest
+
+    async def _keys(
+        self,
+        command: ExtractTable,
+        attempt: str,
+        credentials: SourceCredentials,
+        snapshot: SourceSnapshot,
+        relation: Relation,
+        key: Sequence[str],
+    ) -> StagedParts:
+        """Stage the primary key of every row of the table, in the rows' snapshot, for the merge to find deletes."""
+        keys = replace(relation.query, plans=tuple(p for p in relation.query.plans if p.name in key), conditions=())
+
+        async def quiet(rows: int) -> None:
+            return None
+
+        writer = await self._staging().writer(command.run_id, f"{attempt}-keys")
+        moved = await transfer(credentials.login, snapshot.id, keys, writer, self._settings, cursor=None, report=quiet)
+        return moved.staged
 
     async def _in_ranges(
         self,

@@ -99,6 +99,7 @@ class LoadWorker:
                 keys=tuple(extracted.primary_key),
                 cursor=extracted.cursor.column if extracted.cursor else None,
                 source_types={column.name: column.source_type for column in extracted.columns},
+                source_keys=self._source_keys(extracted, staging),
             )
             parts = _until(cancelled, self._checked_parts(extracted, schema, staging), extracted)
             attributes = {
@@ -157,6 +158,21 @@ class LoadWorker:
         finally:
             with contextlib.suppress(Exception):  # a closed connection took the subscription with it
                 await subscription.unsubscribe()
+
+    def _source_keys(
+        self, extracted: Extracted, staging: StagingStore
+    ) -> Callable[[], AsyncIterator[pa.RecordBatch]] | None:
+        """The staged primary keys of a merge with detect_deletes, read when the warehouse asks."""
+        staged = extracted.source_keys
+        if staged is None:
+            return None
+
+        async def keys() -> AsyncIterator[pa.RecordBatch]:
+            async with _closing(staging.read(staged)) as parts:
+                async for batch in _readable(parts, extracted.run_id, first=0):
+                    yield batch
+
+        return keys
 
     async def _checked_parts(
         self, extracted: Extracted, schema: pa.Schema, staging: StagingStore

@@ -59,6 +59,15 @@ class EdgeSettings(ServiceSettings):
     sampling_timeout_seconds: float = Field(
         default=120.0, gt=0, description="How long an AI-assisted tool waits for the client's model to answer."
     )
+    answer_max_bytes: int = Field(
+        default=900 * 1024,
+        ge=16 * 1024,
+        description=(
+            "Largest answer of query_sql, query_source and preview_table, in bytes of JSON. Longer results are cut "
+            "and say `truncated` with how to page. Keep it under 1 MiB: the official MCP client refuses larger "
+            "server-sent events."
+        ),
+    )
     max_upload_bytes: int = Field(
         default=6 * 1024 * 1024,
         gt=0,

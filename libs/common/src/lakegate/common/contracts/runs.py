@@ -35,6 +35,11 @@ class StartRun(TenantScoped):
         description="Incremental/merge: the column whose growth marks new or changed rows; inferred when omitted.",
     )
     schedule_id: str | None = Field(default=None, description="Set when a schedule started the run.")
+    detect_deletes: bool = Field(
+        default=False,
+        description="Merge only: also compare every primary key at the source with the target's, and delete the "
+        "target rows whose key the source no longer has.",
+    )
 
 
 class Cursor(Message):
@@ -123,6 +128,9 @@ class ExtractTable(Message):
     sync_mode: SyncMode
     cursor_column: str | None = Field(default=None, description="Asked for by the caller; inferred when None.")
     since: Cursor | None = Field(default=None, description="Incremental/merge: extract rows past this value only.")
+    detect_deletes: bool = Field(
+        default=False, description="Merge only: stage every primary key of the table as well (`Extracted.source_keys`)."
+    )
 
 
 class ExtractRange(Message):
@@ -207,6 +215,11 @@ class Extracted(Message):
     )
     cursor: Cursor | None = Field(
         default=None, description="Incremental/merge: the greatest cursor value in the extracted rows (or `since`)."
+    )
+    source_keys: StagedParts | None = Field(
+        default=None,
+        description="Merge with detect_deletes: the primary key columns of every row at the source, read in the "
+        "same snapshot as the rows; target rows whose key is not among them are deleted in the merge's commit.",
     )
 
 

@@ -7,7 +7,7 @@ A warehouse only renders guarded trees in its own dialect, runs them and stores 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +37,8 @@ class LoadPlan:
     keys: tuple[str, ...] = ()
     cursor: str | None = None
     source_types: Mapping[str, str] = field(default_factory=dict)  # column → its type at the source
+    #: Merge with detect_deletes: every primary key at the source (read once); the table's other keys are deleted.
+    source_keys: Callable[[], AsyncIterator[pa.RecordBatch]] | None = None
 
 
 @dataclass(frozen=True)

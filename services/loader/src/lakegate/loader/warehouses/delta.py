@@ -195,7 +195,8 @@ class LocalLakehouse:
         try:
             with _write_errors(target):
                 if columns is not None:
-                    landed = await deltaloads.merge(landing, columns.spelled_as(drift.schema), aligned(), spool)
+                    keys = plan.source_keys() if plan.source_keys is not None else None
+                    landed = await deltaloads.merge(landing, columns.spelled_as(drift.schema), aligned(), spool, keys)
                 elif plan.mode == "incremental":
                     landed = await deltaloads.append(landing, aligned(), spool)
                 else:

@@ -5,7 +5,9 @@
                   nullable, the table is rewritten instead (its rows cast, then the run's), still one commit
     merge         spool the rows, keep one per key (greatest cursor, then last staged), then MERGE on the
                   keys: a stored row is replaced unless its cursor is newer, new keys are inserted. When a
-                  column must be widened, the merged table is written as one overwrite instead
+                  column must be widened, the merged table is written as one overwrite instead. With
+                  detect_deletes the source's keys are spooled too, and the table's keys missing from them
+                  (a DuckDB anti-join that spills) are left out of the same commit
 
 Batches arrive aligned to the drift's schema. Every commit carries the run's notes (its id first);
 the caller has made sure the run has no commit yet. A run with no rows and no schema change commits
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -30,6 +33,10 @@ from lakegate.loader.warehouses import deltalog, deltamerge
 from lakegate.loader.warehouses.bridge import write_in_thread
 from lakegate.loader.warehouses.spool import Spool, incoming_wins, same_key
 from lakegate.loader.warehouses.sqlengine import BATCH_ROWS
+
+log = logging.getLogger(__name__)
+#: Commit note of a merge with detect_deletes: how many rows it deleted because the source no longer has them.
+DELETED_KEY = "lakegate.deleted"
 
 SpoolFactory = Callable[[], AbstractContextManager[Spool]]
 
@@ -126,28 +133,53 @@ async def _rewrite_with(landing: Landing, batches: AsyncIterator[pa.RecordBatch]
 
 
 async def merge(
-    landing: Landing, columns: MergeColumns, batches: AsyncIterator[pa.RecordBatch], spool: SpoolFactory
+    landing: Landing,
+    columns: MergeColumns,
+    batches: AsyncIterator[pa.RecordBatch],
+    spool: SpoolFactory,
+    source_keys: AsyncIterator[pa.RecordBatch] | None = None,
 ) -> Landed:
-    """Merge: upsert one row per key, the newer cursor winning."""
+    """Merge: upsert one row per key, the newer cursor winning; with `source_keys`, delete the keys gone from them."""
     with spool() as spooled:
         await write_in_thread(landing.schema, batches, spooled.write, depth=landing.depth)
+        if source_keys is not None:
+            schema = pa.schema([landing.schema.field(key) for key in columns.keys])
+            await write_in_thread(schema, _as_keys(source_keys, schema), spooled.write_keys, depth=landing.depth)
         # From here on the run's rows are all read: what follows is the commit, and cancelling is too late.
-        return await asyncio.to_thread(_merge_spooled, landing, columns, spooled)
+        return await asyncio.to_thread(_merge_spooled, landing, columns, spooled, source_keys is not None)
 
 
-def _merge_spooled(landing: Landing, columns: MergeColumns, spooled: Spool) -> Landed:
+async def _as_keys(batches: AsyncIterator[pa.RecordBatch], schema: pa.Schema) -> AsyncIterator[pa.RecordBatch]:
+    """The staged key batches with the table's spelling and types of the key columns."""
+    async for batch in batches:
+        spelled = {name.lower(): name for name in batch.schema.names}
+        arrays = [batch.column(spelled[field.name.lower()]).cast(field.type) for field in schema]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _merge_spooled(landing: Landing, columns: MergeColumns, spooled: Spool, detect_deletes: bool = False) -> Landed:
     rows = spooled.count_keys(columns)
-    if landing.nothing_to_do(rows):
+    deleted = None
+    if detect_deletes and landing.exists:
+        deleted = spooled.deleted_keys(columns, DeltaTable(str(landing.path)).to_pyarrow_dataset())
+        log.info("merge into %s: %d rows deleted at the source", landing.path.name, deleted.num_rows)
+    if landing.nothing_to_do(rows) and (deleted is None or deleted.num_rows == 0):
         return Landed(0, committed=False)
     notes = {**landing.notes, deltalog.ROWS_KEY: str(rows)}
+    if deleted is not None:
+        notes[DELETED_KEY] = str(deleted.num_rows)
     # A cursor column the table is only now gaining has nothing stored to compare with.
     cursor_in_target = columns.cursor is not None and columns.cursor not in landing.drift.added
     if not landing.exists:
         latest = pa.RecordBatchReader.from_batches(landing.schema, spooled.latest_per_key(columns))
         deltalog.write(landing.path, latest, mode="append", metadata=notes)
-    elif landing.drift.rewrite:
+    elif landing.drift.rewrite or (deleted is not None and deleted.num_rows and landing.drift.evolves):
+        # delta-rs's MERGE, which adds columns, cannot also delete keys absent from its source: rewrite instead.
         stored = DeltaTable(str(landing.path)).to_pyarrow_dataset()
         merged = spooled.merged_into(stored, columns, cursor_in_target=cursor_in_target)
+        if deleted is not None and deleted.num_rows:
+            gone = deleted.cast(pa.schema([landing.schema.field(key) for key in columns.keys]))
+            merged = (align(deltamerge.without(batch, gone, columns), landing.schema) for batch in merged)
         deltalog.write(
             landing.path, pa.RecordBatchReader.from_batches(landing.schema, merged), mode="overwrite", metadata=notes
         )
@@ -158,6 +190,7 @@ def _merge_spooled(landing: Landing, columns: MergeColumns, spooled: Spool) -> L
             columns,
             cursor_in_target=cursor_in_target,
             metadata=notes,
+            deleted=deleted,
         )
     else:  # the table gains columns: delta-rs's MERGE adds them in the same commit
         wins = incoming_wins(columns, deltalog.TARGET, deltalog.SOURCE, cursor_in_target=cursor_in_target)

@@ -11,7 +11,10 @@ delta-rs's MERGE held the loader 340 MiB above where it started to merge 10,000 
    those rows, then the incoming rows that won;
 4. commits the removed and the added files as one transaction carrying the run's notes.
 
-Files without a replaced row stay as they are. Keys compare as SQL's `=` does (a NULL key matches
+With `deleted` (a merge with detect_deletes: keys the table holds and the source no longer has), the rows
+of those keys are left out of the rewritten files too, in the same commit.
+
+Files without a replaced or deleted row stay as they are. Keys compare as SQL's `=` does (a NULL key matches
 nothing). A data file's physical types are whatever its writer chose (delta-rs's MERGE writes text as
 `string_view`; other writers leave `large_string` or dictionary-encoded columns), so every column read
 from a file is cast to the table's own schema before it is compared, filtered or written again.
@@ -57,6 +60,7 @@ def merge(
     *,
     cursor_in_target: bool,
     metadata: Mapping[str, str],
+    deleted: pa.Table | None = None,
 ) -> None:
     """One commit: the table's rows no incoming row replaces, then the incoming rows that win.
 
@@ -66,8 +70,8 @@ def merge(
     schema = pa.schema(table.schema().to_arrow())
     # A cursor that is (part of) the key is equal on both sides of a match: the incoming row wins.
     cursor = columns.cursor if cursor_in_target and columns.cursor not in columns.keys else None
-    arriving = _keys(incoming(), columns, cursor)
-    touched, losers = _compare(path, deltalog.files(table), arriving, columns, cursor, schema)
+    arriving = _keys(incoming(), columns, cursor, {field.name: field.type for field in schema})
+    touched, losers = _compare(path, deltalog.files(table), arriving, columns, cursor, schema, deleted)
 
     def rows() -> Iterator[pa.RecordBatch]:
         for file in touched:
@@ -78,7 +82,7 @@ def merge(
                 offset += batch.num_rows
                 yield align(batch, schema).filter(keep)
         for batch in incoming():
-            yield align(_without(batch, losers, columns), schema)
+            yield align(without(batch, losers, columns), schema)
 
     with datafiles.written(path, pa.RecordBatchReader.from_batches(schema, rows())) as (added, _rows):
         now = int(time.time() * 1000)
@@ -89,37 +93,50 @@ def merge(
         )
 
 
-def _keys(batches: Iterator[pa.RecordBatch], columns: MergeColumns, cursor: str | None) -> pa.Table:
+def _keys(
+    batches: Iterator[pa.RecordBatch], columns: MergeColumns, cursor: str | None, types: Mapping[str, pa.DataType]
+) -> pa.Table:
     """The incoming keys, and their cursors renamed apart from the stored ones."""
     wanted = [*columns.keys, *([cursor] if cursor else [])]
-    found = pa.Table.from_batches([batch.select(wanted) for batch in batches])
+    selected = [batch.select(wanted) for batch in batches]
+    found = (
+        pa.Table.from_batches(selected) if selected else pa.table({name: pa.array([], types[name]) for name in wanted})
+    )
     return found.rename_columns([*columns.keys, *([_INCOMING_CURSOR] if cursor else [])])
 
 
 def _compare(
-    path: Path, files: pa.Table, arriving: pa.Table, columns: MergeColumns, cursor: str | None, schema: pa.Schema
+    path: Path,
+    files: pa.Table,
+    arriving: pa.Table,
+    columns: MergeColumns,
+    cursor: str | None,
+    schema: pa.Schema,
+    deleted: pa.Table | None,
 ) -> tuple[list[_Touched], pa.Table]:
-    """The files holding replaced rows, and the keys of incoming rows a newer stored row beats."""
+    """The files holding replaced or deleted rows, and the keys of incoming rows a newer stored row beats."""
     keys = list(columns.keys)
     read = pa.schema([schema.field(name) for name in [*keys, *([cursor] if cursor else [])]])
     touched: list[_Touched] = []
     beaten: list[pa.Table] = []
-    if arriving.num_rows == 0:
-        return touched, pa.table({key: pa.array([], arriving.schema.field(key).type) for key in keys})
+    empty = pa.table({key: pa.array([], schema.field(key).type) for key in keys})
+    gone = _as(deleted.select(keys), pa.schema([schema.field(key) for key in keys])) if deleted else empty
+    if arriving.num_rows == 0 and gone.num_rows == 0:
+        return touched, empty
     for name, size in zip(files.column("path").to_pylist(), files.column("size_bytes").to_pylist(), strict=True):
         stored = _as(pq.read_table(path / name, columns=read.names), read)
         stored = stored.append_column(_ROW, pa.array(np.arange(stored.num_rows), pa.int64()))
-        matched = stored.join(arriving, keys=keys, join_type="inner")
-        if matched.num_rows == 0:
-            continue
-        wins = _wins(matched, cursor)
-        beaten.append(matched.filter(pc.invert(wins)).select(keys))
-        replaced = matched.filter(wins).column(_ROW).to_numpy()
-        if len(replaced):
-            keep = np.ones(stored.num_rows, dtype=bool)
-            keep[replaced] = False
+        keep = np.ones(stored.num_rows, dtype=bool)
+        if arriving.num_rows:
+            matched = stored.join(arriving, keys=keys, join_type="inner")
+            wins = _wins(matched, cursor)
+            beaten.append(matched.filter(pc.invert(wins)).select(keys))
+            keep[matched.filter(wins).column(_ROW).to_numpy()] = False
+        if gone.num_rows:
+            keep[stored.select([*keys, _ROW]).join(gone, keys=keys, join_type="inner").column(_ROW).to_numpy()] = False
+        if not keep.all():
             touched.append(_Touched(name, int(size), keep))
-    losers = pa.concat_tables(beaten) if beaten else arriving.select(keys).slice(0, 0)
+    losers = pa.concat_tables(beaten) if beaten else empty
     return touched, losers
 
 
@@ -136,8 +153,8 @@ def _wins(matched: pa.Table, cursor: str | None) -> pa.ChunkedArray:
     return pc.or_(pc.is_null(stored), pc.fill_null(pc.greater_equal(incoming, stored), False))
 
 
-def _without(batch: pa.RecordBatch, losers: pa.Table, columns: MergeColumns) -> pa.RecordBatch:
-    """The batch minus the rows whose key a newer stored row keeps."""
+def without(batch: pa.RecordBatch, losers: pa.Table, columns: MergeColumns) -> pa.RecordBatch:
+    """The batch minus the rows whose key is in `losers` (a newer stored row keeps it, or the source deleted it)."""
     if losers.num_rows == 0:
         return batch
     remaining = pa.Table.from_batches([batch]).join(losers, keys=list(columns.keys), join_type="left anti")

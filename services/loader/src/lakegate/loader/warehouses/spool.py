@@ -1,6 +1,7 @@
 """A run's incoming rows spooled to Parquet under the lakehouse, so a merge needs only a few batches of memory.
 
     <lakehouse>/_scratch/<run_id>/incoming.parquet   every staged row in staged order, with its ordinal
+    <lakehouse>/_scratch/<run_id>/keys.parquet       merge with detect_deletes: every primary key at the source
     <lakehouse>/_scratch/<run_id>/spill/             where DuckDB spills while it deduplicates
 
 Rows reach the file through the bounded bridge (`bridge.write_in_thread`), one row group per batch.
@@ -72,6 +73,7 @@ class Spool:
         self.schema = schema
         self._limits = limits
         self._file = directory / "incoming.parquet"
+        self._keys = directory / "keys.parquet"
         self._distinct_keys: dict[MergeColumns, int] = {}
         #: Rows written to the spool.
         self.rows = 0
@@ -87,6 +89,30 @@ class Spool:
                 rows += batch.num_rows
         self.rows = rows
         return rows
+
+    def write_keys(self, reader: pa.RecordBatchReader) -> int:
+        """Write the source's primary keys (detect_deletes); returns how many. Blocking."""
+        rows = 0
+        with pq.ParquetWriter(self._keys, reader.schema, compression="lz4") as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        return rows
+
+    def deleted_keys(self, columns: MergeColumns, target: ds.Dataset) -> pa.Table:
+        """The keys the target holds and the source no longer has: an anti-join in DuckDB, spilling past its limit.
+
+        Only the result (the deleted keys) is held in memory.
+        """
+        keys = ", ".join(f"t.{quote(key)}" for key in columns.keys)
+        match = " AND ".join(f"k.{quote(key)} = t.{quote(key)}" for key in columns.keys)
+        sql = f"SELECT {keys} FROM target AS t WHERE NOT EXISTS (SELECT 1 FROM source_keys AS k WHERE {match})"
+        with self._engine(target) as con:
+            con.register("source_keys", ds.dataset(self._keys, format="parquet"))
+            try:
+                return con.sql(sql).to_arrow_table()
+            except (duckdb.Error, pa.ArrowException) as exc:
+                raise WarehouseError(f"comparing the source's keys with the table's failed in DuckDB: {exc}") from exc
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The spooled rows as they were staged, without their ordinals."""

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lakegate.common.contracts.warehouse import QueryResult, TableDescription, TableList, TableSummary
+from lakegate.edge.budget import answer, compact_json, within_budget
 from lakegate.edge.results.base import ToolResult
+from mcp.types import CallToolResult
 from pydantic import Field
+
+#: Rows quoted in an answer's text block, for clients that read only text; all rows are in the structured content.
+TEXT_SAMPLE_ROWS = 10
+TEXT_SAMPLE_BYTES = 4096
 
 
 def qualified_name(catalog: str, table_name: str) -> str:
@@ -29,8 +36,9 @@ class SqlQueryResult(ToolResult):
 
     columns: list[ResultColumnInfo]
     rows: list[list[Any]]
-    row_count: int
-    truncated: bool = Field(description="True when more rows existed than max_rows; narrow the query or add LIMIT.")
+    row_count: int = Field(description="Rows in this answer.")
+    truncated: bool = Field(description="True when the query had more rows than this answer holds; see `note`.")
+    note: str | None = Field(default=None, description="When truncated: why, and how to get the rest.")
 
     @classmethod
     def of(cls, result: QueryResult) -> SqlQueryResult:
@@ -39,7 +47,68 @@ class SqlQueryResult(ToolResult):
             rows=result.rows,
             row_count=result.row_count,
             truncated=result.truncated,
+            note=ROWS_LIMIT_NOTE if result.truncated else None,
         )
+
+
+ROWS_LIMIT_NOTE = (
+    "more rows exist than this answer holds (max_rows, or the service's result size limit): raise max_rows, "
+    "aggregate, or page with ORDER BY <key> LIMIT n OFFSET <rows seen so far>"
+)
+
+
+PREVIEW_LIMIT_NOTE = "the table has more rows than `limit`: raise limit (up to 1000), or use query_sql"
+
+
+def budget_note(kept: int, budget: int) -> str:
+    """Why an answer stops after `kept` rows although more were read, and how to get the rest."""
+    return (
+        f"only the first {kept} rows fit in one answer of at most {budget} bytes (edge setting "
+        "LAKEGATE_EDGE_ANSWER_MAX_BYTES): select fewer or narrower columns, or page with "
+        f"ORDER BY <key> LIMIT {max(kept, 1)} OFFSET {kept} (if the query had an OFFSET already, add {kept} "
+        "to it), moving OFFSET on by each answer's row_count until an answer is not truncated"
+    )
+
+
+def rows_text(result: SqlQueryResult, heading: str) -> str:
+    """The compact text form of a rows answer: a summary and the first few rows as JSON lines."""
+    columns = ", ".join(f"{c.name} {c.type}" for c in result.columns)
+    lines = [f"{heading}: {result.row_count} rows; columns: {columns}"]
+    if result.truncated:
+        lines.append(f"truncated: {result.note}")
+    sample: list[str] = []
+    used = 0
+    for row in result.rows[:TEXT_SAMPLE_ROWS]:
+        line = compact_json(row)
+        used += len(line) + 1
+        if used > TEXT_SAMPLE_BYTES:
+            break
+        sample.append(line)
+    if result.rows:
+        shown = "all rows" if len(sample) == result.row_count else f"the first {len(sample)} rows"
+        lines.append(f"{shown} below, one JSON array per row; every row is in the structured content `rows`:")
+        lines.extend(sample)
+    return "\n".join(lines)
+
+
+def rows_answer(
+    result: QueryResult, budget: int, heading: str, *, table_name: str | None = None, more: str = ROWS_LIMIT_NOTE
+) -> CallToolResult:
+    """The answer of query_sql / query_source, or of preview_table when `table_name` is given, within `budget` bytes.
+
+    `more` is the note when the service itself stopped before the last row.
+    """
+
+    def build(rows: Sequence[list[Any]], cut: bool) -> CallToolResult:
+        shown = SqlQueryResult.of(result).model_copy(
+            update={"rows": list(rows), "row_count": len(rows), "note": more if result.truncated else None}
+        )
+        if cut:
+            shown = shown.model_copy(update={"truncated": True, "note": budget_note(len(rows), budget)})
+        final = shown if table_name is None else PreviewResult(table_name=table_name, **shown.model_dump())
+        return answer(final, rows_text(shown, heading))
+
+    return within_budget(result.rows, budget, build)
 
 
 class PreviewResult(ToolResult):
@@ -48,8 +117,9 @@ class PreviewResult(ToolResult):
     table_name: str = Field(description="`<catalog>.<layer>.<name>`, as written in SQL.")
     columns: list[ResultColumnInfo]
     rows: list[list[Any]]
-    row_count: int
-    truncated: bool = Field(description="True when the table has more rows than were shown.")
+    row_count: int = Field(description="Rows in this answer.")
+    truncated: bool = Field(description="True when the table has more rows than were shown; see `note`.")
+    note: str | None = Field(default=None, description="When truncated: why, and how to see more.")
 
     @classmethod
     def of_table(cls, table_name: str, result: QueryResult) -> PreviewResult:

@@ -25,9 +25,9 @@ from lakegate.edge.results.sources import (
     SourceTableDetailResult,
     SourceTablesResult,
 )
-from lakegate.edge.results.warehouse import SqlQueryResult
+from lakegate.edge.results.warehouse import SqlQueryResult, rows_answer
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field, SecretStr
 
 ConnectionId = Annotated[
@@ -171,7 +171,7 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
             ),
         ],
         max_rows: Annotated[int, Field(description="Most rows to return.", ge=1, le=10_000)] = 100,
-    ) -> SqlQueryResult:
+    ) -> Annotated[CallToolResult, SqlQueryResult]:
         """Run one read-only SQL query directly on a source database, to explore it before syncing.
 
         For analysis of synced data use query_sql on the lakehouse instead: it does not load the source.
@@ -180,4 +180,4 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
         result = await backend.call(
             topology.source_query, request, QueryResult, timeout=settings.source_timeout_seconds
         )
-        return SqlQueryResult.of(result)
+        return rows_answer(result, settings.answer_max_bytes, "query_source")

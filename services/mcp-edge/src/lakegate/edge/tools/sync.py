@@ -30,7 +30,13 @@ SYNC_MODES = (
     "on the first run); rows updated in place are appended again only if their cursor grows, and deletes are "
     "not seen. `merge` reads the same new or changed rows and upserts them on the source table's primary key "
     "(the table must have one), so an updated row replaces its old version; when one key appears twice, the "
-    "row with the greatest cursor wins."
+    "row with the greatest cursor wins. A merge does not see rows deleted at the source unless "
+    "`detect_deletes` is true: then it also compares every primary key at the source with bronze's and deletes "
+    "the rows the source no longer has, in the same commit (it reads the key columns of the whole source table)."
+)
+DETECT_DELETES = (
+    "merge only: also remove from bronze the rows deleted at the source, by comparing all primary keys "
+    "(streamed, bounded memory). Without it only a full sync removes deleted rows."
 )
 CURSOR_COLUMN = (
     "incremental/merge: the column whose value grows when a row is inserted or updated, e.g. `updated_at` "
@@ -66,6 +72,7 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         ],
         sync_mode: Annotated[SyncMode, Field(description=SYNC_MODES)] = "full",
         cursor_column: Annotated[str | None, Field(description=CURSOR_COLUMN)] = None,
+        detect_deletes: Annotated[bool, Field(description=DETECT_DELETES)] = False,
     ) -> SyncRunResult:
         """Copy one source table into the lakehouse's bronze layer and wait for it to finish.
 
@@ -80,6 +87,7 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
             table_name=table_name,
             sync_mode=sync_mode,
             cursor_column=cursor_column,
+            detect_deletes=detect_deletes,
         )
         with anyio.CancelScope(shield=True):  # a run started is a run the edge can cancel below
             run = await backend.call(topology.runs_start, start, RunView)

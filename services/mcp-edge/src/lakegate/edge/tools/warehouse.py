@@ -12,14 +12,16 @@ from lakegate.edge.metadata import lakehouse_metadata
 from lakegate.edge.results.base import Offset
 from lakegate.edge.results.catalog import MetadataResult
 from lakegate.edge.results.warehouse import (
+    PREVIEW_LIMIT_NOTE,
     PreviewResult,
     SqlQueryResult,
     TableDescriptionResult,
     TableListResult,
     qualified_name,
+    rows_answer,
 )
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 READS_LAKEHOUSE = ToolAnnotations(
@@ -52,16 +54,17 @@ def add_warehouse_tools(server: MCPServer, backend: Backend) -> None:
             ),
         ],
         max_rows: Annotated[int, Field(description="Most rows to return.", ge=1, le=100_000)] = 1000,
-    ) -> SqlQueryResult:
+    ) -> Annotated[CallToolResult, SqlQueryResult]:
         """Run one read-only SQL query on the lakehouse and return its rows.
 
-        Only SELECT-like statements over your catalog run; `truncated` says more rows existed than max_rows.
+        Only SELECT-like statements over your catalog run. An answer holds at most max_rows rows and about
+        900 KB; `truncated` and `note` say when there is more and how to page with ORDER BY ... LIMIT ... OFFSET.
         """
         query = RunQuery(tenant_id=backend.tenant(), sql=sql, max_rows=max_rows)
         result = await backend.call(
             topology.warehouse_query, query, QueryResult, timeout=settings.query_timeout_seconds
         )
-        return SqlQueryResult.of(result)
+        return rows_answer(result, settings.answer_max_bytes, "query_sql")
 
     @server.tool(annotations=READS_LAKEHOUSE.model_copy(update={"title": "List lakehouse tables"}))
     @guard
@@ -97,10 +100,13 @@ def add_warehouse_tools(server: MCPServer, backend: Backend) -> None:
     async def preview_table(
         table_name: TableName,
         limit: Annotated[int, Field(description="Rows to show.", ge=1, le=1000)] = 20,
-    ) -> PreviewResult:
-        """Show the first rows of one lakehouse table, without writing SQL."""
+    ) -> Annotated[CallToolResult, PreviewResult]:
+        """Show the first rows of one lakehouse table, without writing SQL (at most about 900 KB of them)."""
         shown = qualified_name(tenant_catalog(backend.tenant()), table_name)
-        return PreviewResult.of_table(shown, await preview(backend, table_name, limit))
+        result = await preview(backend, table_name, limit)
+        return rows_answer(
+            result, settings.answer_max_bytes, f"preview of {shown}", table_name=shown, more=PREVIEW_LIMIT_NOTE
+        )
 
     @server.tool(annotations=READS_LAKEHOUSE.model_copy(update={"title": "Everything in the lakehouse"}))
     @guard

@@ -176,6 +176,11 @@ class DatabricksWarehouse:
                 f"a merge sync upserts on the primary key, and the source of {plan.target} has none; add a primary "
                 "key to the source table, or sync it in full or incremental mode"
             )
+        if plan.source_keys is not None:
+            raise InvalidInput(
+                f"detect_deletes is not available on the Databricks warehouse yet, so run {plan.run_id} loaded "
+                f"nothing into {plan.target}: sync without detect_deletes, or in full mode to drop deleted rows"
+            )
         await self._ensure_tenant(plan.target.catalog)
         doing = f"loading run {plan.run_id} into {plan.target}"
         earlier = await self.client.run(
