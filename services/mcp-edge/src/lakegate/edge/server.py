@@ -17,6 +17,8 @@ from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.scopes import ScopedRequests
+from lakegate.edge.task_calls import CAPABILITY as TASKS_CAPABILITY
+from lakegate.edge.task_calls import TASK_TOOLS, TaskCalls
 from lakegate.edge.tools.assist import add_assist_tools
 from lakegate.edge.tools.audit import add_audit_tools
 from lakegate.edge.tools.catalog import add_catalog_tools
@@ -27,8 +29,20 @@ from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, INVALID_REQUEST, CallToolResult, GetPromptResult, InputRequiredResult, Resource
+from mcp_types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    CallToolResult,
+    GetPromptResult,
+    InputRequiredResult,
+    Resource,
+    ServerCapabilities,
+    Tool,
+    ToolExecution,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 INSTRUCTIONS = """\
@@ -47,11 +61,34 @@ suggest_query and explain_data ask your own model (MCP sampling) with the real s
 class LakegateServer(MCPServer):
     """An MCP server whose `resources/list` also lists the caller's own sources, tables and runs."""
 
-    def __init__(self, backend: Backend, **kwargs: Any) -> None:
+    def __init__(self, backend: Backend, tasks: TaskCalls, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._backend = backend
         # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
+        tasks.install(self._lowlevel_server)
+        lowlevel_capabilities = self._lowlevel_server.get_capabilities
+
+        def capabilities(*args: Any, protocol_version: str | None = None, **kwargs: Any) -> ServerCapabilities:
+            return true_capabilities(
+                lowlevel_capabilities(*args, protocol_version=protocol_version, **kwargs), protocol_version
+            )
+
+        self._lowlevel_server.get_capabilities = capabilities  # type: ignore[method-assign]
+
+    @property
+    def subscriptions(self) -> SubscriptionBus:
+        """The bus of `subscriptions/listen` streams (2026-07-28)."""
+        return self._subscriptions
+
+    async def list_tools(self) -> list[Tool]:
+        """The tools; those of `TASK_TOOLS` say a client may run them as a task."""
+        return [
+            tool.model_copy(update={"execution": ToolExecution(task_support="optional")})
+            if tool.name in TASK_TOOLS
+            else tool
+            for tool in await super().list_tools()
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -92,10 +129,25 @@ class LakegateServer(MCPServer):
         return await super().get_prompt(name, arguments, context)
 
 
+def true_capabilities(claimed: ServerCapabilities, protocol_version: str | None) -> ServerCapabilities:
+    """What the edge really does: tools and prompts never change at run time, so no listChanged for them;
+    task-augmented tool calls in the handshake era (2025-11-25), where tasks are part of the protocol."""
+    update: dict[str, Any] = {}
+    if claimed.tools is not None:
+        update["tools"] = claimed.tools.model_copy(update={"list_changed": False})
+    if claimed.prompts is not None:
+        update["prompts"] = claimed.prompts.model_copy(update={"list_changed": False})
+    if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        update["tasks"] = TASKS_CAPABILITY
+    return claimed.model_copy(update=update)
+
+
 def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | None = None) -> MCPServer:
     """An MCP server that calls the catalog, the extractor and the loader through `backend`."""
+    tasks = TaskCalls(backend.tenancy)
     server = LakegateServer(
         backend,
+        tasks,
         auth=auth.settings if auth else None,
         token_verifier=auth.verifier if auth else None,
         name="lakegate",
@@ -106,6 +158,7 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
             AuditedCalls(trail, backend.tenancy),
             ScopedRequests(backend.tenancy),
             CancelRouting(backend.tenancy),
+            tasks,
             ObservedCalls(backend.runtime.metrics, backend.tenancy),
         ],
     )
