@@ -69,10 +69,11 @@ class LakegateServer(MCPServer):
         tasks.install(self._lowlevel_server)
         lowlevel_capabilities = self._lowlevel_server.get_capabilities
 
+        over_stdio = backend.settings.transport == "stdio"
+
         def capabilities(*args: Any, protocol_version: str | None = None, **kwargs: Any) -> ServerCapabilities:
-            return true_capabilities(
-                lowlevel_capabilities(*args, protocol_version=protocol_version, **kwargs), protocol_version
-            )
+            claimed = lowlevel_capabilities(*args, protocol_version=protocol_version, **kwargs)
+            return true_capabilities(claimed, protocol_version, session_notifications=over_stdio)
 
         self._lowlevel_server.get_capabilities = capabilities  # type: ignore[method-assign]
 
@@ -129,9 +130,16 @@ class LakegateServer(MCPServer):
         return await super().get_prompt(name, arguments, context)
 
 
-def true_capabilities(claimed: ServerCapabilities, protocol_version: str | None) -> ServerCapabilities:
-    """What the edge really does: tools and prompts never change at run time, so no listChanged for them;
-    task-augmented tool calls in the handshake era (2025-11-25), where tasks are part of the protocol."""
+def true_capabilities(
+    claimed: ServerCapabilities, protocol_version: str | None, *, session_notifications: bool
+) -> ServerCapabilities:
+    """What the edge really does: tools and prompts never change at run time, so no listChanged for them.
+
+    In the handshake era: resources/list_changed only where the session is a connection that can carry
+    it (stdio; stateless HTTP has no stream for it), and task-augmented tool calls (tasks are part of
+    2025-11-25). In 2026-07-28 the SDK's claims follow `subscriptions/listen`, which gets list changes and
+    run:// and datasource:// updates (`changes`, `run_watch`).
+    """
     update: dict[str, Any] = {}
     if claimed.tools is not None:
         update["tools"] = claimed.tools.model_copy(update={"list_changed": False})
@@ -139,6 +147,8 @@ def true_capabilities(claimed: ServerCapabilities, protocol_version: str | None)
         update["prompts"] = claimed.prompts.model_copy(update={"list_changed": False})
     if protocol_version not in MODERN_PROTOCOL_VERSIONS:
         update["tasks"] = TASKS_CAPABILITY
+        if claimed.resources is not None:
+            update["resources"] = claimed.resources.model_copy(update={"list_changed": session_notifications})
     return claimed.model_copy(update=update)
 
 
@@ -163,7 +173,7 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
         ],
     )
     add_source_tools(server, backend)
-    add_sync_tools(server, backend, RunWatch(backend))
+    add_sync_tools(server, backend, RunWatch(backend, server.subscriptions))
     add_schedule_tools(server, backend)
     add_warehouse_tools(server, backend)
     add_transform_tools(server, backend)
