@@ -12,6 +12,7 @@ from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
 from lakegate.edge.failures import argument_problems
+from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
 from lakegate.edge.resources import add_resources, tenant_resources
@@ -169,6 +170,7 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
             ScopedRequests(backend.tenancy),
             CancelRouting(backend.tenancy),
             tasks,
+            MissingResources(),
             ObservedCalls(backend.runtime.metrics, backend.tenancy),
         ],
     )
