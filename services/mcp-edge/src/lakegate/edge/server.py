@@ -20,6 +20,7 @@ from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.scopes import ScopedRequests
 from lakegate.edge.task_calls import CAPABILITY as TASKS_CAPABILITY
 from lakegate.edge.task_calls import TASK_TOOLS, TaskCalls
+from lakegate.edge.tool_listing import compact
 from lakegate.edge.tools.assist import add_assist_tools
 from lakegate.edge.tools.audit import add_audit_tools
 from lakegate.edge.tools.catalog import add_catalog_tools
@@ -84,12 +85,11 @@ class LakegateServer(MCPServer):
         return self._subscriptions
 
     async def list_tools(self) -> list[Tool]:
-        """The tools; those of `TASK_TOOLS` say a client may run them as a task."""
+        """The tools with compact schemas (`tool_listing`); those of `TASK_TOOLS` may run as a task."""
+        task = ToolExecution(task_support="optional")
         return [
-            tool.model_copy(update={"execution": ToolExecution(task_support="optional")})
-            if tool.name in TASK_TOOLS
-            else tool
-            for tool in await super().list_tools()
+            tool.model_copy(update={"execution": task}) if tool.name in TASK_TOOLS else tool
+            for tool in compact(await super().list_tools())
         ]
 
     async def call_tool(

@@ -34,6 +34,9 @@ SYNC_MODES = (
     "(the table must have one), so an updated row replaces its old version; when one key appears twice, the "
     "row with the greatest cursor wins."
 )
+#: The same, for a tool listed after sync_table_to_bronze (tools/list describes the modes once).
+SAME_SYNC_MODES = "`full` (default), `incremental` or `merge`, as sync_table_to_bronze describes them."
+SAME_CURSOR_COLUMN = "incremental/merge: the cursor column, as for sync_table_to_bronze; inferred when omitted."
 CURSOR_COLUMN = (
     "incremental/merge: the column whose value grows when a row is inserted or updated, e.g. `updated_at` "
     "(timestamp) or a serial `id` (integer). Omit it to let lakegate infer one (an `updated_at`-like timestamp "
