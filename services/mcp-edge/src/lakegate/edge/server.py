@@ -15,6 +15,7 @@ from lakegate.edge.failures import argument_problems
 from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
+from lakegate.edge.ratelimits import RateLimitedCalls, TokenBuckets
 from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.scopes import ScopedRequests
@@ -153,6 +154,14 @@ def true_capabilities(
     return claimed.model_copy(update=update)
 
 
+def rate_limits(backend: Backend) -> list[RateLimitedCalls]:
+    """The per-tenant rate limit middleware, unless the settings turn it off."""
+    settings = backend.settings
+    if settings.rate_limit_per_second <= 0:
+        return []
+    return [RateLimitedCalls(backend.tenancy, TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst))]
+
+
 def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | None = None) -> MCPServer:
     """An MCP server that calls the catalog, the extractor and the loader through `backend`."""
     tasks = TaskCalls(backend.tenancy)
@@ -168,6 +177,7 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
         middleware=[
             AuditedCalls(trail, backend.tenancy),
             ScopedRequests(backend.tenancy),
+            *rate_limits(backend),
             CancelRouting(backend.tenancy),
             tasks,
             MissingResources(),
