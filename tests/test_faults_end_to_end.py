@@ -38,6 +38,9 @@ def fault_stack() -> Iterator[Stack]:
         config = StackConfig(home=home, ports=StackPorts.free(), env=FAST_REDELIVERY)
         with Stack(config) as running:
             yield running
+            # Even while services crash and restart, each did all it needed within its own NATS permissions.
+            refused = running.nats_permission_violations()
+            assert not refused, "\n".join(refused)
 
 
 @dataclass

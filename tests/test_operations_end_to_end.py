@@ -43,6 +43,9 @@ def ops_stack() -> Iterator[Stack]:
         config = StackConfig(home=home, ports=StackPorts.free(), env=env, backoff=Backoff(first=0.2, limit=0.5))
         with Stack(config) as running:
             yield running
+            # Even while services crash and restart, each did all it needed within its own NATS permissions.
+            refused = running.nats_permission_violations()
+            assert not refused, "\n".join(refused)
 
 
 def _spans(stack: Stack) -> list[dict[str, Any]]:

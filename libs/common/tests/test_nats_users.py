@@ -13,12 +13,14 @@ import nats.errors
 import pytest
 from lakegate.common.broker import ensure_streams
 from lakegate.common.nats_users import SERVICE_USERS, deployment_users, inbox_prefix, tenant_subscriber
+from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import Topology
 from lakegate.devstack.nats_server import NatsServer
 from lakegate.devstack.ports import free_port
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
+from pydantic import ValidationError
 
 TOPOLOGY = Topology("users")
 Connect = Callable[..., Awaitable[Client]]
@@ -192,3 +194,17 @@ async def test_a_tenant_subscriber_sees_only_its_own_tenants_events(login: Conne
             replayed.append(json.loads(msg.data))
             await msg.ack()
     assert replayed == [{"tenant": "acme"}] * 3
+
+
+def test_nats_settings_read_the_password_file_and_name_what_to_fix(tmp_path: Path) -> None:
+    secret = tmp_path / "edge.password"
+    secret.write_text("from-the-file\n")
+    settings = NatsSettings(user="edge", password_file=secret)
+    assert settings.password is not None
+    assert settings.password.get_secret_value() == "from-the-file"
+    assert "from-the-file" not in repr(settings)
+
+    with pytest.raises(ValidationError, match=r"LAKEGATE_NATS_PASSWORD_FILE=.*cannot be read"):
+        NatsSettings(user="edge", password_file=tmp_path / "missing")
+    with pytest.raises(ValidationError, match="LAKEGATE_NATS_USER is not"):
+        NatsSettings(password="orphan")

@@ -15,6 +15,9 @@ import nats
 import psutil
 import pytest
 from lakegate.devstack.lock import StackAlreadyRunning
+from lakegate.devstack.ports import free_port
+from lakegate.devstack.postgres import PostgresCluster
+from lakegate.devstack.pytest_plugin import directory_outside_pytest
 from lakegate.devstack.stack import SERVICES, Stack, StackConfig, StackPorts
 from lakegate.devstack.supervisor import answers_ready
 from nats.js.api import StreamConfig
@@ -169,3 +172,24 @@ async def test_a_restarted_stack_keeps_its_jetstream_data_catalog_database_and_k
     assert names == "shop"
     assert again.home.catalog_key.read_bytes() == key
     assert stat.S_IMODE(again.home.catalog_key.stat().st_mode) == 0o600
+
+
+async def test_a_catalog_cluster_made_before_passwords_asks_for_one_from_its_next_start(tmp_path: Path) -> None:
+    """A home from an older lakegate trusted loopback and the socket; starting it with a password ends that."""
+    with directory_outside_pytest("lakegate-pg-upgrade-") as home:
+        cluster = PostgresCluster(home, free_port(), durable=False)
+        await asyncio.to_thread(cluster.start)
+        conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user="postgres", passfile=tmp_path / "none")
+        await conn.close()  # trusted, as before
+        await asyncio.to_thread(cluster.stop)
+
+        cluster.superuser_password = "s3cret-upgrade"
+        await asyncio.to_thread(cluster.start)
+        try:
+            for host in (cluster.host, str(home / "sockets")):
+                with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):
+                    await asyncpg.connect(host=host, port=cluster.port, user="postgres", passfile=tmp_path / "none")
+                conn = await asyncpg.connect(host=host, port=cluster.port, user="postgres", password="s3cret-upgrade")
+                await conn.close()
+        finally:
+            await asyncio.to_thread(cluster.stop)

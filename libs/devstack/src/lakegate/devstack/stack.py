@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -275,6 +276,23 @@ class Stack:
         path.touch(mode=0o600)
         path.chmod(0o600)
         path.write_text(f"*:*:{CATALOG_DATABASE}:{CATALOG_ROLE}:{self.postgres_password(CATALOG_ROLE)}\n")
+
+    def _log_texts(self) -> dict[str, str]:
+        return {
+            path.name: path.read_text(encoding="utf-8", errors="replace")
+            for path in sorted(self.home.logs.glob("*.log"))
+        }
+
+    def secrets_in_logs(self, secrets: Iterable[str]) -> dict[str, list[str]]:
+        """Each of `secrets` that some log of the stack holds, with the logs that hold it."""
+        texts = self._log_texts()
+        found = {secret: [name for name, text in texts.items() if secret in text] for secret in secrets if secret}
+        return {secret: names for secret, names in found.items() if names}
+
+    def logs_matching(self, pattern: str) -> list[str]:
+        """The log lines of the stack that match a regular expression."""
+        compiled = re.compile(pattern)
+        return [line for text in self._log_texts().values() for line in text.splitlines() if compiled.search(line)]
 
     def nats_permission_violations(self) -> list[str]:
         """The lines of the NATS log where the server refused a user a subject (to publish or subscribe)."""
