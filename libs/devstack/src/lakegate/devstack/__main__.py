@@ -13,7 +13,7 @@ from types import FrameType
 from lakegate.common.api_tokens import check_scopes, mint
 from lakegate.common.errors import InvalidInput
 from lakegate.devstack.guide import connection_guide, token_guide
-from lakegate.devstack.keys import ensure_fernet_key
+from lakegate.devstack.keys import ensure_fernet_key, ensure_seal_key
 from lakegate.devstack.layout import StackHome
 from lakegate.devstack.leftovers import ChildRecords
 from lakegate.devstack.lock import holder
@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="say whether the stack runs and whether each process is ready")
     key = commands.add_parser("key", help="create the catalog's Fernet key file if it is missing (Docker uses this)")
     key.add_argument("path", type=Path)
+    seal = commands.add_parser(
+        "seal-key",
+        help="create the extractor's sealing key file if it is missing and print its public key (for the edge)",
+    )
+    seal.add_argument("path", type=Path)
     token = commands.add_parser("token", help="mint a static API token for the HTTP edge and print client configs")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="mint one token, bound to one tenant and its scopes")
@@ -137,6 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "token":
         return _create_token(args.home, args.tenant, args.scopes, args.name)
+    if args.command == "seal-key":
+        try:
+            print(ensure_seal_key(args.path))
+        except StartupError as exc:
+            print(f"lakegate: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "key":
         try:
             print(ensure_fernet_key(args.path))

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from lakegate.devstack.keys import ensure_fernet_key
+from lakegate.devstack.keys import ensure_fernet_key, ensure_seal_key
 from lakegate.devstack.layout import StackHome, repo_root
 from lakegate.devstack.leftovers import ChildRecords
 from lakegate.devstack.lock import StackLock
@@ -146,6 +146,7 @@ class Stack:
             check_ports(self.config.port_claims())
             self.home.create()
             ensure_fernet_key(self.home.catalog_key)
+            ensure_seal_key(self.home.seal_key)
             log.info("starting NATS on port %d", self.config.ports.nats)
             self.nats.start()
             self._record("nats", self.nats)
@@ -208,10 +209,19 @@ class Stack:
                 "LAKEGATE_CATALOG_SECRET_KEY_FILE": str(self.home.catalog_key),
             },
             # No source may point at the stack itself (NATS is added by the extractor on its own).
-            "extractor": {"LAKEGATE_EXTRACTOR_INFRASTRUCTURE": ",".join(self._own_endpoints())},
+            "extractor": {
+                "LAKEGATE_EXTRACTOR_INFRASTRUCTURE": ",".join(self._own_endpoints()),
+                "LAKEGATE_EXTRACTOR_SEAL_KEYS_FILE": str(self.home.seal_key),
+                "LAKEGATE_EXTRACTOR_SECRET_DIRS": str(self.home.secrets),
+            },
             # The loader keeps its tables under `<its home>/lakehouse`, so its home is the stack's.
             "loader": {"LAKEGATE_LOADER_HOME": str(self.home.root)},
-            "edge": {"LAKEGATE_EDGE_HOST": config.edge_host, "LAKEGATE_EDGE_PORT": str(ports.edge)},
+            "edge": {
+                "LAKEGATE_EDGE_HOST": config.edge_host,
+                "LAKEGATE_EDGE_PORT": str(ports.edge),
+                # Only the public half: the edge seals passwords, it can open none.
+                "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": ensure_seal_key(self.home.seal_key),
+            },
         }
         if self.home.api_tokens.exists():  # minted with `token create`: from now on the edge requires one
             specific["edge"]["LAKEGATE_EDGE_TOKENS_FILE"] = str(self.home.api_tokens)

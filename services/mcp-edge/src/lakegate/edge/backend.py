@@ -11,6 +11,7 @@ from lakegate.common.subjects import Topology
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.failures import Failures
 from lakegate.edge.nats_link import NatsLink
+from lakegate.edge.password_pages import PasswordPages
 from lakegate.edge.tenancy import Tenancy
 from nats.errors import NoRespondersError
 from pydantic import BaseModel
@@ -27,6 +28,8 @@ class Backend:
     tenancy: Tenancy
     #: The link to NATS when it is made in the background; a call waits a little for it, then fails.
     link: NatsLink | None = None
+    #: The one-time password pages connect_postgres offers; None where they cannot be served (stdio, processes > 1).
+    password_pages: PasswordPages | None = None
     failures: Failures = field(init=False)
 
     def __post_init__(self) -> None:

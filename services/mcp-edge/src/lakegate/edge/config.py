@@ -59,6 +59,11 @@ class EdgeSettings(ServiceSettings):
     sampling_timeout_seconds: float = Field(
         default=120.0, gt=0, description="How long an AI-assisted tool waits for the client's model to answer."
     )
+    password_page_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a one-time password page of connect_postgres stays open, and the call waits for it.",
+    )
     max_upload_bytes: int = Field(
         default=6 * 1024 * 1024,
         gt=0,
