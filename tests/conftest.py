@@ -33,7 +33,12 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 def edge_env(stack: Stack) -> dict[str, str]:
     """Environment for an edge started over stdio against the session's stack."""
-    return {**os.environ, "LAKEGATE_NATS_URL": stack.urls.nats, "LAKEGATE_LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "LAKEGATE_NATS_URL": stack.urls.nats,
+        "LAKEGATE_LOG_LEVEL": "WARNING",
+        "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": stack.urls.seal_public_key,
+    }
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,15 @@ from pathlib import Path
 from lakegate.devstack.stack import StackUrls
 
 
-def claude_desktop_config(repo: Path, nats_url: str) -> dict[str, object]:
+def claude_desktop_config(repo: Path, nats_url: str, seal_public_key: str) -> dict[str, object]:
     """An `mcpServers` entry that runs the edge over stdio against the running stack's NATS."""
     return {
         "mcpServers": {
             "lakegate": {
                 "command": "uv",
                 "args": ["run", "--directory", str(repo), "python", "-m", "lakegate.edge", "--transport", "stdio"],
-                "env": {"LAKEGATE_NATS_URL": nats_url},
+                # The public half only: the edge seals passwords for the extractor and can open none.
+                "env": {"LAKEGATE_NATS_URL": nats_url, "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": seal_public_key},
             }
         }
     }
@@ -54,7 +55,7 @@ def token_guide(mcp_url: str, token: str, tenant_id: str, scopes: list[str]) -> 
 
 def connection_guide(urls: StackUrls, repo: Path, logs: Path, requires_token: bool = False) -> str:
     """The text `up` prints when every service is ready."""
-    desktop = json.dumps(claude_desktop_config(repo, urls.nats), indent=2)
+    desktop = json.dumps(claude_desktop_config(repo, urls.nats, urls.seal_public_key), indent=2)
     code = (
         "  the endpoint requires a bearer token: `python -m lakegate.devstack token create` prints the\n"
         "  Claude Code and Claude Desktop configuration with one\n\n"

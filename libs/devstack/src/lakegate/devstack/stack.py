@@ -96,12 +96,14 @@ class StackConfig:
 
 @dataclass(frozen=True)
 class StackUrls:
-    """Where to reach the running stack."""
+    """Where to reach the running stack, and what an edge of its own needs besides."""
 
     nats: str
     catalog_database: str
     mcp: str
     readiness: Mapping[str, str]
+    #: The extractor's sealing public key: an edge started by hand (stdio) seals passwords with it.
+    seal_public_key: str
 
 
 class Stack:
@@ -133,6 +135,7 @@ class Stack:
             catalog_database=self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE),
             mcp=f"http://{_reachable(self.config.edge_host)}:{p.edge}/mcp",
             readiness={name: f"http://{LOOPBACK}:{p.health(name)}/readyz" for name in SERVICES},
+            seal_public_key=ensure_seal_key(self.home.seal_key),
         )
 
     def start(self) -> None:
