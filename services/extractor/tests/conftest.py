@@ -117,6 +117,20 @@ class FakeCatalog:
         sealed = SEALER.seal(login.password, tenant_id=self.tenant_id, address=login.address)
         return SourceLogin(address=login.address, sealed_password=sealed)
 
+    def add_referenced_source(self, address: SourceAddress, reference: str, name: str = "shop") -> str:
+        """Register a source whose password the extractor reads where `reference` points."""
+        connection_id = f"src_{uuid.uuid4().hex[:8]}"
+        info = SourceInfo(
+            connection_id=connection_id,
+            tenant_id=self.tenant_id,
+            name=name,
+            address=address,
+            created_at=datetime.now(UTC),
+        )
+        login = SourceLogin(address=address, password_ref=reference)
+        self.sources[connection_id] = SourceCredentials(source=info, login=login)
+        return connection_id
+
     def add_source(self, login: Login, name: str = "shop") -> str:
         """Register a source; returns its connection id."""
         connection_id = f"src_{uuid.uuid4().hex[:8]}"
