@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from lakegate.common.errors import LakegateError, Unavailable
+from lakegate.common.errors import LakegateError, Unavailable, Unsupported
+from lakegate.common.sealing import Sealer
 from lakegate.common.service import Runtime
 from lakegate.common.subjects import Topology
 from lakegate.edge.config import EdgeSettings
@@ -31,13 +32,27 @@ class Backend:
     #: The one-time password pages connect_postgres offers; None where they cannot be served (stdio, processes > 1).
     password_pages: PasswordPages | None = None
     failures: Failures = field(init=False)
+    _sealer: Sealer | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "failures", Failures(self.runtime.topology.prefix))
+        key = self.settings.seal_public_key
+        sealer = None if key is None else Sealer(key, origin="LAKEGATE_EDGE_SEAL_PUBLIC_KEY")
+        object.__setattr__(self, "_sealer", sealer)
 
     @property
     def topology(self) -> Topology:
         return self.runtime.topology
+
+    def sealer(self) -> Sealer:
+        """What seals source passwords for the extractor; refused with the fix when no key is configured."""
+        if self._sealer is None:
+            raise Unsupported(
+                "this edge cannot take source passwords: it has no key to seal them for the extractor. Set "
+                "LAKEGATE_EDGE_SEAL_PUBLIC_KEY to the extractor's sealing public key (`make up` does), or pass "
+                "password_ref instead of password"
+            )
+        return self._sealer
 
     def tenant(self) -> str:
         """The tenant the current tool call acts for."""

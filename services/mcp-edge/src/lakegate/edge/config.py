@@ -123,6 +123,12 @@ class EdgeSettings(ServiceSettings):
         "http://<host>:<port><path>.",
     )
 
+    seal_public_key: str | None = Field(
+        default=None,
+        description="The extractor's sealing public key: connect_postgres seals each password with it, so no NATS "
+        "subscriber (not even the catalog) reads one. `python -m lakegate.devstack seal-key` prints a pair.",
+    )
+
     processes: int = Field(
         default=1,
         ge=1,
