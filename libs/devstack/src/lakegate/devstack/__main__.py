@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         help="create the extractor's sealing key file if it is missing and print its public key (for the edge)",
     )
     seal.add_argument("path", type=Path)
+    seal.add_argument("--public", type=Path, help="also write the public key to this file (for the edge)")
     token = commands.add_parser("token", help="mint a static API token for the HTTP edge and print client configs")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="mint one token, bound to one tenant and its scopes")
@@ -144,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         return _create_token(args.home, args.tenant, args.scopes, args.name)
     if args.command == "seal-key":
         try:
-            print(ensure_seal_key(args.path))
+            public = ensure_seal_key(args.path)
+            if args.public is not None:
+                args.public.parent.mkdir(parents=True, exist_ok=True)
+                args.public.write_text(public + "\n")
+            print(public)
         except StartupError as exc:
             print(f"lakegate: {exc}", file=sys.stderr)
             return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from lakegate.common.errors import LakegateError, Unavailable, Unsupported
+from lakegate.common.errors import InvalidInput, LakegateError, Unavailable, Unsupported
 from lakegate.common.sealing import Sealer
 from lakegate.common.service import Runtime
 from lakegate.common.subjects import Topology
@@ -18,6 +18,20 @@ from nats.errors import NoRespondersError
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def sealer_from_settings(settings: EdgeSettings) -> Sealer | None:
+    """What seals passwords for the extractor, from the public key or its file; None when neither is set."""
+    if settings.seal_public_key is not None:
+        return Sealer(settings.seal_public_key, origin="LAKEGATE_EDGE_SEAL_PUBLIC_KEY")
+    if settings.seal_public_key_file is None:
+        return None
+    origin = f"the key file {settings.seal_public_key_file} (LAKEGATE_EDGE_SEAL_PUBLIC_KEY_FILE)"
+    try:
+        text = settings.seal_public_key_file.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {origin}: {exc.strerror}; check the path and its permissions") from None
+    return Sealer(text, origin=origin)
 
 
 @dataclass(frozen=True)
@@ -36,9 +50,7 @@ class Backend:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "failures", Failures(self.runtime.topology.prefix))
-        key = self.settings.seal_public_key
-        sealer = None if key is None else Sealer(key, origin="LAKEGATE_EDGE_SEAL_PUBLIC_KEY")
-        object.__setattr__(self, "_sealer", sealer)
+        object.__setattr__(self, "_sealer", sealer_from_settings(self.settings))
 
     @property
     def topology(self) -> Topology:

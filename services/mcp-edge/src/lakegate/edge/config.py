@@ -128,6 +128,11 @@ class EdgeSettings(ServiceSettings):
         description="The extractor's sealing public key: connect_postgres seals each password with it, so no NATS "
         "subscriber (not even the catalog) reads one. `python -m lakegate.devstack seal-key` prints a pair.",
     )
+    seal_public_key_file: Path | None = Field(
+        default=None,
+        description="File holding the extractor's sealing public key, read at start; used when seal_public_key is "
+        "unset (`seal-key <private> --public <file>` writes it).",
+    )
 
     processes: int = Field(
         default=1,
