@@ -210,3 +210,25 @@ async def test_an_expired_page_is_gone_and_the_call_says_to_ask_again(
     assert statuses == [404]
     assert "call connect_postgres again" in message
     assert fakes.extractor.checked == []
+
+
+async def test_behind_a_proxy_the_link_starts_with_the_edges_public_url(
+    edge_settings: EdgeSettings, fakes: Fakes
+) -> None:
+    from lakegate.edge.app import http_app
+    from lakegate.edge.listener import listening
+
+    proxied = edge_settings.model_copy(update={"public_url": "https://lakegate.example.com/mcp"})
+    shown: list[str] = []
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        shown.append(params.url)
+        return ElicitResult(action="cancel")
+
+    async with serve(proxied) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
+        await state.link.ready()
+        message = error_text(await connect(f"{listener.url}{state.settings.path}", user))
+
+    [url] = shown
+    assert url.startswith("https://lakegate.example.com/lakegate/password/")
+    assert "cancelled by the user" in message

@@ -57,7 +57,7 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
     auth = authentication(settings) if settings.transport == "http" else None
     # Pending pages live in this process, so they are served only where one process serves HTTP.
     pages = (
-        PasswordPages(settings.password_page_seconds)
+        PasswordPages(settings.password_page_seconds, _root_of(settings.public_url, settings.path))
         if settings.transport == "http" and settings.processes == 1
         else None
     )
@@ -121,3 +121,8 @@ class _PostOnly:
             await response(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+
+def _root_of(public_url: str | None, path: str) -> str | None:
+    """The edge's root URL from the MCP endpoint's public URL (`https://h/mcp` → `https://h`)."""
+    return None if public_url is None else public_url.rstrip("/").removesuffix(path.rstrip("/"))

@@ -82,8 +82,10 @@ class PasswordPage:
 class PasswordPages:
     """The pending pages of this edge process, and the HTTP route that serves them."""
 
-    def __init__(self, lifetime_seconds: float) -> None:
+    def __init__(self, lifetime_seconds: float, public_base: str | None = None) -> None:
         self._lifetime = lifetime_seconds
+        #: The edge's root as browsers reach it (from `public_url`); else the host the MCP request came to.
+        self.public_base = public_base
         self._by_token: dict[str, PasswordPage] = {}
         # Submitted pages wait here, by elicitation id, for the repeated call that collects the password.
         self._used: dict[str, PasswordPage] = {}
@@ -199,9 +201,9 @@ async def ask_password(
     ctx: Context, pages: PasswordPages | None, tenant_id: str, address: SourceAddress, *, timeout: float
 ) -> SecretStr | InputRequiredResult:
     """The password the user types into a one-time page; an `InputRequiredResult` must be returned as it is."""
-    base = _base_url(ctx)
+    base = _base_url(ctx) if pages is None or pages.public_base is None else pages.public_base
     if pages is None or base is None:
-        raise InvalidInput(_NO_PAGES)
+        raise InvalidInput(_NO_PAGES.format(tenant=tenant_id.upper()))
     if _asks_by_input_required(ctx):
         capabilities = ctx.client_capabilities
         if not _declares_url(capabilities):
@@ -249,9 +251,12 @@ def _accepted(answer: object, page: PasswordPage, pages: PasswordPages) -> None:
     if result.action != "accept":
         pages.close(page)
         raise InvalidInput(
-            f"the password page was {result.action}d, so nothing was registered: call connect_postgres again to get "
-            "a new page, or pass password_ref"
+            f"the password page was {_DONE[result.action]} by the user, so nothing was registered: call "
+            "connect_postgres again to get a new page, or pass password_ref"
         )
+
+
+_DONE = {"decline": "declined", "cancel": "cancelled", "accept": "accepted"}
 
 
 def _declares_url(capabilities: ClientCapabilities | None) -> bool:
@@ -271,7 +276,7 @@ def _base_url(ctx: Context) -> str | None:
 
 
 _NO_PAGES = (
-    "connect_postgres needs the password: pass password_ref (e.g. `env:LAKEGATE_SECRET_<TENANT>_SHOP`), or password; "
+    "connect_postgres needs the password: pass password_ref (e.g. `env:LAKEGATE_SECRET_{tenant}_SHOP`), or password; "
     "this edge serves no password pages (it serves them on HTTP with one process)"
 )
 _NOT_DECLARED = (

@@ -85,8 +85,8 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
             str | None,
             Field(
                 description=f"Instead of password: where lakegate's extractor reads it, {SECRET_REFERENCE_HELP}, "
-                "e.g. `env:LAKEGATE_SECRET_SHOP`. Resolved on the server at every connection; only the reference "
-                "is stored."
+                "e.g. `env:LAKEGATE_SECRET_<TENANT>_SHOP` (your tenant id in capitals). Resolved on the server at "
+                "every connection; only the reference is stored."
             ),
         ] = None,
     ) -> ConnectionResult | InputRequiredResult:
@@ -223,7 +223,8 @@ def source_login(
             raise InvalidInput(f"password_ref: {exc}") from None
     if password is None:
         raise InvalidInput(
-            "connect_postgres needs the password: pass password_ref (e.g. `env:LAKEGATE_SECRET_SHOP`), or password"
+            "connect_postgres needs the password: pass password_ref "
+            f"(e.g. `env:LAKEGATE_SECRET_{tenant.upper()}_SHOP`), or password"
         )
     # Sealed here, at the edge of lakegate: from now on only the extractor can read the password.
     return SourceLogin(
