@@ -7,6 +7,7 @@ skipped, saying so, where none is installed). The others drive the page with a r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -232,3 +233,25 @@ async def test_behind_a_proxy_the_link_starts_with_the_edges_public_url(
     [url] = shown
     assert url.startswith("https://lakegate.example.com/lakegate/password/")
     assert "cancelled by the user" in message
+
+
+async def test_a_client_that_accepts_before_the_user_types_gets_its_answer_once_the_page_is_sent(
+    edge_url: str, fakes: Fakes, sealing_key: str, tenant_id: str
+) -> None:
+    typing: list[asyncio.Task[int]] = []
+
+    async def type_later(url: str) -> int:
+        await asyncio.sleep(0)  # after the client has answered and called the tool again
+        async with httpx.AsyncClient() as http:
+            return (await http.post(url, data={"password": TYPED})).status_code
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        # A real client answers "accept" once the user agrees to open the link, before anything is typed.
+        typing.append(asyncio.create_task(type_later(params.url)))
+        return ElicitResult(action="accept")
+
+    result = await connect(edge_url, user)
+
+    structured(result)
+    assert [await task for task in typing] == [200]
+    assert typed_password(fakes, sealing_key, tenant_id) == TYPED
