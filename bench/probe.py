@@ -39,13 +39,14 @@ import pyarrow as pa
 from adbc_driver_postgresql import StatementOptions
 from adbc_driver_postgresql import dbapi as adbc
 from lakegate.common.contracts.runs import StagedParts
-from lakegate.common.contracts.sources import SourceAddress, SourceCredentials, SourceInfo, SourceLogin
+from lakegate.common.contracts.sources import SourceAddress, SourceInfo
 from lakegate.common.names import SourceTableName
 from lakegate.common.staging import encode_bounded
 from lakegate.devstack.postgres import server_binaries
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect
 from lakegate.extractor.introspection import describe_source, resolve_table
+from lakegate.extractor.logins import Credentials, Login
 from lakegate.extractor.query import TableQuery
 from lakegate.extractor.ranges import block_ranges
 from lakegate.extractor.reader import conninfo
@@ -78,7 +79,7 @@ class Tally:
 class Target:
     """The table to read and the login to read it with."""
 
-    login: SourceLogin
+    login: Login
     table: str
     settings: ExtractorSettings
 
@@ -199,12 +200,12 @@ class DiscardingWriter:
         return StagedParts(store="memory", location="discarded", parts=self._parts, bytes=self._bytes)
 
 
-def _credentials(login: SourceLogin) -> SourceCredentials:
+def _credentials(login: Login) -> Credentials:
     """What the catalog would hand the extractor for a source named `bench`."""
     source = SourceInfo(
         connection_id="bench", tenant_id="bench", name="bench", address=login.address, created_at=datetime.now(UTC)
     )
-    return SourceCredentials(source=source, login=login)
+    return Credentials(source, login)
 
 
 async def _no_progress(_rows: int) -> None:
@@ -342,9 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # The password comes on stdin, so it shows in no process listing.
     password = sys.stdin.readline().rstrip("\n")
-    login = SourceLogin(
-        address=SourceAddress(host=args.host, port=args.port, database=args.database, user=args.user),
-        password=SecretStr(password),
+    login = Login(
+        SourceAddress(host=args.host, port=args.port, database=args.database, user=args.user), SecretStr(password)
     )
     result = asyncio.run(measure(args.path, Target(login, args.table, ExtractorSettings())))
     print(json.dumps(asdict(result)))

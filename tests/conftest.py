@@ -47,6 +47,7 @@ def edge_env(stack: Stack) -> dict[str, str]:
         "LAKEGATE_NATS_USER": "edge",
         "LAKEGATE_NATS_PASSWORD_FILE": str(stack.home.nats_password("edge")),
         "LAKEGATE_LOG_LEVEL": "WARNING",
+        "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": stack.urls.seal_public_key,
     }
 
 

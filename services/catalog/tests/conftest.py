@@ -40,6 +40,7 @@ from lakegate.common.contracts.runs import (
 from lakegate.common.contracts.sources import RegisterSource, SourceAddress, SourceInfo, SourceLogin, SourceTable
 from lakegate.common.names import parse_source_table
 from lakegate.common.rpc import RpcClient
+from lakegate.common.sealing import Sealer, new_private_key, public_key_of
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.devstack.pytest_plugin import CreateDatabase
@@ -49,7 +50,12 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import BaseModel, SecretStr
 
-PASSWORD = "s3cret-Hunter2-ü"
+#: What the edge sends for a password: a seal only the extractor could open; to the catalog an opaque text.
+PASSWORD = Sealer(public_key_of(new_private_key())).seal(
+    SecretStr("s3cret-Hunter2-ü"),
+    tenant_id="any",
+    address=SourceAddress(host="db.example.internal", port=5433, database="shop", user="reader"),
+)
 COLUMNS = (
     ColumnMapping(name="id", source_type="bigint", arrow_type="int64", mapped=True),
     ColumnMapping(name="total", source_type="numeric(12,2)", arrow_type="decimal128(12, 2)", mapped=True),
@@ -187,7 +193,7 @@ class Peer:
             name=name,
             login=SourceLogin(
                 address=SourceAddress(host="db.example.internal", port=5433, database="shop", user="reader"),
-                password=SecretStr(PASSWORD),
+                sealed_password=PASSWORD,
             ),
         )
         return await self.rpc.call(self.topology.sources_register, request, SourceInfo)

@@ -33,7 +33,7 @@ async def test_a_registered_source_reads_back_without_its_password_which_is_stor
     credentials = await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
     assert credentials.source == registered
     assert credentials.login.address == registered.address
-    assert credentials.login.password.get_secret_value() == peer.password
+    assert credentials.login.sealed_password == peer.password
 
     row_text = await db.fetchval("SELECT row_to_json(s)::text FROM sources s WHERE id = $1", registered.connection_id)
     assert peer.password not in row_text

@@ -71,7 +71,7 @@ async def test_state_survives_a_restart_and_migrations_are_applied_once(
         ref = SourceRef(tenant_id=peer.tenant_id, connection_id=source.connection_id)
         assert await peer.rpc.call(peer.topology.sources_get, ref, SourceInfo) == source
         credentials = await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
-        assert credentials.login.password.get_secret_value() == peer.password
+        assert credentials.login.sealed_password == peer.password
 
     recorded = await db.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
     assert [(r["version"], r["name"]) for r in recorded] == [(m.version, m.name) for m in migrations()]
@@ -128,7 +128,7 @@ async def test_state_written_under_the_first_schema_survives_the_later_migration
     (dataset,) = datasets.datasets
     assert (dataset.kind, dataset.keys, dataset.upstream, dataset.last_run_id) == ("synced", [], [], "run_old")
     assert dataset.last_synced_at == dataset.updated_at
-    assert credentials.login.password.get_secret_value() == peer.password
+    assert credentials.login.sealed_password == peer.password
     recorded = await db.fetch("SELECT name FROM schema_migrations ORDER BY version")
     assert [r["name"] for r in recorded] == [first.name, *(m.name for m in later)]
 
@@ -144,7 +144,7 @@ async def test_a_rotated_key_still_decrypts_passwords_stored_under_the_old_one(
     rotated = catalog_settings.model_copy(update={"secret_key": SecretStr(f"{new_key},{secret_key}")})
     async with serve(rotated):
         credentials = await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
-        assert credentials.login.password.get_secret_value() == peer.password
+        assert credentials.login.sealed_password == peer.password
 
     replaced = catalog_settings.model_copy(update={"secret_key": SecretStr(new_key)})
     async with serve(replaced):

@@ -42,18 +42,24 @@ from lakegate.common.contracts.sources import (
 )
 from lakegate.common.errors import NotFound, Unavailable
 from lakegate.common.rpc import RpcClient, answers
+from lakegate.common.sealing import Sealer, new_private_key, public_key_of
 from lakegate.common.settings import NatsSettings
 from lakegate.common.staging import JetStreamStaging
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.devstack.pytest_plugin import CreateDatabase
 from lakegate.extractor.app import ExtractorState, serve
 from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.logins import Credentials, Login
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import SecretStr
 
 OUTCOME_TIMEOUT = 60.0
+#: The extractor's sealing key in these tests; the edge's side of it seals the logins the fake catalog hands out.
+SEAL_KEY = new_private_key()
+SEALER = Sealer(public_key_of(SEAL_KEY))
+SEAL_KEYS = SecretStr(SEAL_KEY)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
@@ -73,8 +79,8 @@ def login_for(
     database: str | None = None,
     host: str | None = None,
     port: int | None = None,
-) -> SourceLogin:
-    """A login for a database the test harness created, optionally with some part changed."""
+) -> Login:
+    """A login in clear for a database the test harness created; `FakeCatalog.seal` makes it what the wire carries."""
     parts = urlsplit(dsn)
     address = SourceAddress(
         host=host or parts.hostname or "127.0.0.1",
@@ -82,7 +88,7 @@ def login_for(
         database=database or parts.path.lstrip("/"),
         user=user or parts.username or "postgres",
     )
-    return SourceLogin(address=address, password=SecretStr(password))
+    return Login(address, SecretStr(password))
 
 
 @dataclass
@@ -99,12 +105,33 @@ class FakeCatalog:
     def __init__(self, broker: NatsBroker, topology: Topology, tenant_id: str) -> None:
         self.broker, self.topology, self.tenant_id = broker, topology, tenant_id
         self.sources: dict[str, SourceCredentials] = {}
+        #: The same sources as the extractor sees them once it opened their seals.
+        self.opened: dict[str, Credentials] = {}
         self.runs: dict[str, RunView] = {}
         self.rpc = RpcClient(broker, timeout=30.0)
         self.unavailable_for = 0  # how many coming credential requests to answer "try later"
         self._subscriptions: list[Subscription] = []
 
-    def add_source(self, login: SourceLogin, name: str = "shop") -> str:
+    def seal(self, login: Login) -> SourceLogin:
+        """`login` as the edge sends it for this tenant: the password sealed for the extractor."""
+        sealed = SEALER.seal(login.password, tenant_id=self.tenant_id, address=login.address)
+        return SourceLogin(address=login.address, sealed_password=sealed)
+
+    def add_referenced_source(self, address: SourceAddress, reference: str, name: str = "shop") -> str:
+        """Register a source whose password the extractor reads where `reference` points."""
+        connection_id = f"src_{uuid.uuid4().hex[:8]}"
+        info = SourceInfo(
+            connection_id=connection_id,
+            tenant_id=self.tenant_id,
+            name=name,
+            address=address,
+            created_at=datetime.now(UTC),
+        )
+        login = SourceLogin(address=address, password_ref=reference)
+        self.sources[connection_id] = SourceCredentials(source=info, login=login)
+        return connection_id
+
+    def add_source(self, login: Login, name: str = "shop") -> str:
         """Register a source; returns its connection id."""
         connection_id = f"src_{uuid.uuid4().hex[:8]}"
         info = SourceInfo(
@@ -114,7 +141,8 @@ class FakeCatalog:
             address=login.address,
             created_at=datetime.now(UTC),
         )
-        self.sources[connection_id] = SourceCredentials(source=info, login=login)
+        self.sources[connection_id] = SourceCredentials(source=info, login=self.seal(login))
+        self.opened[connection_id] = Credentials(info, login)
         return connection_id
 
     def credentials(self, request: SourceRef) -> SourceCredentials:
@@ -268,7 +296,11 @@ class FakeCatalog:
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     return ExtractorSettings(
-        nats=nats_settings, allow_private_sources=True, connect_timeout=5.0, statement_timeout=30.0
+        nats=nats_settings,
+        allow_private_sources=True,
+        connect_timeout=5.0,
+        statement_timeout=30.0,
+        seal_keys=SEAL_KEYS,
     )
 
 

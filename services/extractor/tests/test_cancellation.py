@@ -14,7 +14,7 @@ from lakegate.extractor.app import ExtractorState, serve
 from lakegate.extractor.config import ExtractorSettings
 from nats.aio.msg import Msg
 
-from .conftest import FakeCatalog, eventually, login_for
+from .conftest import SEAL_KEYS, FakeCatalog, eventually, login_for
 from .hostile_source import sessions_of_the_extractor, until_the_extractor_left
 
 
@@ -22,6 +22,7 @@ from .hostile_source import sessions_of_the_extractor, until_the_extractor_left
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     return ExtractorSettings(
         nats=nats_settings,
+        seal_keys=SEAL_KEYS,
         allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
         connect_timeout=5.0,
         batch_rows=1000,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from lakegate.common.contracts.sources import CheckSource, ConnectionStatus, SourceLogin
+from lakegate.common.contracts.sources import CheckSource, ConnectionStatus
 from lakegate.common.errors import PermissionDenied
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.ports import free_port
@@ -18,9 +18,10 @@ from lakegate.devstack.postgres import PostgresCluster
 from lakegate.extractor.app import ExtractorState, serve
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.destinations import destination
+from lakegate.extractor.logins import Login
 from lakegate.extractor.reader import conninfo
 
-from .conftest import FakeCatalog, login_for
+from .conftest import SEAL_KEYS, FakeCatalog, login_for
 
 PRIVATE = "unless LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES=true"
 INFRASTRUCTURE = "one of this lakegate deployment's own services"
@@ -38,6 +39,7 @@ def allow_private(request: pytest.FixtureRequest) -> bool:
 def settings(nats_settings: NatsSettings, allow_private: bool) -> ExtractorSettings:
     return ExtractorSettings(
         nats=nats_settings,
+        seal_keys=SEAL_KEYS,
         allow_private_sources=allow_private,
         infrastructure=[f"127.0.0.1:{CATALOG_PORT}"],
         connect_timeout=2.0,
@@ -50,8 +52,8 @@ async def extractor(settings: ExtractorSettings) -> AsyncIterator[ExtractorState
         yield state
 
 
-async def check(catalog: FakeCatalog, login: SourceLogin) -> ConnectionStatus:
-    request = CheckSource(tenant_id=catalog.tenant_id, login=login)
+async def check(catalog: FakeCatalog, login: Login) -> ConnectionStatus:
+    request = CheckSource(tenant_id=catalog.tenant_id, login=catalog.seal(login))
     return await catalog.rpc.call(catalog.topology.sources_check, request, ConnectionStatus)
 
 

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
 from lakegate.common.contracts.runs import Extracted
-from lakegate.common.contracts.sources import ConnectionStatus, SourceCredentials, SourceRef
+from lakegate.common.contracts.sources import ConnectionStatus, SourceRef
 from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, SourceError
 from lakegate.common.settings import NatsSettings
@@ -20,8 +20,9 @@ from lakegate.extractor.allowlist import Calls
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect
 from lakegate.extractor.exploration import exploration_session, query_source, read_only_transaction
+from lakegate.extractor.logins import Credentials
 
-from .conftest import FakeCatalog, login_for
+from .conftest import SEAL_KEYS, FakeCatalog, login_for
 from .hostile_source import MARKER, SCHEMA, fingerprint, until_the_extractor_left
 
 #: No calls read off the SQL: the allow-list passes everything, so these tests meet the database's walls alone.
@@ -69,6 +70,7 @@ ANALYZE;
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     return ExtractorSettings(
         nats=nats_settings,
+        seal_keys=SEAL_KEYS,
         allow_private_sources=True,
         connect_timeout=5.0,
         query_timeout=2.0,
@@ -413,10 +415,10 @@ async def test_a_long_query_is_cancelled_at_the_timeout(catalog: FakeCatalog, sh
 
 
 @pytest.fixture
-async def victim(catalog: FakeCatalog, source: asyncpg.Connection, source_dsn: str) -> SourceCredentials:
+async def victim(catalog: FakeCatalog, source: asyncpg.Connection, source_dsn: str) -> Credentials:
     """Credentials of a superuser on a source worth attacking."""
     await source.execute(SCHEMA)
-    return catalog.sources[catalog.add_source(login_for(source_dsn), name="victim")]
+    return catalog.opened[catalog.add_source(login_for(source_dsn), name="victim")]
 
 
 ESCAPES = [
@@ -465,7 +467,7 @@ ESCAPES = [
 
 
 async def test_escapes_past_the_guard_are_refused_by_the_database_and_change_nothing(
-    victim: SourceCredentials, source: asyncpg.Connection, settings: ExtractorSettings
+    victim: Credentials, source: asyncpg.Connection, settings: ExtractorSettings
 ) -> None:
     MARKER.unlink(missing_ok=True)
     before = await fingerprint(source)
@@ -485,7 +487,7 @@ async def test_escapes_past_the_guard_are_refused_by_the_database_and_change_not
 
 
 async def test_postgresql_refuses_to_prepare_more_than_one_statement(
-    victim: SourceCredentials, settings: ExtractorSettings
+    victim: Credentials, settings: ExtractorSettings
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
         await query_source(victim, "SELECT 1; SELECT 2", 10, settings, calls=WALLS_ONLY)
@@ -495,7 +497,7 @@ async def test_postgresql_refuses_to_prepare_more_than_one_statement(
 
 
 async def test_a_statement_that_returns_no_rows_is_refused_before_it_runs(
-    victim: SourceCredentials, settings: ExtractorSettings
+    victim: Credentials, settings: ExtractorSettings
 ) -> None:
     MARKER.unlink(missing_ok=True)
 
@@ -517,7 +519,7 @@ async def test_a_statement_that_returns_no_rows_is_refused_before_it_runs(
     ],
 )
 async def test_the_read_only_transaction_holds_even_against_several_statements_sent_at_once(
-    victim: SourceCredentials, source: asyncpg.Connection, settings: ExtractorSettings, escape: str
+    victim: Credentials, source: asyncpg.Connection, settings: ExtractorSettings, escape: str
 ) -> None:
     async with connect(victim.login, settings, session=exploration_session(settings)) as conn:
         with pytest.raises(asyncpg.PostgresError) as raised:
@@ -530,7 +532,7 @@ async def test_the_read_only_transaction_holds_even_against_several_statements_s
 
 
 async def test_what_postgresql_lets_a_read_only_transaction_do_anyway_is_rolled_back(
-    victim: SourceCredentials, source: asyncpg.Connection, settings: ExtractorSettings
+    victim: Credentials, source: asyncpg.Connection, settings: ExtractorSettings
 ) -> None:
     result = await query_source(victim, "SELECT make_large_object() AS made", 10, settings, calls=WALLS_ONLY)
 
@@ -539,7 +541,7 @@ async def test_what_postgresql_lets_a_read_only_transaction_do_anyway_is_rolled_
 
 
 async def test_a_query_runs_read_only_with_every_limit_set_on_the_server(
-    victim: SourceCredentials, settings: ExtractorSettings
+    victim: Credentials, settings: ExtractorSettings
 ) -> None:
     result = await query_source(
         victim,
@@ -571,7 +573,7 @@ async def test_a_query_runs_read_only_with_every_limit_set_on_the_server(
 
 
 async def test_a_query_waiting_for_a_lock_gives_up_at_the_lock_timeout(
-    victim: SourceCredentials, source: asyncpg.Connection, source_dsn: str, settings: ExtractorSettings
+    victim: Credentials, source: asyncpg.Connection, source_dsn: str, settings: ExtractorSettings
 ) -> None:
     holder = await asyncpg.connect(source_dsn)
     try:

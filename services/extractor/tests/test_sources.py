@@ -8,14 +8,15 @@ import uuid
 import asyncpg
 import pytest
 from lakegate.common.contracts.runs import Extracted
-from lakegate.common.contracts.sources import CheckSource, ConnectionStatus, SourceLogin, SourceRef, SourceTables
+from lakegate.common.contracts.sources import CheckSource, ConnectionStatus, SourceRef, SourceTables
 from lakegate.common.errors import NotFound, SourceError, Unavailable
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.ports import free_port
 from lakegate.devstack.postgres import PASSWORD_ROLE
 from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.logins import Login
 
-from .conftest import FakeCatalog, login_for
+from .conftest import SEAL_KEYS, FakeCatalog, login_for
 
 RIGHT_PASSWORD = 'it\'s a \\ "quoted" pass=word'
 WRONG_PASSWORD = "wr0ng-secret-xyz"
@@ -23,7 +24,7 @@ WRONG_PASSWORD = "wr0ng-secret-xyz"
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(nats=nats_settings, allow_private_sources=True, connect_timeout=2.0)
+    return ExtractorSettings(nats=nats_settings, seal_keys=SEAL_KEYS, allow_private_sources=True, connect_timeout=2.0)
 
 
 @pytest.fixture
@@ -41,8 +42,8 @@ async def password_user(source: asyncpg.Connection) -> str:
     return user
 
 
-async def check(catalog: FakeCatalog, login: SourceLogin) -> ConnectionStatus:
-    request = CheckSource(tenant_id=catalog.tenant_id, login=login)
+async def check(catalog: FakeCatalog, login: Login) -> ConnectionStatus:
+    request = CheckSource(tenant_id=catalog.tenant_id, login=catalog.seal(login))
     return await catalog.rpc.call(catalog.topology.sources_check, request, ConnectionStatus)
 
 

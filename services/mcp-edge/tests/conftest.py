@@ -85,6 +85,7 @@ from lakegate.common.contracts.warehouse import (
 from lakegate.common.errors import Conflict, InvalidInput, LakegateError, NotFound, SourceError
 from lakegate.common.names import bronze_table_name, parse_source_table, tenant_catalog
 from lakegate.common.rpc import answers
+from lakegate.common.sealing import Unsealer, new_private_key, public_key_of
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.edge.app import EdgeState, http_app, serve
@@ -101,6 +102,10 @@ RANGE_ROWS = (300, 300, 400)
 #: The cursor an incremental or merge run of the fake ends with.
 CURSOR = Cursor(column="updated_at", value="2024-05-01T12:00:00+00:00", source_type="timestamp with time zone")
 ROWS = 1000
+#: The extractor's sealing key in these tests: the edge seals with its public half, assertions open with it.
+SEAL_KEY = new_private_key()
+SEAL_PUBLIC_KEY = public_key_of(SEAL_KEY)
+UNSEALER = Unsealer([SEAL_KEY])
 PASSWORD_FAILED = "password authentication failed for user 'reader' at db.internal:5432/shop: check the password"
 #: The source every test's catalog already knows, with the bronze → silver → gold datasets built from it.
 SEED_SOURCE = "src_seed"
@@ -733,8 +738,22 @@ async def fakes(nats_settings: NatsSettings, tenant_id: str) -> AsyncIterator[Fa
 
 
 @pytest.fixture
+def seal_public_key() -> str:
+    """The extractor's sealing public key, as the edge is configured with it."""
+    return SEAL_PUBLIC_KEY
+
+
+@pytest.fixture
+def unsealer() -> Unsealer:
+    """What the extractor opens sealed passwords with."""
+    return UNSEALER
+
+
+@pytest.fixture
 def edge_settings(nats_settings: NatsSettings, tenant_id: str) -> EdgeSettings:
-    return EdgeSettings(nats=nats_settings, default_tenant=tenant_id, sync_wait_seconds=30)
+    return EdgeSettings(
+        nats=nats_settings, default_tenant=tenant_id, sync_wait_seconds=30, seal_public_key=SEAL_PUBLIC_KEY
+    )
 
 
 @pytest.fixture

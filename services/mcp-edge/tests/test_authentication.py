@@ -93,6 +93,7 @@ async def secured_url(
     tokens: Tokens,
     signing_key: rsa.RSAPrivateKey,
     fakes: Fakes,
+    seal_public_key: str,
 ) -> AsyncIterator[str]:
     """An edge that requires a bearer token: API tokens from the file, JWTs signed by `signing_key`."""
     settings = EdgeSettings(
@@ -105,6 +106,7 @@ async def secured_url(
         oauth_public_key=_pem(signing_key),
         oauth_algorithms=["RS256"],
         public_url=AUDIENCE,
+        seal_public_key=seal_public_key,
     )
     async with serve(settings) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
         yield f"{listener.url}{settings.path}"

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from lakegate.common.errors import SourceError
+from lakegate.common.sealing import Unsealer
 from lakegate.devstack.toolresults import error_text, structured
 from lakegate.edge.app import EdgeState, serve
 from lakegate.edge.config import EdgeSettings
@@ -82,7 +83,8 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
             assert "tenant_id" not in tool.input_schema.get("properties", {}), tool.name
         assert tools["query_sql"].annotations.read_only_hint is True  # type: ignore[union-attr]
         assert tools["sync_table_to_bronze"].annotations.destructive_hint is True  # type: ignore[union-attr]
-        assert tools["connect_postgres"].input_schema["properties"]["password"]["writeOnly"] is True
+        password = tools["connect_postgres"].input_schema["properties"]["password"]
+        assert {"type": "string", "format": "password", "writeOnly": True}.items() <= password["anyOf"][0].items()
         for tool in tools.values():
             hints = tool.annotations
             assert hints is not None
@@ -127,13 +129,12 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
             "host",
             "database",
             "user",
-            "password",
         }
         assert "ctx" not in tools["sync_table_to_bronze"].input_schema["properties"]
 
 
 async def test_connect_postgres_registers_a_checked_source_for_the_default_tenant(
-    edge: EdgeState, fakes: Fakes, tenant_id: str
+    edge: EdgeState, fakes: Fakes, tenant_id: str, unsealer: Unsealer
 ) -> None:
     async with Client(edge.server) as client:
         result = structured(
@@ -157,7 +158,12 @@ async def test_connect_postgres_registers_a_checked_source_for_the_default_tenan
         [registered] = fakes.catalog.registered
         assert registered.tenant_id == tenant_id
         assert registered.name == "shop"
-        assert registered.login.password.get_secret_value() == "pw"
+        assert registered.login.sealed_password is not None
+        assert "pw" not in registered.model_dump_json()  # sealed at the edge: no NATS message carries it in clear
+        opened = unsealer.open(
+            registered.login.sealed_password, tenant_id=tenant_id, address=registered.login.address, source="shop"
+        )
+        assert opened.get_secret_value() == "pw"
         assert "pw" not in str(result.values())
 
 

@@ -15,7 +15,7 @@ from lakegate.common.api_tokens import check_scopes, mint
 from lakegate.common.errors import InvalidInput
 from lakegate.common.subjects import Topology
 from lakegate.devstack.guide import connection_guide, token_guide
-from lakegate.devstack.keys import ensure_fernet_key
+from lakegate.devstack.keys import ensure_fernet_key, ensure_seal_key
 from lakegate.devstack.layout import StackHome
 from lakegate.devstack.leftovers import ChildRecords
 from lakegate.devstack.lock import holder
@@ -168,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     auth.add_argument("--prefix", default="lakegate", help="the deployment's subject prefix (LAKEGATE_NATS_PREFIX)")
     auth.add_argument("--tenant", action="append", default=[], help="a tenant whose events get a subscriber user")
     auth.add_argument("--env-refs", action="store_true", help="print the block with $VARIABLE passwords instead")
+    seal = commands.add_parser(
+        "seal-key",
+        help="create the extractor's sealing key file if it is missing and print its public key (for the edge)",
+    )
+    seal.add_argument("path", type=Path)
+    seal.add_argument("--public", type=Path, help="also write the public key to this file (for the edge)")
     token = commands.add_parser("token", help="mint a static API token for the HTTP edge and print client configs")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="mint one token, bound to one tenant and its scopes")
@@ -179,6 +185,17 @@ def main(argv: list[str] | None = None) -> int:
         return _create_token(args.home, args.tenant, args.scopes, args.name)
     if args.command == "nats-auth":
         return _nats_auth(args.directory, args.prefix, args.tenant, args.env_refs)
+    if args.command == "seal-key":
+        try:
+            public = ensure_seal_key(args.path)
+            if args.public is not None:
+                args.public.parent.mkdir(parents=True, exist_ok=True)
+                args.public.write_text(public + "\n")
+            print(public)
+        except StartupError as exc:
+            print(f"lakegate: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "key":
         try:
             print(ensure_fernet_key(args.path))

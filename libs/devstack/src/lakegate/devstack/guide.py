@@ -8,7 +8,9 @@ from pathlib import Path
 from lakegate.devstack.stack import StackUrls
 
 
-def claude_desktop_config(repo: Path, nats_url: str, nats_password_file: Path | None = None) -> dict[str, object]:
+def claude_desktop_config(
+    repo: Path, nats_url: str, seal_public_key: str, nats_password_file: Path | None = None
+) -> dict[str, object]:
     """An `mcpServers` entry that runs the edge over stdio against the running stack's NATS, as its `edge` user."""
     login = {"LAKEGATE_NATS_USER": "edge", "LAKEGATE_NATS_PASSWORD_FILE": str(nats_password_file)}
     return {
@@ -16,7 +18,12 @@ def claude_desktop_config(repo: Path, nats_url: str, nats_password_file: Path | 
             "lakegate": {
                 "command": "uv",
                 "args": ["run", "--directory", str(repo), "python", "-m", "lakegate.edge", "--transport", "stdio"],
-                "env": {"LAKEGATE_NATS_URL": nats_url, **(login if nats_password_file else {})},
+                # The public half only: the edge seals passwords for the extractor and can open none.
+                "env": {
+                    "LAKEGATE_NATS_URL": nats_url,
+                    "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": seal_public_key,
+                    **(login if nats_password_file else {}),
+                },
             }
         }
     }
@@ -57,7 +64,7 @@ def connection_guide(
     urls: StackUrls, repo: Path, logs: Path, requires_token: bool = False, nats_password_file: Path | None = None
 ) -> str:
     """The text `up` prints when every service is ready."""
-    desktop = json.dumps(claude_desktop_config(repo, urls.nats, nats_password_file), indent=2)
+    desktop = json.dumps(claude_desktop_config(repo, urls.nats, urls.seal_public_key, nats_password_file), indent=2)
     code = (
         "  the endpoint requires a bearer token: `python -m lakegate.devstack token create` prints the\n"
         "  Claude Code and Claude Desktop configuration with one\n\n"

@@ -53,6 +53,16 @@ class StackHome:
         return self.root / "keys" / "catalog.key"
 
     @property
+    def seal_key(self) -> Path:
+        """The extractor's private sealing key(s); the edge is given the public key."""
+        return self.root / "keys" / "extractor-seal.key"
+
+    @property
+    def secrets(self) -> Path:
+        """Where `file:` password references may point: `<secrets>/<tenant>/<file>`."""
+        return self.root / "secrets"
+
+    @property
     def api_tokens(self) -> Path:
         """Hashes of the static API tokens the edge accepts; once it exists the edge requires one."""
         return self.root / "keys" / "api-tokens.json"
@@ -92,6 +102,8 @@ class StackHome:
             self.catalog_key.parent,
             self.logs,
             self.run,
+            self.secrets,
         ):
             directory.mkdir(parents=True, exist_ok=True)
         self.catalog_key.parent.chmod(0o700)
+        self.secrets.chmod(0o700)

@@ -17,7 +17,7 @@ from types import TracebackType
 
 from lakegate.common.nats_users import NatsUsers, deployment_users, inbox_prefix, tenant_subscriber
 from lakegate.common.subjects import Topology
-from lakegate.devstack.keys import ensure_fernet_key
+from lakegate.devstack.keys import ensure_fernet_key, ensure_seal_key
 from lakegate.devstack.layout import StackHome, repo_root
 from lakegate.devstack.leftovers import ChildRecords
 from lakegate.devstack.lock import StackLock
@@ -104,12 +104,14 @@ class StackConfig:
 
 @dataclass(frozen=True)
 class StackUrls:
-    """Where to reach the running stack."""
+    """Where to reach the running stack, and what an edge of its own needs besides."""
 
     nats: str
     catalog_database: str
     mcp: str
     readiness: Mapping[str, str]
+    #: The extractor's sealing public key: an edge started by hand (stdio) seals passwords with it.
+    seal_public_key: str
 
 
 class Stack:
@@ -141,6 +143,7 @@ class Stack:
             catalog_database=self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE),
             mcp=f"http://{_reachable(self.config.edge_host)}:{p.edge}/mcp",
             readiness={name: f"http://{LOOPBACK}:{p.health(name)}/readyz" for name in SERVICES},
+            seal_public_key=ensure_seal_key(self.home.seal_key),
         )
 
     def start(self) -> None:
@@ -155,6 +158,7 @@ class Stack:
             self.home.create()
             ensure_fernet_key(self.home.catalog_key)
             self.nats.users = self._nats_users()
+            ensure_seal_key(self.home.seal_key)
             log.info("starting NATS on port %d", self.config.ports.nats)
             self.nats.start()
             self._record("nats", self.nats)
@@ -221,10 +225,19 @@ class Stack:
                 "LAKEGATE_CATALOG_SECRET_KEY_FILE": str(self.home.catalog_key),
             },
             # No source may point at the stack itself (NATS is added by the extractor on its own).
-            "extractor": {"LAKEGATE_EXTRACTOR_INFRASTRUCTURE": ",".join(self._own_endpoints())},
+            "extractor": {
+                "LAKEGATE_EXTRACTOR_INFRASTRUCTURE": ",".join(self._own_endpoints()),
+                "LAKEGATE_EXTRACTOR_SEAL_KEYS_FILE": str(self.home.seal_key),
+                "LAKEGATE_EXTRACTOR_SECRET_DIRS": str(self.home.secrets),
+            },
             # The loader keeps its tables under `<its home>/lakehouse`, so its home is the stack's.
             "loader": {"LAKEGATE_LOADER_HOME": str(self.home.root)},
-            "edge": {"LAKEGATE_EDGE_HOST": config.edge_host, "LAKEGATE_EDGE_PORT": str(ports.edge)},
+            "edge": {
+                "LAKEGATE_EDGE_HOST": config.edge_host,
+                "LAKEGATE_EDGE_PORT": str(ports.edge),
+                # Only the public half: the edge seals passwords, it can open none.
+                "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": ensure_seal_key(self.home.seal_key),
+            },
         }
         if self.home.api_tokens.exists():  # minted with `token create`: from now on the edge requires one
             specific["edge"]["LAKEGATE_EDGE_TOKENS_FILE"] = str(self.home.api_tokens)

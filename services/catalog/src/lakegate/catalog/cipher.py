@@ -1,7 +1,9 @@
-"""Encryption at rest of source passwords, with Fernet (AES-128-CBC + HMAC-SHA256).
+"""Encryption at rest of source secrets, with Fernet (AES-128-CBC + HMAC-SHA256).
 
-Keys rotate with MultiFernet: the first configured key encrypts, every key decrypts, so an old key
-stays listed until every source has been registered again under the new one.
+What is stored is already sealed for the extractor (`lakegate.common.sealing`); this second layer
+keeps a copy of the database useless without the catalog's keys too. Keys rotate with MultiFernet:
+the first configured key encrypts, every key decrypts; `python -m lakegate.catalog rotate-keys`
+encrypts every stored secret again with the first key, after which the old keys can be dropped.
 """
 
 from __future__ import annotations
@@ -23,16 +25,27 @@ class PasswordCipher:
         """The password as a Fernet token."""
         return self._fernet.encrypt(password.encode())
 
+    def rotate(self, token: bytes, *, source: str) -> bytes:
+        """`token` encrypted again with the first key (its timestamp kept)."""
+        try:
+            return self._fernet.rotate(token)
+        except InvalidToken:
+            raise self._unreadable(source) from None
+
     def decrypt(self, token: bytes, *, source: str) -> str:
         """The password of `source` from its token."""
         try:
             return self._fernet.decrypt(token).decode()
         except InvalidToken:
-            raise TerminalError(
-                f"the password of source {source} cannot be decrypted with the catalog's secret key, so it was "
-                "encrypted with another key: list the old key after the new one in LAKEGATE_CATALOG_SECRET_KEY, "
-                "or register the source again"
-            ) from None
+            raise self._unreadable(source) from None
+
+    @staticmethod
+    def _unreadable(source: str) -> TerminalError:
+        return TerminalError(
+            f"the password of source {source} cannot be decrypted with the catalog's secret key, so it was "
+            "encrypted with another key: list the old key after the new one in LAKEGATE_CATALOG_SECRET_KEY, "
+            "or register the source again"
+        )
 
 
 def cipher_from_settings(settings: CatalogSettings) -> PasswordCipher:

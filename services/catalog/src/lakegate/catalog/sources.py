@@ -1,4 +1,9 @@
-"""Registered PostgreSQL sources of each tenant; passwords go in and out only through the cipher."""
+"""Registered PostgreSQL sources of each tenant.
+
+A source's secret arrives sealed for the extractor (`lakegate.common.sealing`): the catalog never
+sees a password. It stores the seal encrypted once more with its own keys (the cipher), and hands
+the seal back to the extractor as it came.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,9 @@ from lakegate.common.contracts.sources import (
 )
 from lakegate.common.errors import InvalidInput, NotFound
 from lakegate.common.names import check_tenant_id, warehouse_identifier
-from pydantic import SecretStr
 
 MAX_NAME_LENGTH = 64
-_COLUMNS = 'id, tenant_id, name, host, port, database, "user", created_at'
+_COLUMNS = 'id, tenant_id, name, host, port, database, "user", created_at, password_ref'
 
 
 def new_connection_id() -> str:
@@ -48,6 +52,7 @@ def _info(row: asyncpg.Record) -> SourceInfo:
         name=row["name"],
         address=SourceAddress(host=row["host"], port=row["port"], database=row["database"], user=row["user"]),
         created_at=row["created_at"],
+        password_ref=row["password_ref"],
     )
 
 
@@ -70,11 +75,14 @@ class SourceStore:
         tenant = check_tenant_id(request.tenant_id)
         name, key = request.name.strip(), name_key(request.name)
         address = request.login.address
-        token = self._cipher.encrypt(request.login.password.get_secret_value())
+        sealed = request.login.sealed_password
+        # A referenced password is not stored at all: the extractor reads it where the reference points.
+        token = None if sealed is None else self._cipher.encrypt(sealed)
         row = await self._pool.fetchrow(
             f"""
-            INSERT INTO sources (id, tenant_id, name, name_key, host, port, database, "user", password_encrypted)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            INSERT INTO sources
+                (id, tenant_id, name, name_key, host, port, database, "user", password_encrypted, password_ref)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (tenant_id, name_key) DO NOTHING
             RETURNING {_COLUMNS}
             """,
@@ -87,6 +95,7 @@ class SourceStore:
             address.database,
             address.user,
             token,
+            request.login.password_ref,
         )
         if row is None:
             existing = await self._pool.fetchrow(
@@ -121,7 +130,7 @@ class SourceStore:
         return [_info(row) for row in rows]
 
     async def credentials(self, tenant_id: str, connection_id: str) -> SourceCredentials:
-        """The source with its decrypted password; for the extractor only."""
+        """The source with its sealed password (only the extractor can open it), or its secret reference."""
         row = await self._pool.fetchrow(
             f"SELECT {_COLUMNS}, password_encrypted FROM sources WHERE id = $1 AND tenant_id = $2",
             connection_id,
@@ -130,5 +139,20 @@ class SourceStore:
         if row is None:
             raise source_not_found(connection_id)
         info = _info(row)
-        password = self._cipher.decrypt(row["password_encrypted"], source=connection_id)
-        return SourceCredentials(source=info, login=SourceLogin(address=info.address, password=SecretStr(password)))
+        if info.password_ref is not None:
+            login = SourceLogin(address=info.address, password_ref=info.password_ref)
+        else:
+            sealed = self._cipher.decrypt(row["password_encrypted"], source=connection_id)
+            login = SourceLogin(address=info.address, sealed_password=sealed)
+        return SourceCredentials(source=info, login=login)
+
+    async def rotate_keys(self) -> int:
+        """Encrypt every stored password again with the newest key, in one transaction; how many were rewritten."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, password_encrypted FROM sources WHERE password_encrypted IS NOT NULL ORDER BY id FOR UPDATE"
+            )
+            for row in rows:
+                token = self._cipher.rotate(row["password_encrypted"], source=row["id"])
+                await conn.execute("UPDATE sources SET password_encrypted = $2 WHERE id = $1", row["id"], token)
+        return len(rows)

@@ -13,6 +13,7 @@ from lakegate.common.subjects import Topology
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.extraction import Extractor
 from lakegate.extractor.handlers import register_handlers
+from lakegate.extractor.logins import logins_from_settings
 from lakegate.extractor.range_worker import RangeWorker
 from lakegate.extractor.steps import RunSteps
 
@@ -56,6 +57,7 @@ def _subscriptions(topology: Topology, extractor: Extractor, ranges: RangeWorker
 @contextlib.asynccontextmanager
 async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
     """Run the extractor's handlers until the block exits, then drain."""
+    logins = logins_from_settings(settings)  # before anything starts: no key, no extractor
     rt = runtime(SERVICE, settings)
 
     def staging() -> StagingStore:
@@ -63,9 +65,9 @@ async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
         return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, settings.max_part_bytes)
 
     steps = RunSteps(rt)
-    extractor = Extractor(rt, settings, staging, steps)
-    ranges = RangeWorker(rt, settings, staging, steps)
-    register_handlers(rt, settings)
+    extractor = Extractor(rt, settings, staging, steps, logins)
+    ranges = RangeWorker(rt, settings, staging, steps, logins)
+    register_handlers(rt, settings, logins)
     subscribe(rt, _subscriptions(rt.topology, extractor, ranges), ack_wait=settings.ack_wait_seconds)
     async with started(rt, settings) as health_port:
         yield ExtractorState(rt, settings, extractor, ranges, health_port)

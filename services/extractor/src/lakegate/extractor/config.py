@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.delivery import ACK_WAIT
 from lakegate.common.settings import CommaList, ServiceSettings
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 
@@ -14,6 +16,28 @@ class ExtractorSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="LAKEGATE_EXTRACTOR_", extra="ignore")
 
+    seal_keys: SecretStr | None = Field(
+        default=None,
+        description="Private key(s) that open source secrets sealed by the edge (`python -m lakegate.devstack "
+        "seal-key` makes a pair). Several separated by commas rotate: the edge seals with the first one's public "
+        "key, every one opens.",
+    )
+    seal_keys_file: Path | None = Field(
+        default=None,
+        description="File holding the sealing private key(s), read at start; used when seal_keys is unset.",
+    )
+    secret_env_prefix: str = Field(
+        default="LAKEGATE_SECRET_",
+        pattern=r"^[A-Z][A-Z0-9_]*_$",
+        description="A password reference `env:NAME` may only name variables starting with this prefix and the "
+        "tenant's id in capitals (`LAKEGATE_SECRET_<TENANT>_...`), so no caller has the extractor send its own "
+        "settings (NATS password, ...) or another tenant's secrets to a server of theirs.",
+    )
+    secret_dirs: CommaList = Field(
+        default_factory=list,
+        description="Directories a password reference `file:/path` may read from, comma-separated; a tenant reads "
+        "only below `<dir>/<tenant id>/`. Empty: file references are refused.",
+    )
     allow_private_sources: bool = Field(
         default=False,
         description="Let sources be on loopback, link-local or private addresses (this machine, a private network).",

@@ -19,10 +19,11 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 
 import asyncpg
-from lakegate.common.contracts.sources import SourceAddress, SourceLogin
+from lakegate.common.contracts.sources import SourceAddress
 from lakegate.common.errors import LakegateError, SourceError, Unavailable
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.destinations import destination
+from lakegate.extractor.logins import Login
 
 APPLICATION_NAME = "lakegate-extractor"
 
@@ -46,7 +47,7 @@ def where(address: SourceAddress) -> str:
     return f"{address.host}:{address.port}/{address.database}"
 
 
-def redact(text: str, login: SourceLogin) -> str:
+def redact(text: str, login: Login) -> str:
     """`text` without the password, in case a driver ever repeats it."""
     secret = login.password.get_secret_value()
     return text.replace(secret, "***") if secret else text
@@ -56,7 +57,7 @@ def milliseconds(seconds: float) -> str:
     return str(int(seconds * 1000))
 
 
-def connect_error(exc: BaseException, login: SourceLogin, timeout: float) -> LakegateError:
+def connect_error(exc: BaseException, login: Login, timeout: float) -> LakegateError:
     """What a failed connection attempt means, and what to do about it."""
     address = login.address
     hostport = f"{address.host}:{address.port}"
@@ -95,7 +96,7 @@ def is_transient_state(sqlstate: str | None) -> bool:
     return bool(sqlstate) and any(str(sqlstate).startswith(prefix) for prefix in _TRANSIENT_STATES)
 
 
-def query_error(exc: asyncpg.PostgresError, login: SourceLogin, doing: str) -> LakegateError:
+def query_error(exc: asyncpg.PostgresError, login: Login, doing: str) -> LakegateError:
     """What a PostgreSQL error while `doing` something means."""
     message = redact(str(exc), login)
     sqlstate = getattr(exc, "sqlstate", None)
@@ -113,7 +114,7 @@ def query_error(exc: asyncpg.PostgresError, login: SourceLogin, doing: str) -> L
 
 @contextlib.asynccontextmanager
 async def connect(
-    login: SourceLogin,
+    login: Login,
     settings: ExtractorSettings,
     *,
     source: str | None = None,

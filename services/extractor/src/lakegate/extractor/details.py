@@ -22,7 +22,7 @@ from lakegate.common.contracts.explore import (
     SourceIndex,
     SourceTableDetail,
 )
-from lakegate.common.contracts.sources import SourceCredentials, SourceTable
+from lakegate.common.contracts.sources import SourceTable
 from lakegate.common.errors import NotFound, SourceError
 from lakegate.common.names import SourceTableName, parse_source_table
 from lakegate.extractor.allowlist import refuse_sensitive_table
@@ -31,6 +31,7 @@ from lakegate.extractor.connections import connect
 from lakegate.extractor.exploration import read_only_transaction
 from lakegate.extractor.introspection import KINDS, describe_source, not_found_message, pg_char, plans_of
 from lakegate.extractor.jsonvalues import clipped, holds_instants, json_value
+from lakegate.extractor.logins import Credentials
 from lakegate.extractor.query import quote_ident
 from lakegate.extractor.typemap import ColumnPlan
 
@@ -147,7 +148,7 @@ async def samples(
 
 
 async def describe_table(
-    credentials: SourceCredentials, request: DescribeSourceTable, settings: ExtractorSettings
+    credentials: Credentials, request: DescribeSourceTable, settings: ExtractorSettings
 ) -> SourceTableDetail:
     """Columns, keys, indexes and samples of one table of a registered source."""
     name = parse_source_table(request.table_name)

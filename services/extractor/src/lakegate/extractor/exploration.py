@@ -31,7 +31,6 @@ from typing import Any
 
 import asyncpg
 from asyncpg.prepared_stmt import PreparedStatement
-from lakegate.common.contracts.sources import SourceCredentials
 from lakegate.common.contracts.warehouse import QueryResult, ResultColumn
 from lakegate.common.errors import Conflict, InvalidInput, LakegateError, SourceError, TerminalError, Unavailable
 from lakegate.extractor.allowlist import Calls, refuse_unsafe_calls
@@ -39,6 +38,7 @@ from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect, milliseconds, redact, where
 from lakegate.extractor.introspection import load_types
 from lakegate.extractor.jsonvalues import holds_instants, iso_interval, json_value
+from lakegate.extractor.logins import Credentials
 from lakegate.extractor.typemap import PgType, plan_column, rule_for
 
 #: Rows asked of the cursor at a time, so a result's memory stays bounded by this many rows.
@@ -182,7 +182,7 @@ async def run_statement(conn: asyncpg.Connection, sql: str, limits: Limits) -> Q
 
 
 async def query_source(
-    credentials: SourceCredentials, sql: str, max_rows: int, settings: ExtractorSettings, *, calls: Calls
+    credentials: Credentials, sql: str, max_rows: int, settings: ExtractorSettings, *, calls: Calls
 ) -> QueryResult:
     """Run SQL the guard passed on a registered source, behind the allow-list and the database's own walls.
 
@@ -210,7 +210,7 @@ async def query_source(
             ) from exc
 
 
-def _refused(exc: asyncpg.PostgresError, credentials: SourceCredentials, settings: ExtractorSettings) -> LakegateError:
+def _refused(exc: asyncpg.PostgresError, credentials: Credentials, settings: ExtractorSettings) -> LakegateError:
     """What PostgreSQL's refusal of a source query means to the person who wrote it."""
     login, name = credentials.login, credentials.source.name
     message = redact(str(exc).strip(), login)

@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import Cursor, Extracted, Extracting, ExtractTable, StagedParts
-from lakegate.common.contracts.sources import SourceCredentials, SourceRef
+from lakegate.common.contracts.sources import SourceRef
 from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.errors import InvalidInput, LakegateError
 from lakegate.common.names import SourceTableName
@@ -42,6 +42,7 @@ from lakegate.extractor.coordination import extract_in_ranges
 from lakegate.extractor.cursors import CursorColumn, CursorValue, choose_cursor, late_window
 from lakegate.extractor.details import primary_key
 from lakegate.extractor.introspection import Relation, describe_source, resolve_table
+from lakegate.extractor.logins import Credentials, Logins
 from lakegate.extractor.ranges import RangeBounds, plan_ranges
 from lakegate.extractor.snapshots import SourceSnapshot, source_snapshot
 from lakegate.extractor.steps import RunSteps
@@ -67,9 +68,15 @@ class Extractor:
     """Runs `ExtractTable` commands, coordinating the ranges of large tables."""
 
     def __init__(
-        self, rt: Runtime, settings: ExtractorSettings, staging: Callable[[], StagingStore], steps: RunSteps
+        self,
+        rt: Runtime,
+        settings: ExtractorSettings,
+        staging: Callable[[], StagingStore],
+        steps: RunSteps,
+        logins: Logins,
     ) -> None:
         self._rt, self._settings, self._staging, self._steps = rt, settings, staging, steps
+        self._logins = logins
 
     @property
     def work(self) -> Work[ExtractTable]:
@@ -102,10 +109,8 @@ class Extractor:
             log.info("run %s already reported its extraction; nothing to do", command.run_id)
             return None
         refuse_sensitive_table(command.source_schema, command.source_table)
-        credentials = await self._rt.rpc.call(
-            self._rt.topology.sources_credentials,
-            SourceRef(tenant_id=command.tenant_id, connection_id=command.connection_id),
-            SourceCredentials,
+        credentials = await self._logins.credentials(
+            self._rt, SourceRef(tenant_id=command.tenant_id, connection_id=command.connection_id)
         )
         await self._steps.publish(
             command.run_id,
@@ -172,7 +177,7 @@ class Extractor:
         self,
         command: ExtractTable,
         attempt: str,
-        credentials: SourceCredentials,
+        credentials: Credentials,
         snapshot: SourceSnapshot,
         relation: Relation,
         cursor: CursorColumn | None,
@@ -195,7 +200,7 @@ class Extractor:
         self,
         command: ExtractTable,
         attempt: str,
-        credentials: SourceCredentials,
+        credentials: Credentials,
         snapshot: SourceSnapshot,
         relation: Relation,
         key: Sequence[str],

@@ -11,7 +11,6 @@ from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, 
 from lakegate.common.contracts.sources import (
     CheckSource,
     ConnectionStatus,
-    SourceCredentials,
     SourceRef,
     SourceTables,
 )
@@ -26,12 +25,13 @@ from lakegate.extractor.details import describe_table
 from lakegate.extractor.exploration import query_source
 from lakegate.extractor.guard import calls_in, check_query
 from lakegate.extractor.introspection import check_registered, check_source, source_tables
+from lakegate.extractor.logins import Logins
 
 #: Replicas share request subjects through this queue group, so one of them answers each request.
 QUEUE = "extractor"
 
 
-def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
+def register_handlers(rt: Runtime, settings: ExtractorSettings, logins: Logins) -> None:
     """Subscribe the extractor's request handlers on the runtime's broker (before it starts)."""
     broker, topology = rt.broker, rt.topology
     lanes = RequestLanes.from_settings(settings)  # a slow or hung source waits in its own lane
@@ -41,14 +41,16 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
     @answers
     async def sources_check(request: CheckSource) -> ConnectionStatus:
         """Try a login before the catalog stores it: version, read-only or not, latency."""
-        async with lanes.enter(request.tenant_id, where(request.login.address)):
-            return await check_source(request.login, settings)
+        address = where(request.login.address)
+        login = logins.open(request.login, tenant_id=request.tenant_id, source=address)
+        async with lanes.enter(request.tenant_id, address):
+            return await check_source(login, settings)
 
     @broker.subscriber(topology.source_tables_list, queue=QUEUE, max_workers=workers)
     @answers
     async def source_tables_list(request: SourceRef) -> SourceTables:
         """The tables and views of a registered source, with each column's mapping."""
-        credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
+        credentials = await logins.credentials(rt, request)
         async with lanes.enter(request.tenant_id, request.connection_id):
             return await source_tables(credentials, settings)
 
@@ -56,7 +58,7 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
     @answers
     async def sources_check_registered(request: SourceRef) -> ConnectionStatus:
         """Check a registered source with the credentials the catalog holds for it."""
-        credentials = await rt.rpc.call(topology.sources_credentials, request, SourceCredentials)
+        credentials = await logins.credentials(rt, request)
         async with lanes.enter(request.tenant_id, request.connection_id):
             return await check_registered(credentials, settings)
 
@@ -65,7 +67,7 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
     async def source_table_describe(request: DescribeSourceTable) -> SourceTableDetail:
         """Columns, keys, indexes and sample values of one table of a registered source."""
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
-        credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
+        credentials = await logins.credentials(rt, source)
         async with lanes.enter(request.tenant_id, request.connection_id):
             return await describe_table(credentials, request, settings)
 
@@ -77,7 +79,7 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings) -> None:
         sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
         calls = await asyncio.to_thread(calls_in, sql)
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
-        credentials = await rt.rpc.call(topology.sources_credentials, source, SourceCredentials)
+        credentials = await logins.credentials(rt, source)
         began = time.monotonic()
         with tracer(__name__).start_as_current_span("source query"):
             try:

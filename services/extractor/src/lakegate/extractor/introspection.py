@@ -15,8 +15,6 @@ from dataclasses import dataclass
 import asyncpg
 from lakegate.common.contracts.sources import (
     ConnectionStatus,
-    SourceCredentials,
-    SourceLogin,
     SourceTable,
     SourceTables,
 )
@@ -24,6 +22,7 @@ from lakegate.common.errors import NotFound, SourceError
 from lakegate.common.names import SourceTableName
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect, where
+from lakegate.extractor.logins import Credentials, Login
 from lakegate.extractor.query import TableQuery
 from lakegate.extractor.typemap import ColumnPlan, PgType, plan_column
 
@@ -243,24 +242,24 @@ def _version_text(number: int) -> str:
     return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
 
 
-async def check_source(login: SourceLogin, settings: ExtractorSettings) -> ConnectionStatus:
+async def check_source(login: Login, settings: ExtractorSettings) -> ConnectionStatus:
     """Connect with a login and report what the connection can do."""
     async with connect(login, settings) as conn:
         return await connection_status(conn)
 
 
-async def check_registered(credentials: SourceCredentials, settings: ExtractorSettings) -> ConnectionStatus:
+async def check_registered(credentials: Credentials, settings: ExtractorSettings) -> ConnectionStatus:
     """Connect to a registered source with its stored credentials and report what the connection can do."""
     async with connect(credentials.login, settings, source=credentials.source.name) as conn:
         return await connection_status(conn)
 
 
-async def source_tables(credentials: SourceCredentials, settings: ExtractorSettings) -> SourceTables:
+async def source_tables(credentials: Credentials, settings: ExtractorSettings) -> SourceTables:
     """The tables of a registered source."""
     async with connect(credentials.login, settings, source=credentials.source.name) as conn:
         return await list_tables(conn)
 
 
-def describe_source(credentials: SourceCredentials) -> str:
+def describe_source(credentials: Credentials) -> str:
     """`source 'shop' (db:5432/shop)`, for messages."""
     return f"source '{credentials.source.name}' ({where(credentials.login.address)})"

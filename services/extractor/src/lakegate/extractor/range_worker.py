@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 
 from lakegate.common.contracts.runs import ErrorInfo, ExtractRange, RangeExtracted, RangeFailed
-from lakegate.common.contracts.sources import SourceCredentials, SourceRef
+from lakegate.common.contracts.sources import SourceRef
 from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.errors import InvalidInput, LakegateError
 from lakegate.common.names import SourceTableName
@@ -34,6 +34,7 @@ from lakegate.extractor.cancellation import unless_cancelled
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.cursors import late_window, named_cursor
 from lakegate.extractor.introspection import describe_source, resolve_table
+from lakegate.extractor.logins import Logins
 from lakegate.extractor.ranges import RangeBounds
 from lakegate.extractor.snapshots import SnapshotGone, source_snapshot
 from lakegate.extractor.steps import RunSteps
@@ -46,9 +47,15 @@ class RangeWorker:
     """Runs `ExtractRange` commands."""
 
     def __init__(
-        self, rt: Runtime, settings: ExtractorSettings, staging: Callable[[], StagingStore], steps: RunSteps
+        self,
+        rt: Runtime,
+        settings: ExtractorSettings,
+        staging: Callable[[], StagingStore],
+        steps: RunSteps,
+        logins: Logins,
     ) -> None:
         self._rt, self._settings, self._staging, self._steps = rt, settings, staging, steps
+        self._logins = logins
         #: (run id, range index) of every range this replica staged, oldest first.
         self.staged: list[tuple[str, int]] = []
 
@@ -96,10 +103,8 @@ class RangeWorker:
         if await self._steps.finished(command.run_id):
             log.info("run %s already reported its extraction; range %d not read", command.run_id, command.index)
             return None
-        credentials = await self._rt.rpc.call(
-            self._rt.topology.sources_credentials,
-            SourceRef(tenant_id=command.tenant_id, connection_id=command.connection_id),
-            SourceCredentials,
+        credentials = await self._logins.credentials(
+            self._rt, SourceRef(tenant_id=command.tenant_id, connection_id=command.connection_id)
         )
         name = SourceTableName(command.source_schema, command.source_table)
         async with source_snapshot(credentials, self._settings, adopt=command.snapshot) as snapshot:

@@ -23,7 +23,6 @@ import pyarrow as pa
 from adbc_driver_manager._reader import AdbcRecordBatchReader
 from adbc_driver_postgresql import StatementOptions
 from adbc_driver_postgresql import dbapi as adbc
-from lakegate.common.contracts.sources import SourceLogin
 from lakegate.common.errors import LakegateError, SourceError, TerminalError, Unavailable
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import (
@@ -35,6 +34,7 @@ from lakegate.extractor.connections import (
     where,
 )
 from lakegate.extractor.destinations import destination
+from lakegate.extractor.logins import Login
 from lakegate.extractor.query import TableQuery, bounded
 
 SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$")
@@ -45,7 +45,7 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def conninfo(login: SourceLogin, settings: ExtractorSettings, hostaddr: str | None = None) -> str:
+def conninfo(login: Login, settings: ExtractorSettings, hostaddr: str | None = None) -> str:
     """A libpq `keyword='value'` connection string for ADBC; every value quoted.
 
     libpq connects to `hostaddr` (the address `destinations` checked) and keeps `host` for TLS;
@@ -73,7 +73,7 @@ def server_message(text: str) -> str:
     return found.group(1).strip() if found else text.strip()
 
 
-def reading_error(exc: BaseException, login: SourceLogin, query: TableQuery) -> BaseException:
+def reading_error(exc: BaseException, login: Login, query: TableQuery) -> BaseException:
     """What a failure while streaming `query` means to a user."""
     if isinstance(exc, LakegateError):
         return exc
@@ -117,7 +117,7 @@ class _Producer:
 
     def __init__(
         self,
-        login: SourceLogin,
+        login: Login,
         snapshot: str,
         query: TableQuery,
         settings: ExtractorSettings,
@@ -200,7 +200,7 @@ class _Producer:
 
 
 async def read_table(
-    login: SourceLogin, snapshot: str, query: TableQuery, settings: ExtractorSettings
+    login: Login, snapshot: str, query: TableQuery, settings: ExtractorSettings
 ) -> AsyncGenerator[pa.RecordBatch, None]:
     """The table's rows as batches of the planned schema, read in the exported `snapshot`.
 

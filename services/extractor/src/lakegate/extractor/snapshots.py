@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-from lakegate.common.contracts.sources import SourceCredentials
 from lakegate.common.errors import SourceError
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect, where
+from lakegate.extractor.logins import Credentials
 from lakegate.extractor.reader import SNAPSHOT_ID
 
 
@@ -37,7 +37,7 @@ class SourceSnapshot:
 
 @contextlib.asynccontextmanager
 async def source_snapshot(
-    credentials: SourceCredentials, settings: ExtractorSettings, *, adopt: str | None = None
+    credentials: Credentials, settings: ExtractorSettings, *, adopt: str | None = None
 ) -> AsyncIterator[SourceSnapshot]:
     """Open a REPEATABLE READ READ ONLY transaction (in the snapshot `adopt`, when given) and export its snapshot."""
     if adopt is not None and not SNAPSHOT_ID.match(adopt):

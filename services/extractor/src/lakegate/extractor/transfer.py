@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lakegate.common.contracts.runs import StagedParts
-from lakegate.common.contracts.sources import SourceLogin
 from lakegate.common.staging import PartWriter
 from lakegate.common.telemetry import tracer
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.cursors import CursorColumn, CursorValue
+from lakegate.extractor.logins import Login
 from lakegate.extractor.query import TableQuery
 from lakegate.extractor.reader import read_table
 
@@ -32,7 +32,7 @@ class Transferred:
 
 
 async def transfer(
-    login: SourceLogin,
+    login: Login,
     snapshot: str,
     query: TableQuery,
     writer: PartWriter,

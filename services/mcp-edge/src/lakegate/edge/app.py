@@ -17,6 +17,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.exchange import install_json_exchanges
 from lakegate.edge.nats_link import NatsLink
+from lakegate.edge.password_pages import PasswordPages
 from lakegate.edge.server import create_server
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.mcpserver import MCPServer
@@ -38,6 +39,7 @@ class EdgeState:
     runtime: Runtime
     server: MCPServer
     link: NatsLink
+    password_pages: PasswordPages | None = None
 
     @property
     def health_port(self) -> int | None:
@@ -53,9 +55,16 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
     link = NatsLink(rt, settings)
     trail = AuditTrail(rt.broker, rt.topology, capacity=settings.audit_queue_size)
     auth = authentication(settings) if settings.transport == "http" else None
-    server = create_server(Backend(rt, settings, Tenancy(settings.default_tenant), link), trail, auth)
+    # Pending pages live in this process, so they are served only where one process serves HTTP.
+    pages = (
+        PasswordPages(settings.password_page_seconds, _root_of(settings.public_url, settings.path))
+        if settings.transport == "http" and settings.processes == 1
+        else None
+    )
+    backend = Backend(rt, settings, Tenancy(settings.default_tenant), link, password_pages=pages)
+    server = create_server(backend, trail, auth)
     async with link.running(), trail.running():
-        yield EdgeState(settings, rt, server, link)
+        yield EdgeState(settings, rt, server, link, pages)
 
 
 def http_app(state: EdgeState) -> Starlette:
@@ -91,6 +100,8 @@ def http_app(state: EdgeState) -> Starlette:
         replace_metadata_route(app.router.routes, settings)
     app.add_middleware(_PostOnly, path=settings.path)
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
+    if state.password_pages is not None:
+        app.router.routes.extend(state.password_pages.routes())
     return app
 
 
@@ -110,3 +121,8 @@ class _PostOnly:
             await response(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+
+def _root_of(public_url: str | None, path: str) -> str | None:
+    """The edge's root URL from the MCP endpoint's public URL (`https://h/mcp` → `https://h`)."""
+    return None if public_url is None else public_url.rstrip("/").removesuffix(path.rstrip("/"))

@@ -68,6 +68,11 @@ class EdgeSettings(ServiceSettings):
             "server-sent events."
         ),
     )
+    password_page_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a one-time password page of connect_postgres stays open, and the call waits for it.",
+    )
     max_upload_bytes: int = Field(
         default=6 * 1024 * 1024,
         gt=0,
@@ -125,6 +130,17 @@ class EdgeSettings(ServiceSettings):
         default=None,
         description="The MCP endpoint's URL as clients reach it (the OAuth resource identifier); default "
         "http://<host>:<port><path>.",
+    )
+
+    seal_public_key: str | None = Field(
+        default=None,
+        description="The extractor's sealing public key: connect_postgres seals each password with it, so no NATS "
+        "subscriber (not even the catalog) reads one. `python -m lakegate.devstack seal-key` prints a pair.",
+    )
+    seal_public_key_file: Path | None = Field(
+        default=None,
+        description="File holding the extractor's sealing public key, read at start; used when seal_public_key is "
+        "unset (`seal-key <private> --public <file>` writes it).",
     )
 
     processes: int = Field(

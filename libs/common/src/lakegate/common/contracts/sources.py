@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from lakegate.common.contracts.base import Message, TenantScoped
-from pydantic import Field, SecretStr, field_serializer
+from pydantic import Field, model_validator
+
+#: `env:NAME` (an environment variable) or `file:/absolute/path` (e.g. a mounted secret).
+SECRET_REFERENCE = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*|file:/\S.*")
+SECRET_REFERENCE_HELP = (
+    "`env:NAME` (an environment variable of the extractor) or `file:/absolute/path` (a file the extractor can read, "
+    "such as a mounted secret)"
+)
 
 
 class SourceAddress(Message):
@@ -17,15 +25,36 @@ class SourceAddress(Message):
     user: str = Field(description="User to connect as; it should have read-only rights.", min_length=1)
 
 
+def check_secret_reference(reference: str) -> str:
+    """`reference` if it is `env:NAME` or `file:/path`; else an error that says the two forms."""
+    if not SECRET_REFERENCE.fullmatch(reference):
+        raise ValueError(f"{reference!r} is not a secret reference: write {SECRET_REFERENCE_HELP}")
+    return reference
+
+
 class SourceLogin(Message):
-    """An address and the password to use with it. The password is sent, never logged."""
+    """An address and how to log in to it: a password sealed for the extractor, or a secret reference.
+
+    The password is never in clear on the wire: `lakegate.common.sealing` seals it with the extractor's
+    public key, bound to the tenant and this address, so only the extractor can open it.
+    """
 
     address: SourceAddress
-    password: SecretStr = Field(description="Password of `user`.")
+    sealed_password: str | None = Field(
+        default=None,
+        description="The password, sealed with the extractor's public key for this tenant and address; only the "
+        "extractor opens it.",
+        min_length=1,
+    )
+    password_ref: str | None = Field(
+        default=None, description=f"Instead of a password: where the extractor reads it, {SECRET_REFERENCE_HELP}."
+    )
 
-    @field_serializer("password", when_used="json")
-    def _reveal(self, value: SecretStr) -> str:
-        return value.get_secret_value()
+    @model_validator(mode="after")
+    def _one_secret(self) -> SourceLogin:
+        if (self.sealed_password is None) == (self.password_ref is None):
+            raise ValueError("a source login carries either a sealed password or a password reference")
+        return self
 
 
 class CheckSource(TenantScoped):
@@ -35,7 +64,7 @@ class CheckSource(TenantScoped):
 
 
 class RegisterSource(TenantScoped):
-    """Catalog: store a source with its password encrypted at rest."""
+    """Catalog: store a source with its sealed secret, encrypted once more at rest."""
 
     name: str = Field(description="Short name of the source, unique per tenant; used in bronze table names.")
     login: SourceLogin
@@ -55,6 +84,9 @@ class SourceInfo(Message):
     name: str
     address: SourceAddress
     created_at: datetime
+    password_ref: str | None = Field(
+        default=None, description="The secret reference the password is read from; None when it is stored encrypted."
+    )
 
 
 class SourceList(Message):
@@ -66,7 +98,7 @@ class ListSources(TenantScoped):
 
 
 class SourceCredentials(Message):
-    """Catalog → extractor only: a source with its decrypted password."""
+    """Catalog → extractor: a source with its sealed secret, which only the extractor can open."""
 
     source: SourceInfo
     login: SourceLogin

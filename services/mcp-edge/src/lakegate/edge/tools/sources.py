@@ -6,6 +6,7 @@ from typing import Annotated
 
 from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
 from lakegate.common.contracts.sources import (
+    SECRET_REFERENCE_HELP,
     CheckSource,
     ConnectionStatus,
     RegisterSource,
@@ -14,10 +15,12 @@ from lakegate.common.contracts.sources import (
     SourceLogin,
     SourceRef,
     SourceTables,
+    check_secret_reference,
 )
 from lakegate.common.contracts.warehouse import QueryResult
-from lakegate.common.errors import LakegateError, SourceError
+from lakegate.common.errors import InvalidInput, LakegateError, SourceError
 from lakegate.edge.backend import Backend
+from lakegate.edge.password_pages import ask_password
 from lakegate.edge.results.base import Offset
 from lakegate.edge.results.sources import (
     ConnectionResult,
@@ -26,8 +29,9 @@ from lakegate.edge.results.sources import (
     SourceTablesResult,
 )
 from lakegate.edge.results.warehouse import SqlQueryResult, rows_answer
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
+from mcp_types import InputRequiredResult
 from pydantic import Field, SecretStr
 
 ConnectionId = Annotated[
@@ -55,6 +59,7 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
     )
     @guard
     async def connect_postgres(
+        ctx: Context,
         name: Annotated[
             str,
             Field(
@@ -68,17 +73,39 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
         user: Annotated[
             str, Field(description="User to connect as; a user with read-only grants is best.", min_length=1)
         ],
-        password: Annotated[SecretStr, Field(description="Password of the user; stored encrypted, never shown.")],
+        password: Annotated[
+            SecretStr | None,
+            Field(
+                description="Password of the user; stored encrypted, never shown. Better left out: pass password_ref, "
+                "or neither and the user types it into a one-time page of lakegate's, never into the conversation."
+            ),
+        ] = None,
         port: Annotated[int, Field(description="TCP port of the PostgreSQL server.", ge=1, le=65535)] = 5432,
-    ) -> ConnectionResult:
+        password_ref: Annotated[
+            str | None,
+            Field(
+                description=f"Instead of password: where lakegate's extractor reads it, {SECRET_REFERENCE_HELP}, "
+                "e.g. `env:LAKEGATE_SECRET_<TENANT>_SHOP` (your tenant id in capitals). Resolved on the server at "
+                "every connection; only the reference is stored."
+            ),
+        ] = None,
+    ) -> ConnectionResult | InputRequiredResult:
         """Register a PostgreSQL database as a source, after checking that lakegate can log in to it.
 
-        Nothing is stored when the check fails. Returns the connection_id the other tools take.
+        Nothing is stored when the check fails. Returns the connection_id the other tools take. Without
+        password and password_ref, the user gets a one-time page to type the password into (MCP URL
+        elicitation), so it never passes through the conversation.
         """
         tenant = backend.tenant()
-        login = SourceLogin(
-            address=SourceAddress(host=host, port=port, database=database, user=user), password=password
-        )
+        address = SourceAddress(host=host, port=port, database=database, user=user)
+        if password is None and password_ref is None:
+            typed = await ask_password(
+                ctx, backend.password_pages, tenant, address, timeout=settings.password_page_seconds
+            )
+            if isinstance(typed, InputRequiredResult):
+                return typed
+            password = typed
+        login = source_login(backend, tenant, address, password, password_ref)
         try:
             status = await backend.call(
                 topology.sources_check,
@@ -181,3 +208,25 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
             topology.source_query, request, QueryResult, timeout=settings.source_timeout_seconds
         )
         return rows_answer(result, settings.answer_max_bytes, "query_source")
+
+
+def source_login(
+    backend: Backend, tenant: str, address: SourceAddress, password: SecretStr | None, password_ref: str | None
+) -> SourceLogin:
+    """The login of connect_postgres's arguments; one of password and password_ref, checked with clear errors."""
+    if password is not None and password_ref is not None:
+        raise InvalidInput("pass either password or password_ref to connect_postgres, not both")
+    if password_ref is not None:
+        try:
+            return SourceLogin(address=address, password_ref=check_secret_reference(password_ref.strip()))
+        except ValueError as exc:
+            raise InvalidInput(f"password_ref: {exc}") from None
+    if password is None:
+        raise InvalidInput(
+            "connect_postgres needs the password: pass password_ref "
+            f"(e.g. `env:LAKEGATE_SECRET_{tenant.upper()}_SHOP`), or password"
+        )
+    # Sealed here, at the edge of lakegate: from now on only the extractor can read the password.
+    return SourceLogin(
+        address=address, sealed_password=backend.sealer().seal(password, tenant_id=tenant, address=address)
+    )

@@ -1,0 +1,257 @@
+"""connect_postgres without a password: the user types it into a one-time page of the edge (MCP URL-mode
+elicitation), so it never passes through the client or the model.
+
+The first test drives the page in headless Chromium (Playwright over the system's `chromium`; it is
+skipped, saying so, where none is installed). The others drive the page with a real HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx2 as httpx
+import pytest
+from lakegate.common.contracts.sources import SourceAddress
+from lakegate.common.sealing import Unsealer, new_private_key, public_key_of
+from lakegate.devstack.toolresults import error_text, structured
+from lakegate.edge.app import EdgeState, serve
+from lakegate.edge.config import EdgeSettings
+from mcp import Client
+from mcp.client.context import ClientRequestContext
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitRequestURLParams, ElicitResult, ErrorData
+
+from .conftest import Fakes
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TYPED = "typed-in-the-Browser-7"
+ADDRESS = {"host": "db.internal", "database": "shop", "user": "reader"}
+User = Callable[[ElicitRequestURLParams], Awaitable[ElicitResult]]
+
+
+@pytest.fixture
+def sealing_key() -> str:
+    return new_private_key()
+
+
+@pytest.fixture
+def edge_settings(edge_settings: EdgeSettings, sealing_key: str) -> EdgeSettings:
+    return edge_settings.model_copy(update={"seal_public_key": public_key_of(sealing_key)})
+
+
+def as_client(user: User) -> Callable[[ClientRequestContext, ElicitRequestParams], Awaitable[ElicitResult | ErrorData]]:
+    """An elicitation callback that hands URL elicitations to `user`."""
+
+    async def callback(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult | ErrorData:
+        if not isinstance(params, ElicitRequestURLParams):
+            return ErrorData(code=-1, message="only URL elicitations are expected here")
+        return await user(params)
+
+    return callback
+
+
+async def connect(edge_url: str, user: User, name: str = "shop") -> CallToolResult:
+    async with Client(edge_url, elicitation_callback=as_client(user)) as client:
+        return await client.call_tool("connect_postgres", {"name": name, **ADDRESS})
+
+
+def typed_password(fakes: Fakes, sealing_key: str, tenant_id: str) -> str:
+    """The password the extractor received to check, opened with its private key."""
+    [checked] = fakes.extractor.checked
+    sealed = checked.login.sealed_password
+    assert sealed is not None
+    assert TYPED not in sealed
+    address = SourceAddress(**ADDRESS)
+    return Unsealer([sealing_key]).open(sealed, tenant_id=tenant_id, address=address, source="shop").get_secret_value()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium): the page is tested over HTTP only")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        await launched.close()
+
+
+async def test_without_a_password_the_user_types_it_into_a_one_time_page_in_headless_chromium(
+    edge_url: str, fakes: Fakes, sealing_key: str, tenant_id: str, browser: object
+) -> None:
+    from playwright.async_api import Browser
+
+    assert isinstance(browser, Browser)
+    shown: list[str] = []
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        shown.append(params.url)
+        page = await browser.new_page()
+        await page.goto(params.url)
+        assert "reader@db.internal:5432/shop" in await page.inner_text("body")
+        await page.fill("#password", TYPED)
+        await page.click("#submit")
+        await page.wait_for_selector("#done")
+        await page.goto(params.url)  # the link works once
+        assert "expired or was already used" in await page.inner_text("body")
+        await page.close()
+        return ElicitResult(action="accept")
+
+    result = await connect(edge_url, user)
+
+    connection = structured(result)
+    assert connection["connection_id"] in fakes.catalog.sources
+    assert typed_password(fakes, sealing_key, tenant_id) == TYPED
+    assert TYPED not in json.dumps(result.model_dump(mode="json"))
+    [url] = shown
+    assert url.startswith(edge_url.removesuffix("/mcp") + "/lakegate/password/")
+
+
+async def test_the_page_refuses_other_origins_and_empty_passwords_and_works_only_once(
+    edge_url: str, fakes: Fakes, sealing_key: str, tenant_id: str
+) -> None:
+    answers: list[int] = []
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        async with httpx.AsyncClient() as http:
+            form = await http.get(params.url)
+            assert form.status_code == 200
+            assert form.headers["cache-control"] == "no-store"
+            assert form.headers["referrer-policy"] == "same-origin"
+            assert "type='password'" in form.text
+            foreign = await http.post(params.url, data={"password": TYPED}, headers={"Origin": "http://evil.example"})
+            empty = await http.post(params.url, data={"password": ""})
+            sent = await http.post(params.url, data={"password": TYPED})
+            again = await http.post(params.url, data={"password": "a second try"})
+            guessed = await http.get(params.url.rsplit("/", 1)[0] + "/not-a-token")
+        answers.extend(answer.status_code for answer in (foreign, empty, sent, again, guessed))
+        assert TYPED not in sent.text
+        return ElicitResult(action="accept")
+
+    result = await connect(edge_url, user)
+
+    assert answers == [403, 400, 200, 404, 404]
+    structured(result)
+    assert typed_password(fakes, sealing_key, tenant_id) == TYPED, "the second submission changed nothing"
+
+
+async def test_a_declined_page_registers_nothing_and_its_link_stops_working(edge_url: str, fakes: Fakes) -> None:
+    shown: list[str] = []
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        shown.append(params.url)
+        return ElicitResult(action="decline")
+
+    message = error_text(await connect(edge_url, user))
+
+    assert "declined" in message
+    assert "password_ref" in message
+    assert fakes.extractor.checked == []
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(shown[0])).status_code == 404
+
+
+async def test_a_client_without_url_elicitation_is_told_to_pass_a_secret_reference(edge_url: str, fakes: Fakes) -> None:
+    async with Client(edge_url) as client:
+        message = error_text(await client.call_tool("connect_postgres", {"name": "shop", **ADDRESS}))
+
+    assert "does not support URL elicitation" in message
+    assert "password_ref" in message
+    assert fakes.extractor.checked == []
+
+
+async def test_a_handshake_era_client_on_stateless_http_is_told_to_pass_a_secret_reference(edge_url: str) -> None:
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        raise AssertionError("a client without a back-channel is never asked")
+
+    async with Client(edge_url, elicitation_callback=as_client(user), mode="legacy") as client:
+        message = error_text(await client.call_tool("connect_postgres", {"name": "shop", **ADDRESS}))
+
+    assert "password_ref" in message
+
+
+async def test_an_edge_on_stdio_serves_no_pages_and_says_what_to_pass(
+    edge_settings: EdgeSettings, fakes: Fakes
+) -> None:
+    stdio = edge_settings.model_copy(update={"transport": "stdio"})
+    async with serve(stdio) as state:
+        await state.link.ready()
+        assert state.password_pages is None
+        await assert_no_pages(state)
+
+
+async def assert_no_pages(state: EdgeState) -> None:
+    async with Client(state.server) as client:
+        message = error_text(await client.call_tool("connect_postgres", {"name": "shop", **ADDRESS}))
+    assert "password_ref" in message
+    assert "serves no password pages" in message
+
+
+async def test_an_expired_page_is_gone_and_the_call_says_to_ask_again(
+    edge_settings: EdgeSettings, fakes: Fakes
+) -> None:
+    from lakegate.edge.app import http_app
+    from lakegate.edge.listener import listening
+
+    brief = edge_settings.model_copy(update={"password_page_seconds": 0.001})
+    statuses: list[int] = []
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        async with httpx.AsyncClient() as http:
+            statuses.append((await http.post(params.url, data={"password": TYPED})).status_code)
+        return ElicitResult(action="accept")
+
+    async with serve(brief) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
+        await state.link.ready()
+        message = error_text(await connect(f"{listener.url}{state.settings.path}", user))
+
+    assert statuses == [404]
+    assert "call connect_postgres again" in message
+    assert fakes.extractor.checked == []
+
+
+async def test_behind_a_proxy_the_link_starts_with_the_edges_public_url(
+    edge_settings: EdgeSettings, fakes: Fakes
+) -> None:
+    from lakegate.edge.app import http_app
+    from lakegate.edge.listener import listening
+
+    proxied = edge_settings.model_copy(update={"public_url": "https://lakegate.example.com/mcp"})
+    shown: list[str] = []
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        shown.append(params.url)
+        return ElicitResult(action="cancel")
+
+    async with serve(proxied) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
+        await state.link.ready()
+        message = error_text(await connect(f"{listener.url}{state.settings.path}", user))
+
+    [url] = shown
+    assert url.startswith("https://lakegate.example.com/lakegate/password/")
+    assert "cancelled by the user" in message
+
+
+async def test_a_client_that_accepts_before_the_user_types_gets_its_answer_once_the_page_is_sent(
+    edge_url: str, fakes: Fakes, sealing_key: str, tenant_id: str
+) -> None:
+    typing: list[asyncio.Task[int]] = []
+
+    async def type_later(url: str) -> int:
+        await asyncio.sleep(0)  # after the client has answered and called the tool again
+        async with httpx.AsyncClient() as http:
+            return (await http.post(url, data={"password": TYPED})).status_code
+
+    async def user(params: ElicitRequestURLParams) -> ElicitResult:
+        # A real client answers "accept" once the user agrees to open the link, before anything is typed.
+        typing.append(asyncio.create_task(type_later(params.url)))
+        return ElicitResult(action="accept")
+
+    result = await connect(edge_url, user)
+
+    structured(result)
+    assert [await task for task in typing] == [200]
+    assert typed_password(fakes, sealing_key, tenant_id) == TYPED
