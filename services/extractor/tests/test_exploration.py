@@ -6,15 +6,17 @@ executor directly, past the parser guard, to show that those walls hold on their
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
 import pytest
 from lakegate.common.contracts.explore import DescribeSourceTable, QuerySource, SourceTableDetail
+from lakegate.common.contracts.rpc import CancelCall
 from lakegate.common.contracts.runs import Extracted
 from lakegate.common.contracts.sources import ConnectionStatus, SourceRef
 from lakegate.common.contracts.warehouse import QueryResult
-from lakegate.common.errors import InvalidInput, LakegateError, NotFound, SourceError
+from lakegate.common.errors import Cancelled, InvalidInput, LakegateError, NotFound, SourceError
 from lakegate.common.settings import NatsSettings
 from lakegate.extractor.allowlist import Calls
 from lakegate.extractor.config import ExtractorSettings
@@ -409,6 +411,23 @@ async def test_a_long_query_is_cancelled_at_the_timeout(catalog: FakeCatalog, sh
         await query(catalog, shop, "SELECT pg_sleep(30)")
 
     assert "ran longer than 2s and was cancelled" in raised.value.message
+
+
+async def test_a_query_whose_caller_cancels_it_is_cancelled_at_the_server_before_its_timeout(
+    catalog: FakeCatalog, shop: str
+) -> None:
+    call_id = f"call_{uuid.uuid4().hex}"
+    request = QuerySource(tenant_id=catalog.tenant_id, connection_id=shop, sql="SELECT pg_sleep(30)", call_id=call_id)
+    slow = asyncio.create_task(catalog.rpc.call(catalog.topology.source_query, request, QueryResult))
+    # A cancel sent before the extractor listens is lost (as the edge's would be): repeat it until answered.
+    while not slow.done():
+        await catalog.broker.publish(CancelCall(call_id=call_id), catalog.topology.call_cancel(call_id))
+        await asyncio.wait({slow}, timeout=0.1)
+
+    # Not the statement timeout's "ran longer than 2s": the caller's cancel stopped it.
+    with pytest.raises(Cancelled) as cancelled:
+        await slow
+    assert "the source query was stopped: its caller cancelled the request" in cancelled.value.message
 
 
 # --- the database's walls, past the parser guard -------------------------------------------------

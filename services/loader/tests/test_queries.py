@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pytest
-from lakegate.common.contracts.warehouse import QueryResult
-from lakegate.common.errors import InvalidInput, NotFound, WarehouseError
+from lakegate.common.contracts.rpc import CancelCall
+from lakegate.common.contracts.warehouse import QueryResult, RunQuery
+from lakegate.common.errors import Cancelled, InvalidInput, NotFound, WarehouseError
 from lakegate.loader.app import LoaderState
 
 if TYPE_CHECKING:
@@ -231,3 +232,38 @@ async def test_a_list_that_fits_the_process_limit_is_answered(extractor: Extract
     result = await query("SELECT len(range(0, 2000000)) AS n FROM orders LIMIT 1")
 
     assert result.rows == [[2000000]]
+
+
+@pytest.mark.parametrize("loader_settings", [{"query_timeout_seconds": 600.0}], indirect=True)
+async def test_a_query_whose_caller_cancels_it_is_stopped_in_the_engine_and_answered_cancelled(
+    extractor: Extractor, loader: LoaderState, tenant_id: str
+) -> None:
+    await extractor.sync(extractor.target("wide"), [numbers(3000)])
+    rt = loader.runtime
+    call_id = "call_test_cancel"
+    slow = asyncio.create_task(
+        rt.rpc.call(
+            rt.topology.warehouse_query,
+            RunQuery(
+                tenant_id=tenant_id,
+                # Minutes of work; only the cancel can stop it before the 600 s timeout.
+                sql="SELECT count(*) FROM wide a CROSS JOIN wide b CROSS JOIN wide c WHERE a.n + b.n + c.n = -1",
+                call_id=call_id,
+            ),
+            QueryResult,
+            timeout=600,
+        )
+    )
+    # A cancel sent before the loader listens is lost (as the edge's would be): repeat it until answered.
+    while not slow.done():
+        await rt.broker.publish(CancelCall(call_id=call_id), rt.topology.call_cancel(call_id))
+        await asyncio.wait({slow}, timeout=0.2)
+
+    with pytest.raises(Cancelled) as cancelled:
+        await slow
+    after = await rt.rpc.call(
+        rt.topology.warehouse_query, RunQuery(tenant_id=tenant_id, sql="SELECT count(*) FROM wide"), QueryResult
+    )
+
+    assert "the query was stopped: its caller cancelled the request" in str(cancelled.value)
+    assert after.rows == [[3000]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,7 +11,7 @@ import pyarrow.dataset as ds
 import pytest
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.errors import WarehouseError
-from lakegate.loader.warehouses.sqlengine import EngineLimits, session
+from lakegate.loader.warehouses.sqlengine import EngineLimits, interruptible, session
 
 ORDERS = TableRef(catalog="tenant_a", schema_name="bronze", name="orders")
 
@@ -63,3 +65,38 @@ def test_a_query_that_needs_more_memory_than_its_limit_fails_saying_what_to_do()
         pytest.raises(WarehouseError, match=r"more memory than one query may use \(8MB\).*QUERY_MEMORY_LIMIT"),
     ):
         sealed.table("SELECT list(n || 'padding padding padding') AS all_of_them FROM _lg_bronze__orders")
+
+
+async def test_a_statement_whose_awaiting_task_is_cancelled_is_interrupted_in_its_thread() -> None:
+    wide = ds.dataset(pa.table({"n": pa.array(range(3000), pa.int64())}))
+    datasets = {"_lg_bronze__orders": wide}
+    running, ended = threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+    slow = (
+        "SELECT count(*) FROM _lg_bronze__orders a CROSS JOIN _lg_bronze__orders b "
+        "CROSS JOIN _lg_bronze__orders c WHERE a.n + b.n + c.n = -1"
+    )
+
+    def run() -> None:
+        # Minutes of work, with a 600 s timeout: only the interrupt of the cancelled task stops it.
+        with session(datasets, {"_lg_bronze__orders": ORDERS}, timeout=600, limits=EngineLimits(threads=1)) as s:
+            running.set()
+            try:
+                s.table(slow)
+            except WarehouseError as exc:
+                outcome.append(exc)
+            finally:
+                ended.set()
+
+    async def query() -> None:
+        with interruptible():
+            await asyncio.to_thread(run)
+
+    task = asyncio.create_task(query())
+    await asyncio.to_thread(running.wait, 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(ended.wait, 30)  # the statement's thread ends, interrupted
+
+    assert "was stopped" in str(outcome[0])

@@ -563,10 +563,16 @@ class FakeLoader:
     uploads: list[UploadFile] = field(default_factory=list)
     described: list[DescribeTable] = field(default_factory=list)
     query_failure: LakegateError | None = None
+    #: A query whose SQL says `slow` sets `running`, then waits for `release` (a test cancels it meanwhile).
+    running: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     @answers
     async def query(self, request: RunQuery) -> QueryResult:
         self.queries.append(request)
+        if "slow" in request.sql:
+            self.running.set()
+            await self.release.wait()
         if self.query_failure is not None:
             raise self.query_failure
         if not request.sql.lstrip().lower().startswith("select"):

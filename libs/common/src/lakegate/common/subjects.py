@@ -191,6 +191,10 @@ class Topology:
     def cancel(self, run_id: str) -> str:
         return f"{self.prefix}.cancel.{run_id}"
 
+    # a request the caller gave up on (core NATS: the service answering it stops its work)
+    def call_cancel(self, call_id: str) -> str:
+        return f"{self.prefix}.callcancel.{call_id}"
+
     # public events
     def sync_event(self, tenant_id: str, outcome: Literal["completed", "failed"]) -> str:
         return f"{self.prefix}.events.{tenant_id}.sync.{outcome}"

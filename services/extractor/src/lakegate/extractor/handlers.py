@@ -16,7 +16,7 @@ from lakegate.common.contracts.sources import (
 )
 from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.lanes import RequestLanes
-from lakegate.common.rpc import answers
+from lakegate.common.rpc import answers, stoppable
 from lakegate.common.service import Runtime
 from lakegate.common.telemetry import tracer
 from lakegate.extractor.config import ExtractorSettings
@@ -82,8 +82,14 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, logins: Logins) 
         credentials = await logins.credentials(rt, source)
         began = time.monotonic()
         with tracer(__name__).start_as_current_span("source query"):
+            cancel = topology.call_cancel(request.call_id) if request.call_id else None
             try:
-                async with lanes.enter(request.tenant_id, request.connection_id):
+                # A cancelled query_source cancels its statement at the server (asyncpg sends the same
+                # cancel request as pg_cancel_backend) when `stoppable` cancels this task.
+                async with (
+                    stoppable(broker.connection, cancel, "the source query"),
+                    lanes.enter(request.tenant_id, request.connection_id),
+                ):
                     return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
             finally:
                 rt.metrics.query("source", time.monotonic() - began)

@@ -135,7 +135,7 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         UploadLimits(settings.upload_max_rows, settings.upload_max_columns),
     )
     handlers = LoaderHandlers(
-        settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots)
+        settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots), rt
     )
     _register(rt, handlers, settings)
     try:

@@ -30,11 +30,13 @@ from lakegate.common.contracts.warehouse import (
 from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.lanes import RequestLanes
 from lakegate.common.names import tenant_catalog
-from lakegate.common.rpc import answers
+from lakegate.common.rpc import answers, stoppable
+from lakegate.common.service import Runtime
 from lakegate.common.telemetry import tracer
 from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
 from lakegate.loader.warehouses.base import Warehouse
+from lakegate.loader.warehouses.sqlengine import interruptible
 from lakegate.loader.worker import LoadWorker
 
 
@@ -47,6 +49,7 @@ class LoaderHandlers:
     curator: Curator
     worker: LoadWorker
     lanes: RequestLanes  # every request waits in its tenant's lane, then for one of the query slots
+    runtime: Runtime
 
     @property
     def extracted(self) -> Work[Extracted]:
@@ -70,14 +73,19 @@ class LoaderHandlers:
         with tracer(__name__).start_as_current_span(
             "warehouse query", attributes={"lakegate.tenant_id": request.tenant_id}
         ):
+            cancel = self.runtime.topology.call_cancel(request.call_id) if request.call_id else None
             try:
-                async with self.lanes.enter(request.tenant_id):
-                    return await self.warehouse.query(
-                        tenant_catalog(request.tenant_id),
-                        request.sql,
-                        min(asked, self.settings.max_rows_limit),
-                        self.settings.query_timeout_seconds,
-                    )
+                async with (
+                    stoppable(self.runtime.broker.connection, cancel, "the query"),
+                    self.lanes.enter(request.tenant_id),
+                ):
+                    with interruptible():  # a cancelled query interrupts the engine, not only this task
+                        return await self.warehouse.query(
+                            tenant_catalog(request.tenant_id),
+                            request.sql,
+                            min(asked, self.settings.max_rows_limit),
+                            self.settings.query_timeout_seconds,
+                        )
             finally:
                 self.worker.metrics.query("warehouse", time.monotonic() - began)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -70,12 +71,23 @@ class Backend:
         """The tenant the current tool call acts for."""
         return self.tenancy.current()
 
-    async def call(self, subject: str, request: BaseModel, answer: type[M], *, timeout: float | None = None) -> M:
-        """Ask another service; its errors come back with public messages that name no subject."""
+    async def call(
+        self, subject: str, request: BaseModel, answer: type[M], *, timeout: float | None = None, cancels: bool = False
+    ) -> M:
+        """Ask another service; its errors come back with public messages that name no subject.
+
+        With `cancels`, `request` carries a fresh `call_id`, and a tool call cancelled meanwhile (the MCP
+        request was cancelled, or its client went away) tells the service to stop the work (`rpc.stoppable`).
+        """
         if self.link is not None:
             await self.link.ready()
+        cancel_subject = None
+        if cancels:
+            call_id = f"call_{uuid.uuid4().hex}"
+            request = request.model_copy(update={"call_id": call_id})
+            cancel_subject = self.topology.call_cancel(call_id)
         try:
-            return await self.runtime.rpc.call(subject, request, answer, timeout=timeout)
+            return await self.runtime.rpc.call(subject, request, answer, timeout=timeout, cancel_subject=cancel_subject)
         except Unavailable as exc:
             if isinstance(exc.__cause__, NoRespondersError):
                 service = subject.split(".rpc.", 1)[-1].split(".", 1)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lakegate.common.contracts.base import Message, TenantScoped
+from lakegate.common.contracts.rpc import CALL_ID_DESCRIPTION
 from lakegate.common.contracts.sources import SourceTable
 from pydantic import Field
 
@@ -58,3 +59,4 @@ class QuerySource(TenantScoped):
     connection_id: str
     sql: str
     max_rows: int = Field(default=100, ge=1, le=10_000)
+    call_id: str | None = Field(default=None, description=CALL_ID_DESCRIPTION)

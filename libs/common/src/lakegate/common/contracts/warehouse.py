@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from lakegate.common.contracts.base import Message, TenantScoped
+from lakegate.common.contracts.rpc import CALL_ID_DESCRIPTION
 from lakegate.common.contracts.runs import TableRef
 from pydantic import Field
 
@@ -12,6 +13,7 @@ from pydantic import Field
 class RunQuery(TenantScoped):
     sql: str = Field(description="One read-only statement in Databricks SQL.")
     max_rows: int = Field(default=1000, ge=1, le=100_000)
+    call_id: str | None = Field(default=None, description=CALL_ID_DESCRIPTION)
 
 
 class ResultColumn(Message):

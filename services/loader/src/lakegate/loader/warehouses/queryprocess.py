@@ -28,7 +28,15 @@ from lakegate.common.contracts.runs import TableRef
 from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, WarehouseError
 from lakegate.loader.results import query_result
-from lakegate.loader.warehouses.sqlengine import BATCH_ROWS, EngineLimits, Session, Stopped, session, too_much_memory
+from lakegate.loader.warehouses.sqlengine import (
+    BATCH_ROWS,
+    EngineLimits,
+    Session,
+    Stopped,
+    session,
+    stop_on_cancel,
+    too_much_memory,
+)
 
 #: Seconds past its timeout a query process may take to stop by itself before it is killed.
 KILL_GRACE_SECONDS = 5.0
@@ -140,6 +148,7 @@ class QueryProcesses:
         receive, send = context.Pipe(duplex=False)
         child = context.Process(target=_child, args=(read, send), daemon=True, name="lakegate-query")
         child.start()
+        stop_on_cancel(child.kill)  # a cancelled request ends its process: the statement stops with it
         send.close()
         try:
             if not receive.poll(read.timeout + KILL_GRACE_SECONDS):

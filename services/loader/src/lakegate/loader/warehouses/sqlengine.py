@@ -10,10 +10,12 @@ run them in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import duckdb
@@ -79,6 +81,32 @@ def too_much_memory(limits: EngineLimits) -> WarehouseError:
     )
 
 
+#: Stops of the sessions opened for the current request (the context reaches `asyncio.to_thread`).
+_STOPS: ContextVar[list[Callable[[], None]] | None] = ContextVar("lakegate_loader_session_stops", default=None)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Interrupt every session opened inside when the awaiting task is cancelled (its caller gave up):
+    the statement stops in the engine's thread too, instead of running on to its timeout."""
+    stops: list[Callable[[], None]] = []
+    token = _STOPS.set(stops)
+    try:
+        yield
+    except asyncio.CancelledError:
+        for stop in stops:
+            stop()
+        raise
+    finally:
+        _STOPS.reset(token)
+
+
+def stop_on_cancel(stop: Callable[[], None]) -> None:
+    """Have `interruptible` call `stop` if the request it wraps is cancelled (nothing outside one)."""
+    if (stops := _STOPS.get()) is not None:
+        stops.append(stop)
+
+
 class Stopped(WarehouseError):
     """The statement ran past its timeout and was interrupted."""
 
@@ -118,11 +146,27 @@ class Session:
     ) -> None:
         self._con, self._sources, self._timeout, self._limits = con, sources, timeout, limits
         self._expired = threading.Event()
+        self._closed = threading.Event()
 
     def expire(self) -> None:
         """Stop whatever runs now, and anything read after."""
         self._expired.set()
-        self._con.interrupt()
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        # An interrupt reaches only a statement that runs: one that starts just after would run on, so
+        # interrupt again, every 0.2 s, until the session closes.
+        if self._closed.is_set():
+            return
+        with contextlib.suppress(duckdb.Error):
+            self._con.interrupt()
+        again = threading.Timer(0.2, self._interrupt)
+        again.daemon = True
+        again.start()
+
+    def close(self) -> None:
+        """No more interrupts: the connection is closing."""
+        self._closed.set()
 
     def _stopped(self) -> Stopped:
         return Stopped(
@@ -194,6 +238,7 @@ def session(
             con.register(name, dataset)
         con.execute("SET lock_configuration = true")
         current = Session(con, sources, timeout, limits)
+        stop_on_cancel(current.expire)
         timer = threading.Timer(timeout, current.expire)
         timer.daemon = True
         timer.start()
@@ -201,5 +246,6 @@ def session(
             yield current
         finally:
             timer.cancel()
+            current.close()
     finally:
         con.close()

@@ -85,7 +85,9 @@ def add_assist_tools(server: MCPServer, backend: Backend) -> None:
         notable values and caveats. Without sampling you get the rows and instructions instead."""
         query = RunQuery(tenant_id=backend.tenant(), sql=sql, max_rows=max_rows)
         rows = SqlQueryResult.of(
-            await backend.call(topology.warehouse_query, query, QueryResult, timeout=settings.query_timeout_seconds)
+            await backend.call(
+                topology.warehouse_query, query, QueryResult, timeout=settings.query_timeout_seconds, cancels=True
+            )
         )
         text = f"{EXPLAIN_DATA}\n\nQuery:\n```sql\n{sql}\n```\n\nResult:\n{as_context(rows)}"
         reply = await ask_client_model(ctx, Question(SYSTEM, text, 1200), timeout=wait)

@@ -205,7 +205,7 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
         """
         request = QuerySource(tenant_id=backend.tenant(), connection_id=connection_id, sql=sql, max_rows=max_rows)
         result = await backend.call(
-            topology.source_query, request, QueryResult, timeout=settings.source_timeout_seconds
+            topology.source_query, request, QueryResult, timeout=settings.source_timeout_seconds, cancels=True
         )
         return rows_answer(result, settings.answer_max_bytes, "query_source")
 

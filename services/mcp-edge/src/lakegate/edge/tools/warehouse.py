@@ -62,7 +62,7 @@ def add_warehouse_tools(server: MCPServer, backend: Backend) -> None:
         """
         query = RunQuery(tenant_id=backend.tenant(), sql=sql, max_rows=max_rows)
         result = await backend.call(
-            topology.warehouse_query, query, QueryResult, timeout=settings.query_timeout_seconds
+            topology.warehouse_query, query, QueryResult, timeout=settings.query_timeout_seconds, cancels=True
         )
         return rows_answer(result, settings.answer_max_bytes, "query_sql")
 
