@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 from lakegate.devstack.postgres import server_binaries
+from lakegate.devstack.stack import Stack
 
 from bench.machine import describe_machine
 from bench.memory import PeakSampler
@@ -55,34 +56,45 @@ def copy_seconds(source: SourceDatabase, table: str) -> float:
     return time.perf_counter() - began
 
 
-async def measure(sizes: list[int], repeat: int, pinned: bool) -> dict[str, Any]:
+async def measure(sizes: list[int], repeat: int, variants: list[bool]) -> list[dict[str, Any]]:
+    """One figure per variant (unpinned, pinned), on the same tables and the same stack."""
+    figures = []
     with source_cluster() as (cluster, _):
         source = await prepare_database(cluster)
         tables = [(await create_mixed_table(source, rows))[0] for rows in sizes]
         with running_stack() as stack:
             pids = process_ids(stack)
-            if pinned:
-                assert cluster.proc is not None
-                pin(cluster.proc.pid, 0)
-                for pid in pids.values():
-                    pin(pid, 1)
-            copies = {table: min(copy_seconds(source, table) for _ in range(repeat)) for table in tables}
-            calls = []
-            async with agent(stack, source) as driver:
-                for _ in range(repeat):
-                    with PeakSampler(pids) as sampler:
-                        began = time.perf_counter()
-                        answer = await driver.call(
-                            "sync_tables_to_bronze", {"connection_id": driver.connection_id, "tables": tables}
-                        )
-                        seconds = time.perf_counter() - began
-                    calls.append(
-                        {
-                            "seconds": seconds,
-                            "outcomes": {t["source_table"]: t["outcome"] for t in answer["tables"]},
-                            "peak_rss_mib": {name: round(b / MIB, 1) for name, b in sampler.peaks.items()},
-                        }
-                    )
+            for pinned in variants:
+                if pinned:
+                    assert cluster.proc is not None
+                    pin(cluster.proc.pid, 0)
+                    for pid in pids.values():
+                        pin(pid, 1)
+                figures.append(await _figure(stack, source, tables, pids, repeat, sizes, pinned))
+    return figures
+
+
+async def _figure(
+    stack: Stack, source: SourceDatabase, tables: list[str], pids: dict[str, int], repeat: int, sizes: list[int],
+    pinned: bool,
+) -> dict[str, Any]:  # fmt: skip
+    copies = {table: min(copy_seconds(source, table) for _ in range(repeat)) for table in tables}
+    calls = []
+    async with agent(stack, source, name=f"bench{'pinned' if pinned else ''}") as driver:
+        for _ in range(repeat):
+            with PeakSampler(pids) as sampler:
+                began = time.perf_counter()
+                answer = await driver.call(
+                    "sync_tables_to_bronze", {"connection_id": driver.connection_id, "tables": tables}
+                )
+                seconds = time.perf_counter() - began
+            calls.append(
+                {
+                    "seconds": seconds,
+                    "outcomes": {t["source_table"]: t["outcome"] for t in answer["tables"]},
+                    "peak_rss_mib": {name: round(b / MIB, 1) for name, b in sampler.peaks.items()},
+                }
+            )
     copy_sum = sum(copies.values())
     best = min(calls, key=lambda c: c["seconds"])
     return {
@@ -100,24 +112,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tables", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="rows of each table, comma-separated")
     parser.add_argument("--repeat", type=int, default=1, help="COPYs and calls per figure (the fastest counts)")
-    parser.add_argument("--pin", action="store_true", help="PostgreSQL on CPU 0, the services and NATS on CPU 1")
+    parser.add_argument(
+        "--pin",
+        choices=("no", "yes", "both"),
+        default="no",
+        help="yes: PostgreSQL on CPU 0, the services and NATS on CPU 1; both: unpinned, then pinned",
+    )
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    if args.pin and (os.cpu_count() or 1) < 2:
+    if args.pin != "no" and (os.cpu_count() or 1) < 2:
         raise SystemExit("--pin needs two CPUs")
     sizes = [int(s) for s in args.sizes.split(",")]
-    figure = asyncio.run(measure(sizes, args.repeat, args.pin))
-    for table, seconds in figure["copy_seconds"].items():
-        print(f"COPY {table:>18}: {seconds:7.2f} s")
-    best = min(figure["calls"], key=lambda c: c["seconds"])
-    print(
-        f"one call, {len(sizes)} tables{' (pinned)' if args.pin else ''}: {figure['best_call_seconds']:.2f} s vs "
-        f"COPY sum {figure['copy_sum_seconds']:.2f} s = {figure['ratio']:.2f}x; outcomes "
-        f"{sorted(set(best['outcomes'].values()))}; peak RSS MiB {best['peak_rss_mib']}"
-    )
+    variants = {"no": [False], "yes": [True], "both": [False, True]}[args.pin]
+    figures = asyncio.run(measure(sizes, args.repeat, variants))
+    for figure in figures:
+        for table, seconds in figure["copy_seconds"].items():
+            print(f"COPY {table:>18}: {seconds:7.2f} s{' (pinned)' if figure['pinned'] else ''}")
+        best = min(figure["calls"], key=lambda c: c["seconds"])
+        print(
+            f"one call, {len(sizes)} tables{' (pinned)' if figure['pinned'] else ''}: "
+            f"{figure['best_call_seconds']:.2f} s vs COPY sum {figure['copy_sum_seconds']:.2f} s = "
+            f"{figure['ratio']:.2f}x; outcomes {sorted(set(best['outcomes'].values()))}; "
+            f"peak RSS MiB {best['peak_rss_mib']}"
+        )
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"tables-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    path.write_text(json.dumps({"machine": describe_machine(), **figure}, indent=2))
+    path.write_text(json.dumps({"machine": describe_machine(), "figures": figures}, indent=2))
     print(f"results: {path}")
 
 
