@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from lakegate.common.contracts.sources import SourceColumn, SourceTable, SourceTables
@@ -142,3 +143,46 @@ async def test_runs_still_going_when_the_edge_stops_waiting_are_listed_as_runnin
     ]
     assert result["running"] == 1
     assert "get_sync_run" in result["hint"]
+
+
+async def test_cancelling_the_call_cancels_every_run_it_started(edge: EdgeState, fakes: Fakes) -> None:
+    fakes.catalog.plans["huge"] = fakes.catalog.plans["vast"] = "stall"
+    extracting: set[str] = set()
+    both = asyncio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        for table in ("public.huge", "public.vast"):
+            if message and message.startswith(f"{table}: extracting"):
+                extracting.add(table)
+        if len(extracting) == 2:
+            both.set()
+
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+        sync = asyncio.create_task(
+            client.call_tool(
+                "sync_tables_to_bronze",
+                {"connection_id": connection_id, "tables": ["huge", "vast"]},
+                progress_callback=on_progress,
+            )
+        )
+        await asyncio.wait_for(both.wait(), 10)
+        told: dict[str, asyncio.Event] = {run_id: asyncio.Event() for run_id in fakes.catalog.runs}
+        nats = edge.runtime.broker.connection
+        watches = []
+        for run_id, event in told.items():
+
+            async def on_cancel(msg: object, event: asyncio.Event = event) -> None:
+                event.set()
+
+            watches.append(await nats.subscribe(edge.runtime.topology.cancel(run_id), cb=on_cancel))
+        await nats.flush()
+        sync.cancel()
+        for event in told.values():
+            await asyncio.wait_for(event.wait(), 10)  # the catalog tells the workers to stop each run
+        for watch in watches:
+            await watch.unsubscribe()
+        runs = [structured(await client.call_tool("get_sync_run", {"run_id": run_id})) for run_id in told]
+
+    assert len(runs) == 2
+    assert {(run["status"], run["error_code"]) for run in runs} == {("cancelled", "cancelled")}
