@@ -79,7 +79,7 @@ async def _figure(
     pinned: bool,
 ) -> dict[str, Any]:  # fmt: skip
     copies = {table: min(copy_seconds(source, table) for _ in range(repeat)) for table in tables}
-    calls = []
+    calls: list[dict[str, Any]] = []
     async with agent(stack, source, name=f"bench{'pinned' if pinned else ''}") as driver:
         for _ in range(repeat):
             with PeakSampler(pids) as sampler:
