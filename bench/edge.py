@@ -121,14 +121,28 @@ def main() -> None:
     parser.add_argument("--calls", default=",".join(CALLS), help="which tool calls to measure")
     parser.add_argument("--pid", action="append", default=[], metavar="NAME=PID", help="a process to charge CPU to")
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--stack", action="store_true", help="start a whole stack in a temporary home instead of using --url"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench.edge needs wrk: apt-get install wrk")
+    if args.stack:
+        from bench.syncs import process_ids, running_stack
+
+        with running_stack() as stack:
+            run(args, stack.urls.mcp, process_ids(stack))
+        return
     pids = {n: int(p) for n, p in (item.split("=", 1) for item in args.pid)} if args.pid else _running_services()
+    run(args, args.url, pids)
+
+
+def run(args: argparse.Namespace, url: str, pids: dict[str, int]) -> None:
+    """Every figure the options ask for, printed and written to the results directory."""
     figures = []
     for call in args.calls.split(","):
         for connections in (int(c) for c in args.connections.split(",")):
-            figure = {"call": call, **measure(args.url, CALLS[call], connections, args.seconds, pids)}
+            figure = {"call": call, **measure(url, CALLS[call], connections, args.seconds, pids)}
             figures.append(figure)
             cpu = " ".join(f"{n} {ms:.2f}" for n, ms in figure["cpu_ms_per_call"].items())
             print(
@@ -148,7 +162,7 @@ def main() -> None:
             print(f"target {figure['call']} at 16: p95 <= 15 ms: {'met' if ok else 'not met'}")
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"edge-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    path.write_text(json.dumps({"machine": describe_machine(), "url": args.url, "figures": figures}, indent=2))
+    path.write_text(json.dumps({"machine": describe_machine(), "url": url, "figures": figures}, indent=2))
     print(f"results: {path}")
 
 

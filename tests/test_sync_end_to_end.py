@@ -150,3 +150,51 @@ async def test_a_hundred_thousand_mixed_rows_sum_to_the_sources_answer(
         await conn.close()
     (got,) = result["rows"]
     assert [str(v) for v in got] == [str(v) for v in want]
+
+
+async def test_an_agent_syncs_a_whole_schema_in_one_call_one_run_per_table(
+    stack: Stack, source: Source, unique: str
+) -> None:
+    conn = await asyncpg.connect(source.admin_dsn)
+    try:
+        await conn.execute(
+            """
+            CREATE SCHEMA shop;
+            CREATE TABLE shop.small AS SELECT g AS id, g * 2 AS twice FROM generate_series(1, 10) g;
+            CREATE TABLE shop.medium AS SELECT g AS id, md5(g::text) AS label FROM generate_series(1, 5000) g;
+            CREATE TABLE shop.large AS SELECT g AS id, g::numeric / 7 AS share FROM generate_series(1, 60000) g;
+            CREATE VIEW shop.recent AS SELECT * FROM shop.small WHERE id > 5;
+            GRANT USAGE ON SCHEMA shop TO PUBLIC;
+            GRANT SELECT ON ALL TABLES IN SCHEMA shop TO PUBLIC;
+            """
+        )
+    finally:
+        await conn.close()
+    name = f"schema{unique}"
+    progress: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(done)
+
+    async with Client(stack.urls.mcp) as client:
+        connection = await call(client, "connect_postgres", source.connect_arguments(name))
+        result = await call(
+            client,
+            "sync_tables_to_bronze",
+            {"connection_id": connection["connection_id"], "schema_name": "shop"},
+            progress=on_progress,
+        )
+        counts = {
+            table: (await call(client, "query_sql", {"sql": f"SELECT count(*) FROM bronze.{name}_shop_{table}"}))[
+                "rows"
+            ][0][0]
+            for table in ("small", "medium", "large")
+        }
+
+    assert sorted(t["source_table"] for t in result["tables"]) == ["shop.large", "shop.medium", "shop.small"]
+    assert {t["outcome"] for t in result["tables"]} == {"succeeded"}, result
+    assert len({t["run"]["run_id"] for t in result["tables"]}) == 3
+    assert result["succeeded"] == 3
+    assert counts == {"small": 10, "medium": 5000, "large": 60000}
+    assert progress == sorted(progress)
+    assert progress[-1] == 12.0

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from lakegate.catalog.app import CatalogState
-from lakegate.common.contracts.audit import AuditList, AuditRecord, ListAudit
+from lakegate.common.contracts.audit import AuditList, AuditRecord, AuditRecords, ListAudit
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets
 from lakegate.common.contracts.runs import ColumnMapping, ExtractTable, TableRef
 from lakegate.common.contracts.transforms import DatasetRecord
@@ -234,3 +234,24 @@ async def test_an_audit_record_with_nul_characters_is_stored_with_them_written_o
     [stored] = (await _audit_page(peer)).records
     assert stored.tool == "query\\u0000sql"
     assert stored.arguments == {"sql\\u0000": "SELECT '\\u0000'"}
+
+
+async def test_a_batch_of_audit_records_is_stored_in_one_message_each_record_once(
+    catalog: CatalogState, peer: Peer
+) -> None:
+    settled = await peer.settlements("catalog_audit")
+    records = [_audit(peer, n, arguments={"sql": "SELECT \x00 1"}) for n in range(4)]
+    bad_tenant = _audit(peer, 7, tenant_id="Not A Tenant")
+    # The second batch repeats two records of the first (a batch republished after a lost acknowledgement).
+    first = AuditRecords(records=[records[0], bad_tenant, records[1]])
+    second = AuditRecords(records=[records[1], records[2], records[0], records[3]])
+
+    outcomes = [
+        await settled.of(await peer.command(peer.topology.cmd_audit, batch, f"b-{n}"))
+        for n, batch in enumerate((first, second, b'{"records": []}'))
+    ]
+
+    assert outcomes == ["+ACK", "+ACK", "+TERM"]
+    stored = (await _audit_page(peer)).records
+    assert sorted(r.id for r in stored) == [r.id for r in records]
+    assert {r.arguments["sql"] for r in stored} == {"SELECT \\u0000 1"}

@@ -100,3 +100,24 @@ async def test_a_statement_whose_awaiting_task_is_cancelled_is_interrupted_in_it
     assert await asyncio.to_thread(ended.wait, 30)  # the statement's thread ends, interrupted
 
     assert "was stopped" in str(outcome[0])
+
+
+def test_a_session_sees_no_table_of_an_earlier_or_concurrent_session_on_the_same_database() -> None:
+    limits = EngineLimits(threads=1)
+    first = {"_lg_bronze__orders": ds.dataset(pa.table({"n": [1, 2]}))}
+    with session(first, {"_lg_bronze__orders": ORDERS}, timeout=5, limits=limits) as sealed:
+        assert sealed.table("SELECT count(*) AS c FROM _lg_bronze__orders").to_pylist() == [{"c": 2}]
+        # Another statement on this thread's database while the first is open: its tables are its own.
+        with (
+            session({}, {}, timeout=5, limits=limits) as other,
+            pytest.raises(WarehouseError, match="the statement failed"),
+        ):
+            other.table("SELECT * FROM _lg_bronze__orders")
+
+    with (
+        session({}, {}, timeout=5, limits=limits) as later,
+        pytest.raises(WarehouseError, match="the statement failed"),
+    ):
+        later.table("SELECT * FROM _lg_bronze__orders")
+    with session({}, {}, timeout=5, limits=limits) as later:
+        assert later.table("SELECT current_setting('TimeZone') AS tz").to_pylist() == [{"tz": "UTC"}]

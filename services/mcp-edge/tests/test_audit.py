@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx2
 import nats
 import pytest
-from lakegate.common.contracts.audit import AuditRecord
+from lakegate.common.contracts.audit import AuditRecord, AuditRecords
 from lakegate.common.settings import NatsSettings
 from lakegate.edge.app import EdgeState, serve
+from lakegate.edge.audit import AuditTrail
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.redaction import redact_arguments
 from mcp import Client
@@ -24,24 +26,28 @@ if TYPE_CHECKING:
 
 
 async def audit_records(nats_settings: NatsSettings, count: int) -> list[tuple[AuditRecord, str]]:
-    """The first `count` records published, each with its Nats-Msg-Id; waits for them up to 10 s."""
+    """The first `count` records published, each with its batch's Nats-Msg-Id; waits for them up to 10 s."""
+    return [(record, msg_id) for batch, msg_id in await audit_batches(nats_settings, count) for record in batch]
+
+
+async def audit_batches(nats_settings: NatsSettings, count: int) -> list[tuple[list[AuditRecord], str]]:
+    """The batches holding the first `count` records published, each with its Nats-Msg-Id."""
     topology = nats_settings.topology
     nc = await nats.connect(nats_settings.url)
     try:
         sub = await nc.jetstream().pull_subscribe(topology.cmd_audit, stream=topology.cmd_stream.name)
-        records: list[tuple[AuditRecord, str]] = []
+        batches: list[tuple[list[AuditRecord], str]] = []
         async with asyncio.timeout(10):
-            while len(records) < count:
+            while sum(len(batch) for batch, _ in batches) < count:
                 try:
-                    messages = await sub.fetch(count - len(records), timeout=2)
+                    messages = await sub.fetch(1, timeout=2)
                 except nats.errors.TimeoutError:
                     continue
                 for message in messages:
-                    records.append(
-                        (AuditRecord.model_validate_json(message.data), (message.headers or {})["Nats-Msg-Id"])
-                    )
+                    batch = AuditRecords.model_validate_json(message.data).records
+                    batches.append((batch, (message.headers or {})["Nats-Msg-Id"]))
                     await message.ack()
-        return records
+        return batches
     finally:
         await nc.close()
 
@@ -56,7 +62,7 @@ async def test_each_call_is_recorded_with_who_what_outcome_and_time_and_no_passw
         )
 
     [(record, msg_id)] = await audit_records(nats_settings, 1)
-    assert record.id == msg_id
+    assert msg_id == f"{record.id}+1"
     assert (record.tenant_id, record.actor, record.tool, record.outcome) == (
         tenant_id,
         "local",
@@ -171,3 +177,32 @@ async def test_nul_characters_non_object_and_huge_arguments_are_recorded_safely(
     assert len(records[2].arguments) == 51
     assert "pw-Nul-1" not in text
     assert "pw-List-1" not in text
+
+
+def _call(tenant_id: str, n: int) -> AuditRecord:
+    return AuditRecord(
+        id=f"call_{n:03d}",
+        tenant_id=tenant_id,
+        actor="local",
+        tool="list_tables",
+        arguments={"n": str(n)},
+        outcome="ok",
+        duration_ms=1.0,
+        at=datetime.now(UTC),
+    )
+
+
+async def test_records_queued_together_go_out_in_batches_and_none_is_lost_when_the_trail_stops(
+    edge: EdgeState, nats_settings: NatsSettings, tenant_id: str
+) -> None:
+    trail = AuditTrail(edge.runtime.broker, nats_settings.topology, batch_records=4)
+    for n in range(10):
+        trail.record(_call(tenant_id, n))  # queued before the trail publishes, as under load
+
+    async with trail.running():
+        pass  # stops at once: leaving `running` flushes what is queued
+
+    batches = await audit_batches(nats_settings, 10)
+    assert [len(batch) for batch, _ in batches] == [4, 4, 2]
+    assert [record.id for batch, _ in batches for record in batch] == [f"call_{n:03d}" for n in range(10)]
+    assert [msg_id for _, msg_id in batches] == ["call_000+4", "call_004+4", "call_008+2"]

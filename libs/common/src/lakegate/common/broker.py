@@ -43,6 +43,9 @@ def create_broker(
         graceful_timeout=30.0,
         middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
         logger=logging.getLogger(f"lakegate.{service}.broker"),
+        # FastStream's "Received" / "Processed" lines, two a message: DEBUG, or they are most of a
+        # request handler's CPU (formatting, redaction, a write to stderr) at INFO.
+        log_level=logging.DEBUG,
         reconnected_cb=metrics.reconnected if metrics else None,
         disconnected_cb=metrics.disconnected if metrics else None,
     )

@@ -1,11 +1,21 @@
-"""The audit log: one row per MCP tool call, as the edge reported it, stored once per record id."""
+"""The audit log: one row per MCP tool call, as the edge reported it, stored once per record id.
+
+The edge sends records in batches (`AuditRecords`); each batch is one INSERT, so the catalog
+writes once per batch, not once per call.
+"""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
 
 import asyncpg
 from lakegate.catalog.paging import Window
 from lakegate.common.contracts.audit import AuditRecord
+from lakegate.common.errors import InvalidInput
 from lakegate.common.names import check_tenant_id
+
+log = logging.getLogger(__name__)
 
 
 def _record(row: asyncpg.Record) -> AuditRecord:
@@ -30,24 +40,43 @@ class AuditLog:
 
     async def record(self, record: AuditRecord) -> bool:
         """Store a record unless its id is already stored (a redelivery); True when it was new."""
-        check_tenant_id(record.tenant_id)
+        return await self.record_many([record]) == 1
+
+    async def record_many(self, records: Sequence[AuditRecord]) -> int:
+        """Store records in one statement, each unless its id is already stored; how many were new."""
+        valid: list[AuditRecord] = []
+        refused: InvalidInput | None = None
+        for record in records:
+            try:
+                check_tenant_id(record.tenant_id)
+            except InvalidInput as exc:
+                refused = refused or exc
+                log.error("dropped audit record %s of %s: %s", record.id, record.tool, exc)
+                continue
+            valid.append(record)
+        if not valid:
+            assert refused is not None
+            raise refused  # nothing of the message can ever be stored
+        records = valid
         status = await self._pool.execute(
             """
             INSERT INTO audit (id, tenant_id, actor, tool, arguments, outcome, error_code, duration_ms, at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                                 $7::text[], $8::float8[], $9::timestamptz[])
             ON CONFLICT (id) DO NOTHING
             """,
-            record.id,
-            record.tenant_id,
-            record.actor,
-            record.tool,
-            record.arguments,  # storable whoever sent it: the contract escapes NUL and lone surrogates
-            record.outcome,
-            record.error_code,
-            record.duration_ms,
-            record.at,
+            [r.id for r in records],
+            [r.tenant_id for r in records],
+            [r.actor for r in records],
+            [r.tool for r in records],
+            # storable whoever sent them: the contract escapes NUL and lone surrogates
+            [r.arguments for r in records],
+            [r.outcome for r in records],
+            [r.error_code for r in records],
+            [r.duration_ms for r in records],
+            [r.at for r in records],
         )
-        return bool(status == "INSERT 0 1")
+        return int(status.rsplit(" ", 1)[-1])
 
     async def of_tenant(self, tenant_id: str, window: Window) -> tuple[list[AuditRecord], int | None]:
         """A page of the tenant's records, newest call first."""

@@ -19,7 +19,7 @@ from lakegate.catalog.paging import Window
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.schedules import ScheduleStore
 from lakegate.catalog.sources import SourceStore
-from lakegate.common.contracts.audit import AuditList, AuditRecord, ListAudit
+from lakegate.common.contracts.audit import AuditList, AuditRecord, AuditRecords, ListAudit
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.runs import CancelRun, ErrorInfo, RunRef, RunView, StartRun
 from lakegate.common.contracts.schedules import CreateSchedule, ListSchedules, Schedule, ScheduleList, ScheduleRef
@@ -33,7 +33,7 @@ from lakegate.common.contracts.sources import (
 )
 from lakegate.common.contracts.transforms import DatasetRecord
 from lakegate.common.delivery import Delivery, Work, parsed
-from lakegate.common.errors import LakegateError
+from lakegate.common.errors import InvalidInput, LakegateError
 from lakegate.common.rpc import answers
 from pydantic import BaseModel
 
@@ -148,9 +148,24 @@ class CatalogHandlers:
         return _commands(DatasetRecord, self.datasets.record)
 
     @property
-    def audit_records(self) -> Work[AuditRecord]:
-        """`cmd.audit.record`: store one tool call, once per record id."""
-        return _commands(AuditRecord, self.audit.record)
+    def audit_records(self) -> Work[AuditRecords]:
+        """`cmd.audit.record`: store a batch of tool calls in one write, each once per record id."""
+        batch, single = parsed(AuditRecords), parsed(AuditRecord)
+
+        def parse(msg: NatsMessage) -> AuditRecords:
+            try:
+                return batch(msg)
+            except InvalidInput:
+                # One record a message: what edges before batching sent, and what may still be queued.
+                return AuditRecords(records=[single(msg)])
+
+        async def run(command: AuditRecords, _: Delivery) -> None:
+            await self.audit.record_many(command.records)
+
+        async def fail(command: AuditRecords, error: LakegateError) -> None:
+            log.error("dropped %d audit records: %s", len(command.records), error)
+
+        return Work(parse=parse, run=run, fail=fail, doing=lambda c: f"storing {len(c.records)} audit records")
 
     @property
     def run_steps(self) -> Work[Step]:

@@ -8,6 +8,7 @@ to load when that is known, otherwise on a curve that approaches the next phase 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -65,3 +66,36 @@ class ProgressMeter:
             return
         self._phase, self._last, self._said = signal.phase, value, signal.message
         await self._report(round(value, 6), TOTAL, signal.message)
+
+
+class CombinedProgress:
+    """One progress stream for several runs: the sum of their values, out of `TOTAL` per run.
+
+    Each run's value only increases (its own `ProgressMeter`), so the sum does too; reports are
+    sent one at a time, so a later, larger sum never overtakes an earlier one on the wire.
+    """
+
+    def __init__(self, report: ReportProgress, runs: int) -> None:
+        self._report = report
+        self._values = [0.0] * runs
+        self._total = TOTAL * runs
+        self._last = -1.0
+        self._lock = asyncio.Lock()
+
+    def part(self, index: int, label: str) -> ReportProgress:
+        """The progress callback of run `index`; its messages are prefixed with `label`."""
+
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            async with self._lock:
+                self._values[index] = max(self._values[index], progress)
+                value = round(sum(self._values), 6)
+                if value <= self._last:
+                    return
+                self._last = value
+                await self._report(value, self._total, f"{label}: {message}" if message else label)
+
+        return report
+
+    async def finish(self, index: int, label: str, message: str) -> None:
+        """Count run `index` as done (a run that ended or never started)."""
+        await self.part(index, label)(TOTAL, TOTAL, message)

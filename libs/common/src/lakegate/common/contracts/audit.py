@@ -1,4 +1,4 @@
-"""Audit records: one per MCP tool call (edge → catalog, command `cmd.audit.record`)."""
+"""Audit records: one per MCP tool call (edge → catalog, command `cmd.audit.record`, many records a message)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ class AuditRecord(Message):
     @classmethod
     def _storable_arguments(cls, value: dict[str, str]) -> dict[str, str]:
         return {storable(name): storable(text) for name, text in value.items()}
+
+
+class AuditRecords(Message):
+    """Audit records the edge publishes together: the catalog stores them in one write."""
+
+    records: list[AuditRecord] = Field(
+        min_length=1, description="Tool calls in the order they finished; each is stored once per id."
+    )
 
 
 class ListAudit(TenantScoped):

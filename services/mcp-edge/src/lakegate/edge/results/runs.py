@@ -137,3 +137,26 @@ class RunListResult(ToolResult):
 
     runs: list[SyncRunResult]
     next_offset: int | None = Field(default=None, description="Pass as `offset` for the next page; None at the end.")
+
+
+class TableSyncOutcome(ToolResult):
+    """One table of a several-table sync: its run, or why no run started."""
+
+    source_table: str = Field(description="`schema.table` in the source database.")
+    outcome: str = Field(
+        description="`succeeded`, `failed`, `cancelled`, `running` (still going: follow `run` with get_sync_run) "
+        "or `not_started` (no run was created: see `error`)."
+    )
+    run: SyncRunResult | None = Field(default=None, description="The table's run; None when none started.")
+    error: str | None = Field(default=None, description="Why the table's run failed or did not start.")
+
+
+class SyncTablesResult(ToolResult):
+    """A several-table sync: one run per table, each with its own outcome."""
+
+    connection_id: str
+    tables: list[TableSyncOutcome] = Field(description="One entry per table, in the order they were asked for.")
+    succeeded: int = Field(description="Tables whose run committed.")
+    failed: int = Field(description="Tables whose run failed or was cancelled, or that did not start.")
+    running: int = Field(description="Tables whose run was still going when the call stopped waiting.")
+    hint: str | None = Field(default=None, description="What to do next.")

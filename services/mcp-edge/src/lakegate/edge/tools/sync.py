@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections.abc import Callable
 from typing import Annotated
 
 import anyio
 from lakegate.common.contracts.catalog import ListRuns, RunList
 from lakegate.common.contracts.runs import TERMINAL_STATUSES, CancelRun, RunRef, RunView, StartRun, SyncMode
+from lakegate.common.contracts.sources import SourceRef, SourceTables
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, Unavailable
+from lakegate.common.names import parse_source_table
 from lakegate.edge.backend import Backend
+from lakegate.edge.progress import CombinedProgress
 from lakegate.edge.results.base import Offset
-from lakegate.edge.results.runs import RunListResult, SyncRunResult
+from lakegate.edge.results.runs import (
+    RunListResult,
+    SyncRunResult,
+    SyncTablesResult,
+    TableSyncOutcome,
+)
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.task_calls import current_task
 from mcp.server.mcpserver import Context, MCPServer
@@ -51,8 +61,12 @@ CURSOR_COLUMN = (
 )
 
 
+#: Relation kinds a whole-schema sync copies (views are left out: name them in `tables` to copy one).
+SCHEMA_KINDS = frozenset({"table", "partitioned table"})
+
+
 def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None:
-    """Register sync_table_to_bronze, get_sync_run, cancel_sync and list_sync_runs."""
+    """Register sync_table_to_bronze, sync_tables_to_bronze, get_sync_run, cancel_sync and list_sync_runs."""
     topology, settings, failures = backend.topology, backend.settings, backend.failures
     guard = failures.tool_errors
 
@@ -108,6 +122,92 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         if run.status == "failed":
             raise failures.run_failure(run)
         return SyncRunResult.of(run)
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            title="Sync several source tables into bronze",
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=True,
+        )
+    )
+    @guard
+    async def sync_tables_to_bronze(
+        ctx: Context,
+        connection_id: Annotated[str, Field(description="Id of a registered source, as connect_postgres returned it.")],
+        tables: Annotated[
+            list[str] | None,
+            Field(
+                description="The tables to copy, each `table` or `schema.table` (schema defaults to public). "
+                "Give this or schema_name.",
+                min_length=1,
+            ),
+        ] = None,
+        schema_name: Annotated[
+            str | None,
+            Field(
+                description="Copy every table (and partitioned table, not views) of this source schema, e.g. "
+                "`public`. Give this or tables."
+            ),
+        ] = None,
+        sync_mode: Annotated[SyncMode, Field(description=SYNC_MODES)] = "full",
+        cursor_column: Annotated[
+            str | None, Field(description=CURSOR_COLUMN + " Applies to every table of the call.")
+        ] = None,
+    ) -> SyncTablesResult:
+        """Copy several source tables (a list, or a whole schema) into bronze at once and wait for them.
+
+        One run per table, each committed on its own: one table failing leaves the others' runs as they
+        are. The runs go to the extractors together and run as concurrently as the extractor replicas
+        allow. Progress covers all the runs. The result lists every table with its run and outcome; runs
+        still going when the edge stops waiting are listed as `running` (follow them with get_sync_run).
+        """
+        names = await _tables_to_sync(backend, connection_id, tables, schema_name)
+        tenant = backend.tenant()
+        runs: list[RunView | LakegateError] = []
+        with anyio.CancelScope(shield=True):  # every run started is a run the edge can cancel below
+            for name in names:
+                start = StartRun(
+                    tenant_id=tenant,
+                    connection_id=connection_id,
+                    table_name=name,
+                    sync_mode=sync_mode,
+                    cursor_column=cursor_column,
+                )
+                try:
+                    runs.append(await backend.call(topology.runs_start, start, RunView))
+                except LakegateError as exc:
+                    runs.append(exc)
+        started = [run for run in runs if isinstance(run, RunView)]
+        if not started:
+            first = runs[0]
+            assert isinstance(first, LakegateError)
+            raise first  # e.g. an unknown source: every table was refused for the same reason
+        progress = CombinedProgress(ctx.report_progress, len(names))
+
+        async def follow(index: int, run: RunView | LakegateError) -> RunView | LakegateError:
+            if not isinstance(run, RunView):
+                await progress.finish(index, names[index], "not started")
+                return run
+            try:
+                run = await watch.follow(run, settings.sync_wait_seconds, progress.part(index, names[index]))
+            except LakegateError as exc:  # the run goes on; the caller follows it with get_sync_run
+                log.warning("stopped following run %s of a several-table sync: %s", run.run_id, exc.message)
+            run = failures.public_run(run)
+            if run.status in TERMINAL_STATUSES:
+                await progress.finish(index, names[index], run.status)
+            return run
+
+        try:
+            finished = await asyncio.gather(*(follow(index, run) for index, run in enumerate(runs)))
+        except anyio.get_cancelled_exc_class():
+            # The client cancelled the call or went away: every run stops too, so nothing is written.
+            with anyio.CancelScope(shield=True):
+                for run in started:
+                    await _cancel_abandoned(backend, run)
+            raise
+        return _tables_result(connection_id, names, finished, failures.public)
 
     @server.tool(annotations=READS_CATALOG.model_copy(update={"title": "Get a sync run"}))
     @guard
@@ -181,3 +281,79 @@ def _already_finished(run: RunView) -> str:
         "cancelled": "it was cancelled already",
     }[run.status]
     return f"sync run {run.run_id} already finished ({run.status}{when}), so there is nothing to cancel: {outcome}"
+
+
+async def _tables_to_sync(
+    backend: Backend, connection_id: str, tables: list[str] | None, schema_name: str | None
+) -> list[str]:
+    """The `schema.table` names one several-table sync copies, in order, each once."""
+    most = backend.settings.sync_max_tables
+    if (tables is None) == (schema_name is None):
+        raise InvalidInput(
+            "give either tables (a list of `table` or `schema.table` names) or schema_name (to copy every table "
+            "of one source schema), not both and not neither"
+        )
+    if tables is not None:
+        names = [str(parse_source_table(table)) for table in tables]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise InvalidInput(f"tables names {', '.join(twice)} more than once: name each table once")
+        if len(names) > most:
+            raise InvalidInput(
+                f"tables has {len(names)} names, more than the {most} one call syncs "
+                "(LAKEGATE_EDGE_SYNC_MAX_TABLES): split them over several calls"
+            )
+        return names
+    assert schema_name is not None
+    ref = SourceRef(tenant_id=backend.tenant(), connection_id=connection_id)
+    listing = await backend.call(
+        backend.topology.source_tables_list, ref, SourceTables, timeout=backend.settings.source_timeout_seconds
+    )
+    names = [
+        f"{table.schema_name}.{table.name}"
+        for table in listing.tables
+        if table.schema_name == schema_name and table.kind in SCHEMA_KINDS
+    ]
+    if not names:
+        schemas = sorted({table.schema_name for table in listing.tables})
+        raise InvalidInput(
+            f"schema_name {schema_name!r} has no tables this source's user can read (schemas with tables: "
+            f"{', '.join(schemas) or 'none'}); check the spelling with list_source_tables"
+        )
+    if len(names) > most:
+        raise InvalidInput(
+            f"schema_name {schema_name!r} holds {len(names)} tables, more than the {most} one call syncs "
+            "(LAKEGATE_EDGE_SYNC_MAX_TABLES): pass them as tables in several calls"
+        )
+    return names
+
+
+def _tables_result(
+    connection_id: str,
+    names: list[str],
+    finished: list[RunView | LakegateError],
+    public: Callable[[str], str],
+) -> SyncTablesResult:
+    outcomes: list[TableSyncOutcome] = []
+    for name, run in zip(names, finished, strict=True):
+        if isinstance(run, LakegateError):
+            outcomes.append(TableSyncOutcome(source_table=name, outcome="not_started", error=public(run.message)))
+            continue
+        result = SyncRunResult.of(run)
+        outcome = run.status if run.status in TERMINAL_STATUSES else "running"
+        outcomes.append(TableSyncOutcome(source_table=name, outcome=outcome, run=result, error=result.error))
+    counts = {key: sum(1 for o in outcomes if o.outcome == key) for key in ("succeeded", "running")}
+    failed = len(outcomes) - counts["succeeded"] - counts["running"]
+    hint = None
+    if counts["running"]:
+        hint = "some runs are still going: follow each with get_sync_run, or stop it with cancel_sync"
+    elif failed:
+        hint = "fix the cause of each failed table, then sync those tables again; the others are committed"
+    return SyncTablesResult(
+        connection_id=connection_id,
+        tables=outcomes,
+        succeeded=counts["succeeded"],
+        failed=failed,
+        running=counts["running"],
+        hint=hint,
+    )
