@@ -73,9 +73,11 @@ class Source:
         }
 
 
-async def make_source(pg_cluster: PostgresCluster, create_database: CreateDatabase, unique: str) -> Source:
-    """A new source database in the harness cluster with a read-only login of its own."""
-    admin_dsn = await create_database("source")
+async def make_source(
+    pg_cluster: PostgresCluster, create_database: CreateDatabase, unique: str, label: str = "source"
+) -> Source:
+    """A new source database (its name starts with `label`) in the harness cluster with a read-only login of its own."""
+    admin_dsn = await create_database(label)
     database = admin_dsn.rsplit("/", 1)[1]
     user, password = f"reader_{unique}", f"pw-{unique}-ünï"
     admin = await asyncpg.connect(admin_dsn)

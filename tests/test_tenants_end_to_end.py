@@ -9,6 +9,7 @@ calling a write tool gets a permission error. Afterwards no secret of the test i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -19,8 +20,10 @@ from typing import Any
 
 import httpx2
 import jwt
+import nats
 import pytest
 from lakegate.common.api_tokens import mint
+from lakegate.common.nats_users import tenant_subscriber
 from lakegate.devstack.layout import StackHome
 from lakegate.devstack.postgres import PostgresCluster
 from lakegate.devstack.pytest_plugin import CreateDatabase, directory_outside_pytest
@@ -29,6 +32,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import ResourceTemplateReference
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tests.conftest import Source, make_source
 from tests.mcp_calls import call
@@ -355,3 +359,50 @@ async def test_after_a_sync_and_refused_logins_no_secret_is_in_any_log_of_the_st
         assert (await http.post(tenants.stack.urls.mcp, json={"jsonrpc": "2.0"}, headers=headers)).status_code == 401
 
     assert_no_secret_in_logs(tenants)
+
+
+async def test_a_tenants_events_subscriber_receives_its_own_sync_events_and_never_the_others(
+    tenants: Tenants, pg_cluster: PostgresCluster, create_database: CreateDatabase, unique: str
+) -> None:
+    stack = tenants.stack
+    topology = stack.topology
+    runs = {}
+    for tenant, token in (("acme", tenants.acme), ("globex", tenants.globex)):
+        source = await make_source(pg_cluster, create_database, f"{unique}{tenant[0]}", label=f"events_{tenant}")
+        await create_orders_table(source.admin_dsn, 3)
+        async with _client(stack.urls.mcp, token) as client:
+            connection = await call(client, "connect_postgres", source.connect_arguments(f"ev{unique}{tenant[0]}"))
+            run = await call(
+                client, "sync_table_to_bronze", {"connection_id": connection["connection_id"], "table_name": "orders"}
+            )
+            assert run["status"] == "succeeded", run
+            runs[tenant] = run["run_id"]
+
+    refusals: asyncio.Queue[str] = asyncio.Queue()
+
+    async def refused(error: Exception) -> None:
+        await refusals.put(str(error).lower())
+
+    user = tenant_subscriber("globex")
+    nc = await nats.connect(stack.urls.nats, **stack.nats_credentials(user), error_cb=refused, allow_reconnect=False)
+    try:
+        await nc.subscribe(f"{topology.prefix}.events.acme.>")
+        assert "permissions violation" in await asyncio.wait_for(refusals.get(), timeout=10)
+        durable = user  # the one consumer its permissions allow it (docs/events.md)
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            f"{topology.prefix}.events.globex.>",
+            durable=durable,
+            stream=topology.events_stream.name,
+            config=ConsumerConfig(name=durable, deliver_policy=DeliverPolicy.ALL),
+        )
+        seen: dict[str, str] = {}
+        while runs["globex"] not in seen:
+            for msg in await sub.fetch(10, timeout=30):
+                event = json.loads(msg.data)
+                seen[event["data"]["run_id"]] = event["data"]["tenant_id"]
+                await msg.ack()
+    finally:
+        await nc.close()
+    assert set(seen.values()) == {"globex"}
+    assert runs["acme"] not in seen

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from lakegate.common.api_tokens import ApiTokenFile
+from lakegate.common.errors import InvalidInput
 from lakegate.common.nats_users import NatsUsers, deployment_users, inbox_prefix, tenant_subscriber
 from lakegate.common.subjects import Topology
 from lakegate.devstack.keys import ensure_fernet_key, ensure_seal_key
@@ -25,6 +27,7 @@ from lakegate.devstack.nats_server import NatsServer
 from lakegate.devstack.passwords import ensure_password
 from lakegate.devstack.ports import PortClaim, check_ports, free_port
 from lakegate.devstack.postgres import SUPERUSER, PostgresCluster
+from lakegate.devstack.processes import StartupError
 from lakegate.devstack.supervisor import Backoff, ServiceLaunch, Supervisor
 
 log = logging.getLogger("lakegate.devstack")
@@ -269,7 +272,7 @@ class Stack:
         return Topology(self.config.env.get("LAKEGATE_NATS_PREFIX", "lakegate"))
 
     def nats_password(self, user: str) -> str:
-        """The generated password of a NATS user of this stack: a service, `admin` or `default_events`."""
+        """The generated password of a NATS user of this stack: a service, `admin` or `<tenant>_events`."""
         return ensure_password(self.home.nats_password(user))
 
     def nats_credentials(self, user: str = "admin") -> dict[str, str]:
@@ -307,18 +310,32 @@ class Stack:
         compiled = re.compile(pattern)
         return [line for text in self._log_texts().values() for line in text.splitlines() if compiled.search(line)]
 
-    def nats_permission_violations(self) -> list[str]:
-        """The lines of the NATS log where the server refused a user a subject (to publish or subscribe)."""
+    def nats_permission_violations(self, users: Iterable[str] = SERVICES) -> list[str]:
+        """The lines of the NATS log where the server refused one of `users` a subject (to publish or subscribe)."""
         try:
             text = self.nats.log.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
-        return [line for line in text.splitlines() if any(f"{kind} Violation" in line for kind in REFUSALS)]
+        marks = tuple(f'/user:{user}"' for user in users)
+        return [
+            line
+            for line in text.splitlines()
+            if any(f"{kind} Violation" in line for kind in REFUSALS) and any(mark in line for mark in marks)
+        ]
+
+    def tenants(self) -> list[str]:
+        """The local tenant and every tenant an API token of the home acts for: each gets an events subscriber."""
+        try:
+            tokens = ApiTokenFile.load(self.home.api_tokens) if self.home.api_tokens.exists() else ApiTokenFile()
+        except InvalidInput as exc:
+            raise StartupError(f"{exc}: mint tokens with `python -m lakegate.devstack token create`") from None
+        return sorted({LOCAL_TENANT, *(token.tenant_id for token in tokens.tokens)})
 
     def _nats_users(self) -> NatsUsers:
-        names = [*SERVICES, tenant_subscriber(LOCAL_TENANT), "admin"]
+        tenants = self.tenants()
+        names = [*SERVICES, *(tenant_subscriber(tenant) for tenant in tenants), "admin"]
         passwords = {name: self.nats_password(name) for name in names}
-        return deployment_users(self.topology, passwords, tenants=(LOCAL_TENANT,))
+        return deployment_users(self.topology, passwords, tenants=tenants)
 
     def _own_endpoints(self) -> list[str]:
         ports = self.config.ports
