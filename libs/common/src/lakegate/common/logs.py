@@ -27,7 +27,7 @@ _TENANT: ContextVar[str | None] = ContextVar("lakegate_log_tenant_id", default=N
 
 _SECRETS = (
     # scheme://user:password@host
-    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)", re.IGNORECASE), r"\g<keep>***"),
+    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]{0,31}://[^:/@\s]+:)[^@\s]+(?=@)", re.IGNORECASE), r"\g<keep>***"),
     # password=..., "token": "...", secret: ...
     (
         re.compile(

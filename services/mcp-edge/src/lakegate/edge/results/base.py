@@ -8,8 +8,12 @@ from typing import Annotated, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
+#: The largest offset a listing takes; PostgreSQL and the loader count in 64-bit integers, no tenant has more.
+MAX_OFFSET = 1_000_000_000
 
-Offset = Annotated[int, Field(description="How many items to skip; pass the previous page's next_offset.", ge=0)]
+Offset = Annotated[
+    int, Field(description="How many items to skip; pass the previous page's next_offset.", ge=0, le=MAX_OFFSET)
+]
 
 
 class ToolResult(BaseModel):
