@@ -86,12 +86,13 @@ async def test_over_stdio_the_tools_answer_and_the_logs_go_to_stderr(
 
 
 async def test_over_stdio_in_the_handshake_era_resources_list_changed_is_claimed_and_sent_after_connect_postgres(
-    nats_settings: NatsSettings, tenant_id: str, fakes: Fakes
+    nats_settings: NatsSettings, tenant_id: str, fakes: Fakes, seal_public_key: str
 ) -> None:
     server = StdioServerParameters(
         command=sys.executable,
         args=["-m", "lakegate.edge", "--transport", "stdio"],
-        env=edge_env(nats_settings, tenant_id),
+        # The edge seals the password for the extractor: without the public key it registers nothing.
+        env=edge_env(nats_settings, tenant_id, LAKEGATE_EDGE_SEAL_PUBLIC_KEY=seal_public_key),
     )
     changed = asyncio.Event()
 

@@ -8,7 +8,7 @@ drops the rest:
 - `default` inside output schemas (an answer has values, not defaults), and there the descriptions
   of whole objects (model docstrings: the tool's description says what it returns; the fields keep
   theirs);
-- `anyOf: [{type: X}, {type: null}]` becomes the equivalent `type: [X, "null"]`;
+- `anyOf: [{type: X}, {type: null}]` becomes the equivalent `type: [X, "null"]` (with X's `format`);
 - docstring indentation in descriptions.
 
 And every result shape is described once: the first tool (in `tools/list` order) whose output is
@@ -44,7 +44,7 @@ def compact(tools: list[Tool]) -> list[Tool]:
 def _output(schema: dict[str, Any], described: set[str]) -> dict[str, Any]:
     """An output schema; the models already described by an earlier tool lose their descriptions."""
     drop = frozenset({"title", "default"})
-    bare = drop | {"description"}
+    bare = drop | {"description", "required"}
     name = schema.get("title")
     seen = isinstance(name, str) and name in described
     defs = schema.get("$defs") or {}
@@ -80,8 +80,9 @@ def _schema(node: Any, *, drop: frozenset[str]) -> Any:
     alternatives = out.get("anyOf")
     if isinstance(alternatives, list) and len(alternatives) == 2 and _NULL in alternatives:
         other = alternatives[0] if alternatives[1] == _NULL else alternatives[1]
-        if isinstance(other, dict) and set(other) == {"type"} and isinstance(other["type"], str):
+        if isinstance(other, dict) and set(other) <= {"type", "format"} and isinstance(other.get("type"), str):
             del out["anyOf"]
+            out.update(other)  # a format applies to strings only, so it holds with null allowed too
             out["type"] = [other["type"], "null"]
     if isinstance(out.get("description"), str):
         out["description"] = inspect.cleandoc(out["description"])

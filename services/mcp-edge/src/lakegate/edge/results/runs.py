@@ -139,6 +139,28 @@ class RunListResult(ToolResult):
     next_offset: int | None = Field(default=None, description="Pass as `offset` for the next page; None at the end.")
 
 
+class TableRun(ToolResult):
+    """The essentials of one table's run; get_sync_run shows all of it."""
+
+    run_id: str
+    status: RunStatus
+    bronze_table: str
+    row_count: int | None = None
+    error_code: str | None = None
+    duration_seconds: float | None = None
+
+    @classmethod
+    def of(cls, run: SyncRunResult) -> TableRun:
+        return cls(
+            run_id=run.run_id,
+            status=run.status,
+            bronze_table=run.bronze_table,
+            row_count=run.row_count,
+            error_code=run.error_code,
+            duration_seconds=run.duration_seconds,
+        )
+
+
 class TableSyncOutcome(ToolResult):
     """One table of a several-table sync: its run, or why no run started."""
 
@@ -147,7 +169,7 @@ class TableSyncOutcome(ToolResult):
         description="`succeeded`, `failed`, `cancelled`, `running` (still going: follow `run` with get_sync_run) "
         "or `not_started` (no run was created: see `error`)."
     )
-    run: SyncRunResult | None = Field(default=None, description="The table's run; None when none started.")
+    run: TableRun | None = Field(default=None, description="The table's run (get_sync_run has the rest), if any.")
     error: str | None = Field(default=None, description="Why the table's run failed or did not start.")
 
 

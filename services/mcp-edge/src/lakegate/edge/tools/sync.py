@@ -21,6 +21,7 @@ from lakegate.edge.results.runs import (
     RunListResult,
     SyncRunResult,
     SyncTablesResult,
+    TableRun,
     TableSyncOutcome,
 )
 from lakegate.edge.run_watch import RunWatch
@@ -37,14 +38,10 @@ READS_CATALOG = ToolAnnotations(
 
 #: How the sync modes work, for every tool that takes one.
 SYNC_MODES = (
-    "`full` (default) copies the whole table and replaces the bronze table atomically. `incremental` appends "
-    "only the rows whose cursor column is greater than the cursor stored by the last successful sync (all rows "
-    "on the first run); rows updated in place are appended again only if their cursor grows, and deletes are "
-    "not seen. `merge` reads the same new or changed rows and upserts them on the source table's primary key "
-    "(the table must have one), so an updated row replaces its old version; when one key appears twice, the "
-    "row with the greatest cursor wins. A merge does not see rows deleted at the source unless "
-    "`detect_deletes` is true: then it also compares every primary key at the source with bronze's and deletes "
-    "the rows the source no longer has, in the same commit (it reads the key columns of the whole source table)."
+    "`full` (default): copy the whole table, replacing bronze atomically. `incremental`: append the rows whose "
+    "cursor column grew since the last successful sync (all on the first run); deletes are not seen. `merge`: "
+    "upsert those rows on the primary key (required; for a key seen twice the greatest cursor wins); rows "
+    "deleted at the source stay unless `detect_deletes` is true."
 )
 DETECT_DELETES = (
     "merge only: also remove from bronze the rows deleted at the source, by comparing all primary keys "
@@ -151,17 +148,16 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
                 "`public`. Give this or tables."
             ),
         ] = None,
-        sync_mode: Annotated[SyncMode, Field(description=SYNC_MODES)] = "full",
-        cursor_column: Annotated[
-            str | None, Field(description=CURSOR_COLUMN + " Applies to every table of the call.")
-        ] = None,
+        sync_mode: Annotated[
+            SyncMode,
+            Field(description=SAME_SYNC_MODES),
+        ] = "full",
+        cursor_column: Annotated[str | None, Field(description=SAME_CURSOR_COLUMN)] = None,
     ) -> SyncTablesResult:
         """Copy several source tables (a list, or a whole schema) into bronze at once and wait for them.
 
-        One run per table, each committed on its own: one table failing leaves the others' runs as they
-        are. The runs go to the extractors together and run as concurrently as the extractor replicas
-        allow. Progress covers all the runs. The result lists every table with its run and outcome; runs
-        still going when the edge stops waiting are listed as `running` (follow them with get_sync_run).
+        One run per table, each committed on its own, run concurrently; one progress stream. Lists each
+        table's run and outcome; runs still going are `running` (follow them with get_sync_run).
         """
         names = await _tables_to_sync(backend, connection_id, tables, schema_name)
         tenant = backend.tenant()
@@ -341,7 +337,9 @@ def _tables_result(
             continue
         result = SyncRunResult.of(run)
         outcome = run.status if run.status in TERMINAL_STATUSES else "running"
-        outcomes.append(TableSyncOutcome(source_table=name, outcome=outcome, run=result, error=result.error))
+        outcomes.append(
+            TableSyncOutcome(source_table=name, outcome=outcome, run=TableRun.of(result), error=result.error)
+        )
     counts = {key: sum(1 for o in outcomes if o.outcome == key) for key in ("succeeded", "running")}
     failed = len(outcomes) - counts["succeeded"] - counts["running"]
     hint = None
