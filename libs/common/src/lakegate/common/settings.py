@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
+from lakegate.common.errors import InvalidInput
 from lakegate.common.subjects import Topology
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +20,24 @@ def _comma_list(value: object) -> object:
 
 #: A list setting written `a,b,c` in the environment.
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+
+
+def secret_text(
+    value: SecretStr | None, variable: str, file: Path | None, file_variable: str
+) -> tuple[str, str] | None:
+    """A secret given in a setting or in a file a setting names: its text and where it came from, or None.
+
+    A file that cannot be read is refused with the path and what to check.
+    """
+    if value is not None:
+        return value.get_secret_value(), variable
+    if file is None:
+        return None
+    origin = f"the key file {file} ({file_variable})"
+    try:
+        return file.read_text(), origin
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {origin}: {exc.strerror}; check the path and its permissions") from None
 
 
 class NatsSettings(BaseSettings):

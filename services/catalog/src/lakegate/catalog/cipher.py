@@ -11,6 +11,7 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from lakegate.catalog.config import CatalogSettings
 from lakegate.common.errors import InvalidInput, TerminalError
+from lakegate.common.settings import secret_text
 
 _GENERATE = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
@@ -50,19 +51,15 @@ class PasswordCipher:
 
 def cipher_from_settings(settings: CatalogSettings) -> PasswordCipher:
     """The cipher of the configured key(s); refuses a missing or malformed key with the fix."""
-    if settings.secret_key is not None:
-        text, origin = settings.secret_key.get_secret_value(), "LAKEGATE_CATALOG_SECRET_KEY"
-    elif settings.secret_key_file is not None:
-        origin = f"the key file {settings.secret_key_file} (LAKEGATE_CATALOG_SECRET_KEY_FILE)"
-        try:
-            text = settings.secret_key_file.read_text()
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {origin}: {exc.strerror}; check the path and its permissions") from None
-    else:
+    found = secret_text(
+        settings.secret_key, "LAKEGATE_CATALOG_SECRET_KEY", settings.secret_key_file, "LAKEGATE_CATALOG_SECRET_KEY_FILE"
+    )
+    if found is None:
         raise InvalidInput(
             "the catalog has no secret key to encrypt source passwords: set LAKEGATE_CATALOG_SECRET_KEY to a "
             f"Fernet key, or LAKEGATE_CATALOG_SECRET_KEY_FILE to a file holding one; generate a key with {_GENERATE}"
         )
+    text, origin = found
     keys = [part.strip().encode() for part in text.split(",") if part.strip()]
     if not keys:
         raise InvalidInput(f"{origin} is empty: put a Fernet key there; generate one with {_GENERATE}")

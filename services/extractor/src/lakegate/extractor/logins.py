@@ -11,6 +11,7 @@ from lakegate.common.contracts.sources import SourceAddress, SourceCredentials, 
 from lakegate.common.errors import InvalidInput
 from lakegate.common.sealing import GENERATE, Unsealer
 from lakegate.common.service import Runtime
+from lakegate.common.settings import secret_text
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.secret_references import resolve_reference
 from pydantic import SecretStr
@@ -69,18 +70,14 @@ class Logins:
 
 def logins_from_settings(settings: ExtractorSettings) -> Logins:
     """The extractor's logins; refuses a missing or malformed key with the fix."""
-    if settings.seal_keys is not None:
-        text, origin = settings.seal_keys.get_secret_value(), "LAKEGATE_EXTRACTOR_SEAL_KEYS"
-    elif settings.seal_keys_file is not None:
-        origin = f"the key file {settings.seal_keys_file} (LAKEGATE_EXTRACTOR_SEAL_KEYS_FILE)"
-        try:
-            text = settings.seal_keys_file.read_text()
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {origin}: {exc.strerror}; check the path and its permissions") from None
-    else:
+    found = secret_text(
+        settings.seal_keys, "LAKEGATE_EXTRACTOR_SEAL_KEYS", settings.seal_keys_file, "LAKEGATE_EXTRACTOR_SEAL_KEYS_FILE"
+    )
+    if found is None:
         raise InvalidInput(
             "the extractor has no key to open source secrets: set LAKEGATE_EXTRACTOR_SEAL_KEYS to a sealing private "
             f"key, or LAKEGATE_EXTRACTOR_SEAL_KEYS_FILE to a file holding one; generate a pair with {GENERATE}"
         )
+    text, origin = found
     keys = [part.strip() for part in text.split(",") if part.strip()]
     return Logins(Unsealer(keys, origin=origin), settings)
