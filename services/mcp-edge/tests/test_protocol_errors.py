@@ -80,3 +80,13 @@ async def test_a_batch_under_a_later_version_is_one_clear_json_rpc_error(edge_ur
     assert body["error"]["code"] == INVALID_REQUEST
     assert f"speaks {version}: send one JSON-RPC message per POST" in body["error"]["message"]
     assert "pydantic" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_calling_an_unknown_tool_is_invalid_params_not_a_tool_result(edge: EdgeState, mode: str) -> None:
+    async with Client(edge.server, mode=mode) as client:
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("sync_everything", {})
+    assert unknown.value.error.code == INVALID_PARAMS
+    assert "unknown tool 'sync_everything'" in unknown.value.error.message
+    assert unknown.value.error.data == {"name": "sync_everything"}

@@ -97,7 +97,17 @@ class LakegateServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """A tool call; arguments that do not fit the schema are named one by one, without pydantic's text."""
+        """A tool call; arguments that do not fit the schema are named one by one, without pydantic's text.
+
+        An unknown tool is a protocol error, invalid params (-32602), as the spec's tools page says, not a
+        tool result with `isError` (what the SDK answers).
+        """
+        if self._tool_manager.get_tool(name) is None:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"unknown tool {name!r}; tools/list shows the tools there are",
+                data={"name": name},
+            )
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
