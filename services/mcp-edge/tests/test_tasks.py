@@ -21,6 +21,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
+    METHOD_NOT_FOUND,
     CallToolResult,
     CancelTaskRequest,
     CancelTaskRequestParams,
@@ -174,5 +175,15 @@ async def test_a_tool_that_cannot_run_as_a_task_is_refused_and_calls_without_tas
             await call_as_task(client.session, "list_sources", {})
         plain = await client.call_tool("sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"})
 
+    assert refused.value.error.code == METHOD_NOT_FOUND
     assert "does not run as a task" in refused.value.error.message
     assert structured(plain)["status"] == "succeeded"
+
+
+async def test_an_unknown_tool_asked_as_a_task_is_invalid_params_like_a_plain_call(edge: EdgeState) -> None:
+    async with Client(edge.server, mode="legacy") as client:
+        with pytest.raises(MCPError) as unknown:
+            await call_as_task(client.session, "sync_everything", {})
+
+    assert unknown.value.error.code == INVALID_PARAMS
+    assert "unknown tool 'sync_everything'" in unknown.value.error.message

@@ -138,6 +138,13 @@ def _plain_name(match: re.Match[str]) -> str:
     return f"the {first} service" if kind == "rpc" else _SUBJECT_KINDS[kind]
 
 
+def unknown_tool(name: str) -> MCPError:
+    """Calling a tool that does not exist: invalid params (-32602), a protocol error as the spec's tools page says."""
+    return MCPError(
+        code=INVALID_PARAMS, message=f"unknown tool {name!r}; tools/list shows the tools there are", data={"name": name}
+    )
+
+
 def argument_problems(tool: str, exc: ValidationError) -> str:
     """What is wrong with a call's arguments, per argument, without the values (one may be a password)."""
     problems = []

@@ -11,7 +11,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
-from lakegate.edge.failures import argument_problems
+from lakegate.edge.failures import argument_problems, unknown_tool
 from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
@@ -70,7 +70,7 @@ class LakegateServer(MCPServer):
         self._backend = backend
         # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
-        tasks.install(self._lowlevel_server)
+        tasks.install(self._lowlevel_server, knows=self._knows)
         lowlevel_capabilities = self._lowlevel_server.get_capabilities
 
         over_stdio = backend.settings.transport == "stdio"
@@ -80,6 +80,9 @@ class LakegateServer(MCPServer):
             return true_capabilities(claimed, protocol_version, session_notifications=over_stdio)
 
         self._lowlevel_server.get_capabilities = capabilities  # type: ignore[method-assign]
+
+    def _knows(self, tool: str) -> bool:
+        return self._tool_manager.get_tool(tool) is not None
 
     @property
     def subscriptions(self) -> SubscriptionBus:
@@ -102,12 +105,8 @@ class LakegateServer(MCPServer):
         An unknown tool is a protocol error, invalid params (-32602), as the spec's tools page says, not a
         tool result with `isError` (what the SDK answers).
         """
-        if self._tool_manager.get_tool(name) is None:
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"unknown tool {name!r}; tools/list shows the tools there are",
-                data={"name": name},
-            )
+        if not self._knows(name):
+            raise unknown_tool(name)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

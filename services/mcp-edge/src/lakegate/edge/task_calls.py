@@ -27,6 +27,7 @@ from typing import Any
 
 from lakegate.edge.audit import call_failed
 from lakegate.edge.cancellation import REQUEST_CANCELLED, caller
+from lakegate.edge.failures import unknown_tool
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -122,9 +123,12 @@ class TaskCalls:
     def __init__(self, tenancy: Tenancy) -> None:
         self._tenancy = tenancy
         self._tasks: dict[str, TaskRecord] = {}
+        self._knows: Callable[[str], bool] = lambda tool: True
 
-    def install(self, server: Server[Any]) -> None:
-        """Serve tasks/get, tasks/result, tasks/list and tasks/cancel on `server`."""
+    def install(self, server: Server[Any], knows: Callable[[str], bool] | None = None) -> None:
+        """Serve tasks/get, tasks/result, tasks/list and tasks/cancel on `server`; `knows` says which tools exist."""
+        if knows is not None:
+            self._knows = knows
         handlers: dict[str, tuple[type[Any], Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]]] = {
             "tasks/get": (GetTaskRequestParams, self._get),
             "tasks/result": (GetTaskPayloadRequestParams, self._result),
@@ -142,6 +146,8 @@ class TaskCalls:
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return await call_next(replace(ctx, params=plain))
         name = str(params.get("name", ""))
+        if not self._knows(name):
+            raise unknown_tool(name)
         if name not in TASK_TOOLS:
             raise MCPError(
                 code=METHOD_NOT_FOUND,
