@@ -15,6 +15,7 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": 
 RESOURCE_NOT_FOUND = -32002
 INVALID_PARAMS = -32602
 INVALID_REQUEST = -32600
+UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 
 @pytest.mark.parametrize(("mode", "code"), [("legacy", RESOURCE_NOT_FOUND), ("auto", INVALID_PARAMS)])
@@ -90,3 +91,22 @@ async def test_calling_an_unknown_tool_is_invalid_params_not_a_tool_result(edge:
     assert unknown.value.error.code == INVALID_PARAMS
     assert "unknown tool 'sync_everything'" in unknown.value.error.message
     assert unknown.value.error.data == {"name": "sync_everything"}
+
+
+async def test_an_unsupported_protocol_version_header_is_400_naming_the_versions_spoken(edge_url: str) -> None:
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        answer = await http.post(edge_url, json=ping, headers={**MCP_HEADERS, "MCP-Protocol-Version": "1999-01-01"})
+        foreign = await http.post(
+            edge_url,
+            json=ping,
+            headers={**MCP_HEADERS, "MCP-Protocol-Version": "1999-01-01", "Origin": "http://evil.example"},
+        )
+
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == UNSUPPORTED_PROTOCOL_VERSION
+    assert "unsupported MCP-Protocol-Version '1999-01-01'" in error["message"]
+    assert error["data"]["requested"] == "1999-01-01"
+    assert {"2025-03-26", "2025-11-25", "2026-07-28"} <= set(error["data"]["supported"])
+    assert foreign.status_code == 403

@@ -58,11 +58,12 @@ from mcp_types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    UNSUPPORTED_PROTOCOL_VERSION,
     ErrorData,
     JSONRPCError,
     RequestId,
 )
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 
 _VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode("latin-1")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+#: Every protocol version the edge speaks, oldest first.
+SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 #: The one protocol version with JSON-RPC batches (and the one a POST without a version header speaks).
 BATCH_VERSION = "2025-03-26"
 
@@ -139,6 +142,10 @@ class JsonExchanges:
             more = await receive()  # a batch is read whole (the SDK's body limit is in front of this)
             body += more.get("body", b"")
             first = {"type": "http.request", "body": body, "more_body": more.get("more_body", False)}
+        version = self._version(scope)
+        if version is not None and version not in SUPPORTED_VERSIONS:
+            await self._unsupported(Request(scope, receive), version, scope, send)
+            return
         if body.lstrip()[:1] == b"[":
             await self._batch(Request(scope, receive), scope, body, send)
             return
@@ -256,10 +263,30 @@ class JsonExchanges:
                 error = ErrorData(code=INTERNAL_ERROR, message=f"the edge failed to answer {method}")
             return error
 
+    async def _unsupported(self, request: Request, version: str, scope: Scope, send: Send) -> None:
+        """An `MCP-Protocol-Version` the edge does not speak: 400, as the transport spec asks, saying which it does."""
+        refusal = await self._security.validate_request(request, is_post=True)
+        if refusal is not None:  # a foreign origin or host is refused as such first
+            await refusal(scope, _nothing, send)
+            return
+        answer = _error(
+            None,
+            UNSUPPORTED_PROTOCOL_VERSION,
+            f"unsupported MCP-Protocol-Version {version!r}: this server speaks {', '.join(SUPPORTED_VERSIONS)}; "
+            "send one of them (the version initialize negotiated)",
+        )
+        answer["error"]["data"] = {"supported": list(SUPPORTED_VERSIONS), "requested": version}
+        await _reply(send, 400, answer)
+
     @staticmethod
-    def _handshake_era(scope: Scope) -> bool:
+    def _version(scope: Scope) -> str | None:
         version = next((value for key, value in scope["headers"] if key == _VERSION_HEADER), None)
-        return version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
+        return None if version is None else version.decode("latin-1")
+
+    @classmethod
+    def _handshake_era(cls, scope: Scope) -> bool:
+        version = cls._version(scope)
+        return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
 
     @staticmethod
     def _json_acceptable(request: Request) -> bool:
