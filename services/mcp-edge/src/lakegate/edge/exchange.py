@@ -273,7 +273,7 @@ class JsonExchanges:
             None,
             UNSUPPORTED_PROTOCOL_VERSION,
             f"unsupported MCP-Protocol-Version {version!r}: this server speaks {', '.join(SUPPORTED_VERSIONS)}; "
-            "send one of them (the version initialize negotiated)",
+            "send one of them",
         )
         answer["error"]["data"] = {"supported": list(SUPPORTED_VERSIONS), "requested": version}
         await _reply(send, 400, answer)
