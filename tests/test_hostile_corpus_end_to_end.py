@@ -123,7 +123,7 @@ async def real_source(stack: Stack, pg_cluster: PostgresCluster) -> AsyncIterato
 
 @pytest.fixture(scope="module")
 async def catalog_db(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(stack.urls.catalog_database)
+    conn = await asyncpg.connect(stack.catalog_database_dsn())
     yield conn
     await conn.close()
 

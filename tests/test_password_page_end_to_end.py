@@ -63,7 +63,7 @@ async def test_a_password_typed_into_the_one_time_page_registers_and_syncs_a_sou
         return ElicitResult(action="accept")
 
     arguments = {key: value for key, value in source.connect_arguments(f"typed{unique}").items() if key != "password"}
-    watcher = await nats.connect(stack.urls.nats)
+    watcher = await nats.connect(stack.urls.nats, **stack.nats_credentials("admin"))
     try:
         await watcher.subscribe(">", cb=capture)
         await watcher.flush()

@@ -94,7 +94,13 @@ async def test_the_sync_tool_tells_the_model_what_each_mode_and_the_cursor_mean(
 
     properties = tools["sync_table_to_bronze"].input_schema["properties"]
     modes = properties["sync_mode"]["description"]
-    for words in ("replaces the bronze table atomically", "greater than the cursor", "primary key", "greatest cursor"):
+    for words in (
+        "replacing bronze atomically",
+        "cursor column grew",
+        "primary key",
+        "greatest cursor",
+        "detect_deletes",
+    ):
         assert words in modes
     assert "infer" in properties["cursor_column"]["description"]
     assert "only moves when a run commits" in properties["cursor_column"]["description"]
