@@ -28,43 +28,6 @@ CASES = list(cases())
 
 #: Cases the stack does not yet refuse cleanly (found by this corpus); each is a strict xfail, so a fix shows.
 KNOWN_GAPS: dict[str, str] = {
-    "create_gold_view-name-name27": "an over-long view name ends as an internal error",
-    "create_gold_view-name-name29": "an over-long view name ends as an internal error",
-    "upload_file-dataset_name-name0": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name3": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name4": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name5": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name6": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name7": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name8": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name9": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name10": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name11": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name12": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name13": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name14": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name15": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name16": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name17": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name20": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name21": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name22": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name23": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name24": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name25": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name26": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name27": "the loader turns a dataset name into a valid one instead of refusing it",
-    "upload_file-dataset_name-name29": "the loader turns a dataset name into a valid one instead of refusing it",
-    "sync_table_to_bronze-table_name-name6": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name7": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name8": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name13": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name14": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name15": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name25": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name27": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name28": "the run is recorded (then fails) before the table name is checked",
-    "sync_table_to_bronze-table_name-name29": "the run is recorded (then fails) before the table name is checked",
     "connect_postgres-host-megabyte": "an over-long host ends as an internal error in the extractor",
     "query_sql-sql4": "this oversized SQL is not refused with a reason",
     "query_source-sql4": "this oversized SQL is not refused with a reason",
@@ -123,7 +86,7 @@ async def real_source(stack: Stack, pg_cluster: PostgresCluster) -> AsyncIterato
 
 @pytest.fixture(scope="module")
 async def catalog_db(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(stack.urls.catalog_database)
+    conn = await asyncpg.connect(stack.catalog_database_dsn())
     yield conn
     await conn.close()
 

@@ -68,7 +68,11 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
                 max_length=40,
             ),
         ],
-        host: Annotated[str, Field(description="Host name or IP address of the PostgreSQL server.", min_length=1)],
+        host: Annotated[
+            str,
+            # 253 characters is the longest DNS name; a longer host could never be reached.
+            Field(description="Host name or IP address of the PostgreSQL server.", min_length=1, max_length=253),
+        ],
         database: Annotated[str, Field(description="Database to read from.", min_length=1)],
         user: Annotated[
             str, Field(description="User to connect as; a user with read-only grants is best.", min_length=1)
