@@ -28,18 +28,11 @@ CASES = list(cases())
 
 #: Cases the stack does not yet refuse cleanly (found by this corpus); each is a strict xfail, so a fix shows.
 KNOWN_GAPS: dict[str, str] = {
-    "connect_postgres-host-megabyte": "an over-long host ends as an internal error in the extractor",
     "query_sql-sql4": "this oversized SQL is not refused with a reason",
     "query_source-sql4": "this oversized SQL is not refused with a reason",
     "query_source-sql7": "this oversized SQL is not refused with a reason",
     "create_gold_view-sql4": "this oversized SQL is not refused with a reason",
     "explain_data-sql4": "this oversized SQL is not refused with a reason",
-    "connect_postgres-connect-host-300": "an over-long host ends as an internal error in the extractor",
-    "upload_file-csv-nul": "this malformed file ends as an internal error in the loader",
-    "upload_file-json-deep-arrays": "this malformed file ends as an internal error in the loader",
-    "upload_file-json-deep-objects": "this malformed file ends as an internal error in the loader",
-    "upload_file-json-huge-number": "this malformed file ends as an internal error in the loader",
-    "upload_file-traversal-name": "this malformed file ends as an internal error in the loader",
     "upload_file-too-large": "this malformed file ends as an internal error in the loader",
     "suggest_query-question-2MB": "not yet refused with a reason",
 }

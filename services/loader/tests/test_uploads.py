@@ -235,6 +235,11 @@ BROKEN: list[tuple[str, bytes, str]] = [
     ("header_only.csv", b"a,b\n", "has no data rows; nothing was loaded"),
     ("empty.csv", b"", "is empty"),
     ("photo.png", b"\x89PNG", "has an extension lakegate cannot read; use one of .csv, .json"),
+    ("nul.csv", b"a,b\n1,\x00\n", "holds a NUL character on line 2"),
+    ("deep.json", b"[" * 5000 + b"]" * 5000, "nested too deeply to read"),
+    ("deep.ndjson", b'{"a": ' * 5000 + b"1" + b"}" * 5000, "line 1: the JSON is nested too deeply"),
+    ("long.json", b'[{"a": 1' + b"0" * 5000 + b"}]", "a number has too many digits to read"),
+    ("../../tmp/x.csv", b"a\n1\n", "is a path or holds control characters"),
 ]
 
 

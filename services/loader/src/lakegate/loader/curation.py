@@ -30,7 +30,7 @@ from lakegate.loader.silver import plan_silver, silver_target
 from lakegate.loader.sqlguard import check_select, render_databricks
 from lakegate.loader.sqltypes import databricks_type
 from lakegate.loader.tablenames import check_new_name, parse_table_name
-from lakegate.loader.uploads import UploadLimits, decode_content, parse_upload
+from lakegate.loader.uploads import UploadLimits, decode_content, file_format, parse_upload
 from lakegate.loader.warehouses.base import OPERATION_NOTE, Builder
 
 #: Layers a gold view may read.
@@ -120,6 +120,7 @@ class Curator:
         """Read a whole file, then replace one bronze table with it in one commit."""
         catalog = tenant_catalog(request.tenant_id)
         name = check_new_name("dataset_name", request.dataset_name)
+        file_format(request.file_name)  # a bad name or extension is refused before the content is decoded
         target = TableRef(catalog=catalog, schema_name="bronze", name=name)
         data = decode_content(request.file_name, request.content_base64, self.upload_max_bytes)
         parsed = await asyncio.to_thread(
