@@ -33,7 +33,6 @@ KNOWN_GAPS: dict[str, str] = {
     "query_source-sql7": "this oversized SQL is not refused with a reason",
     "create_gold_view-sql4": "this oversized SQL is not refused with a reason",
     "explain_data-sql4": "this oversized SQL is not refused with a reason",
-    "upload_file-too-large": "this malformed file ends as an internal error in the loader",
     "suggest_query-question-2MB": "not yet refused with a reason",
 }
 
