@@ -101,7 +101,7 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
     if service == "edge":
         client_facing = sorted(v for k, v in requests.items() if k != "sources_credentials")
         return Permissions(
-            publish=(*base, *client_facing, t.cmd_audit),
+            publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*"),
             subscribe=(inbox, f"{p}.run.*.*", f"{p}.progress.*", f"{p}.cancel.*", t.sync_events()),
         )
     if service == "catalog":
@@ -134,7 +134,7 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
                 f"{p}.progress.*",
                 f"{p}.stage.>",
             ),
-            subscribe=(inbox, f"{p}.rpc.extractor.>", f"{p}.cancel.*"),
+            subscribe=(inbox, f"{p}.rpc.extractor.>", f"{p}.cancel.*", f"{p}.callcancel.*"),
             responds=True,
         )
     if service == "loader":
@@ -148,7 +148,7 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
                 f"{p}.run.*.*",
                 f"{p}.progress.*",
             ),
-            subscribe=(inbox, f"{p}.rpc.loader.>", f"{p}.cancel.*"),
+            subscribe=(inbox, f"{p}.rpc.loader.>", f"{p}.cancel.*", f"{p}.callcancel.*"),
             responds=True,
         )
     raise ValueError(f"no NATS user for service {service!r}: use one of {', '.join(SERVICE_USERS)}")

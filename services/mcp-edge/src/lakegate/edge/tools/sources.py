@@ -29,6 +29,7 @@ from lakegate.edge.results.sources import (
     SourceTablesResult,
 )
 from lakegate.edge.results.warehouse import SqlQueryResult, rows_answer
+from lakegate.edge.tools import SQL_MAX_CHARS
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from mcp_types import InputRequiredResult
@@ -199,6 +200,7 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
                     "It runs in a READ ONLY transaction with a timeout."
                 ),
                 min_length=1,
+                max_length=SQL_MAX_CHARS,
             ),
         ],
         max_rows: Annotated[int, Field(description="Most rows to return.", ge=1, le=10_000)] = 100,
