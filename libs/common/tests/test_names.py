@@ -26,3 +26,13 @@ def test_tenant_ids_must_be_slugs() -> None:
     assert tenant_catalog("acme") == "tenant_acme"
     with pytest.raises(InvalidInput):
         tenant_catalog("Acme; drop")
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "%2e%2e%2fetc", "~root/x", "s3://bucket/key", "\u202ex", "a" * 64])
+def test_names_that_look_like_paths_or_run_past_postgres_limits_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInput, match=r"table_name .*schema\.table"):
+        parse_source_table(bad)
+
+
+def test_names_in_any_script_with_dollars_and_dashes_still_name_a_table() -> None:
+    assert parse_source_table("ventes.Été-2024$") == SourceTableName("ventes", "Été-2024$")

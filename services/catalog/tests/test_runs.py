@@ -104,6 +104,10 @@ async def test_a_run_is_refused_for_an_unknown_source_or_a_bad_table_name(catalo
         await peer.start("src_missing")
     with pytest.raises(InvalidInput, match="too many or empty dotted parts"):
         await peer.start(source.connection_id, "a.b.c")
+    with pytest.raises(InvalidInput, match="use letters, digits, _, \\$ and -"):
+        await peer.start(source.connection_id, "/etc/passwd")
+    with pytest.raises(InvalidInput, match="at most 63 bytes"):
+        await peer.start(source.connection_id, "x" * 100_000)
     assert (await peer.js.stream_info(peer.topology.cmd_stream.name)).state.messages == 0
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from lakegate.common.contracts.sources import CheckSource, ConnectionStatus
-from lakegate.common.errors import PermissionDenied
+from lakegate.common.errors import InvalidInput, PermissionDenied
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.ports import free_port
 from lakegate.devstack.postgres import PostgresCluster
@@ -133,3 +133,13 @@ async def test_the_connection_goes_to_the_address_that_was_checked(
     assert f"hostaddr='{checked}'" in conninfo(login, settings, checked)
     conn = await asyncpg.connect(host=checked, port=login.address.port, user="postgres", database="postgres")
     await conn.close()
+
+
+@pytest.mark.parametrize("allow_private", [True], ids=["private allowed"])
+async def test_a_host_with_a_label_longer_than_dns_allows_is_refused_as_input(
+    settings: ExtractorSettings, source_dsn: str
+) -> None:
+    login = login_for(source_dsn, host="a" * 100 + ".example.com")
+
+    with pytest.raises(InvalidInput, match="each dot-separated part is at most 63 characters"):
+        await destination(login.address, settings)

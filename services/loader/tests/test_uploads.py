@@ -153,7 +153,7 @@ async def test_every_format_round_trips_into_bronze_with_inferred_types(
     file_name: str, data: bytes, rows: list[list[Any]], loader: LoaderState, extractor: Extractor, ask: Ask,
     query: Query, tenant_id: str,
 ) -> None:  # fmt: skip
-    result = await upload(ask, loader, tenant_id, file_name, data, "Web Orders")
+    result = await upload(ask, loader, tenant_id, file_name, data, "Web_Orders")
 
     assert result.ref == extractor.target("web_orders")
     assert (result.row_count, result.table_version) == (2, 0)
@@ -235,6 +235,11 @@ BROKEN: list[tuple[str, bytes, str]] = [
     ("header_only.csv", b"a,b\n", "has no data rows; nothing was loaded"),
     ("empty.csv", b"", "is empty"),
     ("photo.png", b"\x89PNG", "has an extension lakegate cannot read; use one of .csv, .json"),
+    ("nul.csv", b"a,b\n1,\x00\n", "holds a NUL character on line 2"),
+    ("deep.json", b"[" * 5000 + b"]" * 5000, "nested too deeply to read"),
+    ("deep.ndjson", b'{"a": ' * 5000 + b"1" + b"}" * 5000, "line 1: the JSON is nested too deeply"),
+    ("long.json", b'[{"a": 1' + b"0" * 5000 + b"}]", "a number has too many digits to read"),
+    ("../../tmp/x.csv", b"a\n1\n", "is a path or holds control characters"),
 ]
 
 
@@ -253,6 +258,17 @@ async def test_a_broken_file_fails_cleanly_and_writes_nothing(
     assert file_name in str(refused.value) or "extension" in str(refused.value)
     assert DeltaTable(str(kept)).version() == 0
     assert await lineage.pending() == 1
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "bronze/x", "x y", "x;drop table y", "a" * 300])
+async def test_a_dataset_name_that_is_not_a_name_is_refused_not_rewritten(
+    name: str, loader: LoaderState, extractor: Extractor, ask: Ask, tenant_id: str
+) -> None:
+    with pytest.raises(InvalidInput, match="dataset_name") as refused:
+        await upload(ask, loader, tenant_id, "a.csv", b"a\n1\n", name)
+
+    assert "a-z, 0-9 and _" in str(refused.value) or "at most 128" in str(refused.value)
+    assert not (loader.settings.lakehouse / extractor.target("x").catalog / "bronze").exists()
 
 
 async def test_a_workbook_that_would_expand_past_the_limit_is_refused_before_it_is_read(

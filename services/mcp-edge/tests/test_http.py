@@ -102,6 +102,33 @@ async def test_an_upload_bigger_than_the_sdks_default_request_limit_is_accepted_
     assert base64.b64decode(fakes.loader.uploads[0].content_base64) == rows
 
 
+async def test_a_call_past_the_request_limit_is_answered_as_a_tool_error_naming_the_limit(
+    edge_url: str, edge: EdgeState, fakes: Fakes
+) -> None:
+    limit = edge.settings.max_request_bytes
+    content = "A" * (limit + 1024)
+    async with Client(edge_url) as client:
+        result = await client.call_tool(
+            "upload_file", {"file_content": content, "file_name": "big.csv", "dataset_name": "big"}
+        )
+        listed = await client.list_tools()  # the session is still usable
+
+    assert result.is_error
+    text = result.content[0].text if result.content[0].type == "text" else ""
+    assert f"more than the {limit} bytes one call may carry" in text
+    assert "file_content must decode to at most" in text
+    assert listed.tools
+    assert fakes.loader.uploads == []
+
+
+async def test_a_post_past_the_limit_that_is_not_a_tool_call_still_gets_413(edge_url: str, edge: EdgeState) -> None:
+    body = b'{"jsonrpc": "2.0", "method": "notifications/x", "params": {"p": "' + b"A" * edge.settings.max_request_bytes
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(edge_url, content=body + b'"}}', headers=MCP_HEADERS)
+
+    assert response.status_code == 413
+
+
 async def test_a_cancel_posted_in_the_handshake_era_reaches_the_sync_in_another_post_and_cancels_its_run(
     edge_url: str, edge: EdgeState, fakes: Fakes
 ) -> None:

@@ -38,11 +38,19 @@ class SourceTableName:
         return f"{self.schema}.{self.table}"
 
 
+#: PostgreSQL's longest identifier (NAMEDATALEN - 1), in bytes.
+MAX_SOURCE_NAME_BYTES = 63
+_SOURCE_NAME_PUNCTUATION = frozenset("_$-")
+
+
 def parse_source_table(name: str) -> SourceTableName:
     """Read `table` or `schema.table`; the schema defaults to `public`.
 
-    Names are matched against the source's catalog exactly and never pasted into SQL unquoted;
-    this check only refuses spellings that cannot name one table.
+    Names are matched against the source's catalog exactly and never pasted into SQL unquoted.
+    Each part is letters (any script), digits, `_`, `$` or `-`, at most 63 bytes as PostgreSQL
+    allows: a quoted PostgreSQL name could hold `/`, `%` or `:` too, but a name that looks like a
+    path or URL is far likelier a mistake or an attack than a table, so it is refused before a run
+    is recorded for it.
     """
     text = name.strip()
     hint = "name the table as `table` or `schema.table`, e.g. `orders` or `sales.orders`"
@@ -53,6 +61,16 @@ def parse_source_table(name: str) -> SourceTableName:
     parts = text.split(".")
     if len(parts) > 2 or not all(parts):
         raise InvalidInput(f"table_name {name!r} has too many or empty dotted parts: {hint}")
+    for part in parts:
+        if len(part.encode()) > MAX_SOURCE_NAME_BYTES:
+            raise InvalidInput(
+                f"table_name has a part of {len(part.encode())} bytes: PostgreSQL names are at most "
+                f"{MAX_SOURCE_NAME_BYTES} bytes; {hint}"
+            )
+        if not all(ch.isalnum() or ch in _SOURCE_NAME_PUNCTUATION for ch in part):
+            raise InvalidInput(
+                f"table_name {name!r} is not a table name: use letters, digits, _, $ and - in each part; {hint}"
+            )
     if len(parts) == 1:
         return SourceTableName("public", parts[0])
     return SourceTableName(parts[0], parts[1])

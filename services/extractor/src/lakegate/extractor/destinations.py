@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lakegate.common.contracts.sources import SourceAddress
-from lakegate.common.errors import PermissionDenied, SourceError
+from lakegate.common.errors import InvalidInput, PermissionDenied, SourceError
 from lakegate.extractor.config import ExtractorSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -78,6 +78,10 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise SourceError(f"could not resolve host '{host}': check the host name") from exc
+    except UnicodeError as exc:  # the IDNA codec refuses a label over 63 characters before any lookup
+        raise InvalidInput(
+            f"host {host[:80]!r} is not a host name: each dot-separated part is at most 63 characters"
+        ) from exc
     addresses: list[IPAddress] = []
     for *_, sockaddr in infos:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -25,16 +24,15 @@ from lakegate.common.contracts.transforms import (
     UploadResult,
 )
 from lakegate.common.errors import InvalidInput
-from lakegate.common.names import tenant_catalog, warehouse_identifier
+from lakegate.common.names import tenant_catalog
 from lakegate.loader.lineage import Lineage
 from lakegate.loader.silver import plan_silver, silver_target
 from lakegate.loader.sqlguard import check_select, render_databricks
 from lakegate.loader.sqltypes import databricks_type
-from lakegate.loader.tablenames import parse_table_name
-from lakegate.loader.uploads import UploadLimits, decode_content, parse_upload
+from lakegate.loader.tablenames import check_new_name, parse_table_name
+from lakegate.loader.uploads import UploadLimits, decode_content, file_format, parse_upload
 from lakegate.loader.warehouses.base import OPERATION_NOTE, Builder
 
-_VIEW_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 #: Layers a gold view may read.
 VIEW_SOURCES = ("silver", "gold")
 
@@ -94,9 +92,7 @@ class Curator:
     async def create_gold_view(self, request: CreateGoldView) -> GoldView:
         """Define (or redefine) a gold view over silver and gold tables."""
         catalog = tenant_catalog(request.tenant_id)
-        name = request.name.strip()
-        if not _VIEW_NAME.match(name):
-            raise InvalidInput(f"view name {request.name!r} is not valid: use a-z, 0-9 and _, not first a digit")
+        name = check_new_name("name", request.name.strip())
         ref = TableRef(catalog=catalog, schema_name="gold", name=name)
         query = check_select(request.sql, catalog, functools.partial(self.warehouse.tables_in, catalog))
         for table in sorted(query.tables, key=str):
@@ -123,7 +119,9 @@ class Curator:
     async def upload(self, request: UploadFile) -> UploadResult:
         """Read a whole file, then replace one bronze table with it in one commit."""
         catalog = tenant_catalog(request.tenant_id)
-        target = TableRef(catalog=catalog, schema_name="bronze", name=warehouse_identifier(request.dataset_name))
+        name = check_new_name("dataset_name", request.dataset_name)
+        file_format(request.file_name)  # a bad name or extension is refused before the content is decoded
+        target = TableRef(catalog=catalog, schema_name="bronze", name=name)
         data = decode_content(request.file_name, request.content_base64, self.upload_max_bytes)
         parsed = await asyncio.to_thread(
             parse_upload, request.file_name, data, self.upload_max_bytes, self.upload_limits

@@ -9,6 +9,9 @@ from lakegate.common.errors import InvalidInput
 from lakegate.common.names import LAYERS
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: Longest name a caller may choose for a new table or view; longer ones are refused, never cut.
+MAX_NEW_NAME = 128
+_NEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HINT = "name a table as `table`, `layer.table` or `catalog.layer.table`, e.g. `bronze.shop_orders`"
 
 
@@ -18,6 +21,21 @@ def check_layer(layer: str) -> str:
     if folded not in LAYERS:
         raise InvalidInput(f"layer {layer!r} does not exist: use bronze, silver or gold")
     return folded
+
+
+def check_new_name(argument: str, text: str) -> str:
+    """A name the caller chooses for a table or view, taken as written (only its case is folded), never rewritten.
+
+    Rewriting a name like `../x` into `x` would write a table the caller did not name, so anything
+    that is not already an identifier is refused with the nearest valid spelling as a hint.
+    """
+    if len(text) > MAX_NEW_NAME:
+        raise InvalidInput(f"{argument} is {len(text)} characters long: use at most {MAX_NEW_NAME}")
+    if _NEW_NAME.match(text):
+        return text.lower()
+    folded = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    hint = f", e.g. `{folded if folded[:1].isalpha() else 't_' + folded}`" if folded else ""
+    raise InvalidInput(f"{argument} {text!r} is not valid: use a-z, 0-9 and _, starting with a letter or _{hint}")
 
 
 def check_ref(ref: TableRef) -> TableRef:

@@ -63,6 +63,12 @@ class ParsedFile:
 
 def file_format(file_name: str) -> str:
     """The format an extension names; refused with the supported list otherwise."""
+    # The name is only shown and recorded, but a path or control character there is a mistake or an attack.
+    if any(ch in "/\\" or not ch.isprintable() for ch in file_name):
+        raise InvalidInput(
+            f"file_name {file_name[:200]!r} is a path or holds control characters: give the file's own name, "
+            "e.g. `orders.csv`"
+        )
     suffix = PurePosixPath(file_name.strip().lower()).suffix
     if suffix not in FORMATS:
         raise InvalidInput(
@@ -161,12 +167,40 @@ def _storable(table: pa.Table) -> pa.Table:
 
 def _text(file_name: str, data: bytes) -> str:
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise InvalidInput(
             f"file {file_name!r} is not UTF-8 text: byte {exc.start} on line {line} cannot be decoded; "
             "save it as UTF-8 and upload again"
+        ) from exc
+    # No text column of the warehouse or the catalog can hold NUL, so a file with one is refused whole.
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise InvalidInput(
+            f"file {file_name!r} holds a NUL character on line {line}: text files cannot carry NUL; remove it "
+            "(or upload the data as Parquet)"
+        )
+    return text
+
+
+def _json(file_name: str, text: str, line: int | None = None) -> Any:
+    """One JSON document (of a file, or of its `line`); too deep nesting and too long numbers are refused."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {line or exc.lineno}, column {exc.colno}"
+        raise InvalidInput(f"file {file_name!r}, {where}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(
+            f"file {file_name!r}{f', line {line}' if line else ''}: the JSON is nested too deeply to read; "
+            "flatten it to objects of plain values"
+        ) from exc
+    except ValueError as exc:  # an integer of more digits than int() converts (sys.get_int_max_str_digits)
+        raise InvalidInput(
+            f"file {file_name!r}{f', line {line}' if line else ''}: a number has too many digits to read; "
+            "write it as a string"
         ) from exc
 
 
@@ -279,10 +313,7 @@ def _source_types(objects: Sequence[dict[str, Any]], table: pa.Table) -> list[st
 
 def _json_array(file_name: str, data: bytes) -> tuple[pa.Table, list[str]]:
     text = _text(file_name, data)
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"file {file_name!r}, line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    parsed = _json(file_name, text)
     if not isinstance(parsed, list):
         raise InvalidInput(f'file {file_name!r} must hold a JSON array of objects, e.g. [{{"id": 1}}]')
     for index, item in enumerate(parsed):
@@ -302,10 +333,7 @@ def _ndjson(file_name: str, data: bytes) -> tuple[pa.Table, list[str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"file {file_name!r}, line {number}, column {exc.colno}: {exc.msg}") from exc
+        item = _json(file_name, line, number)
         if not isinstance(item, dict):
             raise InvalidInput(f"file {file_name!r}, line {number}: each line must be one JSON object")
         objects.append(item)

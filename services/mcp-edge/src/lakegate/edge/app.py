@@ -17,6 +17,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.exchange import install_json_exchanges
 from lakegate.edge.nats_link import NatsLink
+from lakegate.edge.oversize import OversizeCalls
 from lakegate.edge.password_pages import PasswordPages
 from lakegate.edge.server import create_server
 from lakegate.edge.tenancy import Tenancy
@@ -87,6 +88,11 @@ def http_app(state: EdgeState) -> Starlette:
         host=settings.host,
     )
     install_json_exchanges(state.server.session_manager)  # a call without a progress token is answered as JSON
+    manager = state.server.session_manager
+    # Outside the SDK's body limit: an over-long tool call is answered as a tool error, not a bare 413.
+    # (The SDK types the attribute as its own middleware, but only ever calls it as an ASGI app.)
+    oversize = OversizeCalls(manager.asgi_app, settings.max_request_bytes, settings.max_upload_bytes)
+    manager.asgi_app = oversize  # type: ignore[assignment]
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")

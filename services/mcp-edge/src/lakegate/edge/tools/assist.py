@@ -16,6 +16,7 @@ from lakegate.edge.results.assist import DataExplanation, QuerySuggestion, Schem
 from lakegate.edge.results.warehouse import SqlQueryResult
 from lakegate.edge.sampling import Answer, NoAnswer, Question, ask_client_model
 from lakegate.edge.tasks import ANALYZE_SCHEMA, EXPLAIN_DATA, SUGGEST_QUERY, SYSTEM, sql_in
+from lakegate.edge.tools import QUESTION_MAX_CHARS, SQL_MAX_CHARS
 from lakegate.edge.tools.warehouse import READS_LAKEHOUSE, TableName
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import InputRequiredResult
@@ -47,7 +48,11 @@ def add_assist_tools(server: MCPServer, backend: Backend) -> None:
     async def suggest_query(
         ctx: Context,
         question: Annotated[
-            str, Field(description="What you want to know, in plain words, e.g. 'revenue per month in 2025'.")
+            str,
+            Field(
+                description="What you want to know, in plain words, e.g. 'revenue per month in 2025'.",
+                max_length=QUESTION_MAX_CHARS,
+            ),
         ],
         tables: Annotated[
             list[str] | None,
@@ -77,7 +82,11 @@ def add_assist_tools(server: MCPServer, backend: Backend) -> None:
         ctx: Context,
         sql: Annotated[
             str,
-            Field(description="One read-only Databricks SQL query over your tables, as for query_sql.", min_length=1),
+            Field(
+                description="One read-only Databricks SQL query over your tables, as for query_sql.",
+                min_length=1,
+                max_length=SQL_MAX_CHARS,
+            ),
         ],
         max_rows: Annotated[int, Field(description="Most rows to read and explain.", ge=1, le=500)] = 100,
     ) -> DataExplanation | InputRequiredResult:

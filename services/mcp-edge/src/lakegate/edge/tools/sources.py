@@ -29,6 +29,7 @@ from lakegate.edge.results.sources import (
     SourceTablesResult,
 )
 from lakegate.edge.results.warehouse import SqlQueryResult, rows_answer
+from lakegate.edge.tools import SQL_MAX_CHARS
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from mcp_types import InputRequiredResult
@@ -68,7 +69,11 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
                 max_length=40,
             ),
         ],
-        host: Annotated[str, Field(description="Host name or IP address of the PostgreSQL server.", min_length=1)],
+        host: Annotated[
+            str,
+            # 253 characters is the longest DNS name; a longer host could never be reached.
+            Field(description="Host name or IP address of the PostgreSQL server.", min_length=1, max_length=253),
+        ],
         database: Annotated[str, Field(description="Database to read from.", min_length=1)],
         user: Annotated[
             str, Field(description="User to connect as; a user with read-only grants is best.", min_length=1)
@@ -195,6 +200,7 @@ def add_source_tools(server: MCPServer, backend: Backend) -> None:
                     "It runs in a READ ONLY transaction with a timeout."
                 ),
                 min_length=1,
+                max_length=SQL_MAX_CHARS,
             ),
         ],
         max_rows: Annotated[int, Field(description="Most rows to return.", ge=1, le=10_000)] = 100,

@@ -18,6 +18,7 @@ from lakegate.common.errors import InvalidInput
 from lakegate.edge.backend import Backend
 from lakegate.edge.results.transforms import GoldViewResult, SilverTableResult, UploadedTableResult
 from lakegate.edge.steps import TransformStep, to_spec
+from lakegate.edge.tools import SQL_MAX_CHARS
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -77,6 +78,7 @@ def add_transform_tools(server: MCPServer, backend: Backend) -> None:
                 description="One SELECT over your silver and gold tables, in Databricks SQL, e.g. `SELECT "
                 "date_trunc('month', ordered_at) AS month, sum(total) AS revenue FROM silver.orders GROUP BY 1`.",
                 min_length=1,
+                max_length=SQL_MAX_CHARS,
             ),
         ],
     ) -> GoldViewResult:

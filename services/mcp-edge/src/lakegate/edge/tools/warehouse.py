@@ -20,6 +20,7 @@ from lakegate.edge.results.warehouse import (
     qualified_name,
     rows_answer,
 )
+from lakegate.edge.tools import SQL_MAX_CHARS
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
@@ -51,6 +52,7 @@ def add_warehouse_tools(server: MCPServer, backend: Backend) -> None:
                     "`<catalog>.<layer>.<table>` (or `<layer>.<table>`) as list_tables shows them."
                 ),
                 min_length=1,
+                max_length=SQL_MAX_CHARS,
             ),
         ],
         max_rows: Annotated[int, Field(description="Most rows to return.", ge=1, le=100_000)] = 1000,
