@@ -14,7 +14,8 @@ import pytest
 from lakegate.devstack.postgres import PASSWORD_ROLE, PostgresCluster
 from lakegate.devstack.stack import SERVICES, Stack
 from lakegate.devstack.toolresults import text_of
-from mcp import Client
+from mcp import Client, MCPError
+from mcp.types import INVALID_PARAMS
 
 from tests.conftest import Source
 from tests.hostile_inputs import REAL_SOURCE, Case, cases
@@ -111,10 +112,17 @@ async def test_every_hostile_input_is_refused_with_a_reason_and_writes_nothing(
     before, restarted = await written(stack, catalog_db), restarts(stack)
 
     async with Client(stack.urls.mcp) as client:
-        result = await client.call_tool(case.tool, _real(case.arguments, real_source))
+        code = None
+        try:
+            result = await client.call_tool(case.tool, _real(case.arguments, real_source))
+        except MCPError as exc:  # refused by the protocol itself (an unknown tool is -32602)
+            result, code, message = None, exc.error.code, exc.error.message
 
-    message = text_of(result)
-    assert result.is_error, f"accepted: {message[:300]}"
+    if result is None:
+        assert code == INVALID_PARAMS, message
+    else:
+        message = text_of(result)
+        assert result.is_error, f"accepted: {message[:300]}"
     # The SDK prefixes every tool error; a crash is that prefix with nothing after it.
     reason = message.removeprefix(f"Error executing tool {case.tool}").lstrip(": ")
     assert len(reason) > 20, message

@@ -219,12 +219,18 @@ async def test_neither_tenant_reaches_the_others_sources_runs_tables_views_or_sc
                 "dataset_name": owned.uploaded,
             },
         )
-        # A three-part name is only a name: the upload lands in globex's own catalog.
-        for dataset in (owned.uploaded, three_part[3]):
-            content = base64.b64encode(b"id\n7\n").decode()
-            arguments = {"file_content": content, "file_name": "b.csv", "dataset_name": dataset}
-            made = await call(globex, "upload_file", arguments)
-            assert made["table_name"].startswith("tenant_globex.bronze."), made
+        # A three-part name is not a dataset name: refused, so acme's table cannot be named from globex at all.
+        content = base64.b64encode(b"id\n7\n").decode()
+        refused = _error(
+            await globex.call_tool(
+                "upload_file", {"file_content": content, "file_name": "b.csv", "dataset_name": three_part[3]}
+            )
+        )
+        assert "dataset_name" in refused, refused
+        made = await call(
+            globex, "upload_file", {"file_content": content, "file_name": "b.csv", "dataset_name": owned.uploaded}
+        )
+        assert made["table_name"].startswith("tenant_globex.bronze."), made
 
         # Resource URIs and completions.
         for uri in (
