@@ -5,11 +5,8 @@ result or page the model could read carries it."""
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import AsyncIterator
 
 import nats
-import pytest
 from lakegate.devstack.stack import Stack
 from mcp import Client
 from mcp.client.context import ClientRequestContext
@@ -20,20 +17,6 @@ from tests.conftest import Source
 from tests.mcp_calls import call
 from tests.sources import create_orders_table
 from tests.test_secrets_end_to_end import _forms
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        await launched.close()
 
 
 async def test_a_password_typed_into_the_one_time_page_registers_and_syncs_a_source_and_never_travels_in_clear(

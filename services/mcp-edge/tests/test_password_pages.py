@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx2 as httpx
 import pytest
@@ -25,7 +24,6 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitRequestURLParam
 
 from .conftest import Fakes
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TYPED = "typed-in-the-Browser-7"
 ADDRESS = {"host": "db.internal", "database": "shop", "user": "reader"}
 User = Callable[[ElicitRequestURLParams], Awaitable[ElicitResult]]
@@ -65,18 +63,6 @@ def typed_password(fakes: Fakes, sealing_key: str, tenant_id: str) -> str:
     assert TYPED not in sealed
     address = SourceAddress(**ADDRESS)
     return Unsealer([sealing_key]).open(sealed, tenant_id=tenant_id, address=address, source="shop").get_secret_value()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine (apt-get install chromium): the page is tested over HTTP only")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        await launched.close()
 
 
 async def test_without_a_password_the_user_types_it_into_a_one_time_page_in_headless_chromium(

@@ -109,3 +109,20 @@ def lakegate_home() -> Iterator[Path]:
     """
     with directory_outside_pytest("lakegate-home-") as parent:
         yield parent / "lakegate-home"
+
+
+#: The system's Chromium, which Playwright drives (its own download needs a network this CI lacks).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """A headless Chromium (a `playwright.async_api.Browser`); the test is skipped, saying why, without one."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium): the page is tested over HTTP only")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        await launched.close()
