@@ -4,9 +4,9 @@ FROM python:3.11-slim
 
 RUN pip install --no-cache-dir "uv>=0.9" \
  && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin lakegate \
- && mkdir -p /var/lib/lakegate/lakehouse /var/lib/lakegate/keys \
+ && mkdir -p /var/lib/lakegate/lakehouse /var/lib/lakegate/keys /var/lib/lakegate/nats-auth \
  && chown -R lakegate:lakegate /var/lib/lakegate \
- && chmod 700 /var/lib/lakegate/keys
+ && chmod 700 /var/lib/lakegate/keys /var/lib/lakegate/nats-auth
 
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \

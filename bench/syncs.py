@@ -224,7 +224,7 @@ class Agent:
 @contextlib.asynccontextmanager
 async def agent(stack: Stack, source: SourceDatabase, name: str = "bench") -> AsyncIterator[Agent]:
     """An MCP client over streamable HTTP with the source registered."""
-    connection = await nats.connect(stack.urls.nats)
+    connection = await nats.connect(stack.urls.nats, **stack.nats_credentials())
     try:
         async with Client(stack.urls.mcp) as client:
             driver = Agent(client, stack, Timeline(connection, NatsSettings(url=stack.urls.nats).topology))

@@ -28,12 +28,26 @@ def stack() -> Iterator[Stack]:
         config = StackConfig(home=home, ports=StackPorts.free(), env=env)
         with Stack(config) as running:
             yield running
+            # Every service did all it needed within its own NATS permissions.
+            refused = running.nats_permission_violations()
+            assert not refused, "\n".join(refused)
+            # No password of the stack's or of a test's source reached a log.
+            passwords = [running.nats_password(user) for user in ("catalog", "extractor", "loader", "edge", "admin")]
+            passwords += [running.postgres_password(role) for role in ("postgres", "lakegate")]
+            assert not running.secrets_in_logs(passwords)
+            assert not running.logs_matching(r"pw-[0-9a-f]+-ünï")
 
 
 @pytest.fixture
 def edge_env(stack: Stack) -> dict[str, str]:
     """Environment for an edge started over stdio against the session's stack."""
-    return {**os.environ, "LAKEGATE_NATS_URL": stack.urls.nats, "LAKEGATE_LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "LAKEGATE_NATS_URL": stack.urls.nats,
+        "LAKEGATE_NATS_USER": "edge",
+        "LAKEGATE_NATS_PASSWORD_FILE": str(stack.home.nats_password("edge")),
+        "LAKEGATE_LOG_LEVEL": "WARNING",
+    }
 
 
 @dataclass(frozen=True)
@@ -58,8 +72,8 @@ class Source:
         }
 
 
-@pytest.fixture
-async def source(pg_cluster: PostgresCluster, create_database: CreateDatabase, unique: str) -> Source:
+async def make_source(pg_cluster: PostgresCluster, create_database: CreateDatabase, unique: str) -> Source:
+    """A new source database in the harness cluster with a read-only login of its own."""
     admin_dsn = await create_database("source")
     database = admin_dsn.rsplit("/", 1)[1]
     user, password = f"reader_{unique}", f"pw-{unique}-ünï"
@@ -70,3 +84,8 @@ async def source(pg_cluster: PostgresCluster, create_database: CreateDatabase, u
     finally:
         await admin.close()
     return Source(pg_cluster.host, pg_cluster.port, database, user, password, admin_dsn)
+
+
+@pytest.fixture
+async def source(pg_cluster: PostgresCluster, create_database: CreateDatabase, unique: str) -> Source:
+    return await make_source(pg_cluster, create_database, unique)

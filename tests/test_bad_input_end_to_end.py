@@ -13,7 +13,7 @@ from tests.sources import create_every_type_table
 
 
 async def _sources_named(stack: Stack, name: str) -> int:
-    conn = await asyncpg.connect(stack.urls.catalog_database)
+    conn = await asyncpg.connect(stack.catalog_database_dsn())
     try:
         return int(await conn.fetchval("SELECT count(*) FROM sources WHERE name = $1", name))
     finally:

@@ -38,6 +38,9 @@ def fault_stack() -> Iterator[Stack]:
         config = StackConfig(home=home, ports=StackPorts.free(), env=FAST_REDELIVERY)
         with Stack(config) as running:
             yield running
+            # Even while services crash and restart, each did all it needed within its own NATS permissions.
+            refused = running.nats_permission_violations()
+            assert not refused, "\n".join(refused)
 
 
 @dataclass
@@ -56,7 +59,9 @@ class Watch:
 
 @pytest.fixture
 async def watch(fault_stack: Stack) -> AsyncIterator[Watch]:
-    nc = await nats.connect(fault_stack.urls.nats, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(
+        fault_stack.urls.nats, **fault_stack.nats_credentials(), max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
     changed = asyncio.Condition()
     seen: list[tuple[str, dict[str, Any]]] = []
 
@@ -74,7 +79,7 @@ async def watch(fault_stack: Stack) -> AsyncIterator[Watch]:
 
 async def _events_of(stack: Stack, run_id: str) -> list[dict[str, Any]]:
     """Every public event of a run, replayed from the stream."""
-    nc = await nats.connect(stack.urls.nats)
+    nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(

@@ -138,7 +138,7 @@ async def test_a_cancelled_sync_leaves_the_target_as_it_was(stack: Stack, source
         source, "INSERT INTO accounts (id, owner, balance) SELECT g, 'x', 1 FROM generate_series(1001, 1000000) g"
     )
     name = f"can{unique}"
-    nc = await nats.connect(stack.urls.nats)
+    nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
     extracting: asyncio.Queue[str] = asyncio.Queue()
 
     async def on_progress(msg: Any) -> None:

@@ -43,6 +43,9 @@ def ops_stack() -> Iterator[Stack]:
         config = StackConfig(home=home, ports=StackPorts.free(), env=env, backoff=Backoff(first=0.2, limit=0.5))
         with Stack(config) as running:
             yield running
+            # Even while services crash and restart, each did all it needed within its own NATS permissions.
+            refused = running.nats_permission_violations()
+            assert not refused, "\n".join(refused)
 
 
 def _spans(stack: Stack) -> list[dict[str, Any]]:
@@ -155,7 +158,7 @@ async def test_a_run_whose_loader_dies_on_every_delivery_ends_failed_and_frees_i
     dies: Path = ops_stack.config.home / "loader-dies"
     restarts = ops_stack.restarts("loader")
     await asyncio.to_thread(dies.touch)
-    nc = await nats.connect(ops_stack.urls.nats)
+    nc = await nats.connect(ops_stack.urls.nats, **ops_stack.nats_credentials())
     outcomes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def on_event(msg: Msg) -> None:

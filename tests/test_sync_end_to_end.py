@@ -44,7 +44,7 @@ async def _expected_every_type(dsn: str) -> list[list[Any]]:
 
 async def _completed_event(stack: Stack, run_id: str) -> dict[str, Any]:
     """Replay the public event stream from the start, as a late subscriber would, and find the run's event."""
-    nc = await nats.connect(stack.urls.nats)
+    nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
     try:
         js = nc.jetstream()
         sub = await js.subscribe(

@@ -24,7 +24,7 @@ async def main() -> None:
     cli.add_argument("--count", type=int, help="stop after this many events")
     args = cli.parse_args()
 
-    nc = await nats.connect(args.url, inbox_prefix=f"_INBOX_{args.tenant}")  # replies only we may read
+    nc = await nats.connect(args.url, inbox_prefix=f"_INBOX_{args.tenant}_events")  # replies only we may read
     start = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
     if args.since:
         start = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=args.since)

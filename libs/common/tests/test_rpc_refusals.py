@@ -23,3 +23,14 @@ async def test_a_nul_byte_in_an_id_is_refused_naming_the_field_and_the_handler_n
     assert reply.error.message.startswith("connection_id contains a NUL byte")
     assert fine.error is None
     assert [request.connection_id for request in ran] == ["src_abc"]
+
+
+async def test_a_nul_byte_deep_in_a_request_is_refused_with_its_path() -> None:
+    @answers
+    async def echo(request: QueryResult) -> QueryResult:
+        return request
+
+    reply = await echo(QueryResult(columns=[], rows=[["fine", "bad\x00"]], row_count=1, truncated=False))
+
+    assert reply.error is not None
+    assert reply.error.message.startswith("rows[0][1] contains a NUL byte")

@@ -42,9 +42,20 @@ async def environment_is_usable(service: str) -> bool:
     return files_are_in_place(service)
 
 
+def _read(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8").strip()
+
+
 async def main(service: str, ignore_sigterm: bool, helper: str | None) -> None:
     prefix = f"LAKEGATE_{service.upper()}_"
-    nc = await nats.connect(os.environ["LAKEGATE_NATS_URL"])
+    # Logs in as the stack tells it to, the way every real service does (NatsSettings).
+    password = _read(os.environ["LAKEGATE_NATS_PASSWORD_FILE"])
+    nc = await nats.connect(
+        os.environ["LAKEGATE_NATS_URL"],
+        user=os.environ["LAKEGATE_NATS_USER"],
+        password=password,
+        inbox_prefix=f"_INBOX_{service}",
+    )
     stop = asyncio.Event()
     if ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

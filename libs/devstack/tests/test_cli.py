@@ -75,6 +75,9 @@ def test_up_prints_how_to_connect_and_stops_everything_on_a_signal(
     assert f"MCP endpoint (streamable HTTP): {mcp}" in printed
     assert f"claude mcp add --transport http lakegate {mcp}" in printed
     assert f'"LAKEGATE_NATS_URL": "nats://127.0.0.1:{config.ports.nats}"' in printed
+    # The stdio edge Claude Desktop starts logs in to NATS as the edge, with the password file of the home.
+    assert '"LAKEGATE_NATS_USER": "edge"' in printed
+    assert f'"LAKEGATE_NATS_PASSWORD_FILE": "{config.home / "keys" / "nats" / "edge.password"}"' in printed
     assert str(config.home / "logs") in printed
     assert status.returncode == 0, status.stdout
     assert status.stdout.count(" ready ") == 6

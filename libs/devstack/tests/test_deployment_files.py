@@ -82,3 +82,29 @@ def test_the_compose_stack_gives_each_service_the_environment_make_up_gives_it()
     assert "LAKEGATE_CATALOG_DATABASE_URL" in services["catalog"]["environment"]
     assert "LAKEGATE_CATALOG_DATABASE_URL" not in services["edge"]["environment"]
     assert services["loader"]["environment"]["LAKEGATE_LOADER_HOME"] == "/var/lib/lakegate"
+
+
+def test_each_compose_service_logs_in_to_nats_as_its_own_user_with_only_its_own_password() -> None:
+    result = subprocess.run(
+        [compose_binary(), "-f", str(REPO / "docker-compose.yml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
+    compose = json.loads(result.stdout)
+    services = compose["services"]
+
+    assert services["nats-auth"]["command"][:4] == ["python", "-m", "lakegate.devstack", "nats-auth"]
+    assert services["nats"]["depends_on"]["nats-auth"]["condition"] == "service_completed_successfully"
+    assert 'include "auth/auth.conf"' in compose["configs"]["nats-conf"]["content"]
+    (auth,) = [v for v in services["nats"]["volumes"] if v.get("source") == "nats-auth"]
+    assert auth["target"] == "/etc/nats/auth"
+    for name in ("catalog", "extractor", "loader", "edge"):
+        env = services[name]["environment"]
+        assert env["LAKEGATE_NATS_USER"] == name
+        (login,) = [v for v in services[name]["volumes"] if v.get("source") == "nats-auth"]
+        assert login["volume"]["subpath"] == f"users/{name}", "a service must see no other user's password"
+        assert login["read_only"] is True
+        assert env["LAKEGATE_NATS_PASSWORD_FILE"] == f"{login['target']}/password"

@@ -2,6 +2,7 @@
 Kubernetes version lakegate supports (strict schemas, so a misspelt field fails), and each service gets
 what it needs to run: its command, its probes, its settings and its secrets."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 from lakegate.common.broker import MAX_PART_BYTES
+from lakegate.common.subjects import Topology
 from lakegate.devstack.layout import repo_root
+from lakegate.devstack.nats_auth import render_with_env_refs
 
 K8S = repo_root(Path(__file__).parent) / "k8s"
 #: The oldest Kubernetes release the manifests are written for; every object must validate against it.
@@ -330,3 +333,33 @@ def test_the_keda_component_scales_each_worker_on_the_lag_of_its_own_jetstream_c
         assert (meta["stream"], meta["consumer"]) == expected[service]
         assert meta["natsServerMonitoringEndpoint"].startswith("nats:")
         assert int(meta["lagThreshold"]) > 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_logs_in_to_nats_as_its_own_user_and_nats_knows_every_users_password(overlay: str) -> None:
+    objects = build(overlay)
+    nats = find(objects, "StatefulSet", "nats")
+    (config_volume,) = [v for v in nats["spec"]["template"]["spec"]["volumes"] if "configMap" in v]
+    data = find(objects, "ConfigMap", config_volume["configMap"]["name"])["data"]
+    assert 'include "auth.conf"' in data["nats.conf"]
+    # Rendered from lakegate.common.nats_users, so the permissions are written once for every deployment.
+    assert data["auth.conf"] == render_with_env_refs(Topology(), ())
+    variables = set(re.findall(r"\$(LAKEGATE_NATS_[A-Z_]+_PASSWORD)", data["auth.conf"]))
+    nats_env = env(container(nats))
+    assert variables == {name for name in nats_env if name.startswith("LAKEGATE_NATS_")}
+    for variable in variables:
+        assert nats_env[variable]["valueFrom"]["secretKeyRef"]["name"] == "lakegate-nats-users"
+    for name in SERVICES:
+        deployment = find(objects, "Deployment", name)
+        c = container(deployment)
+        assert env(c)["LAKEGATE_NATS_USER"]["value"] == name
+        (volume,) = [
+            v
+            for v in deployment["spec"]["template"]["spec"]["volumes"]
+            if v.get("secret", {}).get("secretName") == "lakegate-nats-users"
+        ]
+        assert volume["secret"]["items"] == [{"key": name, "path": "password"}], (
+            "a pod must get no other user's password"
+        )
+        (mount,) = [m for m in c["volumeMounts"] if m["name"] == volume["name"]]
+        assert env(c)["LAKEGATE_NATS_PASSWORD_FILE"]["value"] == f"{mount['mountPath']}/password"

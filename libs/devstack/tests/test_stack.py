@@ -15,6 +15,9 @@ import nats
 import psutil
 import pytest
 from lakegate.devstack.lock import StackAlreadyRunning
+from lakegate.devstack.ports import free_port
+from lakegate.devstack.postgres import PostgresCluster
+from lakegate.devstack.pytest_plugin import directory_outside_pytest
 from lakegate.devstack.stack import SERVICES, Stack, StackConfig, StackPorts
 from lakegate.devstack.supervisor import answers_ready
 from nats.js.api import StreamConfig
@@ -108,17 +111,45 @@ def test_stopping_leaves_no_process_behind(
     ]
 
 
+async def test_the_catalog_postgres_refuses_every_role_without_its_password_over_tcp_and_the_socket(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # The stand-in catalog reached its database (it is ready only then) with the password file it was given.
+    assert answers_ready("127.0.0.1", stack.config.ports.health("catalog"))
+    nowhere = tmp_path / "no-pgpass"  # no ~/.pgpass of the machine's may help
+    port, database = stack.config.ports.postgres, "lakegate_catalog"
+    for host in ("127.0.0.1", str(stack.postgres.home / "sockets")):
+        for user in ("postgres", "lakegate"):
+            for password in (None, "", "wrong"):
+                with pytest.raises((asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InterfaceError)):
+                    await asyncpg.connect(
+                        host=host,
+                        port=port,
+                        user=user,
+                        password=password,
+                        database="lakegate_catalog",
+                        passfile=nowhere,
+                    )
+            right = stack.postgres_password(user)
+            conn = await asyncpg.connect(
+                host=host, port=port, user=user, password=right, database=database, passfile=nowhere
+            )
+            await conn.close()
+    assert stat.S_IMODE(stack.home.postgres_password("postgres").stat().st_mode) == 0o600
+    assert stat.S_IMODE(stack.home.catalog_pgpass.stat().st_mode) == 0o600
+
+
 async def test_a_restarted_stack_keeps_its_jetstream_data_catalog_database_and_key(
     lakegate_home: Path, standin_config: StandinConfig
 ) -> None:
     stack = Stack(standin_config(lakegate_home))
     await asyncio.to_thread(stack.start)
     try:
-        nc = await nats.connect(stack.urls.nats)
+        nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
         await nc.jetstream().add_stream(StreamConfig(name="KEPT", subjects=["kept.>"]))
         await nc.jetstream().publish("kept.one", b"still here")
         await nc.close()
-        conn = await asyncpg.connect(stack.urls.catalog_database)
+        conn = await asyncpg.connect(stack.catalog_database_dsn())
         await conn.execute("create table sources (name text); insert into sources values ('shop')")
         await conn.close()
         key = stack.home.catalog_key.read_bytes()
@@ -128,10 +159,10 @@ async def test_a_restarted_stack_keeps_its_jetstream_data_catalog_database_and_k
     again = Stack(stack.config)
     await asyncio.to_thread(again.start)
     try:
-        nc = await nats.connect(again.urls.nats)
+        nc = await nats.connect(again.urls.nats, **again.nats_credentials())
         message = await nc.jetstream().get_last_msg("KEPT", "kept.one")
         await nc.close()
-        conn = await asyncpg.connect(again.urls.catalog_database)
+        conn = await asyncpg.connect(again.catalog_database_dsn())
         names = await conn.fetchval("select string_agg(name, ',') from sources")
         await conn.close()
     finally:
@@ -141,3 +172,24 @@ async def test_a_restarted_stack_keeps_its_jetstream_data_catalog_database_and_k
     assert names == "shop"
     assert again.home.catalog_key.read_bytes() == key
     assert stat.S_IMODE(again.home.catalog_key.stat().st_mode) == 0o600
+
+
+async def test_a_catalog_cluster_made_before_passwords_asks_for_one_from_its_next_start(tmp_path: Path) -> None:
+    """A home from an older lakegate trusted loopback and the socket; starting it with a password ends that."""
+    with directory_outside_pytest("lakegate-pg-upgrade-") as home:
+        cluster = PostgresCluster(home, free_port(), durable=False)
+        await asyncio.to_thread(cluster.start)
+        conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user="postgres", passfile=tmp_path / "none")
+        await conn.close()  # trusted, as before
+        await asyncio.to_thread(cluster.stop)
+
+        cluster.superuser_password = "s3cret-upgrade"
+        await asyncio.to_thread(cluster.start)
+        try:
+            for host in (cluster.host, str(home / "sockets")):
+                with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):
+                    await asyncpg.connect(host=host, port=cluster.port, user="postgres", passfile=tmp_path / "none")
+                conn = await asyncpg.connect(host=host, port=cluster.port, user="postgres", password="s3cret-upgrade")
+                await conn.close()
+        finally:
+            await asyncio.to_thread(cluster.stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -211,3 +212,35 @@ async def test_values_without_a_table_are_a_read_query(query: Query) -> None:
     result = await query("VALUES (1, 'a'), (2, 'b')")
 
     assert result.rows == [[1, "a"], [2, "b"]]
+
+
+@pytest.mark.parametrize("loader_settings", [{"query_process_memory": "256MB"}], indirect=True)
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT len(range(0, 100000000)) AS n",
+        "SELECT length(repeat('x', 1000000000)) AS n",
+        "SELECT list_sum(range(0, 60000000)) AS n FROM orders",
+    ],
+)
+async def test_lists_and_strings_the_engine_limit_misses_fail_at_the_process_limit_and_the_loader_stays_small(
+    sql: str, extractor: Extractor, query: Query
+) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    with pytest.raises(WarehouseError) as refused:
+        await query(sql)
+
+    assert "more memory than one query may use (512MB in the engine, 256MB for its process)" in str(refused.value)
+    assert "LAKEGATE_LOADER_QUERY_PROCESS_MEMORY" in str(refused.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before < 128 * 1024**2
+    assert (await query("SELECT count(*) AS c FROM orders")).rows == [[3]]
+
+
+async def test_a_list_that_fits_the_process_limit_is_answered(extractor: Extractor, query: Query) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+
+    result = await query("SELECT len(range(0, 2000000)) AS n FROM orders LIMIT 1")
+
+    assert result.rows == [[2000000]]

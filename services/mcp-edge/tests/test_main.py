@@ -85,6 +85,31 @@ async def test_over_stdio_the_tools_answer_and_the_logs_go_to_stderr(
     assert "edge stopped" in logs
 
 
+async def test_over_stdio_in_the_handshake_era_resources_list_changed_is_claimed_and_sent_after_connect_postgres(
+    nats_settings: NatsSettings, tenant_id: str, fakes: Fakes
+) -> None:
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "lakegate.edge", "--transport", "stdio"],
+        env=edge_env(nats_settings, tenant_id),
+    )
+    changed = asyncio.Event()
+
+    async def on_message(message: object) -> None:
+        if "ResourceListChanged" in type(message).__name__:
+            changed.set()
+
+    arguments = {"name": "shop", "host": "db.internal", "database": "shop", "user": "reader", "password": "pw"}
+    async with Client(stdio_client(server), mode="legacy", message_handler=on_message) as client:
+        capabilities = client.session.server_capabilities
+        await client.call_tool("connect_postgres", arguments)
+        await asyncio.wait_for(changed.wait(), 10)
+
+    assert capabilities is not None
+    assert capabilities.resources is not None
+    assert capabilities.resources.list_changed is True
+
+
 async def test_over_stdio_a_stop_signal_ends_the_process_after_draining_even_with_stdin_open(
     nats_settings: NatsSettings, tenant_id: str
 ) -> None:

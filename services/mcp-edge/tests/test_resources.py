@@ -161,3 +161,53 @@ async def test_a_listener_hears_that_the_resource_list_changed_after_connect_pos
     connection_id = connected.structured_content["connection_id"]
     assert type(event).__name__ == "ResourcesListChanged"
     assert f"datasource://{connection_id}/status" in {str(resource.uri) for resource in listed.resources}
+
+
+async def test_a_listener_subscribed_to_a_run_hears_it_change_until_it_ends(edge: EdgeState, fakes: Fakes) -> None:
+    fakes.catalog.plans["huge"] = "stall"
+    started = asyncio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async with Client(edge.server) as client:
+        sync = asyncio.create_task(
+            client.call_tool(
+                "sync_table_to_bronze",
+                {"connection_id": "src_seed", "table_name": "huge"},
+                progress_callback=on_progress,
+            )
+        )
+        await asyncio.wait_for(started.wait(), 10)
+        [run_id] = fakes.catalog.runs
+        uris = [f"run://{run_id}", "datasource://src_seed/status"]
+        async with client.listen(resource_subscriptions=uris) as updates:
+            await client.call_tool("cancel_sync", {"run_id": run_id})
+            heard: set[str] = set()
+            while heard != set(uris):
+                heard.add(getattr(await asyncio.wait_for(anext(updates), 10), "uri", ""))
+        ended = await sync
+
+    assert set(updates.honored.resource_subscriptions or []) == set(uris)
+    assert ended.structured_content is not None
+    assert ended.structured_content["status"] == "cancelled"
+
+
+async def test_every_claimed_change_notification_is_one_the_edge_sends(edge: EdgeState) -> None:
+    async with Client(edge.server) as modern:
+        claimed = modern.session.server_capabilities
+    async with Client(edge.server, mode="legacy") as legacy:
+        handshake = legacy.session.server_capabilities
+
+    assert claimed is not None
+    assert claimed.tools is not None
+    assert claimed.prompts is not None
+    assert claimed.resources is not None
+    assert claimed.tools.list_changed is False  # tools and prompts never change at run time
+    assert claimed.prompts.list_changed is False
+    assert claimed.resources.list_changed is True  # connect_postgres, syncs, uploads, transforms, schedules
+    assert claimed.resources.subscribe is True  # run:// and datasource:// updates while a sync runs
+    assert claimed.tasks is None  # tasks left the core protocol in 2026-07-28
+    assert handshake is not None
+    assert handshake.tools is not None
+    assert handshake.tools.list_changed is False

@@ -8,6 +8,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.security import SASLPlaintext
 from lakegate.common.metrics import ServiceMetrics
+from lakegate.common.nats_users import inbox_prefix
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import StreamSpec, Topology
 from nats.js import JetStreamContext
@@ -35,6 +36,8 @@ def create_broker(
         security=SASLPlaintext(username=settings.user, password=settings.password.get_secret_value())
         if settings.user and settings.password
         else None,
+        # Replies to this service's requests come on an inbox only its own user may read.
+        inbox_prefix=inbox_prefix(settings.user),
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         graceful_timeout=30.0,

@@ -245,10 +245,12 @@ def subscribe(rt: Runtime, subscriptions: Sequence[Subscription], *, ack_wait: f
             durable=subscription.durable,
             config=durable_config(ack_wait),
             pull_sub=PullSub(batch_size=1, timeout=5.0),
+            # FastStream would pull on `_INBOX.` whatever the connection's prefix; the user may read only its own.
+            inbox_prefix=f"{rt.inbox}.".encode(),
             ack_policy=AckPolicy.MANUAL,
             title=subscription.title,
             description=subscription.description,
-        )(_handler(rt.service, subscription, ack_wait, rt.observe_delivery))
+        )(_handler(rt.service, subscription, ack_wait, rt.metrics.delivered))
 
 
 async def ensure_consumers(js: JetStreamContext, subscriptions: Sequence[tuple[Subscription, float]]) -> None:

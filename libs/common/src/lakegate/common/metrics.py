@@ -10,6 +10,7 @@ Every service has the same families (a family a service never touches stays empt
 | `lakegate_phase_seconds` | phase (extract, load, commit) | extractor, loader |
 | `lakegate_deliveries_total` | consumer, outcome (done, retried, terminal, gave_up, ...) | every JetStream consumer |
 | `lakegate_redeliveries_total` | consumer | deliveries after the first |
+| `lakegate_delivery_seconds` | consumer | how long handling one delivery took, whatever its outcome |
 | `lakegate_consumer_pending_messages`, `..._ack_pending_messages` | consumer | consumer lag, read at scrape |
 | `lakegate_tool_call_seconds` | tool, outcome (ok, error) | edge |
 | `lakegate_tool_errors_total` | tool, code | edge |
@@ -58,6 +59,7 @@ class ServiceMetrics:
         self._phase = histogram("lakegate_phase_seconds", "How long each phase of a run took.", "phase")
         self._deliveries = counter("lakegate_deliveries", "JetStream deliveries settled.", "consumer", "outcome")
         self._redeliveries = counter("lakegate_redeliveries", "Deliveries after the first.", "consumer")
+        self._delivery_seconds = histogram("lakegate_delivery_seconds", "Handling one delivery.", "consumer")
         self._pending = gauge("lakegate_consumer_pending_messages", "Messages not yet delivered.", "consumer")
         self._ack_pending = gauge("lakegate_consumer_ack_pending_messages", "Delivered, not acked.", "consumer")
         self._tool_calls = histogram("lakegate_tool_call_seconds", "MCP tool calls.", "tool", "outcome")
@@ -85,6 +87,7 @@ class ServiceMetrics:
 
     def delivered(self, consumer: str, outcome: str, attempt: int, seconds: float) -> None:
         self._deliveries.labels(self.service, consumer, outcome).inc()
+        self._delivery_seconds.labels(self.service, consumer).observe(seconds)
         if attempt > 1:
             self._redeliveries.labels(self.service, consumer).inc()
 

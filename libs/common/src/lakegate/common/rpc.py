@@ -61,22 +61,23 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
     return handler
 
 
-def refuse_nul(model: BaseModel, where: str = "") -> None:
-    """Refuse a request with a NUL character in any text: PostgreSQL stores none, and no name or SQL holds one."""
-    for name, value in model:
-        path = f"{where}{name}"
-        if isinstance(value, str) and "\x00" in value:
+def refuse_nul(value: object, path: str = "") -> None:
+    """Refuse a request with a NUL character in any text: PostgreSQL stores none, and no name or SQL holds one.
+
+    Walks models and lists alike, so the message names where the NUL is (`tables[2].name`).
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
             raise InvalidInput(
-                f"{path} contains a NUL byte (\\x00), which no name, id or SQL statement may hold: remove it"
+                f"{path or 'the request'} contains a NUL byte (\\x00), which no name, id or SQL statement may hold: "
+                "remove it"
             )
-        if isinstance(value, BaseModel):
-            refuse_nul(value, f"{path}.")
-        elif isinstance(value, list | tuple):
-            for index, item in enumerate(value):
-                if isinstance(item, str) and "\x00" in item:
-                    raise InvalidInput(f"{path}[{index}] contains a NUL byte (\\x00): remove it")
-                if isinstance(item, BaseModel):
-                    refuse_nul(item, f"{path}[{index}].")
+    elif isinstance(value, BaseModel):
+        for name, field in value:
+            refuse_nul(field, f"{path}.{name}" if path else name)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            refuse_nul(item, f"{path}[{index}]")
 
 
 class RpcClient:

@@ -24,6 +24,7 @@ from lakegate.common.delivery import Subscription, ensure_consumers
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
 from lakegate.common.metrics import ServiceMetrics
+from lakegate.common.nats_users import inbox_prefix
 from lakegate.common.rpc import RpcClient
 from lakegate.common.settings import ServiceSettings
 from lakegate.common.subjects import Topology
@@ -41,12 +42,10 @@ class Runtime:
     topology: Topology
     rpc: RpcClient
     metrics: ServiceMetrics
+    #: Where replies to this service come: the inbox only its NATS user may read.
+    inbox: str = "_INBOX"
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
     subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
-
-    def observe_delivery(self, title: str, outcome: str, attempt: int, seconds: float) -> None:
-        """Called once per settled JetStream delivery."""
-        self.metrics.delivered(title, outcome, attempt, seconds)
 
     async def scrape(self) -> bytes:
         """`/metrics`: the service's metrics, with each consumer's lag read from JetStream now."""
@@ -63,7 +62,8 @@ def runtime(service: str, settings: ServiceSettings) -> Runtime:
     tracer_provider = setup_telemetry(service, settings.telemetry)
     metrics = ServiceMetrics(service)
     broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
-    return Runtime(service, broker, settings.nats.topology, RpcClient(broker, settings.nats.request_timeout), metrics)
+    rpc = RpcClient(broker, settings.nats.request_timeout)
+    return Runtime(service, broker, settings.nats.topology, rpc, metrics, inbox_prefix(settings.nats.user))
 
 
 @contextlib.asynccontextmanager

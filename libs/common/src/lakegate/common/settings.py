@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from lakegate.common.subjects import Topology
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -27,9 +28,31 @@ class NatsSettings(BaseSettings):
 
     url: str = Field(default="nats://127.0.0.1:4222", description="Comma-separated NATS server URLs.")
     prefix: str = Field(default="lakegate", pattern=r"^[a-z][a-z0-9_]*$", description="Prefix of subjects and streams.")
-    user: str | None = None
-    password: SecretStr | None = None
+    user: str | None = Field(
+        default=None, description="The service's own NATS user (lakegate.common.nats_users); none: connect anonymously."
+    )
+    password: SecretStr | None = Field(default=None, description="The password of `user`.")
+    password_file: Path | None = Field(
+        default=None,
+        description=(
+            "A file holding the password of `user` (a mounted secret, or the local stack's keys/nats/<user>.password)."
+        ),
+    )
     request_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for a request/reply answer.")
+
+    @model_validator(mode="after")
+    def _read_password_file(self) -> NatsSettings:
+        if self.password is None and self.password_file is not None:
+            try:
+                self.password = SecretStr(self.password_file.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ValueError(
+                    f"LAKEGATE_NATS_PASSWORD_FILE={self.password_file} cannot be read ({exc.strerror}): "
+                    "point it at the file that holds the NATS password of LAKEGATE_NATS_USER"
+                ) from None
+        if self.password is not None and not self.user:
+            raise ValueError("LAKEGATE_NATS_PASSWORD is set but LAKEGATE_NATS_USER is not: set the user it belongs to")
+        return self
 
     @property
     def topology(self) -> Topology:

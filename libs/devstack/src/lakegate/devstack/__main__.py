@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -12,11 +13,13 @@ from types import FrameType
 
 from lakegate.common.api_tokens import check_scopes, mint
 from lakegate.common.errors import InvalidInput
+from lakegate.common.subjects import Topology
 from lakegate.devstack.guide import connection_guide, token_guide
 from lakegate.devstack.keys import ensure_fernet_key
 from lakegate.devstack.layout import StackHome
 from lakegate.devstack.leftovers import ChildRecords
 from lakegate.devstack.lock import holder
+from lakegate.devstack.nats_auth import render_with_env_refs, write_auth
 from lakegate.devstack.ports import accepts_connections
 from lakegate.devstack.processes import StartupError
 from lakegate.devstack.settings import StackSettings
@@ -40,7 +43,16 @@ def up(config: StackConfig) -> int:
         print("lakegate: interrupted while starting; everything started has been stopped", file=sys.stderr)
         return 130
     requires_token = stack.home.api_tokens.exists()
-    print(connection_guide(stack.urls, config.repo, stack.home.logs, requires_token), flush=True)
+    print(
+        connection_guide(
+            stack.urls,
+            config.repo,
+            stack.home.logs,
+            requires_token,
+            nats_password_file=stack.home.nats_password("edge"),
+        ),
+        flush=True,
+    )
     try:
         while True:
             signal.pause()
@@ -116,6 +128,27 @@ def _create_token(home: Path | None, tenant: str, scopes: str, name: str) -> int
     return 0
 
 
+def _nats_auth(directory: Path | None, prefix: str, tenants: list[str], env_refs: bool) -> int:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", prefix):
+        print(f"lakegate: --prefix {prefix!r}: use lower-case letters, digits and _, then a letter", file=sys.stderr)
+        return 2
+    if bad := [t for t in tenants if not re.fullmatch(r"[A-Za-z0-9_-]+", t)]:
+        print(f"lakegate: --tenant {bad[0]!r}: a tenant id is letters, digits, _ and -", file=sys.stderr)
+        return 2
+    if env_refs:
+        print(render_with_env_refs(Topology(prefix), tenants), end="")
+        return 0
+    if directory is None:
+        print("lakegate: nats-auth needs a DIRECTORY, or --env-refs to print the block", file=sys.stderr)
+        return 2
+    try:
+        print(write_auth(directory, Topology(prefix), tenants))
+    except StartupError as exc:
+        print(f"lakegate: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(
@@ -128,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="say whether the stack runs and whether each process is ready")
     key = commands.add_parser("key", help="create the catalog's Fernet key file if it is missing (Docker uses this)")
     key.add_argument("path", type=Path)
+    auth = commands.add_parser(
+        "nats-auth", help="generate NATS users' passwords and the server's authorization block (Docker, k8s use this)"
+    )
+    auth.add_argument("directory", type=Path, nargs="?", help="where auth.conf and users/<user>/password go")
+    auth.add_argument("--prefix", default="lakegate", help="the deployment's subject prefix (LAKEGATE_NATS_PREFIX)")
+    auth.add_argument("--tenant", action="append", default=[], help="a tenant whose events get a subscriber user")
+    auth.add_argument("--env-refs", action="store_true", help="print the block with $VARIABLE passwords instead")
     token = commands.add_parser("token", help="mint a static API token for the HTTP edge and print client configs")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="mint one token, bound to one tenant and its scopes")
@@ -137,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "token":
         return _create_token(args.home, args.tenant, args.scopes, args.name)
+    if args.command == "nats-auth":
+        return _nats_auth(args.directory, args.prefix, args.tenant, args.env_refs)
     if args.command == "key":
         try:
             print(ensure_fernet_key(args.path))

@@ -8,14 +8,15 @@ from pathlib import Path
 from lakegate.devstack.stack import StackUrls
 
 
-def claude_desktop_config(repo: Path, nats_url: str) -> dict[str, object]:
-    """An `mcpServers` entry that runs the edge over stdio against the running stack's NATS."""
+def claude_desktop_config(repo: Path, nats_url: str, nats_password_file: Path | None = None) -> dict[str, object]:
+    """An `mcpServers` entry that runs the edge over stdio against the running stack's NATS, as its `edge` user."""
+    login = {"LAKEGATE_NATS_USER": "edge", "LAKEGATE_NATS_PASSWORD_FILE": str(nats_password_file)}
     return {
         "mcpServers": {
             "lakegate": {
                 "command": "uv",
                 "args": ["run", "--directory", str(repo), "python", "-m", "lakegate.edge", "--transport", "stdio"],
-                "env": {"LAKEGATE_NATS_URL": nats_url},
+                "env": {"LAKEGATE_NATS_URL": nats_url, **(login if nats_password_file else {})},
             }
         }
     }
@@ -52,9 +53,11 @@ def token_guide(mcp_url: str, token: str, tenant_id: str, scopes: list[str]) -> 
     )
 
 
-def connection_guide(urls: StackUrls, repo: Path, logs: Path, requires_token: bool = False) -> str:
+def connection_guide(
+    urls: StackUrls, repo: Path, logs: Path, requires_token: bool = False, nats_password_file: Path | None = None
+) -> str:
     """The text `up` prints when every service is ready."""
-    desktop = json.dumps(claude_desktop_config(repo, urls.nats), indent=2)
+    desktop = json.dumps(claude_desktop_config(repo, urls.nats, nats_password_file), indent=2)
     code = (
         "  the endpoint requires a bearer token: `python -m lakegate.devstack token create` prints the\n"
         "  Claude Code and Claude Desktop configuration with one\n\n"

@@ -5,7 +5,8 @@
   nats/         JetStream data and the server's config
   postgres/     the catalog's PostgreSQL cluster
   lakehouse/    the local Delta Lake tables
-  keys/         catalog.key, the Fernet key that encrypts source secrets; api-tokens.json, token hashes
+  keys/         catalog.key, the Fernet key that encrypts source secrets; api-tokens.json, token hashes;
+                nats/<user>.password and postgres/<role>.password, generated on first start
   logs/         one <process>.log per process
   run/          the lock of the running `up` and the pids of its children
 ```
@@ -55,6 +56,19 @@ class StackHome:
     def api_tokens(self) -> Path:
         """Hashes of the static API tokens the edge accepts; once it exists the edge requires one."""
         return self.root / "keys" / "api-tokens.json"
+
+    def nats_password(self, user: str) -> Path:
+        """The generated password of one NATS user (the services read theirs with LAKEGATE_NATS_PASSWORD_FILE)."""
+        return self.root / "keys" / "nats" / f"{user}.password"
+
+    def postgres_password(self, role: str) -> Path:
+        """The generated password of one role of the catalog's PostgreSQL (its superuser, the catalog's own)."""
+        return self.root / "keys" / "postgres" / f"{role}.password"
+
+    @property
+    def catalog_pgpass(self) -> Path:
+        """The libpq password file the catalog reads its role's password from (PGPASSFILE)."""
+        return self.root / "keys" / "postgres" / "catalog.pgpass"
 
     @property
     def logs(self) -> Path:

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from lakegate.common.broker import MAX_PART_BYTES
+from lakegate.common.nats_users import NatsUsers
 from lakegate.devstack.ports import accepts_connections
 from lakegate.devstack.processes import StartupError, spawn, stop, wait_until
 
@@ -31,11 +33,24 @@ class NatsServer:
     port: int
     host: str = "127.0.0.1"
     log_file: Path | None = None  # default: beside the data, under `home`
+    #: Who may connect, with what permissions; None: anyone, with every subject (only for throwaway servers).
+    users: NatsUsers | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
+
+    def url_with(self, user: str) -> str:
+        """The URL with a user's credentials in it, for clients that take only a URL."""
+        password = self.password(user)
+        return f"nats://{quote(user, safe='')}:{quote(password, safe='')}@{self.host}:{self.port}"
+
+    def password(self, user: str) -> str:
+        for known in self.users.users if self.users else ():
+            if known.name == user:
+                return known.password
+        raise KeyError(f"nats-server on port {self.port} has no user {user!r}")
 
     @property
     def log(self) -> Path:
@@ -44,6 +59,8 @@ class NatsServer:
     def write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "nats-server.conf"
+        config.touch(mode=0o600)
+        config.chmod(0o600)  # it holds the users' passwords
         config.write_text(
             f"host: {self.host}\n"
             f"port: {self.port}\n"
@@ -52,7 +69,7 @@ class NatsServer:
             f'  store_dir: "{self.home / "jetstream"}"\n'
             "  max_memory_store: 256MB\n"
             "  max_file_store: 20GB\n"
-            "}\n"
+            "}\n" + (self.users.render() if self.users is not None else "")
         )
         return config
 

@@ -58,6 +58,11 @@ def _run_as() -> str | None:
     return "lakegate-pg"
 
 
+def _literal(text: str) -> str:
+    """`text` inside a single-quoted SQL literal."""
+    return text.replace("'", "''")
+
+
 def _identity(user: str | None) -> dict[str, Any]:
     """Keyword arguments for subprocess that switch to `user` with its own group only."""
     if user is None:
@@ -68,13 +73,16 @@ def _identity(user: str | None) -> dict[str, Any]:
 
 @dataclass
 class PostgresCluster:
-    """One cluster under `home`, listening on loopback `port`, trusting local connections."""
+    """One cluster under `home`, listening on loopback `port`; trusting local connections unless it has a password."""
 
     home: Path
     port: int
     host: str = "127.0.0.1"
     log_file: Path | None = None  # default: beside the data, under `home`
     durable: bool = True  # False: no fsync, for throwaway test clusters
+    #: The superuser's password; set, every role must give its password over TCP and the socket
+    #: (scram-sha-256). None: loopback and the socket are trusted (the test harness's source cluster).
+    superuser_password: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -105,29 +113,53 @@ class PostgresCluster:
         if user is not None:
             shutil.chown(self.home, user)
             shutil.chown(self.data, user)
-        result = subprocess.run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            capture_output=True,
-            text=True,
-            **_identity(user),
-        )
+        # initdb reads the superuser's password from a file (never argv); it is gone once initdb is done.
+        pwfile = self.home / "initdb.pwfile"
+        options = []
+        if self.superuser_password is not None:
+            pwfile.touch(mode=0o600)
+            pwfile.write_text(self.superuser_password + "\n")
+            if user is not None:
+                shutil.chown(pwfile, user)
+            options = [f"--pwfile={pwfile}"]
+        try:
+            result = subprocess.run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    *options,
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                capture_output=True,
+                text=True,
+                **_identity(user),
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise StartupError(f"initdb failed for {self.data}: {result.stderr.strip()}")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write("\n# lakegate\nmax_connections = 200\nshared_buffers = 128MB\n")
             if not self.durable:  # throwaway test clusters trade crash safety for speed
                 conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+        self._write_hba(trusting=self.superuser_password is None)
+
+    def _write_hba(self, *, trusting: bool) -> None:
+        if not trusting:
+            # Every role, every way in: the catalog's own database is no source anyone reaches without its password.
+            (self.data / "pg_hba.conf").write_text(
+                "local all all scram-sha-256\n"
+                "host all all 127.0.0.1/32 scram-sha-256\n"
+                "host all all ::1/128 scram-sha-256\n"
+            )
+            return
         # Loopback is trusted, except for members of PASSWORD_ROLE, who must give a real password:
         # that is how tests (and anyone trying the stack) see password checks work.
         (self.data / "pg_hba.conf").write_text(
@@ -137,6 +169,17 @@ class PostgresCluster:
             "host all all 127.0.0.1/32 trust\n"
             "host all all ::1/128 trust\n"
         )
+
+    def _require_passwords(self) -> None:
+        """Give the superuser its password, then let no role in without one (a home made before this trusts)."""
+        if self.superuser_password is None:
+            return
+        hba = (self.data / "pg_hba.conf").read_text()
+        if "trust" not in hba:
+            return
+        self._psql(f"ALTER ROLE {SUPERUSER} PASSWORD '{_literal(self.superuser_password)}';\n", "set the password")
+        self._write_hba(trusting=False)
+        self._psql("SELECT pg_reload_conf();\n", "reload pg_hba.conf")
 
     def start(self, timeout: float = 60.0) -> None:
         bindir = server_binaries()
@@ -165,6 +208,7 @@ class PostgresCluster:
             identity=_identity(user),
         )
         wait_until(self._ready, timeout=timeout, what=f"PostgreSQL on port {self.port}", proc=self.proc, log=self.log)
+        self._require_passwords()
         self._ensure_password_role()
 
     def _ready(self) -> bool:
@@ -177,11 +221,13 @@ class PostgresCluster:
         return probe.returncode == 0
 
     def _psql(self, script: str, what: str) -> None:
+        env = {**os.environ, "PGPASSWORD": self.superuser_password} if self.superuser_password else None
         result = subprocess.run(
             [str(server_binaries() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", self.dsn()],
             input=script,
             capture_output=True,
             text=True,
+            env=env,
         )
         if result.returncode != 0:
             raise StartupError(f"could not {what} on port {self.port}: {result.stderr.strip()}")
@@ -193,8 +239,11 @@ class PostgresCluster:
             f"create role {PASSWORD_ROLE}",
         )
 
-    def ensure_database(self, name: str, owner: str) -> str:
-        """Create login role `owner` and database `name` owned by it, unless they exist; returns its DSN."""
+    def ensure_database(self, name: str, owner: str, password: str | None = None) -> str:
+        """Create login role `owner` and database `name` owned by it, unless they exist; returns its DSN.
+
+        With a `password`, the role gets it (again, on every start), and the DSN holds it.
+        """
         for ident in (name, owner):
             if not re.fullmatch(r"[a-z_][a-z0-9_]*", ident):
                 raise StartupError(f"{ident!r} is not a plain lower-case PostgreSQL name: use a-z, 0-9 and _")
@@ -205,8 +254,10 @@ class PostgresCluster:
             f"SELECT 'CREATE DATABASE {name} OWNER {owner}' WHERE NOT EXISTS "
             f"(SELECT FROM pg_database WHERE datname = '{name}')\\gexec\n"
         )
+        if password is not None:
+            script += f"ALTER ROLE {owner} PASSWORD '{_literal(password)}';\n"
         self._psql(script, f"create database {name}")
-        return self.dsn(name, user=owner)
+        return self.dsn(name, user=owner, password=password)
 
     def stop(self) -> None:
         if self.proc is not None:

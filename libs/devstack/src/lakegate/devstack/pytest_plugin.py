@@ -7,6 +7,7 @@ and never depend on order. Nothing here touches services already running on the 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from lakegate.common.nats_users import NatsUser, NatsUsers
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.nats_server import NatsServer
 from lakegate.devstack.ports import free_port
@@ -25,7 +27,9 @@ CreateDatabase = Callable[[str], Awaitable[str]]
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path_factory.mktemp("nats"), free_port())
+    # Like every deployment, the harness's server refuses anonymous clients; tests log in as `tests`.
+    users = NatsUsers((NatsUser("tests", secrets.token_urlsafe(16)),))
+    server = NatsServer(tmp_path_factory.mktemp("nats"), free_port(), users=users)
     server.start()
     yield server
     server.stop()
@@ -64,7 +68,7 @@ def unique() -> str:
 @pytest.fixture
 def nats_settings(nats_server: NatsServer, unique: str) -> NatsSettings:
     """NATS settings with a subject/stream prefix of this test's own."""
-    return NatsSettings(url=nats_server.url, prefix=f"t{unique}", request_timeout=20.0)
+    return NatsSettings(url=nats_server.url_with("tests"), prefix=f"t{unique}", request_timeout=20.0)
 
 
 @pytest.fixture

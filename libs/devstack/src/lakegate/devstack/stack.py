@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from lakegate.common.nats_users import NatsUsers, deployment_users, inbox_prefix, tenant_subscriber
+from lakegate.common.subjects import Topology
 from lakegate.devstack.keys import ensure_fernet_key
 from lakegate.devstack.layout import StackHome, repo_root
 from lakegate.devstack.leftovers import ChildRecords
 from lakegate.devstack.lock import StackLock
 from lakegate.devstack.nats_server import NatsServer
+from lakegate.devstack.passwords import ensure_password
 from lakegate.devstack.ports import PortClaim, check_ports, free_port
-from lakegate.devstack.postgres import PostgresCluster
+from lakegate.devstack.postgres import SUPERUSER, PostgresCluster
 from lakegate.devstack.supervisor import Backoff, ServiceLaunch, Supervisor
 
 log = logging.getLogger("lakegate.devstack")
@@ -34,7 +38,11 @@ SERVICES: Mapping[str, str] = {
 }
 CATALOG_DATABASE = "lakegate_catalog"
 CATALOG_ROLE = "lakegate"
+#: The tenant of unauthenticated local callers; its events get a subscriber user of their own.
+LOCAL_TENANT = "default"
 LOOPBACK = "127.0.0.1"
+#: How nats-server logs a refused publish and a refused subscription.
+REFUSALS = ("Permissions", "Subscription")
 
 
 @dataclass(frozen=True)
@@ -146,13 +154,16 @@ class Stack:
             check_ports(self.config.port_claims())
             self.home.create()
             ensure_fernet_key(self.home.catalog_key)
+            self.nats.users = self._nats_users()
             log.info("starting NATS on port %d", self.config.ports.nats)
             self.nats.start()
             self._record("nats", self.nats)
             log.info("starting PostgreSQL on port %d", self.config.ports.postgres)
+            self.postgres.superuser_password = self.postgres_password(SUPERUSER)
             self.postgres.start()
             self._record("postgres", self.postgres)
-            self.postgres.ensure_database(CATALOG_DATABASE, CATALOG_ROLE)
+            self.postgres.ensure_database(CATALOG_DATABASE, CATALOG_ROLE, self.postgres_password(CATALOG_ROLE))
+            self._write_pgpass()
             self._write_description()
             self.supervisor.start(self.config.ready_timeout)
         except BaseException:
@@ -205,6 +216,8 @@ class Stack:
         specific: dict[str, dict[str, str]] = {
             "catalog": {
                 "LAKEGATE_CATALOG_DATABASE_URL": self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE),
+                # The role's password, in a libpq password file rather than in the URL or the environment.
+                "PGPASSFILE": str(self.home.catalog_pgpass),
                 "LAKEGATE_CATALOG_SECRET_KEY_FILE": str(self.home.catalog_key),
             },
             # No source may point at the stack itself (NATS is added by the extractor on its own).
@@ -220,6 +233,9 @@ class Stack:
             prefix = f"LAKEGATE_{name.upper()}_"
             env = {
                 "LAKEGATE_NATS_URL": self.nats.url,
+                # Each service is its own NATS user with only its subjects; the password stays in a file.
+                "LAKEGATE_NATS_USER": name,
+                "LAKEGATE_NATS_PASSWORD_FILE": str(self.home.nats_password(name)),
                 f"{prefix}HEALTH_HOST": LOOPBACK,
                 f"{prefix}HEALTH_PORT": str(ports.health(name)),
                 **specific[name],
@@ -233,6 +249,63 @@ class Stack:
                 else ServiceLaunch.module(name, module, env, ports.health(name), serves=serves)
             )
         return launches
+
+    @property
+    def topology(self) -> Topology:
+        """The subjects of this stack (a test may give it a prefix of its own)."""
+        return Topology(self.config.env.get("LAKEGATE_NATS_PREFIX", "lakegate"))
+
+    def nats_password(self, user: str) -> str:
+        """The generated password of a NATS user of this stack: a service, `admin` or `default_events`."""
+        return ensure_password(self.home.nats_password(user))
+
+    def nats_credentials(self, user: str = "admin") -> dict[str, str]:
+        """Keyword arguments for `nats.connect` that log in as `user` (`admin` may use every subject)."""
+        return {"user": user, "password": self.nats_password(user), "inbox_prefix": inbox_prefix(user)}
+
+    def postgres_password(self, role: str) -> str:
+        """The generated password of a role of the catalog's PostgreSQL (`postgres`, the catalog's own)."""
+        return ensure_password(self.home.postgres_password(role))
+
+    def catalog_database_dsn(self) -> str:
+        """The catalog's database URL with its role's password, for a client of the test's own."""
+        return self.postgres.dsn(CATALOG_DATABASE, user=CATALOG_ROLE, password=self.postgres_password(CATALOG_ROLE))
+
+    def _write_pgpass(self) -> None:
+        path = self.home.catalog_pgpass
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(f"*:*:{CATALOG_DATABASE}:{CATALOG_ROLE}:{self.postgres_password(CATALOG_ROLE)}\n")
+
+    def _log_texts(self) -> dict[str, str]:
+        return {
+            path.name: path.read_text(encoding="utf-8", errors="replace")
+            for path in sorted(self.home.logs.glob("*.log"))
+        }
+
+    def secrets_in_logs(self, secrets: Iterable[str]) -> dict[str, list[str]]:
+        """Each of `secrets` that some log of the stack holds, with the logs that hold it."""
+        texts = self._log_texts()
+        found = {secret: [name for name, text in texts.items() if secret in text] for secret in secrets if secret}
+        return {secret: names for secret, names in found.items() if names}
+
+    def logs_matching(self, pattern: str) -> list[str]:
+        """The log lines of the stack that match a regular expression."""
+        compiled = re.compile(pattern)
+        return [line for text in self._log_texts().values() for line in text.splitlines() if compiled.search(line)]
+
+    def nats_permission_violations(self) -> list[str]:
+        """The lines of the NATS log where the server refused a user a subject (to publish or subscribe)."""
+        try:
+            text = self.nats.log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if any(f"{kind} Violation" in line for kind in REFUSALS)]
+
+    def _nats_users(self) -> NatsUsers:
+        names = [*SERVICES, tenant_subscriber(LOCAL_TENANT), "admin"]
+        passwords = {name: self.nats_password(name) for name in names}
+        return deployment_users(self.topology, passwords, tenants=(LOCAL_TENANT,))
 
     def _own_endpoints(self) -> list[str]:
         ports = self.config.ports

@@ -104,7 +104,11 @@ def local_lakehouse(settings: LoaderSettings) -> LocalLakehouse:
     settings.lakehouse.mkdir(parents=True, exist_ok=True)
     return LocalLakehouse(
         settings.lakehouse,
-        limits=EngineLimits(threads=settings.query_threads, memory_limit=settings.query_memory_limit),
+        limits=EngineLimits(
+            threads=settings.query_threads,
+            memory_limit=settings.query_memory_limit,
+            process_memory=settings.query_process_bytes,
+        ),
         timeouts=Timeouts(query=settings.query_timeout_seconds, transform=settings.transform_timeout_seconds),
         max_result_bytes=settings.max_result_bytes,
         queue_depth=settings.load_queue_depth,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from lakegate.common.settings import ServiceSettings
+from lakegate.loader.warehouses.sqlengine import size_bytes
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -161,6 +162,14 @@ class LoaderSettings(ServiceSettings):
         description="DuckDB memory limit per query, e.g. '2GB'; a query that needs more fails saying so. Also what a "
         "merge's deduplication and Delta MERGE hold before spilling to disk.",
     )
+    query_process_memory: str = Field(
+        default="1GB",
+        description="Memory a query or preview of the local lakehouse may add to its own process, e.g. '1GB': each "
+        "runs in a child process whose address space the OS caps (RLIMIT_AS) at what it holds once its tables are "
+        "open plus this, so lists and strings DuckDB's memory limit does not see cannot grow the loader; a query that "
+        "needs more fails saying so. 'none' runs queries in the loader's process, bounded by "
+        "LAKEGATE_LOADER_QUERY_MEMORY_LIMIT alone.",
+    )
     query_slots: int = Field(
         default=4,
         ge=1,
@@ -184,6 +193,11 @@ class LoaderSettings(ServiceSettings):
         return self.warehouse
 
     @property
+    def query_process_bytes(self) -> int | None:
+        """`query_process_memory` in bytes; None when queries run in the loader's process."""
+        return size_bytes(self.query_process_memory)
+
+    @property
     def lakehouse(self) -> Path:
         """The directory that holds every catalog."""
         return self.home / "lakehouse"
@@ -194,6 +208,11 @@ class LoaderSettings(ServiceSettings):
             raise ValueError(
                 f"default_max_rows ({self.default_max_rows}) is above max_rows_limit ({self.max_rows_limit}); "
                 "lower LAKEGATE_LOADER_DEFAULT_MAX_ROWS or raise LAKEGATE_LOADER_MAX_ROWS_LIMIT"
+            )
+        if self.query_process_memory.strip().lower() != "none" and size_bytes(self.query_process_memory) is None:
+            raise ValueError(
+                f"query_process_memory {self.query_process_memory!r} is not a size: write e.g. '1GB' or '512MB' in "
+                "LAKEGATE_LOADER_QUERY_PROCESS_MEMORY, or 'none'"
             )
         if self.warehouse_kind == "databricks" and self.databricks.missing():
             raise ValueError(

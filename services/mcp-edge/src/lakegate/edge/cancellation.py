@@ -53,8 +53,11 @@ class CancelRouting:
         raise MCPError(code=REQUEST_CANCELLED, message="the request was cancelled by the client")
 
     def _key(self, ctx: ServerRequestContext[Any, Any], request_id: object) -> _Key:
-        tenant = self._tenancy.known() or ""
-        headers = getattr(ctx.request, "headers", None)
-        authorization = headers.get("authorization", "") if headers is not None else ""
-        digest = hashlib.sha256(authorization.encode()).hexdigest()[:32]
-        return tenant, digest, str(request_id)
+        return (*caller(self._tenancy, ctx), str(request_id))
+
+
+def caller(tenancy: Tenancy, ctx: ServerRequestContext[Any, Any]) -> tuple[str, str]:
+    """Who sent a request: its tenant and a digest of its `Authorization` header (never the header itself)."""
+    headers = getattr(ctx.request, "headers", None)
+    authorization = headers.get("authorization", "") if headers is not None else ""
+    return tenancy.known() or "", hashlib.sha256(authorization.encode()).hexdigest()[:32]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 
 from lakegate.common.contracts.catalog import ListRuns, RunList
@@ -21,7 +22,15 @@ from lakegate.common.names import LAYERS, tenant_catalog
 from lakegate.edge.backend import Backend
 from lakegate.edge.metadata import all_schedules, all_sources, all_tables
 from mcp.server.mcpserver import MCPServer
-from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INVALID_PARAMS,
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    PromptReference,
+    ResourceTemplateReference,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,7 @@ def add_completions(server: MCPServer, backend: Backend) -> None:
         argument: CompletionArgument,
         context: CompletionContext | None,
     ) -> Completion:
+        await check_reference(server, ref, argument.name)
         known = context.arguments if context and context.arguments else {}
         try:
             values = await candidates(backend, ref, argument.name, known)
@@ -51,6 +61,33 @@ def add_completions(server: MCPServer, backend: Backend) -> None:
     # mcp 2.3 leaves this decorator factory unannotated.
     register = server.completion()  # type: ignore[no-untyped-call]
     register(complete)
+
+
+async def check_reference(server: MCPServer, ref: PromptReference | ResourceTemplateReference, argument: str) -> None:
+    """An unknown prompt or template, or an argument it does not have, is invalid params (-32602)."""
+    if isinstance(ref, PromptReference):
+        prompts = {prompt.name: prompt for prompt in await server.list_prompts()}
+        prompt = prompts.get(ref.name)
+        if prompt is None:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"unknown prompt {ref.name!r}; the prompts are {', '.join(sorted(prompts))}",
+            )
+        names = [arg.name for arg in prompt.arguments or []]
+        where = f"prompt {ref.name!r}"
+    else:
+        templates = [template.uri_template for template in await server.list_resource_templates()]
+        if ref.uri not in templates:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"unknown resource template {ref.uri!r}; the templates are {', '.join(sorted(templates))}",
+            )
+        names = re.findall(r"{(\w+)}", ref.uri)
+        where = f"template {ref.uri!r}"
+    if argument not in names:
+        raise MCPError(
+            code=INVALID_PARAMS, message=f"{where} has no argument {argument!r}; its arguments are {', '.join(names)}"
+        )
 
 
 async def candidates(

@@ -137,6 +137,15 @@ class EdgeSettings(ServiceSettings):
         ),
     )
     access_log: bool = Field(default=False, description="Log one line per HTTP request (uvicorn's access log).")
+    rate_limit_per_second: float = Field(
+        default=100.0,
+        ge=0,
+        description="Tool calls per second each tenant may make on average (a token bucket per tenant, per edge "
+        "process); a call past it is refused with retry_after. 0 turns the limit off.",
+    )
+    rate_limit_burst: int = Field(
+        default=1000, ge=1, description="Tool calls a tenant may make at once before its rate limit applies."
+    )
 
     @field_validator("default_tenant")
     @classmethod

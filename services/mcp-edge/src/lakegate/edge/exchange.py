@@ -19,6 +19,14 @@ mode does. Everything else, including every request with a progress token, goes 
 unchanged, byte for byte (the buffered body is replayed), so SSE, progress and every refusal keep
 their SDK behaviour. A client that disconnects before the answer cancels the handler, and gets no
 answer, like a cancelled request on the SDK's path.
+
+JSON-RPC batches (a JSON array body) were part of protocol version 2025-03-26 only, which is
+also what a POST without `MCP-Protocol-Version` speaks. Such a batch is served here: each request
+in it is served like a JSON exchange (without progress: a batch answer has no stream), each
+notification goes to the SDK as a POST of its own (so a `notifications/cancelled` still reaches its
+call), and the answer is the JSON array of the requests' responses (202 when there are none). A
+batch under any later version is refused with one JSON-RPC error, -32600, saying to send one
+message per POST, instead of the SDK's validation dump.
 """
 
 from __future__ import annotations
@@ -45,7 +53,15 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import DEFAULT_NEGOTIATED_VERSION, ErrorData, JSONRPCError, RequestId
+from mcp_types import (
+    DEFAULT_NEGOTIATED_VERSION,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    ErrorData,
+    JSONRPCError,
+    RequestId,
+)
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +70,8 @@ log = logging.getLogger(__name__)
 
 _VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode("latin-1")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+#: The one protocol version with JSON-RPC batches (and the one a POST without a version header speaks).
+BATCH_VERSION = "2025-03-26"
 
 
 @dataclass
@@ -112,12 +130,20 @@ class JsonExchanges:
         self._security = TransportSecurityMiddleware(manager.security_settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not self._handshake_era(scope):
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self._fallback(scope, receive, send)
             return
         first = await receive()
         body: bytes = first.get("body", b"") if first["type"] == "http.request" else b""
-        message = None if first.get("more_body", False) else _single_request(body)
+        while first["type"] == "http.request" and first.get("more_body", False) and body.lstrip()[:1] == b"[":
+            more = await receive()  # a batch is read whole (the SDK's body limit is in front of this)
+            body += more.get("body", b"")
+            first = {"type": "http.request", "body": body, "more_body": more.get("more_body", False)}
+        if body.lstrip()[:1] == b"[":
+            await self._batch(Request(scope, receive), scope, body, send)
+            return
+        handshake = self._handshake_era(scope)
+        message = None if first.get("more_body", False) or not handshake else _single_request(body)
         replayed = False
 
         async def replay() -> Message:
@@ -136,6 +162,99 @@ class JsonExchanges:
             await refusal(scope, replay, send)
             return
         await self._answer(request, message, scope, receive, send)
+
+    async def _batch(self, request: Request, scope: Scope, body: bytes, send: Send) -> None:
+        refusal = await self._security.validate_request(request, is_post=True)
+        if refusal is not None:
+            await refusal(scope, _nothing, send)
+            return
+        version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER, BATCH_VERSION)
+        try:
+            messages = json.loads(body)
+        except (ValueError, RecursionError):
+            messages = None
+        if version != BATCH_VERSION or not isinstance(messages, list) or not messages:
+            why = (
+                "the batch is not a non-empty JSON array of JSON-RPC messages"
+                if version == BATCH_VERSION
+                else f"JSON-RPC batches are part of protocol version {BATCH_VERSION} only and this request "
+                f"speaks {version}: send one JSON-RPC message per POST"
+            )
+            await _reply(send, 400, _error(None, INVALID_REQUEST, why))
+            return
+        answers: list[dict[str, Any]] = []
+        for message in messages:
+            answer = await self._batched(request, scope, message)
+            if answer is not None:
+                answers.append(answer)
+        if answers:
+            await _reply(send, 200, answers)
+        else:
+            await send({"type": "http.response.start", "status": 202, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    async def _batched(self, request: Request, scope: Scope, message: Any) -> dict[str, Any] | None:
+        """The response to one message of a batch; None for a notification or a response."""
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            return _error(None, INVALID_REQUEST, "each message of a batch must be a JSON-RPC 2.0 object")
+        request_id, method, params = message.get("id"), message.get("method"), message.get("params")
+        if not isinstance(method, str):
+            return None  # a response to a request of ours: a stateless edge sends none
+        if request_id is None:
+            await self._fallback_one(scope, message)
+            return None
+        if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+            return _error(None, INVALID_REQUEST, "a request id is a string or an integer")
+        if method == "initialize":
+            return _error(request_id, INVALID_REQUEST, "initialize must not be part of a batch: POST it alone")
+        if params is not None and not isinstance(params, dict):
+            return _error(request_id, INVALID_PARAMS, "params must be an object")
+        outcome = await self._serve(request, request_id, method, params, BATCH_VERSION)
+        if isinstance(outcome, ErrorData):
+            return {"jsonrpc": "2.0", "id": request_id, "error": outcome.model_dump(by_alias=True, exclude_none=True)}
+        return {"jsonrpc": "2.0", "id": request_id, "result": outcome}
+
+    async def _fallback_one(self, scope: Scope, message: dict[str, Any]) -> None:
+        """Hand one notification of a batch to the SDK as a POST of its own; its answer (202) is dropped."""
+        body = json.dumps(message).encode()
+        headers = [(key, value) for key, value in scope["headers"] if key != b"content-length"]
+        sent = False
+
+        async def once() -> Message:
+            nonlocal sent
+            if sent:
+                await anyio.sleep_forever()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def drop(message: Message) -> None:
+            return None
+
+        await self._fallback({**scope, "headers": [*headers, _length(body)]}, once, drop)
+
+    async def _serve(
+        self, request: Request, request_id: RequestId, method: str, params: Any, version: str
+    ) -> dict[str, Any] | ErrorData:
+        context = _ExchangeContext(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+            request_id=request_id,
+            message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False),
+        )
+        try:
+            return await serve_one(
+                self._server,
+                context,
+                method,
+                params,
+                connection=Connection.from_envelope(version, None, None),
+                lifespan_state=self._manager._lifespan_state,
+            )
+        except Exception as exc:
+            error = handler_exception_to_error_data(exc)
+            if error is None:
+                log.error("handler for %r raised", method, exc_info=exc)
+                error = ErrorData(code=INTERNAL_ERROR, message=f"the edge failed to answer {method}")
+            return error
 
     @staticmethod
     def _handshake_era(scope: Scope) -> bool:
@@ -194,6 +313,20 @@ class JsonExchanges:
             )
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON_HEADERS, _length(answer)]})
         await send({"type": "http.response.body", "body": answer})
+
+
+def _error(request_id: RequestId | None, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+async def _reply(send: Send, status: int, answer: object) -> None:
+    body = json.dumps(answer).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [*_JSON_HEADERS, _length(body)]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _nothing() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _length(body: bytes) -> tuple[bytes, bytes]:

@@ -18,7 +18,14 @@ from lakegate.common.contracts.sources import ListSources, SourceInfo, SourceLis
 from lakegate.common.contracts.warehouse import ListTables, TableList, TableSummary
 from lakegate.common.names import LAYERS, tenant_catalog
 from lakegate.edge.backend import Backend
-from lakegate.edge.results.catalog import DatasetColumn, LineageEdge, MetadataResult, TableMetadata, Via
+from lakegate.edge.results.catalog import (
+    LISTED_COLUMNS,
+    DatasetColumn,
+    LineageEdge,
+    MetadataResult,
+    TableMetadata,
+    Via,
+)
 from lakegate.edge.results.sources import SourceSummary
 
 T = TypeVar("T")
@@ -92,7 +99,7 @@ async def lakehouse_metadata(backend: Backend) -> MetadataResult:
         all_sources(backend, tenant),
     )
     tables = [table for listing in listings for table in listing]
-    return assemble(tenant_catalog(tenant), tables, datasets, sources)
+    return assemble(tenant_catalog(tenant), tables, datasets, sources).within()
 
 
 def assemble(
@@ -143,6 +150,7 @@ def _table_metadata(
     assert ref is not None  # every name came from a listing or a dataset
     upstream = [str(r) for r in dataset.upstream] if dataset is not None else []
     source = _source_node(dataset, names) if dataset is not None and dataset.source_table else None
+    columns = dataset.columns if dataset is not None else []
     return TableMetadata(
         table_name=name,
         name=ref.name,
@@ -157,7 +165,9 @@ def _table_metadata(
         upstream=[source, *upstream] if source else upstream,
         downstream=sorted(downstream),
         keys=dataset.keys if dataset is not None else [],
-        columns=[DatasetColumn.of(c) for c in dataset.columns] if dataset is not None else [],
+        columns=[DatasetColumn.of(c) for c in columns[:LISTED_COLUMNS]],
+        column_count=len(columns),
+        columns_truncated=len(columns) > LISTED_COLUMNS,
         definition=dataset.definition if dataset is not None else None,
         last_synced_at=dataset.last_synced_at if dataset is not None else None,
         last_run_id=dataset.last_run_id if dataset is not None else None,

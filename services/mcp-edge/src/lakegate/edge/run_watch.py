@@ -4,7 +4,9 @@ The edge listens on core NATS (so it consumes nothing from the streams) to every
 (`run_signals.RunSignals.subjects`), and only then re-reads the run from the catalog, so a step
 taken before the subscriptions existed still counts. It waits until the catalog says the run is
 terminal (succeeded, failed or cancelled) or the wait is over, and turns every message into MCP
-progress.
+progress. Each step of the run is also announced as an update of the resource `run://<id>` to the
+`subscriptions/listen` streams (2026-07-28) that subscribed to it, and its end as an update of
+`datasource://<id>/status` (the source was just read, so a listener re-checks it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lakegate.common.errors import TransientError
 from lakegate.edge.backend import Backend
 from lakegate.edge.progress import ProgressMeter, ReportProgress, Signal
 from lakegate.edge.run_signals import RunSignals, status_signal
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
@@ -28,8 +31,9 @@ log = logging.getLogger(__name__)
 class RunWatch:
     """Waits for sync runs over the edge's NATS connection."""
 
-    def __init__(self, backend: Backend, *, poll_seconds: float = 5.0) -> None:
+    def __init__(self, backend: Backend, updates: SubscriptionBus, *, poll_seconds: float = 5.0) -> None:
         self._backend = backend
+        self._updates = updates
         # Core NATS may drop a message (a reconnect, a slow consumer); a periodic re-read bounds the cost.
         self._poll_seconds = poll_seconds
 
@@ -44,9 +48,11 @@ class RunWatch:
         meter = ProgressMeter(report_public)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
+        resource = ResourceUpdated(uri=f"run://{run.run_id}")
         async with self._signals(run) as inbox:
             run = await self._refresh(run)
             await meter.show(status_signal(run))
+            await self._updates.publish(resource)
             while run.status not in TERMINAL_STATUSES:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -58,9 +64,12 @@ class RunWatch:
                     await meter.show(status_signal(run))
                     continue
                 await meter.show(signal)
+                await self._updates.publish(resource)
                 if signal.settles:
                     run = await self._refresh(run)
                     await meter.show(status_signal(run))
+            await self._updates.publish(resource)
+        await self._updates.publish(ResourceUpdated(uri=f"datasource://{run.connection_id}/status"))
         return run
 
     async def _read(self, run: RunView) -> RunView:

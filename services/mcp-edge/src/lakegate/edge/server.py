@@ -12,11 +12,16 @@ from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
 from lakegate.edge.failures import argument_problems
+from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
+from lakegate.edge.ratelimits import RateLimitedCalls, TokenBuckets
 from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.scopes import ScopedRequests
+from lakegate.edge.task_calls import CAPABILITY as TASKS_CAPABILITY
+from lakegate.edge.task_calls import TASK_TOOLS, TaskCalls
+from lakegate.edge.tool_listing import compact
 from lakegate.edge.tools.assist import add_assist_tools
 from lakegate.edge.tools.audit import add_audit_tools
 from lakegate.edge.tools.catalog import add_catalog_tools
@@ -27,8 +32,20 @@ from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, INVALID_REQUEST, CallToolResult, GetPromptResult, InputRequiredResult, Resource
+from mcp_types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    CallToolResult,
+    GetPromptResult,
+    InputRequiredResult,
+    Resource,
+    ServerCapabilities,
+    Tool,
+    ToolExecution,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 INSTRUCTIONS = """\
@@ -47,11 +64,34 @@ suggest_query and explain_data ask your own model (MCP sampling) with the real s
 class LakegateServer(MCPServer):
     """An MCP server whose `resources/list` also lists the caller's own sources, tables and runs."""
 
-    def __init__(self, backend: Backend, **kwargs: Any) -> None:
+    def __init__(self, backend: Backend, tasks: TaskCalls, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._backend = backend
         # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
+        tasks.install(self._lowlevel_server)
+        lowlevel_capabilities = self._lowlevel_server.get_capabilities
+
+        over_stdio = backend.settings.transport == "stdio"
+
+        def capabilities(*args: Any, protocol_version: str | None = None, **kwargs: Any) -> ServerCapabilities:
+            claimed = lowlevel_capabilities(*args, protocol_version=protocol_version, **kwargs)
+            return true_capabilities(claimed, protocol_version, session_notifications=over_stdio)
+
+        self._lowlevel_server.get_capabilities = capabilities  # type: ignore[method-assign]
+
+    @property
+    def subscriptions(self) -> SubscriptionBus:
+        """The bus of `subscriptions/listen` streams (2026-07-28)."""
+        return self._subscriptions
+
+    async def list_tools(self) -> list[Tool]:
+        """The tools with compact schemas (`tool_listing`); those of `TASK_TOOLS` may run as a task."""
+        task = ToolExecution(task_support="optional")
+        return [
+            tool.model_copy(update={"execution": task}) if tool.name in TASK_TOOLS else tool
+            for tool in compact(await super().list_tools())
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -92,10 +132,42 @@ class LakegateServer(MCPServer):
         return await super().get_prompt(name, arguments, context)
 
 
+def true_capabilities(
+    claimed: ServerCapabilities, protocol_version: str | None, *, session_notifications: bool
+) -> ServerCapabilities:
+    """What the edge really does: tools and prompts never change at run time, so no listChanged for them.
+
+    In the handshake era: resources/list_changed only where the session is a connection that can carry
+    it (stdio; stateless HTTP has no stream for it), and task-augmented tool calls (tasks are part of
+    2025-11-25). In 2026-07-28 the SDK's claims follow `subscriptions/listen`, which gets list changes and
+    run:// and datasource:// updates (`changes`, `run_watch`).
+    """
+    update: dict[str, Any] = {}
+    if claimed.tools is not None:
+        update["tools"] = claimed.tools.model_copy(update={"list_changed": False})
+    if claimed.prompts is not None:
+        update["prompts"] = claimed.prompts.model_copy(update={"list_changed": False})
+    if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        update["tasks"] = TASKS_CAPABILITY
+        if claimed.resources is not None:
+            update["resources"] = claimed.resources.model_copy(update={"list_changed": session_notifications})
+    return claimed.model_copy(update=update)
+
+
+def rate_limits(backend: Backend) -> list[RateLimitedCalls]:
+    """The per-tenant rate limit middleware, unless the settings turn it off."""
+    settings = backend.settings
+    if settings.rate_limit_per_second <= 0:
+        return []
+    return [RateLimitedCalls(backend.tenancy, TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst))]
+
+
 def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | None = None) -> MCPServer:
     """An MCP server that calls the catalog, the extractor and the loader through `backend`."""
+    tasks = TaskCalls(backend.tenancy)
     server = LakegateServer(
         backend,
+        tasks,
         auth=auth.settings if auth else None,
         token_verifier=auth.verifier if auth else None,
         name="lakegate",
@@ -105,12 +177,15 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
         middleware=[
             AuditedCalls(trail, backend.tenancy),
             ScopedRequests(backend.tenancy),
+            *rate_limits(backend),
             CancelRouting(backend.tenancy),
+            tasks,
+            MissingResources(),
             ObservedCalls(backend.runtime.metrics, backend.tenancy),
         ],
     )
     add_source_tools(server, backend)
-    add_sync_tools(server, backend, RunWatch(backend))
+    add_sync_tools(server, backend, RunWatch(backend, server.subscriptions))
     add_schedule_tools(server, backend)
     add_warehouse_tools(server, backend)
     add_transform_tools(server, backend)

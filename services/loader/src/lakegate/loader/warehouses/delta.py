@@ -45,8 +45,9 @@ from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
 from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
+from lakegate.loader.warehouses.queryprocess import CappedRead, QueryProcesses
 from lakegate.loader.warehouses.spool import spooled
-from lakegate.loader.warehouses.sqlengine import BATCH_ROWS, EngineLimits, Session, session
+from lakegate.loader.warehouses.sqlengine import EngineLimits, Session, session
 
 T = TypeVar("T")
 RUN_ID_KEY = deltalog.RUN_ID_KEY
@@ -85,6 +86,7 @@ class LocalLakehouse:
         self._timeouts = timeouts or Timeouts()
         self._max_result_bytes = max_result_bytes
         self._queue_depth = queue_depth
+        self._processes = QueryProcesses()
 
     # names
 
@@ -138,20 +140,9 @@ class LocalLakehouse:
             return use(current)
 
     def _capped(self, engine: EngineQuery, max_rows: int, timeout: float) -> QueryResult:
-        def collect(current: Session) -> tuple[pa.Table, bool]:
-            schema, batches = current.batches(engine.sql, min(max_rows + 1, BATCH_ROWS))
-            kept: list[pa.RecordBatch] = []
-            rows = size = 0
-            for batch in batches:
-                kept.append(batch)
-                rows, size = rows + batch.num_rows, size + batch.nbytes
-                # Arrow bytes past 4x the JSON limit mean the JSON is past it too: stop reading early.
-                if rows > max_rows or size > 4 * self._max_result_bytes:
-                    return pa.Table.from_batches(kept, schema), True
-            return pa.Table.from_batches(kept, schema), False
-
-        table, more = self._run(engine, timeout, collect)
-        return query_result(table, max_rows, self._max_result_bytes, more=more)
+        paths = {name: str(self.table_path(ref)) for name, ref in engine.sources.items()}
+        read = CappedRead(engine.sql, engine.sources, paths, max_rows, self._max_result_bytes, timeout, self._limits)
+        return self._processes.run(read)
 
     def _schema(self, catalog: str, ref: TableRef) -> pa.Schema:
         if self.views.read(ref) is None:

@@ -28,21 +28,55 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)", re.IGNORECASE)
 _UNITS = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
+def size_bytes(text: str) -> int | None:
+    """A size such as '512MB', '2GiB' or '1024' in bytes; None when it is not spelled so."""
+    found = _SIZE.fullmatch(text.strip())
+    if found is None:
+        return None
+    unit = found.group(2).upper().replace("I", "").rstrip("B") or "B"
+    return int(float(found.group(1)) * _UNITS[unit])
+
+
 @dataclass(frozen=True)
 class EngineLimits:
     """What one statement may use of the machine."""
 
     threads: int = 4
     memory_limit: str = "512MB"
+    #: Bytes of address space a query's own process may add once its tables are open (see
+    #: `queryprocess`); None runs queries in the loader's process, bounded by `memory_limit` alone.
+    process_memory: int | None = None
+
+    @property
+    def process_memory_text(self) -> str:
+        """`process_memory` as people write it."""
+        if self.process_memory is None:
+            return "unbounded"
+        for unit in ("GB", "MB", "KB"):
+            size = _UNITS[unit[0]]
+            if self.process_memory >= size:
+                return f"{self.process_memory / size:g}{unit}"
+        return f"{self.process_memory}B"
 
     @property
     def memory_bytes(self) -> int | None:
         """`memory_limit` in bytes, for engines that want a number; None for a spelling such as '80%'."""
-        found = _SIZE.fullmatch(self.memory_limit.strip())
-        if found is None:
-            return None
-        unit = found.group(2).upper().replace("I", "").rstrip("B") or "B"
-        return int(float(found.group(1)) * _UNITS[unit])
+        return size_bytes(self.memory_limit)
+
+
+def too_much_memory(limits: EngineLimits) -> WarehouseError:
+    """The refusal of a statement that needed more memory than `limits` allow, naming their settings."""
+    if limits.process_memory is None:
+        return WarehouseError(
+            f"the statement needed more memory than one query may use ({limits.memory_limit}): filter or "
+            "aggregate more, or add a LIMIT; the limit is LAKEGATE_LOADER_QUERY_MEMORY_LIMIT"
+        )
+    return WarehouseError(
+        f"the statement needed more memory than one query may use ({limits.memory_limit} in the engine, "
+        f"{limits.process_memory_text} for its process): filter or aggregate more, build smaller lists and "
+        "strings, or add a LIMIT; the limits are LAKEGATE_LOADER_QUERY_MEMORY_LIMIT and "
+        "LAKEGATE_LOADER_QUERY_PROCESS_MEMORY"
+    )
 
 
 class Stopped(WarehouseError):
@@ -80,9 +114,9 @@ class Session:
     """A sealed connection with its tables registered and a deadline."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, sources: Mapping[str, TableRef], timeout: float, memory_limit: str
+        self, con: duckdb.DuckDBPyConnection, sources: Mapping[str, TableRef], timeout: float, limits: EngineLimits
     ) -> None:
-        self._con, self._sources, self._timeout, self._memory_limit = con, sources, timeout, memory_limit
+        self._con, self._sources, self._timeout, self._limits = con, sources, timeout, limits
         self._expired = threading.Event()
 
     def expire(self) -> None:
@@ -112,10 +146,7 @@ class Session:
         except duckdb.InterruptException as exc:
             raise self._stopped() from exc
         except duckdb.OutOfMemoryException as exc:
-            raise WarehouseError(
-                f"the statement needed more memory than one query may use ({self._memory_limit}): filter or "
-                "aggregate more, or add a LIMIT; the limit is LAKEGATE_LOADER_QUERY_MEMORY_LIMIT"
-            ) from exc
+            raise too_much_memory(self._limits) from exc
         except duckdb.Error as exc:
             if self._expired.is_set():
                 raise self._stopped() from exc
@@ -162,7 +193,7 @@ def session(
         for name, dataset in datasets.items():
             con.register(name, dataset)
         con.execute("SET lock_configuration = true")
-        current = Session(con, sources, timeout, limits.memory_limit)
+        current = Session(con, sources, timeout, limits)
         timer = threading.Timer(timeout, current.expire)
         timer.daemon = True
         timer.start()

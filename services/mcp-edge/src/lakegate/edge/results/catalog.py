@@ -13,6 +13,11 @@ from pydantic import Field
 
 DatasetKind = Literal["synced", "silver", "gold", "upload"]
 Via = Literal["sync", "transform", "view", "upload"]
+#: Columns each table shows in a listing (list_datasets, get_metadata); describe_table shows them all.
+#: A wide table must not push a listing of every table past a client's message limit (1 MiB).
+LISTED_COLUMNS = 100
+#: Most JSON bytes of one listing answer, well under the 1 MiB a client takes in one message.
+LISTING_BYTES = 512 * 1024
 
 
 class DatasetColumn(ToolResult):
@@ -37,7 +42,11 @@ class DatasetInfo(ToolResult):
     keys: list[str] = Field(default_factory=list, description="Known key columns (the source's primary key).")
     definition: str | None = Field(default=None, description="SQL that defines it (silver, gold).")
     row_count: int | None = None
-    columns: list[DatasetColumn] = Field(default_factory=list)
+    columns: list[DatasetColumn] = Field(
+        default_factory=list, description=f"The first {LISTED_COLUMNS} columns; describe_table shows every one."
+    )
+    column_count: int = Field(default=0, description="How many columns the table has.")
+    columns_truncated: bool = Field(default=False, description="True when `columns` shows only some of them.")
     last_run_id: str | None = Field(default=None, description="The last sync run; get_sync_run shows it.")
     last_synced_at: datetime | None = Field(default=None, description="When the last successful sync finished.")
     updated_at: datetime
@@ -54,7 +63,9 @@ class DatasetInfo(ToolResult):
             keys=dataset.keys,
             definition=dataset.definition,
             row_count=dataset.row_count,
-            columns=[DatasetColumn.of(c) for c in dataset.columns],
+            columns=[DatasetColumn.of(c) for c in dataset.columns[:LISTED_COLUMNS]],
+            column_count=len(dataset.columns),
+            columns_truncated=len(dataset.columns) > LISTED_COLUMNS,
             last_run_id=dataset.last_run_id,
             last_synced_at=dataset.last_synced_at,
             updated_at=dataset.updated_at,
@@ -66,6 +77,21 @@ class DatasetListResult(ToolResult):
 
     datasets: list[DatasetInfo]
     next_offset: int | None = Field(default=None, description="Pass as `offset` for the next page; None at the end.")
+    truncated: bool = Field(
+        default=False, description="True when this page holds fewer datasets than asked, to stay a readable size."
+    )
+
+    @classmethod
+    def page(cls, datasets: list[DatasetInfo], offset: int, next_offset: int | None) -> DatasetListResult:
+        """The datasets that fit in `LISTING_BYTES`; the rest are left to the next page."""
+        kept: list[DatasetInfo] = []
+        size = 0
+        for dataset in datasets:
+            size += len(dataset.model_dump_json())
+            if kept and size > LISTING_BYTES:
+                return cls(datasets=kept, next_offset=offset + len(kept), truncated=True)
+            kept.append(dataset)
+        return cls(datasets=kept, next_offset=next_offset)
 
 
 class TableMetadata(ToolResult):
@@ -86,7 +112,11 @@ class TableMetadata(ToolResult):
     upstream: list[str] = Field(default_factory=list, description="Tables (or the source table) it was built from.")
     downstream: list[str] = Field(default_factory=list, description="Tables built from it.")
     keys: list[str] = Field(default_factory=list, description="Known key columns.")
-    columns: list[DatasetColumn] = Field(default_factory=list)
+    columns: list[DatasetColumn] = Field(
+        default_factory=list, description=f"The first {LISTED_COLUMNS} columns; describe_table shows every one."
+    )
+    column_count: int = Field(default=0, description="How many columns the table has.")
+    columns_truncated: bool = Field(default=False, description="True when `columns` shows only some of them.")
     definition: str | None = None
     last_synced_at: datetime | None = None
     last_run_id: str | None = None
@@ -106,3 +136,15 @@ class MetadataResult(ToolResult):
     tables: list[TableMetadata] = Field(description="Bronze, then silver, then gold; by name within a layer.")
     lineage: list[LineageEdge] = Field(description="source table → bronze → silver → gold.")
     hint: str = Field(description="What to do next.")
+    truncated: bool = Field(
+        default=False,
+        description="True when the tables' columns were left out to keep the answer a readable size "
+        "(each table's `columns_truncated` is set); describe_table shows a table's columns.",
+    )
+
+    def within(self, budget: int = LISTING_BYTES) -> MetadataResult:
+        """This view, without the tables' columns when it would be larger than `budget` JSON bytes."""
+        if len(self.model_dump_json()) <= budget:
+            return self
+        tables = [t.model_copy(update={"columns": [], "columns_truncated": t.column_count > 0}) for t in self.tables]
+        return self.model_copy(update={"tables": tables, "truncated": True})

@@ -158,6 +158,10 @@ class TableListResult(ToolResult):
         return cls(layer=layer, tables=[TableInfo.of(t) for t in listing.tables], next_offset=listing.next_offset)
 
 
+#: Most JSON bytes of columns one describe_table answer shows, well under a client's 1 MiB message.
+DESCRIPTION_BYTES = 512 * 1024
+
+
 class ColumnInfo(ToolResult):
     name: str
     type: str
@@ -174,6 +178,12 @@ class TableDescriptionResult(ToolResult):
 
     table_name: str = Field(description="`<catalog>.<layer>.<name>`, as written in SQL.")
     columns: list[ColumnInfo]
+    column_count: int = Field(default=0, description="How many columns the table has.")
+    columns_truncated: bool = Field(
+        default=False,
+        description="True when only the first columns are shown, to keep the answer a readable size; "
+        "query_sql with `DESCRIBE <table>` lists every name and type.",
+    )
     row_count: int
     size_bytes: int
     version: int | None = None
@@ -181,9 +191,19 @@ class TableDescriptionResult(ToolResult):
 
     @classmethod
     def of(cls, description: TableDescription) -> TableDescriptionResult:
+        columns: list[ColumnInfo] = []
+        size = 0
+        for column in description.columns:
+            shown = ColumnInfo(**column.model_dump(exclude={"version"}))
+            size += len(shown.model_dump_json())
+            if size > DESCRIPTION_BYTES:
+                break
+            columns.append(shown)
         return cls(
             table_name=str(description.ref),
-            columns=[ColumnInfo(**c.model_dump(exclude={"version"})) for c in description.columns],
+            columns=columns,
+            column_count=len(description.columns),
+            columns_truncated=len(columns) < len(description.columns),
             row_count=description.row_count,
             size_bytes=description.size_bytes,
             version=description.table_version,

@@ -41,6 +41,4 @@ def add_catalog_tools(server: MCPServer, backend: Backend) -> None:
         known keys, definitions and when each was last synced."""
         request = ListDatasets(tenant_id=backend.tenant(), offset=offset, limit=limit)
         listing = await backend.call(topology.datasets_list, request, DatasetList)
-        return DatasetListResult(
-            datasets=[DatasetInfo.of(d) for d in listing.datasets], next_offset=listing.next_offset
-        )
+        return DatasetListResult.page([DatasetInfo.of(d) for d in listing.datasets], offset, listing.next_offset)

@@ -18,7 +18,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.durations import seconds_of, spoken
 from lakegate.edge.results.base import Offset
 from lakegate.edge.results.schedules import ScheduleListResult, ScheduleResult
-from lakegate.edge.tools.sync import CURSOR_COLUMN, READS_CATALOG, SYNC_MODES
+from lakegate.edge.tools.sync import READS_CATALOG, SAME_CURSOR_COLUMN, SAME_SYNC_MODES
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -47,7 +47,7 @@ def add_schedule_tools(server: MCPServer, backend: Backend) -> None:
         table_name: Annotated[
             str, Field(description="`table` or `schema.table` in the source; schema defaults to public.")
         ],
-        sync_mode: Annotated[SyncMode, Field(description=SYNC_MODES)] = "full",
+        sync_mode: Annotated[SyncMode, Field(description=SAME_SYNC_MODES)] = "full",
         every: Annotated[
             str | int | None,
             Field(
@@ -59,7 +59,7 @@ def add_schedule_tools(server: MCPServer, backend: Backend) -> None:
             str | None,
             Field(description=f"When to sync, as a five-field cron expression in UTC, e.g. {_CRON_EXAMPLE}."),
         ] = None,
-        cursor_column: Annotated[str | None, Field(description=CURSOR_COLUMN)] = None,
+        cursor_column: Annotated[str | None, Field(description=SAME_CURSOR_COLUMN)] = None,
     ) -> ScheduleResult:
         """Sync a source table into bronze again and again: every interval, or on a cron expression (UTC).
 

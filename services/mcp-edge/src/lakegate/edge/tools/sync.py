@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated
 
 import anyio
@@ -13,6 +14,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.results.base import Offset
 from lakegate.edge.results.runs import RunListResult, SyncRunResult
 from lakegate.edge.run_watch import RunWatch
+from lakegate.edge.task_calls import current_task
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -38,6 +40,9 @@ DETECT_DELETES = (
     "merge only: also remove from bronze the rows deleted at the source, by comparing all primary keys "
     "(streamed, bounded memory). Without it only a full sync removes deleted rows."
 )
+#: The same, for a tool listed after sync_table_to_bronze (tools/list describes the modes once).
+SAME_SYNC_MODES = "`full` (default), `incremental` or `merge`, as sync_table_to_bronze describes them."
+SAME_CURSOR_COLUMN = "incremental/merge: the cursor column, as for sync_table_to_bronze; inferred when omitted."
 CURSOR_COLUMN = (
     "incremental/merge: the column whose value grows when a row is inserted or updated, e.g. `updated_at` "
     "(timestamp) or a serial `id` (integer). Omit it to let lakegate infer one (an `updated_at`-like timestamp "
@@ -91,8 +96,10 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         )
         with anyio.CancelScope(shield=True):  # a run started is a run the edge can cancel below
             run = await backend.call(topology.runs_start, start, RunView)
+        task = current_task()  # a call run as an MCP task waits for the run's end and reports to the task
+        wait, report = (math.inf, task.report) if task else (settings.sync_wait_seconds, ctx.report_progress)
         try:
-            run = failures.public_run(await watch.follow(run, settings.sync_wait_seconds, ctx.report_progress))
+            run = failures.public_run(await watch.follow(run, wait, report))
         except anyio.get_cancelled_exc_class():
             # The client cancelled the call or went away: the run stops too, so nothing is written.
             with anyio.CancelScope(shield=True):

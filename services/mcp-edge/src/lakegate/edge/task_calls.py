@@ -1,0 +1,264 @@
+"""Long syncs as MCP tasks: the task-augmented `tools/call` of the 2025-11-25 protocol.
+
+A client that sends `task` with a `tools/call` of a tool in `TASK_TOOLS` gets a task at once
+(`CreateTaskResult`); the edge runs the call in the background, for as long as the sync run takes
+(not only `sync_wait_seconds`), and the task's status follows the run: `working` with the run's
+progress as `statusMessage`, then `completed`, `failed` (the run failed) or `cancelled` (the run
+was cancelled, by `tasks/cancel` or by `cancel_sync`). `tasks/get`, `tasks/result` (waits for the
+end, then answers the call's own result), `tasks/list` and `tasks/cancel` (cancels the run: nothing
+is written, the cursor does not move) serve only the caller that created the task: the same tenant
+and the same `Authorization` header (`cancellation.caller`). A task is kept for its `ttl` after it
+was created (the client's wish, at most a day), then forgotten; the run stays in `list_sync_runs`.
+Without `task`, and in the 2026-07-28 era (where tasks became an extension), a call runs as before.
+The audit log records the call that created the task, with the task as its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from lakegate.edge.audit import call_failed
+from lakegate.edge.cancellation import REQUEST_CANCELLED, caller
+from lakegate.edge.tenancy import Tenancy
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    CallToolResult,
+    CancelTaskRequestParams,
+    GetTaskPayloadRequestParams,
+    GetTaskRequestParams,
+    PaginatedRequestParams,
+    ServerTasksCapability,
+    Task,
+    TaskStatus,
+    TextContent,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+log = logging.getLogger(__name__)
+
+#: Tools a client may run as a task.
+TASK_TOOLS = frozenset({"sync_table_to_bronze"})
+#: What `capabilities.tasks` says in the handshake era.
+CAPABILITY = ServerTasksCapability.model_validate({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}})
+RELATED_TASK = "io.modelcontextprotocol/related-task"
+DEFAULT_TTL_MS = 60 * 60 * 1000
+MAX_TTL_MS = 24 * 60 * 60 * 1000
+POLL_INTERVAL_MS = 1000
+PAGE = 50
+
+_Owner = tuple[str, str]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class TaskRecord:
+    """One task: its state as `tasks/get` shows it, and the call's outcome once it has one."""
+
+    owner: _Owner
+    ttl: int
+    task_id: str = field(default_factory=lambda: f"task_{uuid.uuid4().hex}")
+    status: TaskStatus = "working"
+    status_message: str | None = "started"
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    created_at: str = field(default_factory=_now)
+    last_updated_at: str = field(default_factory=_now)
+    result: dict[str, Any] | None = None
+    error: MCPError | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    job: asyncio.Task[None] | None = None
+
+    async def report(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Progress of the running call, shown as the task's `statusMessage`."""
+        if message and self.status == "working":
+            self.status_message, self.last_updated_at = message, _now()
+
+    def end(self, status: TaskStatus, message: str | None) -> None:
+        if self.status == "working":
+            self.status, self.status_message, self.last_updated_at = status, message, _now()
+        self.done.set()
+
+    def view(self) -> dict[str, Any]:
+        task = Task(
+            task_id=self.task_id,
+            status=self.status,
+            status_message=self.status_message,
+            created_at=self.created_at,
+            last_updated_at=self.last_updated_at,
+            ttl=self.ttl,
+            poll_interval=POLL_INTERVAL_MS,
+        )
+        return task.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    def expired(self, now: datetime) -> bool:
+        return (now - self.created).total_seconds() * 1000 > self.ttl
+
+
+_CURRENT: ContextVar[TaskRecord | None] = ContextVar("lakegate_edge_task", default=None)
+
+
+def current_task() -> TaskRecord | None:
+    """The task the running tool call serves, if it runs as one (it then waits until its run ends)."""
+    return _CURRENT.get()
+
+
+class TaskCalls:
+    """Server middleware and request handlers of task-augmented tool calls."""
+
+    def __init__(self, tenancy: Tenancy) -> None:
+        self._tenancy = tenancy
+        self._tasks: dict[str, TaskRecord] = {}
+
+    def install(self, server: Server[Any]) -> None:
+        """Serve tasks/get, tasks/result, tasks/list and tasks/cancel on `server`."""
+        handlers: dict[str, tuple[type[Any], Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]]] = {
+            "tasks/get": (GetTaskRequestParams, self._get),
+            "tasks/result": (GetTaskPayloadRequestParams, self._result),
+            "tasks/list": (PaginatedRequestParams, self._list),
+            "tasks/cancel": (CancelTaskRequestParams, self._cancel),
+        }
+        for method, (params_type, handler) in handlers.items():
+            server.add_request_handler(method, params_type, handler)
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params or {}
+        if ctx.method != "tools/call" or params.get("task") is None:
+            return await call_next(ctx)
+        plain = {key: value for key, value in params.items() if key != "task"}
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return await call_next(replace(ctx, params=plain))
+        name = str(params.get("name", ""))
+        if name not in TASK_TOOLS:
+            raise MCPError(
+                code=METHOD_NOT_FOUND,
+                message=f"tool {name!r} does not run as a task (only {', '.join(sorted(TASK_TOOLS))}); "
+                "call it without `task`",
+            )
+        requested = params["task"].get("ttl") if isinstance(params["task"], dict) else None
+        ttl = min(requested, MAX_TTL_MS) if isinstance(requested, int) and requested > 0 else DEFAULT_TTL_MS
+        self._forget_expired()
+        record = TaskRecord(owner=caller(self._tenancy, ctx), ttl=ttl)
+        meta = {key: value for key, value in (plain.get("_meta") or {}).items() if key != "progressToken"}
+        background = replace(ctx, params={**plain, "_meta": meta})
+        token = _CURRENT.set(record)
+        try:
+            record.job = asyncio.create_task(self._run(record, call_next, background))
+        finally:
+            _CURRENT.reset(token)
+        self._tasks[record.task_id] = record
+        log.info("tool call %s runs as task %s", name, record.task_id)
+        return {"task": record.view()}
+
+    async def _run(self, record: TaskRecord, call_next: CallNext, ctx: ServerRequestContext[Any, Any]) -> None:
+        try:
+            result = await call_next(ctx)
+        except asyncio.CancelledError:
+            record.end("cancelled", "cancelled: the sync run was cancelled and nothing was written")
+            raise
+        except MCPError as exc:
+            record.error = exc
+            record.end("failed", exc.error.message)
+            return
+        except Exception as exc:  # the call's own error handling missed it; the task must still end
+            log.exception("task %s failed", record.task_id)
+            record.error = MCPError(code=INVALID_PARAMS, message=f"the call failed: {type(exc).__name__}")
+            record.end("failed", record.error.error.message)
+            return
+        dumped = _dump(result)
+        record.result = dumped
+        structured = dumped.get("structuredContent")
+        run = structured if isinstance(structured, dict) else {}
+        run_status, run_id = run.get("status"), run.get("run_id")
+        if run_status == "cancelled":
+            record.end("cancelled", f"sync run {run_id} was cancelled; nothing was written")
+        elif call_failed(dumped):
+            record.end("failed", _text(dumped))
+        else:
+            record.end("completed", f"sync run {run_id} {run_status}" if run_id else "completed")
+
+    def _find(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> TaskRecord:
+        self._forget_expired()
+        record = self._tasks.get(task_id)
+        if record is None or record.owner != caller(self._tenancy, ctx):
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"no task {task_id!r}: it never existed, is another caller's, or expired; "
+                "tasks/list shows yours",
+            )
+        return record
+
+    async def _get(self, ctx: ServerRequestContext[Any, Any], params: GetTaskRequestParams) -> dict[str, Any]:
+        return self._find(ctx, params.task_id).view()
+
+    async def _result(self, ctx: ServerRequestContext[Any, Any], params: GetTaskPayloadRequestParams) -> dict[str, Any]:
+        record = self._find(ctx, params.task_id)
+        await record.done.wait()
+        related = {RELATED_TASK: {"taskId": record.task_id}}
+        if record.result is not None:
+            return {**record.result, "_meta": {**(record.result.get("_meta") or {}), **related}}
+        if record.error is not None:
+            raise record.error
+        raise MCPError(code=REQUEST_CANCELLED, message=f"task {record.task_id} was cancelled; it has no result")
+
+    async def _list(self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams) -> dict[str, Any]:
+        self._forget_expired()
+        owner = caller(self._tenancy, ctx)
+        own = [record for record in reversed(self._tasks.values()) if record.owner == owner]
+        try:
+            start = int(params.cursor or 0)
+        except ValueError as exc:
+            raise MCPError(code=INVALID_PARAMS, message="cursor: send the nextCursor of a tasks/list answer") from exc
+        page = own[start : start + PAGE]
+        answer: dict[str, Any] = {"tasks": [record.view() for record in page]}
+        if start + PAGE < len(own):
+            answer["nextCursor"] = str(start + PAGE)
+        return answer
+
+    async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: CancelTaskRequestParams) -> dict[str, Any]:
+        record = self._find(ctx, params.task_id)
+        if record.status != "working":
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"task {record.task_id} already ended ({record.status}), so there is nothing to cancel",
+            )
+        if record.job is not None:
+            record.job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await record.job  # the call cancels its run before it ends
+        return record.view()
+
+    def _forget_expired(self) -> None:
+        now = datetime.now(UTC)
+        for task_id in [task_id for task_id, record in self._tasks.items() if record.expired(now)]:
+            record = self._tasks.pop(task_id)
+            if record.job is not None and not record.job.done():
+                record.job.cancel()
+
+
+def _dump(result: HandlerResult) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return result
+    if result is None:
+        return CallToolResult(content=[]).model_dump(by_alias=True, mode="json", exclude_none=True)
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def _text(result: dict[str, Any]) -> str | None:
+    for block in result.get("content") or []:
+        if isinstance(block, dict) and block.get("type") == "text":
+            return TextContent.model_validate(block).text
+    return None
