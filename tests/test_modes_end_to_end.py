@@ -233,3 +233,40 @@ async def test_a_merge_with_detect_deletes_removes_rows_deleted_at_the_source(
     assert after == await _source_rows(source)
     assert len(after) == 992
     assert "detect_deletes applies to sync_mode 'merge' only" in refused
+
+
+async def test_full_then_merge_adding_a_column_merge_incremental_and_merge_again_end_equal_to_the_source(
+    stack: Stack, source: Source, unique: str
+) -> None:
+    await _execute(source, ACCOUNTS)
+    name = f"chain{unique}"
+    table = f"bronze.{name}_accounts"
+    async with Client(stack.urls.mcp) as client:
+        connection = await call(client, "connect_postgres", source.connect_arguments(name))
+        arguments = {"connection_id": connection["connection_id"], "table_name": "accounts"}
+        await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "full"})
+        await _execute(
+            source,
+            "ALTER TABLE accounts ADD COLUMN email text;"
+            "UPDATE accounts SET email = 'e' || id, updated_at = clock_timestamp() WHERE id <= 10;",
+        )
+        added = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "merge"})
+        await _execute(source, CHANGES)
+        merged = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "merge"})
+        await _execute(
+            source,
+            "INSERT INTO accounts (id, owner, balance, email) VALUES (1003, 'three', 7, 'x@y');",
+        )
+        appended = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "incremental"})
+        await _execute(source, "UPDATE accounts SET owner = 'moved', updated_at = clock_timestamp() WHERE id = 5;")
+        last = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "merge"})
+        emails = await call(
+            client, "query_sql", {"sql": f"SELECT count(email), count(*), count(DISTINCT id) FROM {table}"}
+        )
+        after = await _target_rows(client, table)
+
+    assert [change["column"] for change in added["schema_changes"]] == ["email"]
+    assert (added["row_count"], merged["row_count"], appended["row_count"], last["row_count"]) == (10, 5, 1, 1)
+    assert last["status"] == "succeeded"
+    assert emails["rows"] == [[11, 1003, 1003]]
+    assert after == await _source_rows(source)

@@ -9,7 +9,7 @@ import math
 import re
 import subprocess
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ def in_bronze(sql: str, prefix: str) -> str:
 
 
 def same(left: Any, right: Any) -> bool:
-    """One value from each side: numbers to 9 significant digits, dates as ISO text, text as text."""
+    """One value from each side: numbers to 9 significant digits (decimals to the lakehouse's scale), dates as
+    ISO text, text as text."""
     if isinstance(left, dt.date):
         left = left.isoformat()
     if isinstance(left, str) and isinstance(right, str):
@@ -54,6 +55,9 @@ def same(left: Any, right: Any) -> bool:
         a, b = Decimal(str(left)), Decimal(str(right))
     except InvalidOperation:
         return bool(left == right)
+    if isinstance(right, str) and "." in right and isinstance(left, Decimal):
+        # A lakehouse decimal has the scale Databricks gives it (avg of decimal(p,s): s+4 digits, half up).
+        return a.quantize(Decimal(1).scaleb(b.as_tuple().exponent), rounding=ROUND_HALF_UP) == b
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 

@@ -169,6 +169,7 @@ class FakeCatalog:
         mode: SyncMode = "full",
         cursor_column: str | None = None,
         since: Cursor | None = None,
+        detect_deletes: bool = False,
     ) -> StartedRun:
         """Record a run and publish `cmd.extract` for it; its outcome step resolves `outcome`."""
         run_id = self.record(connection_id, table, schema, mode=mode)
@@ -183,6 +184,7 @@ class FakeCatalog:
                 sync_mode=mode,
                 cursor_column=cursor_column,
                 since=since,
+                detect_deletes=detect_deletes,
             )
         )
         return StartedRun(run_id, await self.outcome(run_id))
@@ -239,9 +241,18 @@ class FakeCatalog:
         mode: SyncMode = "full",
         cursor_column: str | None = None,
         since: Cursor | None = None,
+        detect_deletes: bool = False,
     ) -> Extracted | Failed:
         """Publish `cmd.extract` for one table and wait for the run's outcome step."""
-        run = await self.start(connection_id, table, schema, mode=mode, cursor_column=cursor_column, since=since)
+        run = await self.start(
+            connection_id,
+            table,
+            schema,
+            mode=mode,
+            cursor_column=cursor_column,
+            since=since,
+            detect_deletes=detect_deletes,
+        )
         return await asyncio.wait_for(run.outcome, OUTCOME_TIMEOUT)
 
     async def cancel(self, run_id: str) -> None:
@@ -257,6 +268,12 @@ class FakeCatalog:
         """Read the run's staged parts back (every range's, in order), as the loader would."""
         staging = JetStreamStaging(self.broker.connection.jetstream(), self.topology, MAX_PART_BYTES)
         return [batch for staged in [extracted.staged, *extracted.ranges] async for batch in staging.read(staged)]
+
+    async def staged_keys(self, extracted: Extracted) -> pa.Table:
+        """The primary keys a merge with detect_deletes staged, as one table."""
+        assert extracted.source_keys is not None
+        staging = JetStreamStaging(self.broker.connection.jetstream(), self.topology, MAX_PART_BYTES)
+        return pa.Table.from_batches([batch async for batch in staging.read(extracted.source_keys)])
 
     async def staged_table(self, extracted: Extracted) -> pa.Table:
         """Every staged row of the run, as one table of the extracted schema."""

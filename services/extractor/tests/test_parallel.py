@@ -179,6 +179,31 @@ async def test_an_incremental_run_of_a_large_table_reads_only_new_rows_in_every_
     )  # 2024-06-01 + 19007 seconds
 
 
+async def test_a_merge_with_detect_deletes_of_a_large_table_stages_every_key_of_its_snapshot_besides_the_new_rows(
+    catalog: FakeCatalog, second_extractor: ExtractorState, source: asyncpg.Connection, source_dsn: str
+) -> None:
+    await source.execute(
+        "CREATE TABLE readings (id bigint PRIMARY KEY, pad text, updated_at timestamptz);"
+        "INSERT INTO readings SELECT g, md5(g::text), '2024-01-01+00'::timestamptz + (g % 1000) * interval '1 minute'"
+        " FROM generate_series(1, 20000) g;"
+        "UPDATE readings SET updated_at = '2024-06-01+00' WHERE id % 1000 = 7;"
+        "DELETE FROM readings WHERE id % 1000 = 9;"
+        "ANALYZE readings"
+    )
+    since = Cursor(column="updated_at", value="2024-05-01T00:00:00+00:00", source_type="timestamp with time zone")
+
+    outcome = await catalog.extract(
+        catalog.add_source(login_for(source_dsn)), "readings", mode="merge", since=since, detect_deletes=True
+    )
+
+    assert isinstance(outcome, Extracted), outcome
+    assert len(outcome.ranges) == 3
+    assert sorted((await catalog.staged_table(outcome)).column("id").to_pylist()) == list(range(7, 20000, 1000))
+    keys = await catalog.staged_keys(outcome)
+    assert keys.column_names == ["id"]
+    assert sorted(keys.column("id").to_pylist()) == [n for n in range(1, 20001) if n % 1000 != 9]
+
+
 async def test_a_partitioned_table_is_split_on_its_integer_primary_key_between_sampled_boundaries(
     catalog: FakeCatalog, second_extractor: ExtractorState, source: asyncpg.Connection, source_dsn: str
 ) -> None:

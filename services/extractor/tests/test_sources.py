@@ -189,7 +189,7 @@ async def test_listing_shows_tables_and_views_of_every_user_schema_with_each_col
     assert orders == [
         ("id", "bigint", False, "int64", True),
         ("total", "numeric(12,2)", True, "decimal128(12, 2)", True),
-        ("client", "inet", True, "string", False),
+        ("client", "inet", True, "string", True),
     ]
 
 

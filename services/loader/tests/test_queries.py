@@ -196,6 +196,19 @@ async def test_show_tables_and_describe_are_answered_from_the_lakehouse_metadata
         await query("DESCRIBE silver.nothing")
 
 
+async def test_avg_of_a_decimal_column_is_an_exact_decimal_rounded_half_up_as_on_databricks(
+    extractor: Extractor, query: Query
+) -> None:
+    amounts = pa.array(["-1.500", "-2.250", "-3.125", None]).cast(pa.decimal128(12, 3))
+    groups = pa.array([1, 1, 1, 2], pa.int64())
+    await extractor.sync(extractor.target("amounts"), [pa.record_batch({"g": groups, "amount": amounts})])
+
+    result = await query("SELECT g, avg(amount) AS mean, avg(g) AS plain FROM amounts GROUP BY g ORDER BY g")
+
+    assert [c.type for c in result.columns] == ["int64", "decimal128(16, 7)", "double"]
+    assert result.rows == [[1, "-2.2916667", 1.0], [2, None, 2.0]]
+
+
 async def test_values_without_a_table_are_a_read_query(query: Query) -> None:
     result = await query("VALUES (1, 'a'), (2, 'b')")
 

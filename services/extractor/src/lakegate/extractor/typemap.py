@@ -21,12 +21,13 @@ interval or time types, so every column becomes a plain Arrow type:
     json, jsonb                         string                    the JSON text (jsonb: normalised)
     interval                            string                    ISO 8601, e.g. P1Y2M3DT4H5M6S
     time, timetz                        string                    e.g. 13:45:00.5, 13:45:00+02
+    inet                                string                    as PostgreSQL shows it: 10.0.0.1, 10.0.0.0/8
     enum types                          string                    the label
     domain over any type above          as its base type
     one-dimensional array of the above  list<element type>        e.g. numeric(10,2)[] → list<decimal>
     anything else                       string via ::text         `mapped=False`, never dropped
 
-"anything else" covers money, inet, cidr, macaddr, xml, bit, tsvector, geometric types, ranges,
+"anything else" covers money, cidr, macaddr, xml, bit, tsvector, geometric types, ranges,
 composite types, multi-dimensional arrays, arrays of unmapped types and domains over unmapped
 types. ±infinity dates and timestamps become the largest / smallest value the warehouse holds
 (9999-12-31 23:59:59.999999 and 0001-01-01), so "valid until infinity" still sorts last.
@@ -98,6 +99,7 @@ class Rule:
     read: Literal["native", "decoded", "text"]
     infinite: tuple[str, str] | None = None
     decode: Decoder | None = None
+    text: str = "{c}::pg_catalog.text"  # the SELECT expression of a `read="text"` column
 
 
 def _fixed(arrow_type: pa.DataType) -> Callable[[int], pa.DataType]:
@@ -151,6 +153,8 @@ RULES: tuple[Rule, ...] = (
     Rule(frozenset({"uuid"}), _fixed(pa.string()), "decoded", decode=uuid_text),
     Rule(frozenset({"json", "jsonb"}), _fixed(pa.string()), "decoded", decode=json_text),
     Rule(frozenset({"interval", "time", "timetz"}), _fixed(pa.string()), "text"),
+    # inet's output function, not ::text: `'10.0.0.1'::inet::text` is '10.0.0.1/32', which `= '10.0.0.1'` misses.
+    Rule(frozenset({"inet"}), _fixed(pa.string()), "text", text="pg_catalog.textin(pg_catalog.inet_out({c}))"),
 )
 ENUM_RULE = Rule(frozenset(), _fixed(pa.string()), "text")
 _BY_NAME: dict[str, Rule] = {name: rule for rule in RULES for name in rule.types}
@@ -252,8 +256,7 @@ def plan_column(
             return as_text(mapped=False)
         base = pg_type.name if pg_type.schema == "pg_catalog" else None
         if rule.read == "text":
-            text = "{c}::pg_catalog.text"
-            return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, text, base_type=base)
+            return ColumnPlan(name, source_type, nullable, rule.arrow(typmod), True, rule.text, base_type=base)
         select = f"{{c}}::pg_catalog.{pg_type.name}" if crossed else "{c}"
         return ColumnPlan(
             name,
@@ -269,8 +272,9 @@ def plan_column(
 
     element, element_typmod, element_crossed = _through_domains(types[pg_type.element], typmod, types)
     rule = None if element.is_array else rule_for(element)
-    if rule is None or dimensions > 1:
-        # ADBC flattens nested arrays; PostgreSQL's array text keeps their shape.
+    if rule is None or dimensions > 1 or rule.text != Rule.text:
+        # ADBC flattens nested arrays; PostgreSQL's array text keeps their shape. An element read through
+        # its own expression (inet) has no `::text[]` form that matches it, so such arrays stay whole text.
         return as_text(mapped=False)
     arrow_type = pa.list_(rule.arrow(element_typmod))
     if rule.read != "native":

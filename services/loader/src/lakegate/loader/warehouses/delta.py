@@ -117,6 +117,13 @@ class LocalLakehouse:
 
         return lookup
 
+    def _stored_schema(self, ref: TableRef) -> pa.Schema | None:
+        """The schema of a stored Delta table, None when there is none."""
+        path = self.table_path(ref)
+        if not DeltaTable.is_deltatable(str(path)):
+            return None
+        return pa.schema(DeltaTable(str(path)).schema().to_arrow())
+
     # running statements (blocking: call from a worker thread)
 
     def _datasets(self, engine: EngineQuery) -> dict[str, ds.Dataset]:
@@ -210,7 +217,8 @@ class LocalLakehouse:
         def run() -> QueryResult:
             checked = check(sql, catalog, functools.partial(self.tables_in, catalog))
             if isinstance(checked, ReadQuery):
-                return self._capped(to_engine(checked, self._view(catalog), limit=max_rows + 1), max_rows, timeout)
+                engine = to_engine(checked, self._view(catalog), limit=max_rows + 1, schema_of=self._stored_schema)
+                return self._capped(engine, max_rows, timeout)
             if isinstance(checked, ShowTables):
                 table = show_tables(checked.layer, self.tables_in(catalog, checked.layer), checked.pattern)
             elif isinstance(checked, DescribeTarget):
@@ -324,7 +332,7 @@ class LocalLakehouse:
         """Run the query in a sealed session and stream its rows into one overwrite commit of `target`."""
         if self.views.read(target) is not None:
             raise InvalidInput(f"{target} is a view; choose another table name")
-        engine = to_engine(query, self._view(target.catalog), limit=None)
+        engine = to_engine(query, self._view(target.catalog), limit=None, schema_of=self._stored_schema)
         path = self.table_path(target)
 
         def write(current: Session) -> Written:
@@ -363,7 +371,7 @@ class LocalLakehouse:
         def create() -> Written:
             if DeltaTable.is_deltatable(str(self.table_path(ref))):
                 raise InvalidInput(f"{ref} is a table, not a view; choose another view name")
-            engine = to_engine(query, self._view(ref.catalog), limit=0, root=ref)
+            engine = to_engine(query, self._view(ref.catalog), limit=0, root=ref, schema_of=self._stored_schema)
             schema = self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql)).schema
             stored = ViewFile(
                 name=ref.name,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.errors import InvalidInput
 from lakegate.loader.sqlguard import ReadQuery
+from lakegate.loader.warehouses.decimalavg import SchemaLookup, exact_decimal_averages
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
@@ -68,10 +69,22 @@ def _inline(tree: exp.Expr, views: ViewLookup, sources: dict[str, TableRef], pat
     return tree
 
 
-def to_engine(query: ReadQuery, views: ViewLookup, *, limit: int | None, root: TableRef | None = None) -> EngineQuery:
-    """DuckDB SQL for a guarded query, at most `limit` rows when given."""
+def to_engine(
+    query: ReadQuery,
+    views: ViewLookup,
+    *,
+    limit: int | None,
+    root: TableRef | None = None,
+    schema_of: SchemaLookup | None = None,
+) -> EngineQuery:
+    """DuckDB SQL for a guarded query, at most `limit` rows when given.
+
+    With `schema_of`, `avg` of a decimal column stays a decimal, as on Databricks (`decimalavg`).
+    """
     sources: dict[str, TableRef] = {}
     body = _inline(query.statement.copy(), views, sources, (root,) if root else ())
+    if schema_of is not None:
+        body = exact_decimal_averages(body, sources.values(), schema_of)
     wrapped = exp.select("*").from_(exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier("_lg_result"))))
     if limit is not None:
         wrapped = wrapped.limit(limit)
