@@ -12,7 +12,14 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from lakegate.catalog.app import serve
 from lakegate.catalog.config import CatalogSettings
-from lakegate.common.contracts.sources import SourceCredentials, SourceRef
+from lakegate.common.contracts.sources import (
+    RegisterSource,
+    SourceAddress,
+    SourceCredentials,
+    SourceInfo,
+    SourceLogin,
+    SourceRef,
+)
 from pydantic import SecretStr
 
 if TYPE_CHECKING:
@@ -41,9 +48,13 @@ async def test_rotate_keys_re_encrypts_every_stored_password_so_the_old_key_can_
 ) -> None:
     async with serve(catalog_settings):
         sources = [await peer.register(name) for name in ("shop", "crm", "billing")]
-    old_tokens = {
-        row["id"]: row["password_encrypted"] for row in await db.fetch("SELECT id, password_encrypted FROM sources")
-    }
+        # A source whose password is only referenced has nothing encrypted to rotate.
+        address = SourceAddress(host="db.internal", database="hr", user="reader")
+        login = SourceLogin(address=address, password_ref=f"env:LAKEGATE_SECRET_{peer.tenant_id.upper()}_HR")
+        request = RegisterSource(tenant_id=peer.tenant_id, name="hr", login=login)
+        await peer.rpc.call(peer.topology.sources_register, request, SourceInfo)
+    stored = "SELECT id, password_encrypted FROM sources WHERE password_encrypted IS NOT NULL"
+    old_tokens = {row["id"]: row["password_encrypted"] for row in await db.fetch(stored)}
 
     new_key = Fernet.generate_key().decode()
     status, output = await _rotate(catalog_dsn, f"{new_key},{secret_key}")
@@ -52,7 +63,8 @@ async def test_rotate_keys_re_encrypts_every_stored_password_so_the_old_key_can_
     assert "re-encrypted 3 source secret(s)" in output
     assert secret_key not in output
     assert new_key not in output
-    for row in await db.fetch("SELECT id, password_encrypted FROM sources"):
+    assert len(old_tokens) == 3
+    for row in await db.fetch(stored):
         assert row["password_encrypted"] != old_tokens[row["id"]]
         assert Fernet(new_key.encode()).decrypt(row["password_encrypted"]).decode() == peer.password
         with pytest.raises(InvalidToken):

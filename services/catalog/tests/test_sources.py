@@ -9,7 +9,16 @@ import pytest
 from cryptography.fernet import Fernet
 from lakegate.catalog.app import CatalogState
 from lakegate.common.contracts.runs import RunRef, RunView
-from lakegate.common.contracts.sources import ListSources, SourceCredentials, SourceInfo, SourceList, SourceRef
+from lakegate.common.contracts.sources import (
+    ListSources,
+    RegisterSource,
+    SourceAddress,
+    SourceCredentials,
+    SourceInfo,
+    SourceList,
+    SourceLogin,
+    SourceRef,
+)
 from lakegate.common.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -101,3 +110,30 @@ async def test_another_tenant_can_neither_see_nor_read_nor_start_runs_on_a_sourc
         await peer.rpc.call(peer.topology.runs_get, RunRef(tenant_id=other, run_id=run.run_id), RunView)
     listed = await peer.rpc.call(peer.topology.sources_list, ListSources(tenant_id=other), SourceList)
     assert listed.sources == []
+
+
+async def test_a_source_registered_by_reference_stores_only_the_reference_and_hands_it_to_the_extractor(
+    catalog: CatalogState, peer: Peer, db: asyncpg.Connection
+) -> None:
+    reference = f"env:LAKEGATE_SECRET_{peer.tenant_id.upper()}_CRM"
+    request = RegisterSource(
+        tenant_id=peer.tenant_id,
+        name="crm",
+        login=SourceLogin(
+            address=SourceAddress(host="crm.internal", port=5432, database="crm", user="reader"), password_ref=reference
+        ),
+    )
+
+    registered = await peer.rpc.call(peer.topology.sources_register, request, SourceInfo)
+    ref = SourceRef(tenant_id=peer.tenant_id, connection_id=registered.connection_id)
+    credentials = await peer.rpc.call(peer.topology.sources_credentials, ref, SourceCredentials)
+
+    assert registered.password_ref == reference
+    assert credentials.login.password_ref == reference
+    assert credentials.login.sealed_password is None
+    row = await db.fetchrow(
+        "SELECT password_encrypted, password_ref FROM sources WHERE id = $1", registered.connection_id
+    )
+    assert row is not None
+    assert row["password_encrypted"] is None
+    assert row["password_ref"] == reference
