@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from tests.conftest import Source
 from tests.mcp_calls import call
 from tests.sources import create_orders_table
-from tests.test_secrets_end_to_end import _forms
+from tests.spellings import spellings
 
 
 async def test_a_password_typed_into_the_one_time_page_registers_and_syncs_a_source_and_never_travels_in_clear(
@@ -67,6 +67,6 @@ async def test_a_password_typed_into_the_one_time_page_registers_and_syncs_a_sou
     assert len(pages) == 2, "the page was shown and submitted once"
     assert any(subject.endswith("rpc.catalog.sources.register") for subject, _ in captured)
     readable = [json.dumps(result.model_dump(mode="json")).encode(), *(page.encode() for page in pages)]
-    for form in _forms(source.password):
+    for form in spellings(source.password):
         assert not [subject for subject, data in captured if form in data], "a NATS message carried the password"
         assert not [text for text in readable if form in text], "a tool result or page carried the password"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import nats
@@ -13,13 +12,7 @@ from nats.aio.msg import Msg
 from tests.conftest import Source
 from tests.mcp_calls import call
 from tests.sources import create_orders_table
-
-
-def _forms(password: str) -> list[bytes]:
-    """Every way a message could spell the password: raw, JSON-escaped, base64."""
-    raw = password.encode()
-    escaped = json.dumps(password)[1:-1].encode()  # ü as \\u00fc
-    return [raw, escaped, base64.b64encode(raw), base64.urlsafe_b64encode(raw).rstrip(b"=")]
+from tests.spellings import spellings
 
 
 async def test_a_subscriber_to_every_subject_sees_no_password_during_connect_and_a_whole_sync(
@@ -55,5 +48,5 @@ async def test_a_subscriber_to_every_subject_sees_no_password_during_connect_and
     assert any(".run." in subject for subject in subjects), sorted(subjects)
     register = next(data for subject, data in captured if subject.endswith("rpc.catalog.sources.register"))
     assert b'"sealed_password"' in register  # the secret went by, sealed for the extractor
-    leaks = [subject for subject, data in captured for form in _forms(source.password) if form in data]
+    leaks = [subject for subject, data in captured for form in spellings(source.password) if form in data]
     assert not leaks, f"the password travelled in clear on {sorted(set(leaks))}"

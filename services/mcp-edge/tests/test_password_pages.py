@@ -222,12 +222,17 @@ async def test_behind_a_proxy_the_link_starts_with_the_edges_public_url(
 
 
 async def test_a_client_that_accepts_before_the_user_types_gets_its_answer_once_the_page_is_sent(
-    edge_url: str, fakes: Fakes, sealing_key: str, tenant_id: str
+    edge: EdgeState, edge_url: str, fakes: Fakes, sealing_key: str, tenant_id: str
 ) -> None:
+    pages = edge.password_pages
+    assert pages is not None
     typing: list[asyncio.Task[int]] = []
 
     async def type_later(url: str) -> int:
-        await asyncio.sleep(0)  # after the client has answered and called the tool again
+        # The user types only once the client has answered and the repeated call waits for the page.
+        async with asyncio.timeout(10):
+            while pages.waiting == 0:  # noqa: ASYNC110 - a count the edge keeps, not an event it sets
+                await asyncio.sleep(0.01)
         async with httpx.AsyncClient() as http:
             return (await http.post(url, data={"password": TYPED})).status_code
 
@@ -240,4 +245,5 @@ async def test_a_client_that_accepts_before_the_user_types_gets_its_answer_once_
 
     structured(result)
     assert [await task for task in typing] == [200]
+    assert pages.waiting == 0
     assert typed_password(fakes, sealing_key, tenant_id) == TYPED

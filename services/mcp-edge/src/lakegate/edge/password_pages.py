@@ -89,6 +89,12 @@ class PasswordPages:
         self._by_token: dict[str, PasswordPage] = {}
         # Submitted pages wait here, by elicitation id, for the repeated call that collects the password.
         self._used: dict[str, PasswordPage] = {}
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many tool calls are waiting for their page to be submitted right now."""
+        return self._waiting
 
     def open(self, tenant_id: str, address: SourceAddress) -> PasswordPage:
         """A new page for this tenant and address."""
@@ -125,6 +131,7 @@ class PasswordPages:
     async def wait(self, page: PasswordPage, timeout: float) -> SecretStr:
         """The password once the page is submitted; an error when it is not within `timeout`."""
         remaining = max(0.0, min(timeout, page.expires_at - time.monotonic()))
+        self._waiting += 1
         try:
             return await asyncio.wait_for(asyncio.shield(page.submitted), remaining)
         except TimeoutError:
@@ -134,6 +141,7 @@ class PasswordPages:
                 "new link, or pass password_ref"
             ) from None
         finally:
+            self._waiting -= 1
             if page.submitted.done():
                 self.close(page)
 
