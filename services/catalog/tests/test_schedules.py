@@ -82,6 +82,9 @@ async def test_a_schedule_is_refused_without_exactly_one_cadence_a_valid_cron_or
         await _create(peer, other, every_seconds=60)
     with pytest.raises(InvalidInput, match="too many or empty dotted parts"):
         await _create(peer, source, table_name="a.b.c", every_seconds=60)
+    for mode in ("full", "incremental"):
+        with pytest.raises(InvalidInput, match=f"detect_deletes applies to sync_mode 'merge' only, not '{mode}'"):
+            await _create(peer, source, every_seconds=60, sync_mode=mode, detect_deletes=True)
     with pytest.raises(NotFound, match=r"table sales\.missing_orders not found"):
         await _create(peer, source, table_name="sales.missing_orders", every_seconds=60)
     assert (await _listed(peer)).schedules == []
@@ -133,7 +136,10 @@ async def test_a_due_schedule_starts_its_run_through_the_same_checks_as_runs_sta
 ) -> None:
     source = await peer.register("shop")
     commands, events = await peer.extract_commands(), await peer.events()
-    schedule = await _create(peer, source, every_seconds=600, sync_mode="merge", cursor_column="id")
+    schedule = await _create(
+        peer, source, every_seconds=600, sync_mode="merge", cursor_column="id", detect_deletes=True
+    )
+    assert schedule.detect_deletes
     assert (await scheduling_catalog.scheduler.tick()).started == []
 
     clock.advance(600)
@@ -142,6 +148,7 @@ async def test_a_due_schedule_starts_its_run_through_the_same_checks_as_runs_sta
     (run_id,) = tick.started
     command = await peer.next_command(commands)
     assert (command.run_id, command.sync_mode, command.cursor_column) == (run_id, "merge", "id")
+    assert command.detect_deletes
     run = await peer.run(run_id)
     assert (run.schedule_id, run.source_table, run.target) == (schedule.schedule_id, "public.orders", peer.target())
     (listed,) = (await _listed(peer)).schedules

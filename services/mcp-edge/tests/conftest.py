@@ -300,6 +300,7 @@ class FakeCatalog:
             table_name=str(parse_source_table(request.table_name)),
             sync_mode=request.sync_mode,
             cursor_column=request.cursor_column,
+            detect_deletes=request.detect_deletes,
             every_seconds=request.every_seconds,
             cron=request.cron,
             next_run_at=now + timedelta(seconds=request.every_seconds or 3600),

@@ -40,8 +40,23 @@ async def test_a_schedule_every_quarter_hour_is_stored_in_seconds_and_shown_as_w
                 },
             )
         )
+        merging = structured(
+            await client.call_tool(
+                "schedule_sync",
+                {
+                    "connection_id": connection_id,
+                    "table_name": "customers",
+                    "sync_mode": "merge",
+                    "every": 3600,
+                    "detect_deletes": True,
+                },
+            )
+        )
 
-    [stored] = fakes.catalog.schedules.values()
+    stored, merge = fakes.catalog.schedules.values()
+    assert (merge.sync_mode, merge.detect_deletes, merging["detect_deletes"]) == ("merge", True, True)
+    assert not stored.detect_deletes
+    assert created["detect_deletes"] is False
     assert (stored.tenant_id, stored.every_seconds, stored.cron) == (tenant_id, 900, None)
     assert (stored.sync_mode, stored.cursor_column, stored.table_name) == ("incremental", "updated_at", "public.orders")
     assert created["schedule_id"] == stored.schedule_id

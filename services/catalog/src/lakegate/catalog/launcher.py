@@ -16,7 +16,7 @@ from lakegate.catalog.lifecycle import RunLifecycle
 from lakegate.catalog.publisher import Publisher
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.sources import SourceStore
-from lakegate.common.contracts.runs import ErrorInfo, ExtractTable, RunView, StartRun, TableRef
+from lakegate.common.contracts.runs import ErrorInfo, ExtractTable, RunView, StartRun, SyncMode, TableRef
 from lakegate.common.errors import InvalidInput, LakegateError, Unavailable
 from lakegate.common.names import SourceTableName, bronze_table_name, parse_source_table, tenant_catalog
 
@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 def bronze_target(tenant_id: str, source_name: str, table: SourceTableName) -> TableRef:
     """The bronze table a source table is synced into."""
     return TableRef(catalog=tenant_catalog(tenant_id), schema_name="bronze", name=bronze_table_name(source_name, table))
+
+
+def check_detect_deletes(sync_mode: SyncMode, detect_deletes: bool) -> None:
+    """Refuse detect_deletes outside merge, for runs and schedules alike."""
+    if detect_deletes and sync_mode != "merge":
+        raise InvalidInput(
+            f"detect_deletes applies to sync_mode 'merge' only, not {sync_mode!r}: a full sync "
+            "replaces the table (deleted rows go with it), an incremental one only appends; drop detect_deletes "
+            "or use sync_mode 'merge'"
+        )
 
 
 class RunLauncher:
@@ -44,12 +54,7 @@ class RunLauncher:
 
     async def start(self, request: StartRun) -> RunView:
         """Record the run `queued` and publish its command; a run whose command was refused is failed."""
-        if request.detect_deletes and request.sync_mode != "merge":
-            raise InvalidInput(
-                f"detect_deletes applies to sync_mode 'merge' only, not {request.sync_mode!r}: a full sync "
-                "replaces the table (deleted rows go with it), an incremental one only appends; drop detect_deletes "
-                "or use sync_mode 'merge'"
-            )
+        check_detect_deletes(request.sync_mode, request.detect_deletes)
         source = await self._sources.get(request.tenant_id, request.connection_id)
         table = parse_source_table(request.table_name)
         target = bronze_target(request.tenant_id, source.name, table)

@@ -123,6 +123,7 @@ class Scheduler:
             table_name=schedule.table_name,
             sync_mode=schedule.sync_mode,
             cursor_column=schedule.cursor_column,
+            detect_deletes=schedule.detect_deletes,
             schedule_id=schedule.schedule_id,
         )
         try:

@@ -18,6 +18,7 @@ from typing import cast
 import asyncpg
 from croniter import CroniterBadDateError, croniter
 from lakegate.catalog.clock import Clock
+from lakegate.catalog.launcher import check_detect_deletes
 from lakegate.catalog.paging import Window
 from lakegate.catalog.sources import SourceStore
 from lakegate.common.contracts.explore import DescribeSourceTable, SourceTableDetail
@@ -100,6 +101,7 @@ def schedule_of(row: asyncpg.Record) -> Schedule:
         table_name=row["table_name"],
         sync_mode=cast(SyncMode, row["sync_mode"]),
         cursor_column=row["cursor_column"],
+        detect_deletes=row["detect_deletes"],
         every_seconds=row["every_seconds"],
         cron=row["cron"],
         next_run_at=row["next_run_at"],
@@ -125,6 +127,7 @@ class ScheduleStore:
                 "a schedule needs exactly one of every_seconds (at least 60) or cron "
                 f"({_CRON_HINT}); give one and leave the other out"
             )
+        check_detect_deletes(request.sync_mode, request.detect_deletes)
         cron = None if request.cron is None else check_cron(request.cron)
         if request.every_seconds is not None:
             check_every(request.every_seconds)
@@ -139,8 +142,8 @@ class ScheduleStore:
         row = await self._pool.fetchrow(
             """
             INSERT INTO schedules (schedule_id, tenant_id, connection_id, table_name, sync_mode, cursor_column,
-                                   every_seconds, cron, next_run_at, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                   detect_deletes, every_seconds, cron, next_run_at, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             RETURNING *
             """,
             new_schedule_id(),
@@ -149,6 +152,7 @@ class ScheduleStore:
             str(table),
             request.sync_mode,
             request.cursor_column,
+            request.detect_deletes,
             request.every_seconds,
             cron,
             first_run(request.every_seconds, cron, now),

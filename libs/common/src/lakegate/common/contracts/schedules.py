@@ -18,6 +18,9 @@ class CreateSchedule(TenantScoped):
     table_name: str
     sync_mode: SyncMode = "full"
     cursor_column: str | None = None
+    detect_deletes: bool = Field(
+        default=False, description="Merge only: each run also deletes rows gone at the source."
+    )
     every_seconds: int | None = Field(default=None, ge=60, description="Run every N seconds (at least 60).")
     cron: str | None = Field(default=None, description="Five-field cron expression in UTC, e.g. '0 2 * * *'.")
 
@@ -29,6 +32,7 @@ class Schedule(Message):
     table_name: str
     sync_mode: SyncMode
     cursor_column: str | None
+    detect_deletes: bool = False
     every_seconds: int | None
     cron: str | None
     next_run_at: datetime

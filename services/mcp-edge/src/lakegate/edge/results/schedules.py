@@ -19,6 +19,7 @@ class ScheduleResult(ToolResult):
     table_name: str = Field(description="The source table it syncs.")
     sync_mode: SyncMode
     cursor_column: str | None = Field(default=None, description="The cursor column asked for; inferred when None.")
+    detect_deletes: bool = False
     every: str | None = Field(default=None, description="The interval, e.g. '15m', when it runs on an interval.")
     every_seconds: int | None = None
     cron: str | None = Field(default=None, description="The cron expression (UTC), when it runs on one.")
@@ -36,6 +37,7 @@ class ScheduleResult(ToolResult):
             table_name=schedule.table_name,
             sync_mode=schedule.sync_mode,
             cursor_column=schedule.cursor_column,
+            detect_deletes=schedule.detect_deletes,
             every=spoken(schedule.every_seconds) if schedule.every_seconds else None,
             every_seconds=schedule.every_seconds,
             cron=schedule.cron,

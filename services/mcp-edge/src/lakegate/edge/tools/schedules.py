@@ -18,7 +18,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.durations import seconds_of, spoken
 from lakegate.edge.results.base import Offset
 from lakegate.edge.results.schedules import ScheduleListResult, ScheduleResult
-from lakegate.edge.tools.sync import READS_CATALOG, SAME_CURSOR_COLUMN, SAME_SYNC_MODES
+from lakegate.edge.tools.sync import READS_CATALOG, SAME_CURSOR_COLUMN, SAME_DETECT_DELETES, SAME_SYNC_MODES
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -60,6 +60,7 @@ def add_schedule_tools(server: MCPServer, backend: Backend) -> None:
             Field(description=f"When to sync, as a five-field cron expression in UTC, e.g. {_CRON_EXAMPLE}."),
         ] = None,
         cursor_column: Annotated[str | None, Field(description=SAME_CURSOR_COLUMN)] = None,
+        detect_deletes: Annotated[bool, Field(description=SAME_DETECT_DELETES)] = False,
     ) -> ScheduleResult:
         """Sync a source table into bronze again and again: every interval, or on a cron expression (UTC).
 
@@ -75,6 +76,7 @@ def add_schedule_tools(server: MCPServer, backend: Backend) -> None:
             table_name=table_name,
             sync_mode=sync_mode,
             cursor_column=cursor_column,
+            detect_deletes=detect_deletes,
             every_seconds=every_seconds,
             cron=cron,
         )

@@ -49,6 +49,7 @@ DETECT_DELETES = (
 )
 #: The same, for a tool listed after sync_table_to_bronze (tools/list describes the modes once).
 SAME_SYNC_MODES = "`full` (default), `incremental` or `merge`, as sync_table_to_bronze describes them."
+SAME_DETECT_DELETES = "merge only: each run also removes rows deleted at the source, as for sync_table_to_bronze."
 SAME_CURSOR_COLUMN = "incremental/merge: the cursor column, as for sync_table_to_bronze; inferred when omitted."
 CURSOR_COLUMN = (
     "incremental/merge: the column whose value grows when a row is inserted or updated, e.g. `updated_at` "
