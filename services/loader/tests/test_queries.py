@@ -267,10 +267,8 @@ async def test_a_query_whose_caller_cancels_it_is_stopped_in_the_engine_and_answ
             timeout=600,
         )
     )
-    # A cancel sent before the loader listens is lost (as the edge's would be): repeat it until answered.
-    while not slow.done():
-        await rt.broker.publish(CancelCall(call_id=call_id), rt.topology.call_cancel(call_id))
-        await asyncio.wait({slow}, timeout=0.2)
+    # One cancel, as the edge sends it: whether the loader took the request up yet or not, the query stops.
+    await rt.broker.publish(CancelCall(call_id=call_id), rt.topology.call_cancel(call_id))
 
     with pytest.raises(Cancelled) as cancelled:
         await slow
@@ -278,5 +276,5 @@ async def test_a_query_whose_caller_cancels_it_is_stopped_in_the_engine_and_answ
         rt.topology.warehouse_query, RunQuery(tenant_id=tenant_id, sql="SELECT count(*) FROM wide"), QueryResult
     )
 
-    assert "the query was stopped: its caller cancelled the request" in str(cancelled.value)
+    assert str(cancelled.value).startswith("the query was stopped: its caller")
     assert after.rows == [[3000]]

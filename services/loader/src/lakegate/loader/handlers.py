@@ -30,7 +30,7 @@ from lakegate.common.contracts.warehouse import (
 from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.lanes import RequestLanes
 from lakegate.common.names import tenant_catalog
-from lakegate.common.rpc import answers, stoppable
+from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.common.telemetry import tracer
 from lakegate.loader.config import LoaderSettings
@@ -73,10 +73,9 @@ class LoaderHandlers:
         with tracer(__name__).start_as_current_span(
             "warehouse query", attributes={"lakegate.tenant_id": request.tenant_id}
         ):
-            cancel = self.runtime.topology.call_cancel(request.call_id) if request.call_id else None
             try:
                 async with (
-                    stoppable(self.runtime.broker.connection, cancel, "the query"),
+                    self.runtime.call_stops.stoppable(request.call_id, "the query"),
                     self.lanes.enter(request.tenant_id),
                 ):
                     with interruptible():  # a cancelled query interrupts the engine, not only this task

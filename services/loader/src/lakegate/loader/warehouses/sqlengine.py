@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+from lakegate.common.callstops import when_stopped
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.errors import WarehouseError
 
@@ -110,9 +111,11 @@ def interruptible() -> Iterator[None]:
 
 
 def stop_on_cancel(stop: Callable[[], None]) -> None:
-    """Have `interruptible` call `stop` if the request it wraps is cancelled (nothing outside one)."""
+    """Call `stop` when the request is cancelled: at once when its caller cancels it (`callstops`), or when
+    the task inside `interruptible` is cancelled (nothing outside either)."""
     if (stops := _STOPS.get()) is not None:
         stops.append(stop)
+    when_stopped(stop)
 
 
 class Stopped(WarehouseError):
