@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
-from lakegate.common.callstops import when_stopped
+from lakegate.common.callstops import current_stop, when_stopped
 from lakegate.common.contracts.runs import TableRef
-from lakegate.common.errors import WarehouseError
+from lakegate.common.errors import LakegateError, WarehouseError
 
 #: Rows per Arrow batch read from DuckDB.
 BATCH_ROWS = 8192
@@ -207,7 +207,9 @@ class Session:
         """No more interrupts: the connection is closing."""
         self._closed.set()
 
-    def _stopped(self) -> Stopped:
+    def _stopped(self) -> LakegateError:
+        if (stop := current_stop()) is not None and stop.requested:
+            return stop.error()  # interrupted because its caller cancelled it, not by the timeout
         return Stopped(
             f"the statement ran longer than {self._timeout:g}s and was stopped; "
             "filter or aggregate more, or add a LIMIT"
