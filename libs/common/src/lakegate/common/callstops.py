@@ -259,7 +259,7 @@ class CallStops:
         stop = Stop(what)
         task = asyncio.current_task()
         if call_id is not None and self.was_cancelled(call_id):
-            log.info("%s stopped before it began: its caller had cancelled the request", what)
+            log.info("%s stopped before it began (call %s): its caller had cancelled the request", what, call_id)
             raise Cancelled(f"{what} was stopped: its caller had cancelled it before it began")
         entry: tuple[Stop, asyncio.Task[object]] | None = None
         if call_id is not None and task is not None:
@@ -275,7 +275,7 @@ class CallStops:
             if not stop.by_caller or task is None or entry is None:
                 raise
             task.uncancel()
-            log.info("%s stopped: its caller cancelled the request", what)
+            log.info("%s stopped (call %s): its caller cancelled the request", what, call_id)
             raise stop.error() from None
         finally:
             _CURRENT.reset(token)
