@@ -225,7 +225,7 @@ async def test_statistics_of_a_hostile_gold_view_fail_at_the_process_limit_and_t
             timeout=120,
         )
 
-    assert "more memory than one query may use (512MB in the engine, 256MB for its process)" in str(refused.value)
+    assert "more memory than one query may use (128MB in the engine, 256MB for its process)" in str(refused.value)
     assert "LAKEGATE_LOADER_QUERY_PROCESS_MEMORY" in str(refused.value)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before < 128 * 1024**2
     assert await count(loader, tenant_id, "silver.seed") == 3

@@ -233,7 +233,7 @@ async def test_lists_and_strings_the_engine_limit_misses_fail_at_the_process_lim
     with pytest.raises(WarehouseError) as refused:
         await query(sql)
 
-    assert "more memory than one query may use (512MB in the engine, 256MB for its process)" in str(refused.value)
+    assert "more memory than one query may use (128MB in the engine, 256MB for its process)" in str(refused.value)
     assert "LAKEGATE_LOADER_QUERY_PROCESS_MEMORY" in str(refused.value)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before < 128 * 1024**2
     assert (await query("SELECT count(*) AS c FROM orders")).rows == [[3]]

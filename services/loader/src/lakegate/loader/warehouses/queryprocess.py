@@ -26,7 +26,7 @@ import resource
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.context import ForkServerContext
 
 import pyarrow as pa
@@ -123,6 +123,7 @@ def _address_space() -> int:
 
 
 def _child(read: CappedRead, send: multiprocessing.connection.Connection) -> None:
+    read = replace(read, limits=read.limits.in_capped_process())
     try:
         opened = datasets(read.paths, read.sources)
         with session(opened, read.sources, timeout=read.timeout, limits=read.limits) as current:
@@ -149,7 +150,7 @@ def _cap(limits: EngineLimits) -> None:
 
 
 def _stream_child(statement: Statement, send: multiprocessing.connection.Connection) -> None:
-    limits = statement.limits
+    limits = statement.limits.in_capped_process()
     try:
         opened = datasets(statement.paths, statement.sources)
         with session(opened, statement.sources, timeout=statement.timeout, limits=limits) as current:
@@ -215,7 +216,7 @@ class QueryProcesses:
                 child.join(KILL_GRACE_SECONDS)
                 if (stop := current_stop()) is not None and stop.requested:
                     raise stop.error() from None
-                raise _died(read.limits, child.exitcode) from None
+                raise _died(read.limits.in_capped_process(), child.exitcode) from None
         finally:
             receive.close()
             if child.is_alive():
@@ -252,7 +253,7 @@ class QueryProcesses:
                 child.join(KILL_GRACE_SECONDS)
                 if (stop := current_stop()) is not None and stop.requested:
                     raise stop.error() from None
-                raise _died(statement.limits, child.exitcode) from None
+                raise _died(statement.limits.in_capped_process(), child.exitcode) from None
             if message[0] == "error":
                 _unpack(message)
             return message

@@ -24,7 +24,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
@@ -48,6 +48,15 @@ def size_bytes(text: str) -> int | None:
     return int(float(found.group(1)) * _UNITS[unit])
 
 
+def size_text(size: int) -> str:
+    """A size in bytes as people write it: '1GB', '128MB'."""
+    for unit in ("GB", "MB", "KB"):
+        scale = _UNITS[unit[0]]
+        if size >= scale:
+            return f"{size / scale:g}{unit}"
+    return f"{size}B"
+
+
 @dataclass(frozen=True)
 class EngineLimits:
     """What one statement may use of the machine."""
@@ -63,11 +72,20 @@ class EngineLimits:
         """`process_memory` as people write it."""
         if self.process_memory is None:
             return "unbounded"
-        for unit in ("GB", "MB", "KB"):
-            size = _UNITS[unit[0]]
-            if self.process_memory >= size:
-                return f"{self.process_memory / size:g}{unit}"
-        return f"{self.process_memory}B"
+        return size_text(self.process_memory)
+
+    def in_capped_process(self) -> EngineLimits:
+        """The limits a statement has in its capped process: the engine's own limit at most half the process's
+        budget, so that what the engine manages fails cleanly at its limit first (past the OS cap, a scan's
+        allocations fail in ways DuckDB does not always survive: measured, a stall until the timeout or a
+        crash), and the cap is left for what the engine does not see (lists, strings)."""
+        if self.process_memory is None:
+            return self
+        half = self.process_memory // 2
+        engine = self.memory_bytes
+        if engine is not None and engine <= half:
+            return self
+        return replace(self, memory_limit=size_text(half))
 
     @property
     def memory_bytes(self) -> int | None:
