@@ -375,6 +375,7 @@ class LocalLakehouse:
                 upstream=sorted(query.tables, key=str),
                 defined_at=dt.datetime.now(dt.UTC),
             )
+            commit_point()  # checked: a cancel now stores nothing, a later one is refused
             self.views.write(ref, stored)
             return Written(schema, None, None)
 
