@@ -233,7 +233,7 @@ async def test_lists_and_strings_the_engine_limit_misses_fail_at_the_process_lim
     with pytest.raises(WarehouseError) as refused:
         await query(sql)
 
-    assert "more memory than one query may use (512MB in the engine, 256MB for its process)" in str(refused.value)
+    assert "more memory than one query may use (128MB in the engine, 256MB for its process)" in str(refused.value)
     assert "LAKEGATE_LOADER_QUERY_PROCESS_MEMORY" in str(refused.value)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before < 128 * 1024**2
     assert (await query("SELECT count(*) AS c FROM orders")).rows == [[3]]
@@ -267,10 +267,8 @@ async def test_a_query_whose_caller_cancels_it_is_stopped_in_the_engine_and_answ
             timeout=600,
         )
     )
-    # A cancel sent before the loader listens is lost (as the edge's would be): repeat it until answered.
-    while not slow.done():
-        await rt.broker.publish(CancelCall(call_id=call_id), rt.topology.call_cancel(call_id))
-        await asyncio.wait({slow}, timeout=0.2)
+    # One cancel, as the edge sends it: whether the loader took the request up yet or not, the query stops.
+    await rt.broker.publish(CancelCall(call_id=call_id), rt.topology.call_cancel(call_id))
 
     with pytest.raises(Cancelled) as cancelled:
         await slow
@@ -278,5 +276,5 @@ async def test_a_query_whose_caller_cancels_it_is_stopped_in_the_engine_and_answ
         rt.topology.warehouse_query, RunQuery(tenant_id=tenant_id, sql="SELECT count(*) FROM wide"), QueryResult
     )
 
-    assert "the query was stopped: its caller cancelled the request" in str(cancelled.value)
+    assert str(cancelled.value).startswith("the query was stopped: its caller")
     assert after.rows == [[3000]]

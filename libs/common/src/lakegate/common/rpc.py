@@ -6,9 +6,9 @@ A handler decorated with `answers` turns its result into `Reply(result=...)` and
 
 A request that may run long carries a `call_id`. A caller that gives up on it (its MCP request
 was cancelled) publishes `CancelCall` on `Topology.call_cancel(call_id)` (`RpcClient.call` with
-`cancel_subject`); the answering service runs the work inside `stoppable`, which cancels it when
-that message comes, and answers `Cancelled`. A cancel that arrives before the service began
-listening is lost: the work then ends at its own timeout.
+`cancel_subject`); the answering service runs the work inside `CallStops.stoppable`
+(`lakegate.common.callstops`), which stops it when that message comes, or at once when the message
+came before the request was taken up, and answers `Cancelled`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 import anyio
 from faststream.nats import NatsBroker
 from lakegate.common.contracts.rpc import CancelCall, Reply
 from lakegate.common.contracts.runs import ErrorInfo
-from lakegate.common.errors import Cancelled, InvalidInput, LakegateError, Unavailable, error_from_code
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
+from lakegate.common.errors import InvalidInput, LakegateError, Unavailable, error_from_code
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
@@ -134,32 +132,3 @@ class RpcClient:
         if reply.error is not None:
             raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
         return answer.model_validate(reply.result)
-
-
-@contextlib.asynccontextmanager
-async def stoppable(connection: NatsClient, subject: str | None, what: str) -> AsyncIterator[None]:
-    """Run the enclosed work until a `CancelCall` arrives on `subject` (None: until it ends); then raise
-    `Cancelled`, after the work's own cleanup ran (an asyncpg query cancelled at the server, say)."""
-    task = asyncio.current_task()
-    if subject is None or task is None:
-        yield
-        return
-    stopped = False
-
-    async def stop(msg: Msg) -> None:
-        nonlocal stopped
-        stopped = True
-        task.cancel()
-
-    subscription = await connection.subscribe(subject, cb=stop)
-    try:
-        yield
-    except asyncio.CancelledError:
-        if not stopped:
-            raise
-        task.uncancel()
-        log.info("%s stopped: its caller cancelled the request", what)
-        raise Cancelled(f"{what} was stopped: its caller cancelled the request") from None
-    finally:
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()

@@ -20,6 +20,7 @@ from typing import Any
 import uvloop
 from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker, ensure_streams
+from lakegate.common.callstops import CallStops
 from lakegate.common.delivery import Subscription, ensure_consumers
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
@@ -46,6 +47,8 @@ class Runtime:
     inbox: str = "_INBOX"
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
     subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
+    #: Cancelled calls (`callcancel.*`), heard from before serving when `answers_cancels`; else unused.
+    stops: CallStops | None = None
 
     async def scrape(self) -> bytes:
         """`/metrics`: the service's metrics, with each consumer's lag read from JetStream now."""
@@ -56,14 +59,26 @@ class Runtime:
                 self.metrics.lag(subscription.title, info.num_pending or 0, info.num_ack_pending or 0)
         return self.metrics.render()
 
+    @property
+    def call_stops(self) -> CallStops:
+        """The record of cancelled calls; only a runtime made with `answers_cancels` has one."""
+        if self.stops is None:
+            raise RuntimeError(f"the {self.service} runtime was made without answers_cancels")
+        return self.stops
 
-def runtime(service: str, settings: ServiceSettings) -> Runtime:
-    """A broker with telemetry, not yet connected; register handlers on it, then `started(...)`."""
+
+def runtime(service: str, settings: ServiceSettings, *, answers_cancels: bool = False) -> Runtime:
+    """A broker with telemetry, not yet connected; register handlers on it, then `started(...)`.
+
+    With `answers_cancels`, the service stops calls their callers cancel (`Runtime.call_stops`).
+    """
     tracer_provider = setup_telemetry(service, settings.telemetry)
     metrics = ServiceMetrics(service)
     broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
     rpc = RpcClient(broker, settings.nats.request_timeout)
-    return Runtime(service, broker, settings.nats.topology, rpc, metrics, inbox_prefix(settings.nats.user))
+    topology = settings.nats.topology
+    stops = CallStops(topology) if answers_cancels else None
+    return Runtime(service, broker, topology, rpc, metrics, inbox_prefix(settings.nats.user), stops=stops)
 
 
 @contextlib.asynccontextmanager
@@ -75,6 +90,8 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     await rt.broker.connect()
     await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
     await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
+    if rt.stops is not None:
+        await rt.stops.listen(rt.broker.connection)  # before serving, so no cancel is missed
     await rt.broker.start()
     # A round trip to the server, so every subscription is in place before anyone is told we are ready.
     await rt.broker.connection.flush()

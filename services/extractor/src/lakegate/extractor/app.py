@@ -58,7 +58,7 @@ def _subscriptions(topology: Topology, extractor: Extractor, ranges: RangeWorker
 async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
     """Run the extractor's handlers until the block exits, then drain."""
     logins = logins_from_settings(settings)  # before anything starts: no key, no extractor
-    rt = runtime(SERVICE, settings)
+    rt = runtime(SERVICE, settings, answers_cancels=True)
 
     def staging() -> StagingStore:
         # The JetStream context exists only once the broker is connected, so it is made per run.

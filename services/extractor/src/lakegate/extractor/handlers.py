@@ -16,7 +16,7 @@ from lakegate.common.contracts.sources import (
 )
 from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.lanes import RequestLanes
-from lakegate.common.rpc import answers, stoppable
+from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.common.telemetry import tracer
 from lakegate.extractor.config import ExtractorSettings
@@ -75,21 +75,19 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, logins: Logins) 
     @answers
     async def source_query(request: QuerySource) -> QueryResult:
         """One read-only query on a registered source: the parser guard first, then the database's walls."""
-        # Parsing a long statement takes a while; a thread keeps the other requests moving.
-        sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
-        calls = await asyncio.to_thread(calls_in, sql)
-        source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
-        credentials = await logins.credentials(rt, source)
         began = time.monotonic()
-        with tracer(__name__).start_as_current_span("source query"):
-            cancel = topology.call_cancel(request.call_id) if request.call_id else None
+        # From the first line, so that a cancel that came before the request was taken up stops it at once.
+        # A cancelled query_source cancels its statement at the server (asyncpg sends the same cancel
+        # request as pg_cancel_backend) when `stoppable` cancels this task.
+        async with rt.call_stops.stoppable(request.call_id, "the source query"):
             try:
-                # A cancelled query_source cancels its statement at the server (asyncpg sends the same
-                # cancel request as pg_cancel_backend) when `stoppable` cancels this task.
-                async with (
-                    stoppable(broker.connection, cancel, "the source query"),
-                    lanes.enter(request.tenant_id, request.connection_id),
-                ):
-                    return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
+                # Parsing a long statement takes a while; a thread keeps the other requests moving.
+                sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
+                calls = await asyncio.to_thread(calls_in, sql)
+                source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
+                credentials = await logins.credentials(rt, source)
+                with tracer(__name__).start_as_current_span("source query"):
+                    async with lanes.enter(request.tenant_id, request.connection_id):
+                        return await query_source(credentials, sql, request.max_rows, settings, calls=calls)
             finally:
                 rt.metrics.query("source", time.monotonic() - began)

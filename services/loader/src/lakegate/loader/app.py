@@ -118,7 +118,7 @@ def local_lakehouse(settings: LoaderSettings) -> LocalLakehouse:
 @contextlib.asynccontextmanager
 async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
     """Run the loader: consume extracted runs and answer warehouse requests until exit."""
-    rt = runtime(SERVICE, settings)
+    rt = runtime(SERVICE, settings, answers_cancels=True)
     warehouse = databricks_warehouse(settings) if settings.warehouse_kind == "databricks" else local_lakehouse(settings)
 
     def staging() -> StagingStore:

@@ -164,10 +164,11 @@ class LoaderSettings(ServiceSettings):
     )
     query_process_memory: str = Field(
         default="1GB",
-        description="Memory a query or preview of the local lakehouse may add to its own process, e.g. '1GB': each "
-        "runs in a child process whose address space the OS caps (RLIMIT_AS) at what it holds once its tables are "
-        "open plus this, so lists and strings DuckDB's memory limit does not see cannot grow the loader; a query that "
-        "needs more fails saying so. 'none' runs queries in the loader's process, bounded by "
+        description="Memory a statement over the local lakehouse (a query, preview, transform, statistics, a view's "
+        "count or check) may add to its own process, e.g. '1GB': each runs in a child process whose address space the "
+        "OS caps (RLIMIT_AS) at what it holds once its tables are open plus this, so lists and strings DuckDB's memory "
+        "limit does not see cannot grow the loader; DuckDB's limit there is at most half of this. A statement that "
+        "needs more fails saying so. 'none' runs them in the loader's process, bounded by "
         "LAKEGATE_LOADER_QUERY_MEMORY_LIMIT alone.",
     )
     query_slots: int = Field(

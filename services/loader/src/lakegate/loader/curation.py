@@ -7,12 +7,12 @@ catalog as a `DatasetRecord`. A request refused on the way changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+from lakegate.common.callstops import in_thread
 from lakegate.common.contracts.runs import ColumnMapping, TableRef
 from lakegate.common.contracts.transforms import (
     CreateGoldView,
@@ -123,9 +123,7 @@ class Curator:
         file_format(request.file_name)  # a bad name or extension is refused before the content is decoded
         target = TableRef(catalog=catalog, schema_name="bronze", name=name)
         data = decode_content(request.file_name, request.content_base64, self.upload_max_bytes)
-        parsed = await asyncio.to_thread(
-            parse_upload, request.file_name, data, self.upload_max_bytes, self.upload_limits
-        )
+        parsed = await in_thread(parse_upload, request.file_name, data, self.upload_max_bytes, self.upload_limits)
         note = {OPERATION_NOTE: "upload", "lakegate.file_name": request.file_name}
         written = await self.warehouse.replace_table(target, parsed.table, note=note)
         columns = _columns(written.schema, parsed.source_types)

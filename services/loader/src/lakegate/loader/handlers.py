@@ -6,7 +6,9 @@ tenant's catalog always comes from the request's `tenant_id`, never from anythin
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from lakegate.common.contracts.runs import Extracted
@@ -30,7 +32,7 @@ from lakegate.common.contracts.warehouse import (
 from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.lanes import RequestLanes
 from lakegate.common.names import tenant_catalog
-from lakegate.common.rpc import answers, stoppable
+from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.common.telemetry import tracer
 from lakegate.loader.config import LoaderSettings
@@ -73,10 +75,9 @@ class LoaderHandlers:
         with tracer(__name__).start_as_current_span(
             "warehouse query", attributes={"lakegate.tenant_id": request.tenant_id}
         ):
-            cancel = self.runtime.topology.call_cancel(request.call_id) if request.call_id else None
             try:
                 async with (
-                    stoppable(self.runtime.broker.connection, cancel, "the query"),
+                    self.runtime.call_stops.stoppable(request.call_id, "the query"),
                     self.lanes.enter(request.tenant_id),
                 ):
                     with interruptible():  # a cancelled query interrupts the engine, not only this task
@@ -89,6 +90,14 @@ class LoaderHandlers:
             finally:
                 self.worker.metrics.query("warehouse", time.monotonic() - began)
 
+    @contextlib.asynccontextmanager
+    async def _stoppable(self, call_id: str | None, what: str, tenant_id: str) -> AsyncIterator[None]:
+        """Work its caller can stop: in the tenant's lane, interrupted in the engine when cancelled, and
+        stopped before it commits (`callstops.commit_point`), so a cancelled call writes nothing."""
+        async with self.runtime.call_stops.stoppable(call_id, what), self.lanes.enter(tenant_id):
+            with interruptible():
+                yield
+
     @answers
     async def list_tables(self, request: ListTables) -> TableList:
         """`tables.list`: one page of the tenant's tables in one layer."""
@@ -100,29 +109,29 @@ class LoaderHandlers:
     async def describe_table(self, request: DescribeTable) -> TableDescription:
         """`tables.describe`: columns (with statistics if asked), size, version and properties of one table."""
         catalog = tenant_catalog(request.tenant_id)
-        async with self.lanes.enter(request.tenant_id):
+        async with self._stoppable(request.call_id, "describing the table", request.tenant_id):
             return await self.warehouse.describe(catalog, request.table_name, with_stats=request.with_stats)
 
     @answers
     async def preview_table(self, request: PreviewTable) -> QueryResult:
         """`tables.preview`: the first rows of one table or view."""
-        async with self.lanes.enter(request.tenant_id):
+        async with self._stoppable(request.call_id, "the preview", request.tenant_id):
             return await self.warehouse.preview(tenant_catalog(request.tenant_id), request.table_name, request.limit)
 
     @answers
     async def transform(self, request: TransformToSilver) -> TransformResult:
         """`transform`: build a silver table from a bronze one."""
-        async with self.lanes.enter(request.tenant_id):
+        async with self._stoppable(request.call_id, "the transform", request.tenant_id):
             return await self.curator.transform_to_silver(request)
 
     @answers
     async def gold_view(self, request: CreateGoldView) -> GoldView:
         """`gold_view`: define a gold view over silver and gold tables."""
-        async with self.lanes.enter(request.tenant_id):
+        async with self._stoppable(request.call_id, "defining the gold view", request.tenant_id):
             return await self.curator.create_gold_view(request)
 
     @answers
     async def upload(self, request: UploadFile) -> UploadResult:
         """`upload`: replace a bronze table with an uploaded file."""
-        async with self.lanes.enter(request.tenant_id):
+        async with self._stoppable(request.call_id, "the upload", request.tenant_id):
             return await self.curator.upload(request)

@@ -77,7 +77,7 @@ class Backend:
         """Ask another service; its errors come back with public messages that name no subject.
 
         With `cancels`, `request` carries a fresh `call_id`, and a tool call cancelled meanwhile (the MCP
-        request was cancelled, or its client went away) tells the service to stop the work (`rpc.stoppable`).
+        request was cancelled, or its client went away) tells the service to stop the work (`CallStops.stoppable`).
         """
         if self.link is not None:
             await self.link.ready()

@@ -39,6 +39,7 @@ async def describe(backend: Backend, table_name: str, *, with_stats: bool = True
         request,
         TableDescription,
         timeout=backend.settings.query_timeout_seconds,
+        cancels=True,
     )
 
 
@@ -46,7 +47,11 @@ async def preview(backend: Backend, table_name: str, limit: int) -> QueryResult:
     """The first rows of one of the caller's tables."""
     request = PreviewTable(tenant_id=backend.tenant(), table_name=table_name, limit=limit)
     return await backend.call(
-        backend.topology.warehouse_tables_preview, request, QueryResult, timeout=backend.settings.query_timeout_seconds
+        backend.topology.warehouse_tables_preview,
+        request,
+        QueryResult,
+        timeout=backend.settings.query_timeout_seconds,
+        cancels=True,
     )
 
 

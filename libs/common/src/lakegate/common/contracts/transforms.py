@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from lakegate.common.contracts.base import Message, TenantScoped
+from lakegate.common.contracts.rpc import CALL_ID_DESCRIPTION
 from lakegate.common.contracts.runs import ColumnMapping, TableRef
 from pydantic import Field
 
@@ -75,6 +76,7 @@ class SilverSpec(Message):
 class TransformToSilver(TenantScoped):
     bronze_table: str = Field(description="`table`, `bronze.table` or `<catalog>.bronze.table`.")
     spec: SilverSpec | None = Field(default=None, description="No spec: keep types, remove exact duplicate rows.")
+    call_id: str | None = Field(default=None, description=CALL_ID_DESCRIPTION)
 
 
 class TransformResult(Message):
@@ -90,6 +92,7 @@ class TransformResult(Message):
 class CreateGoldView(TenantScoped):
     name: str = Field(description="View name in the gold layer.")
     sql: str = Field(description="One SELECT over silver and gold tables, in Databricks SQL.")
+    call_id: str | None = Field(default=None, description=CALL_ID_DESCRIPTION)
 
 
 class GoldView(Message):
@@ -103,6 +106,7 @@ class UploadFile(TenantScoped):
     file_name: str = Field(description="Name with extension: .csv, .tsv, .json, .ndjson/.jsonl, .parquet, .xlsx.")
     dataset_name: str = Field(description="Bronze table name to create or replace.")
     content_base64: str
+    call_id: str | None = Field(default=None, description=CALL_ID_DESCRIPTION)
 
 
 class UploadResult(Message):
@@ -116,6 +120,7 @@ class UploadResult(Message):
 class PreviewTable(TenantScoped):
     table_name: str
     limit: int = Field(default=20, ge=1, le=1000)
+    call_id: str | None = Field(default=None, description=CALL_ID_DESCRIPTION)
 
 
 class DatasetRecord(Message):

@@ -57,6 +57,7 @@ class TableList(Message):
 class DescribeTable(TenantScoped):
     with_stats: bool = Field(default=True, description="Compute per-column nulls, distinct estimate, min and max.")
     table_name: str = Field(description="`table`, `layer.table` or `catalog.layer.table`; layer defaults to bronze.")
+    call_id: str | None = Field(default=None, description=CALL_ID_DESCRIPTION)
 
 
 class WarehouseColumn(Message):

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
+from lakegate.common.callstops import check_stopped, commit_point, in_thread
 from lakegate.common.contracts.runs import SchemaChange, TableRef
 from lakegate.common.contracts.warehouse import (
     QueryResult,
@@ -45,9 +45,9 @@ from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
 from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
-from lakegate.loader.warehouses.queryprocess import CappedRead, QueryProcesses
+from lakegate.loader.warehouses.queryprocess import CappedRead, QueryProcesses, Statement
 from lakegate.loader.warehouses.spool import spooled
-from lakegate.loader.warehouses.sqlengine import EngineLimits, Session, session
+from lakegate.loader.warehouses.sqlengine import EngineLimits
 
 T = TypeVar("T")
 RUN_ID_KEY = deltalog.RUN_ID_KEY
@@ -126,18 +126,14 @@ class LocalLakehouse:
 
     # running statements (blocking: call from a worker thread)
 
-    def _datasets(self, engine: EngineQuery) -> dict[str, ds.Dataset]:
-        datasets = {}
-        for name, ref in engine.sources.items():
-            path = self.table_path(ref)
-            if not DeltaTable.is_deltatable(str(path)):
-                raise NotFound(f"table {ref} no longer exists; a view that reads it must be defined again")
-            datasets[name] = DeltaTable(str(path)).to_pyarrow_dataset()
-        return datasets
+    def _statement(self, engine: EngineQuery, timeout: float) -> Statement:
+        paths = {name: str(self.table_path(ref)) for name, ref in engine.sources.items()}
+        return Statement(engine.sql, engine.sources, paths, timeout, self._limits)
 
-    def _run(self, engine: EngineQuery, timeout: float, use: Callable[[Session], T]) -> T:
-        with session(self._datasets(engine), engine.sources, timeout=timeout, limits=self._limits) as current:
-            return use(current)
+    def _table(self, engine: EngineQuery, timeout: float) -> pa.Table:
+        """A small whole result (statistics, a count, LIMIT 0), computed under the query process's cap."""
+        with self._processes.stream(self._statement(engine, timeout)) as (schema, batches):
+            return pa.Table.from_batches(list(batches), schema=schema)
 
     def _capped(self, engine: EngineQuery, max_rows: int, timeout: float) -> QueryResult:
         paths = {name: str(self.table_path(ref)) for name, ref in engine.sources.items()}
@@ -148,7 +144,7 @@ class LocalLakehouse:
         if self.views.read(ref) is None:
             return pa.schema(DeltaTable(str(self.table_path(ref))).schema().to_arrow())
         engine = to_engine(select_all(ref), self._view(catalog), limit=0)
-        return self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql)).schema
+        return self._table(engine, self._timeouts.query).schema
 
     # Warehouse
 
@@ -227,7 +223,7 @@ class LocalLakehouse:
                 table = show_schemas()
             return query_result(table, max_rows, self._max_result_bytes)
 
-        return await asyncio.to_thread(run)
+        return await in_thread(run)
 
     async def preview(self, catalog: str, table_name: str, limit: int) -> QueryResult:
         """The first `limit` rows of one table or view, in storage order."""
@@ -237,7 +233,7 @@ class LocalLakehouse:
             engine = to_engine(select_all(ref), self._view(catalog), limit=limit + 1)
             return self._capped(engine, limit, self._timeouts.query)
 
-        return await asyncio.to_thread(run)
+        return await in_thread(run)
 
     async def list_tables(self, catalog: str, layer: str, *, offset: int = 0, limit: int = 100) -> TableList:
         """One page of a layer's tables and views with row counts, sizes and versions."""
@@ -250,7 +246,7 @@ class LocalLakehouse:
             more = offset + limit < len(names)
             return TableList(tables=found, next_offset=offset + limit if more else None)
 
-        return await asyncio.to_thread(summaries)
+        return await in_thread(summaries)
 
     def _summary(self, ref: TableRef) -> TableSummary:
         if self.views.read(ref) is not None:
@@ -271,7 +267,7 @@ class LocalLakehouse:
         """A view's rows, counted now; -1 when counting fails or runs past the query timeout."""
         try:
             engine = to_engine(count_all(ref), self._view(ref.catalog), limit=None)
-            counted = self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql))
+            counted = self._table(engine, self._timeouts.query)
         except (WarehouseError, NotFound, InvalidInput):
             return -1
         return int(counted.column("n")[0].as_py())
@@ -285,9 +281,7 @@ class LocalLakehouse:
             row_count, columns = -1, _plain_columns(schema)
             if with_stats:
                 engine = to_engine(stats_query(ref, schema), self._view(catalog), limit=None)
-                row_count, columns = read_stats(
-                    schema, self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql))
-                )
+                row_count, columns = read_stats(schema, self._table(engine, self._timeouts.query))
             view = self.views.read(ref)
             if view is None:
                 columns = _with_source_types(columns, deltalog.loads(self.table_path(ref), "").latest_notes)
@@ -311,7 +305,7 @@ class LocalLakehouse:
                 properties=deltalog.properties(table),
             )
 
-        return await asyncio.to_thread(description)
+        return await in_thread(description)
 
     # Builder
 
@@ -326,7 +320,7 @@ class LocalLakehouse:
             table = DeltaTable(str(path))
             return pa.schema(table.schema().to_arrow()), deltalog.row_count(table)
 
-        return await asyncio.to_thread(read)
+        return await in_thread(read)
 
     async def create_table_as(self, target: TableRef, query: ReadQuery, *, note: Mapping[str, str]) -> Written:
         """Run the query in a sealed session and stream its rows into one overwrite commit of `target`."""
@@ -335,35 +329,37 @@ class LocalLakehouse:
         engine = to_engine(query, self._view(target.catalog), limit=None, schema_of=self._stored_schema)
         path = self.table_path(target)
 
-        def write(current: Session) -> Written:
-            schema, batches = current.batches(engine.sql)
-            table_schema = delta_schema(schema, target)
-            rows = 0
-            failure: list[Exception] = []
+        def write() -> Written:
+            with self._processes.stream(self._statement(engine, self._timeouts.transform)) as (schema, batches):
+                table_schema = delta_schema(schema, target)
+                rows = 0
+                failure: list[Exception] = []
 
-            def conformed() -> Iterator[pa.RecordBatch]:
-                nonlocal rows
+                def conformed() -> Iterator[pa.RecordBatch]:
+                    nonlocal rows
+                    try:
+                        for batch in batches:
+                            check_stopped()
+                            rows += batch.num_rows
+                            yield conform(batch, table_schema, target)
+                        commit_point()  # every row is read: a cancel now fails the write, a later one is refused
+                    except Exception as exc:
+                        failure.append(exc)
+                        raise
+
+                path.mkdir(parents=True, exist_ok=True)
+                reader = pa.RecordBatchReader.from_batches(table_schema, conformed())
                 try:
-                    for batch in batches:
-                        rows += batch.num_rows
-                        yield conform(batch, table_schema, target)
-                except Exception as exc:
-                    failure.append(exc)
+                    with _write_errors(target):
+                        version = deltalog.overwrite(path, reader, note)
+                except Exception:
+                    if failure:
+                        # The writer only wraps the reader's error (a timeout, a failed cast, a cancel) in its own.
+                        raise failure[0] from None
                     raise
+                return Written(table_schema, rows, version)
 
-            path.mkdir(parents=True, exist_ok=True)
-            reader = pa.RecordBatchReader.from_batches(table_schema, conformed())
-            try:
-                with _write_errors(target):
-                    version = deltalog.overwrite(path, reader, note)
-            except Exception:
-                if failure:
-                    # The writer only wraps the reader's error (a timeout, a failed cast) in its own.
-                    raise failure[0] from None
-                raise
-            return Written(table_schema, rows, version)
-
-        return await asyncio.to_thread(self._run, engine, self._timeouts.transform, write)
+        return await in_thread(write)
 
     async def create_view(self, ref: TableRef, query: ReadQuery, *, definition: str) -> Written:
         """Check the view runs (with no rows) and reaches no cycle, then store its definition."""
@@ -372,17 +368,18 @@ class LocalLakehouse:
             if DeltaTable.is_deltatable(str(self.table_path(ref))):
                 raise InvalidInput(f"{ref} is a table, not a view; choose another view name")
             engine = to_engine(query, self._view(ref.catalog), limit=0, root=ref, schema_of=self._stored_schema)
-            schema = self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql)).schema
+            schema = self._table(engine, self._timeouts.query).schema
             stored = ViewFile(
                 name=ref.name,
                 sql=definition,
                 upstream=sorted(query.tables, key=str),
                 defined_at=dt.datetime.now(dt.UTC),
             )
+            commit_point()  # checked: a cancel now stores nothing, a later one is refused
             self.views.write(ref, stored)
             return Written(schema, None, None)
 
-        return await asyncio.to_thread(create)
+        return await in_thread(create)
 
     async def replace_table(self, target: TableRef, data: pa.Table, *, note: Mapping[str, str]) -> Written:
         """Replace `target` with `data` in one overwrite commit."""
@@ -395,12 +392,30 @@ class LocalLakehouse:
             conformed = pa.Table.from_batches(
                 [conform(batch, table_schema, target) for batch in data.to_batches()], schema=table_schema
             )
+            check_stopped()
             path.mkdir(parents=True, exist_ok=True)
-            with _write_errors(target):
-                version = deltalog.overwrite(path, conformed, note)
+            failure: list[Exception] = []
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                try:
+                    for batch in conformed.to_batches():
+                        check_stopped()
+                        yield batch
+                    commit_point()  # every row is written: a cancel now fails the write, a later one is refused
+                except Exception as exc:
+                    failure.append(exc)
+                    raise
+
+            try:
+                with _write_errors(target):
+                    version = deltalog.overwrite(path, pa.RecordBatchReader.from_batches(table_schema, batches()), note)
+            except Exception:
+                if failure:
+                    raise failure[0] from None
+                raise
             return Written(table_schema, data.num_rows, version)
 
-        return await asyncio.to_thread(write)
+        return await in_thread(write)
 
 
 def _result(commit: deltalog.Commit, *, already_committed: bool) -> LoadResult:

@@ -1,4 +1,4 @@
-"""Queries and previews of the local lakehouse in a child process whose memory the OS caps.
+"""Statements over the local lakehouse in a child process whose memory the OS caps.
 
 DuckDB's `memory_limit` bounds its buffer manager, not everything a statement allocates: a list
 built by `range(0, 20000000)` or a string built by `repeat` grows past it (measured: 1.9 GB under a
@@ -9,21 +9,30 @@ that process sets `RLIMIT_AS` to the address space it holds once its tables are 
 statement fails saying so; if the process dies instead, only that call fails. The loader's own
 memory does not grow with the query. The same deadline as in the thread still interrupts the
 statement; a process that outlives it by `KILL_GRACE_SECONDS` is killed.
+
+Two kinds of work run so: a capped read (`CappedRead`: a query or preview, its rows turned into
+JSON in the child) and a statement stream (`Statement`: a transform's rows, statistics, a view's
+row count or columns), whose record batches the child sends to the loader one at a time while the
+loader writes them, so a transform holds no more than a few batches in the loader either. A call
+whose caller cancels it kills its process (`sqlengine.stop_on_cancel`) and fails `Cancelled`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import resource
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from multiprocessing.context import ForkServerContext
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
+from lakegate.common.callstops import current_stop
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, WarehouseError
@@ -58,6 +67,17 @@ class CappedRead:
     paths: Mapping[str, str]
     max_rows: int
     max_result_bytes: int
+    timeout: float
+    limits: EngineLimits
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement whose whole result is streamed back as record batches."""
+
+    sql: str
+    sources: Mapping[str, TableRef]
+    paths: Mapping[str, str]
     timeout: float
     limits: EngineLimits
 
@@ -103,12 +123,11 @@ def _address_space() -> int:
 
 
 def _child(read: CappedRead, send: multiprocessing.connection.Connection) -> None:
+    read = replace(read, limits=read.limits.in_capped_process())
     try:
         opened = datasets(read.paths, read.sources)
         with session(opened, read.sources, timeout=read.timeout, limits=read.limits) as current:
-            assert read.limits.process_memory is not None
-            cap = _address_space() + read.limits.process_memory
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+            _cap(read.limits)
             answer: object = ("ok", collect(read, current))
     except MemoryError:
         answer = ("error", "WarehouseError", str(too_much_memory(read.limits)))
@@ -120,6 +139,41 @@ def _child(read: CappedRead, send: multiprocessing.connection.Connection) -> Non
         send.send(answer)
     except MemoryError:
         send.send(("error", "WarehouseError", str(too_much_memory(read.limits))))
+    finally:
+        send.close()
+
+
+def _cap(limits: EngineLimits) -> None:
+    assert limits.process_memory is not None
+    cap = _address_space() + limits.process_memory
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _stream_child(statement: Statement, send: multiprocessing.connection.Connection) -> None:
+    limits = statement.limits.in_capped_process()
+    try:
+        opened = datasets(statement.paths, statement.sources)
+        with session(opened, statement.sources, timeout=statement.timeout, limits=limits) as current:
+            _cap(limits)
+            schema, batches = current.batches(statement.sql)
+            send.send(("schema", schema))
+            for batch in batches:
+                send.send(("batch", batch))
+        answer: object = ("end",)
+    except MemoryError:
+        answer = ("error", "WarehouseError", str(too_much_memory(limits)))
+    except LakegateError as exc:
+        answer = ("error", type(exc).__name__, str(exc))
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the loader stopped listening (the call was cancelled or failed): nothing to tell it
+    except Exception as exc:
+        answer = ("error", "WarehouseError", f"the statement failed: {exc}")
+    try:
+        send.send(answer)
+    except MemoryError:
+        send.send(("error", "WarehouseError", str(too_much_memory(limits))))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     finally:
         send.close()
 
@@ -160,7 +214,9 @@ class QueryProcesses:
                 answer = receive.recv()
             except EOFError:
                 child.join(KILL_GRACE_SECONDS)
-                raise self._died(read, child.exitcode) from None
+                if (stop := current_stop()) is not None and stop.requested:
+                    raise stop.error() from None
+                raise _died(read.limits.in_capped_process(), child.exitcode) from None
         finally:
             receive.close()
             if child.is_alive():
@@ -168,13 +224,69 @@ class QueryProcesses:
             child.join()
         return _unpack(answer)
 
-    @staticmethod
-    def _died(read: CappedRead, exitcode: int | None) -> WarehouseError:
-        error = too_much_memory(read.limits)
-        return WarehouseError(f"the query's process ended (exit code {exitcode}) before it answered; {error}")
+    @contextlib.contextmanager
+    def stream(self, statement: Statement) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
+        """The statement's schema and batches, computed in a child process as they are read; the process
+        ends when the block does. Blocks: use from a worker thread."""
+        if statement.limits.process_memory is None:
+            opened = datasets(statement.paths, statement.sources)
+            with session(opened, statement.sources, timeout=statement.timeout, limits=statement.limits) as current:
+                yield current.batches(statement.sql)
+            return
+        context = self._ctx()
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_stream_child, args=(statement, send), daemon=True, name="lakegate-statement")
+        child.start()
+        stop_on_cancel(child.kill)
+        send.close()
+        deadline = time.monotonic() + statement.timeout + KILL_GRACE_SECONDS
+
+        def next_message() -> tuple[object, ...]:
+            if not receive.poll(max(0.0, deadline - time.monotonic())):
+                raise Stopped(
+                    f"the statement ran longer than {statement.timeout:g}s and was stopped; "
+                    "filter or aggregate more, or add a LIMIT"
+                )
+            try:
+                message: tuple[object, ...] = receive.recv()
+            except EOFError:
+                child.join(KILL_GRACE_SECONDS)
+                if (stop := current_stop()) is not None and stop.requested:
+                    raise stop.error() from None
+                raise _died(statement.limits.in_capped_process(), child.exitcode) from None
+            if message[0] == "error":
+                _unpack(message)
+            return message
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            while True:
+                message = next_message()
+                if message[0] == "end":
+                    return
+                batch = message[1]
+                assert isinstance(batch, pa.RecordBatch)
+                yield batch
+
+        try:
+            first = next_message()
+            schema = first[1]
+            if first[0] != "schema" or not isinstance(schema, pa.Schema):
+                raise WarehouseError("the statement's process sent an answer the loader does not understand")
+            yield schema, batches()
+        finally:
+            receive.close()
+            if child.is_alive():
+                child.kill()
+            child.join()
+
+
+def _died(limits: EngineLimits, exitcode: int | None) -> WarehouseError:
+    error = too_much_memory(limits)
+    return WarehouseError(f"the statement's process ended (exit code {exitcode}) before it answered; {error}")
 
 
 def _unpack(answer: object) -> QueryResult:
+    """The result in a child's answer; its error raised as the class it was sent as."""
     match answer:
         case ("ok", QueryResult() as result):
             return result

@@ -24,13 +24,14 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+from lakegate.common.callstops import current_stop, when_stopped
 from lakegate.common.contracts.runs import TableRef
-from lakegate.common.errors import WarehouseError
+from lakegate.common.errors import LakegateError, WarehouseError
 
 #: Rows per Arrow batch read from DuckDB.
 BATCH_ROWS = 8192
@@ -45,6 +46,15 @@ def size_bytes(text: str) -> int | None:
         return None
     unit = found.group(2).upper().replace("I", "").rstrip("B") or "B"
     return int(float(found.group(1)) * _UNITS[unit])
+
+
+def size_text(size: int) -> str:
+    """A size in bytes as people write it: '1GB', '128MB'."""
+    for unit in ("GB", "MB", "KB"):
+        scale = _UNITS[unit[0]]
+        if size >= scale:
+            return f"{size / scale:g}{unit}"
+    return f"{size}B"
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,20 @@ class EngineLimits:
         """`process_memory` as people write it."""
         if self.process_memory is None:
             return "unbounded"
-        for unit in ("GB", "MB", "KB"):
-            size = _UNITS[unit[0]]
-            if self.process_memory >= size:
-                return f"{self.process_memory / size:g}{unit}"
-        return f"{self.process_memory}B"
+        return size_text(self.process_memory)
+
+    def in_capped_process(self) -> EngineLimits:
+        """The limits a statement has in its capped process: the engine's own limit at most half the process's
+        budget, so that what the engine manages fails cleanly at its limit first (past the OS cap, a scan's
+        allocations fail in ways DuckDB does not always survive: measured, a stall until the timeout or a
+        crash), and the cap is left for what the engine does not see (lists, strings)."""
+        if self.process_memory is None:
+            return self
+        half = self.process_memory // 2
+        engine = self.memory_bytes
+        if engine is not None and engine <= half:
+            return self
+        return replace(self, memory_limit=size_text(half))
 
     @property
     def memory_bytes(self) -> int | None:
@@ -110,9 +129,11 @@ def interruptible() -> Iterator[None]:
 
 
 def stop_on_cancel(stop: Callable[[], None]) -> None:
-    """Have `interruptible` call `stop` if the request it wraps is cancelled (nothing outside one)."""
+    """Call `stop` when the request is cancelled: at once when its caller cancels it (`callstops`), or when
+    the task inside `interruptible` is cancelled (nothing outside either)."""
     if (stops := _STOPS.get()) is not None:
         stops.append(stop)
+    when_stopped(stop)
 
 
 class Stopped(WarehouseError):
@@ -204,7 +225,9 @@ class Session:
         """No more interrupts: the connection is closing."""
         self._closed.set()
 
-    def _stopped(self) -> Stopped:
+    def _stopped(self) -> LakegateError:
+        if (stop := current_stop()) is not None and stop.requested:
+            return stop.error()  # interrupted because its caller cancelled it, not by the timeout
         return Stopped(
             f"the statement ran longer than {self._timeout:g}s and was stopped; "
             "filter or aggregate more, or add a LIMIT"

@@ -61,7 +61,11 @@ def add_transform_tools(server: MCPServer, backend: Backend) -> None:
             tenant_id=backend.tenant(), bronze_table=bronze_table, spec=to_spec(transformations, target_name)
         )
         result = await backend.call(
-            topology.warehouse_transform, request, TransformResult, timeout=settings.transform_timeout_seconds
+            topology.warehouse_transform,
+            request,
+            TransformResult,
+            timeout=settings.transform_timeout_seconds,
+            cancels=True,
         )
         return SilverTableResult.of(result)
 
@@ -88,7 +92,7 @@ def add_transform_tools(server: MCPServer, backend: Backend) -> None:
         """
         request = CreateGoldView(tenant_id=backend.tenant(), name=name, sql=sql)
         view = await backend.call(
-            topology.warehouse_gold_view, request, GoldView, timeout=settings.transform_timeout_seconds
+            topology.warehouse_gold_view, request, GoldView, timeout=settings.transform_timeout_seconds, cancels=True
         )
         return GoldViewResult.of(view)
 
@@ -122,7 +126,7 @@ def add_transform_tools(server: MCPServer, backend: Backend) -> None:
             tenant_id=backend.tenant(), file_name=file_name, dataset_name=dataset_name, content_base64=content
         )
         result = await backend.call(
-            topology.warehouse_upload, request, UploadResult, timeout=settings.transform_timeout_seconds
+            topology.warehouse_upload, request, UploadResult, timeout=settings.transform_timeout_seconds, cancels=True
         )
         return UploadedTableResult.of(result)
 
