@@ -9,7 +9,7 @@ import pytest
 from lakegate.edge.app import EdgeState
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import PromptReference, ResourceTemplateReference
+from mcp.types import PromptReference, RequestParams, ResourceTemplateReference
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 RESOURCE_NOT_FOUND = -32002
@@ -110,3 +110,38 @@ async def test_an_unsupported_protocol_version_header_is_400_naming_the_versions
     assert error["data"]["requested"] == "1999-01-01"
     assert {"2025-03-26", "2025-11-25", "2026-07-28"} <= set(error["data"]["supported"])
     assert foreign.status_code == 403
+
+
+INTERNAL_ERROR = -32603
+
+
+@pytest.mark.parametrize("path", ["json exchange", "sse stream", "in-memory dispatcher"])
+async def test_an_exception_no_handler_maps_is_internal_error_without_its_text(
+    edge: EdgeState, edge_url: str, path: str
+) -> None:
+    async def explode(ctx: object, params: RequestParams) -> dict[str, object]:
+        raise RuntimeError("nats://reader:hunter2@10.0.0.7:4222 refused the connection")
+
+    edge.server._lowlevel_server.add_request_handler("lakegate/explode", RequestParams, explode)
+    request = {"jsonrpc": "2.0", "id": 7, "method": "lakegate/explode", "params": {}}
+    if path == "in-memory dispatcher":
+        async with Client(edge.server, mode="legacy") as client:
+            with pytest.raises(MCPError) as raised:
+                await client.session._dispatcher.send_raw_request("lakegate/explode", {}, {})
+        error = raised.value.error.model_dump()
+    else:
+        if path == "sse stream":
+            request["params"] = {"_meta": {"progressToken": "p1"}}
+        headers = {**MCP_HEADERS, "MCP-Protocol-Version": "2025-11-25"}
+        async with httpx2.AsyncClient(timeout=30) as http:
+            answer = await http.post(edge_url, json=request, headers=headers)
+        body = answer.text
+        if answer.headers["content-type"].startswith("text/event-stream"):
+            body = next(line[5:] for line in body.splitlines() if line.startswith("data:") and '"id"' in line)
+        assert path == "json exchange" or answer.headers["content-type"].startswith("text/event-stream")
+        error = json.loads(body)["error"]
+
+    assert error["code"] == INTERNAL_ERROR
+    assert "lakegate/explode" in error["message"]
+    assert "hunter2" not in json.dumps(error)
+    assert "RuntimeError" not in json.dumps(error)

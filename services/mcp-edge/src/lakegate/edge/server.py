@@ -12,6 +12,7 @@ from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
 from lakegate.edge.failures import argument_problems, unknown_tool
+from lakegate.edge.internal_errors import InternalErrors
 from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
@@ -70,6 +71,8 @@ class LakegateServer(MCPServer):
         self._backend = backend
         # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
+        # Outermost, so no unmapped exception from any layer reaches the SDK's code-0 catch-all.
+        self._lowlevel_server.middleware.insert(0, InternalErrors())
         tasks.install(self._lowlevel_server, knows=self._knows)
         lowlevel_capabilities = self._lowlevel_server.get_capabilities
 

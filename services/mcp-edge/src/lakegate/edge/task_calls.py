@@ -28,6 +28,7 @@ from typing import Any
 from lakegate.edge.audit import call_failed
 from lakegate.edge.cancellation import REQUEST_CANCELLED, caller
 from lakegate.edge.failures import unknown_tool
+from lakegate.edge.internal_errors import internal_error
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -179,9 +180,9 @@ class TaskCalls:
             record.error = exc
             record.end("failed", exc.error.message)
             return
-        except Exception as exc:  # the call's own error handling missed it; the task must still end
+        except Exception:  # the call's own error handling missed it; the task must still end
             log.exception("task %s failed", record.task_id)
-            record.error = MCPError(code=INVALID_PARAMS, message=f"the call failed: {type(exc).__name__}")
+            record.error = internal_error("tools/call")
             record.end("failed", record.error.error.message)
             return
         dumped = _dump(result)
