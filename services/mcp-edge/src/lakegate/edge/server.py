@@ -55,7 +55,7 @@ Layers: bronze holds raw synced copies and uploads, silver cleaned tables, gold 
 table is <catalog>.<layer>.<table>. get_metadata shows everything at once, with lineage.
 Typical flow: connect_postgres (once per database) → list_source_tables / describe_source_table →
 sync_table_to_bronze → describe_table / preview_table → transform_to_silver → create_gold_view →
-query_sql. sync_tables_to_bronze copies several tables (or a whole schema) in one call, one run each.
+query_sql. sync_table_to_bronze also takes a list of tables or a schema_name: one run per table.
 A long sync returns a run handle: follow it with get_sync_run, stop it with cancel_sync.
 Syncs are full (replace), incremental (append rows past a cursor) or merge (upsert on the primary
 key); schedule_sync repeats one on an interval or a cron expression. analyze_schema,
