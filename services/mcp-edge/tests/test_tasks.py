@@ -1,4 +1,5 @@
-"""Long syncs as MCP tasks (2025-11-25): task-augmented tools/call, tasks/get, /result, /list, /cancel.
+"""Long syncs as MCP tasks: in 2025-11-25 task-augmented tools/call, tasks/get, /result, /list, /cancel;
+in 2026-07-28 the io.modelcontextprotocol/tasks extension, through the official client's extension API.
 
 The Python SDK 2.3 has no task-augmented call (its check of a tools/call result knows no
 CreateTaskResult), so the augmented call goes through the client session's own dispatcher; every
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from lakegate.devstack.toolresults import structured
 from lakegate.edge.app import EdgeState, http_app
 from lakegate.edge.listener import listening
 from mcp import Client
+from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.session import ClientSession
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -34,7 +36,9 @@ from mcp_types import (
     GetTaskResult,
     ListTasksRequest,
     ListTasksResult,
+    Result,
 )
+from pydantic import ConfigDict
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -187,3 +191,202 @@ async def test_an_unknown_tool_asked_as_a_task_is_invalid_params_like_a_plain_ca
 
     assert unknown.value.error.code == INVALID_PARAMS
     assert "unknown tool 'sync_everything'" in unknown.value.error.message
+
+
+# --- 2026-07-28: the io.modelcontextprotocol/tasks extension (SEP-2663) -------------------------
+
+EXTENSION = "io.modelcontextprotocol/tasks"
+MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+class Answer(Result):
+    """Any answer, its fields kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class DetailedTask(Result):
+    """What tasks/get answers in the extension: the task with its outcome inline."""
+
+    model_config = ConfigDict(extra="allow")
+    result_type: str
+    task_id: str
+    status: str
+    status_message: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class TaskHandle(Result):
+    """The extension's `CreateTaskResult`: a flat task with `resultType: "task"`."""
+
+    result_type: Literal["task"]
+    task_id: str
+    status: str
+    status_message: str | None = None
+    created_at: str
+    last_updated_at: str
+    ttl_ms: int | None
+    poll_interval_ms: int | None = None
+
+
+async def get_detailed(session: ClientSession, task_id: str) -> DetailedTask:
+    """`tasks/get` through the session, so the request carries the 2026-07-28 envelope and capabilities."""
+    return await session.send_request(
+        GetTaskRequest(params=GetTaskRequestParams(task_id=task_id)), DetailedTask, request_read_timeout_seconds=10
+    )
+
+
+async def until_detailed(session: ClientSession, task_id: str, wanted: set[str]) -> DetailedTask:
+    async def poll() -> DetailedTask:
+        while (task := await get_detailed(session, task_id)).status not in wanted:  # noqa: ASYNC110 (polled)
+            await asyncio.sleep(0.05)
+        return task
+
+    return await asyncio.wait_for(poll(), 20)
+
+
+class Tasks(ClientExtension):
+    """A client side of the extension: declares it, and finishes a task handle by polling tasks/get."""
+
+    identifier = EXTENSION
+
+    def claims(self) -> list[ResultClaim[Any]]:
+        return [ResultClaim(result_type="task", model=TaskHandle, resolve=self._resolve)]
+
+    async def _resolve(self, handle: TaskHandle, ctx: ClaimContext) -> CallToolResult:
+        task = await until_detailed(ctx.session, handle.task_id, TERMINAL)
+        if task.status != "completed":
+            raise RuntimeError(f"task {handle.task_id} ended {task.status}: {task.status_message}")
+        return CallToolResult.model_validate(task.result)
+
+
+async def test_2026_discovery_declares_the_tasks_extension_and_no_core_tasks(edge: EdgeState) -> None:
+    async with Client(edge.server, extensions=[Tasks()]) as client:
+        capabilities = client.session.server_capabilities
+
+    assert capabilities is not None
+    assert capabilities.extensions is not None
+    assert capabilities.extensions[EXTENSION] == {}
+    assert capabilities.tasks is None
+
+
+async def test_2026_a_sync_declaring_the_extension_returns_a_task_at_once_and_tasks_get_carries_its_result(
+    target: Target, fakes: Fakes
+) -> None:
+    async with Client(target, extensions=[Tasks()]) as client:
+        assert client.protocol_version == "2026-07-28"
+        handle = await client.session.call_tool(
+            "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"}, allow_claimed=True
+        )
+        assert isinstance(handle, TaskHandle)
+        done = await until_detailed(client.session, handle.task_id, TERMINAL)
+        resolved = await client.call_tool("sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"})
+
+    assert handle.status == "working"
+    assert handle.ttl_ms == 3_600_000
+    assert done.status == "completed"
+    assert done.result_type == "complete"
+    assert done.result is not None
+    run = done.result["structuredContent"]
+    assert run["status"] == "succeeded"
+    assert run["row_count"] == 1000
+    assert run["run_id"] in (done.status_message or "")
+    assert structured(resolved)["status"] == "succeeded"  # the official client finishes the task itself
+    assert len(fakes.catalog.runs) == 2
+
+
+async def test_2026_tasks_cancel_acknowledges_and_the_run_ends_cancelled_with_nothing_written(
+    target: Target, fakes: Fakes
+) -> None:
+    fakes.catalog.plans["huge"] = "stall"
+    async with Client(target, extensions=[Tasks()]) as client:
+        session = client.session
+        handle = await session.call_tool(
+            "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "huge"}, allow_claimed=True
+        )
+        assert isinstance(handle, TaskHandle)
+        working = await until_detailed(session, handle.task_id, {"working"})
+        while "extracting" not in (working.status_message or ""):  # the task shows the run's progress
+            working = await until_detailed(session, handle.task_id, {"working"})
+        [run_id] = fakes.catalog.runs
+
+        ack = await session.send_request(
+            CancelTaskRequest(params=CancelTaskRequestParams(task_id=handle.task_id)), Answer, 10
+        )
+        after = await until_detailed(session, handle.task_id, TERMINAL)
+        run = structured(await client.call_tool("get_sync_run", {"run_id": run_id}))
+
+    assert ack.model_extra == {"resultType": "complete"}  # an empty acknowledgement
+    assert after.status == "cancelled"
+    assert after.result is None
+    assert run["status"] == "cancelled"
+    assert run["error_code"] == "cancelled"
+    assert run["row_count"] in (None, 0)
+
+
+async def test_2026_a_several_table_task_lists_every_run_and_its_cancel_cancels_them_all(
+    target: Target, fakes: Fakes
+) -> None:
+    fakes.catalog.plans["huge"] = fakes.catalog.plans["vast"] = "stall"
+    async with Client(target, extensions=[Tasks()]) as client:
+        session = client.session
+        finished = await client.call_tool(
+            "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": ["orders", "public.refunds"]}
+        )
+        handle = await session.call_tool(
+            "sync_table_to_bronze",
+            {"connection_id": "src_seed", "table_name": ["huge", "vast"]},
+            allow_claimed=True,
+        )
+        assert isinstance(handle, TaskHandle)
+        working = await until_detailed(session, handle.task_id, {"working"})
+        while "extracting" not in (working.status_message or "") or len(fakes.catalog.runs) < 4:
+            working = await until_detailed(session, handle.task_id, {"working"})
+        stalled = list(fakes.catalog.runs)[2:]
+        await session.send_request(
+            CancelTaskRequest(params=CancelTaskRequestParams(task_id=handle.task_id)), Answer, 10
+        )
+        after = await until_detailed(session, handle.task_id, TERMINAL)
+        runs = [structured(await client.call_tool("get_sync_run", {"run_id": run_id})) for run_id in stalled]
+
+    listed = structured(finished)
+    assert [(t["source_table"], t["outcome"]) for t in listed["tables"]] == [
+        ("public.orders", "succeeded"),
+        ("public.refunds", "succeeded"),
+    ]
+    assert after.status == "cancelled"
+    assert [run["status"] for run in runs] == ["cancelled", "cancelled"]
+
+
+async def test_2026_task_methods_need_the_extension_and_the_extension_has_no_list_or_result(
+    edge: EdgeState,
+) -> None:
+    async with Client(edge.server, extensions=[Tasks()]) as declaring:
+        handle = await declaring.session.call_tool(
+            "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"}, allow_claimed=True
+        )
+        assert isinstance(handle, TaskHandle)
+        with pytest.raises(MCPError) as listing:
+            await declaring.session.send_request(ListTasksRequest(), Answer)
+        with pytest.raises(MCPError) as result:
+            await declaring.session.send_request(
+                GetTaskPayloadRequest(params=GetTaskPayloadRequestParams(task_id=handle.task_id)), Answer
+            )
+        with pytest.raises(MCPError) as unknown:
+            await get_detailed(declaring.session, "task_nope")
+        await until_detailed(declaring.session, handle.task_id, TERMINAL)
+    async with Client(edge.server) as plain:
+        direct = await plain.call_tool("sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"})
+        with pytest.raises(MCPError) as undeclared:
+            await get_detailed(plain.session, handle.task_id)
+
+    assert listing.value.error.code == METHOD_NOT_FOUND
+    assert "keep the taskId" in listing.value.error.message
+    assert result.value.error.code == METHOD_NOT_FOUND
+    assert "inline" in result.value.error.message
+    assert unknown.value.error.code == INVALID_PARAMS
+    assert structured(direct)["status"] == "succeeded"  # a client without the extension gets the result itself
+    assert undeclared.value.error.code == MISSING_REQUIRED_CLIENT_CAPABILITY
+    assert undeclared.value.error.data == {"requiredCapabilities": {"extensions": {EXTENSION: {}}}}

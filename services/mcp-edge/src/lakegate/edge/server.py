@@ -21,6 +21,7 @@ from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.scopes import ScopedRequests
 from lakegate.edge.task_calls import CAPABILITY as TASKS_CAPABILITY
+from lakegate.edge.task_calls import EXTENSION as TASKS_EXTENSION
 from lakegate.edge.task_calls import TASK_TOOLS, TaskCalls
 from lakegate.edge.tool_listing import compact
 from lakegate.edge.tools.assist import add_assist_tools
@@ -153,14 +154,17 @@ def true_capabilities(
     In the handshake era: resources/list_changed only where the session is a connection that can carry
     it (stdio; stateless HTTP has no stream for it), and task-augmented tool calls (tasks are part of
     2025-11-25). In 2026-07-28 the SDK's claims follow `subscriptions/listen`, which gets list changes and
-    run:// and datasource:// updates (`changes`, `run_watch`).
+    run:// and datasource:// updates (`changes`, `run_watch`), and tasks are the `io.modelcontextprotocol/tasks`
+    extension (`task_calls`).
     """
     update: dict[str, Any] = {}
     if claimed.tools is not None:
         update["tools"] = claimed.tools.model_copy(update={"list_changed": False})
     if claimed.prompts is not None:
         update["prompts"] = claimed.prompts.model_copy(update={"list_changed": False})
-    if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+    if protocol_version in MODERN_PROTOCOL_VERSIONS:
+        update["extensions"] = {**(claimed.extensions or {}), TASKS_EXTENSION: {}}
+    else:
         update["tasks"] = TASKS_CAPABILITY
         if claimed.resources is not None:
             update["resources"] = claimed.resources.model_copy(update={"list_changed": session_notifications})
