@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from lakegate.devstack.taskclient import (
+    EXTENSION,
+    TERMINAL,
+    Answer,
+    DetailedTask,
+    TaskHandle,
+    TasksExtension,
+    get_detailed,
+    poll_detailed,
+)
 from lakegate.devstack.toolresults import structured
 from lakegate.edge.app import EdgeState, http_app
 from lakegate.edge.listener import listening
 from mcp import Client
-from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.session import ClientSession
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -36,9 +45,7 @@ from mcp_types import (
     GetTaskResult,
     ListTasksRequest,
     ListTasksResult,
-    Result,
 )
-from pydantic import ConfigDict
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -195,75 +202,15 @@ async def test_an_unknown_tool_asked_as_a_task_is_invalid_params_like_a_plain_ca
 
 # --- 2026-07-28: the io.modelcontextprotocol/tasks extension (SEP-2663) -------------------------
 
-EXTENSION = "io.modelcontextprotocol/tasks"
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
-TERMINAL = {"completed", "failed", "cancelled"}
 
 
-class Answer(Result):
-    """Any answer, its fields kept as sent."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class DetailedTask(Result):
-    """What tasks/get answers in the extension: the task with its outcome inline."""
-
-    model_config = ConfigDict(extra="allow")
-    result_type: str
-    task_id: str
-    status: str
-    status_message: str | None = None
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-
-
-class TaskHandle(Result):
-    """The extension's `CreateTaskResult`: a flat task with `resultType: "task"`."""
-
-    result_type: Literal["task"]
-    task_id: str
-    status: str
-    status_message: str | None = None
-    created_at: str
-    last_updated_at: str
-    ttl_ms: int | None
-    poll_interval_ms: int | None = None
-
-
-async def get_detailed(session: ClientSession, task_id: str) -> DetailedTask:
-    """`tasks/get` through the session, so the request carries the 2026-07-28 envelope and capabilities."""
-    return await session.send_request(
-        GetTaskRequest(params=GetTaskRequestParams(task_id=task_id)), DetailedTask, request_read_timeout_seconds=10
-    )
-
-
-async def until_detailed(session: ClientSession, task_id: str, wanted: set[str]) -> DetailedTask:
-    async def poll() -> DetailedTask:
-        while (task := await get_detailed(session, task_id)).status not in wanted:  # noqa: ASYNC110 (polled)
-            await asyncio.sleep(0.05)
-        return task
-
-    return await asyncio.wait_for(poll(), 20)
-
-
-class Tasks(ClientExtension):
-    """A client side of the extension: declares it, and finishes a task handle by polling tasks/get."""
-
-    identifier = EXTENSION
-
-    def claims(self) -> list[ResultClaim[Any]]:
-        return [ResultClaim(result_type="task", model=TaskHandle, resolve=self._resolve)]
-
-    async def _resolve(self, handle: TaskHandle, ctx: ClaimContext) -> CallToolResult:
-        task = await until_detailed(ctx.session, handle.task_id, TERMINAL)
-        if task.status != "completed":
-            raise RuntimeError(f"task {handle.task_id} ended {task.status}: {task.status_message}")
-        return CallToolResult.model_validate(task.result)
+async def poll_until(session: ClientSession, task_id: str, wanted: set[str] | frozenset[str]) -> DetailedTask:
+    return await asyncio.wait_for(poll_detailed(session, task_id, wanted), 20)
 
 
 async def test_2026_discovery_declares_the_tasks_extension_and_no_core_tasks(edge: EdgeState) -> None:
-    async with Client(edge.server, extensions=[Tasks()]) as client:
+    async with Client(edge.server, extensions=[TasksExtension()]) as client:
         capabilities = client.session.server_capabilities
 
     assert capabilities is not None
@@ -275,13 +222,13 @@ async def test_2026_discovery_declares_the_tasks_extension_and_no_core_tasks(edg
 async def test_2026_a_sync_declaring_the_extension_returns_a_task_at_once_and_tasks_get_carries_its_result(
     target: Target, fakes: Fakes
 ) -> None:
-    async with Client(target, extensions=[Tasks()]) as client:
+    async with Client(target, extensions=[TasksExtension()]) as client:
         assert client.protocol_version == "2026-07-28"
         handle = await client.session.call_tool(
             "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"}, allow_claimed=True
         )
         assert isinstance(handle, TaskHandle)
-        done = await until_detailed(client.session, handle.task_id, TERMINAL)
+        done = await poll_until(client.session, handle.task_id, TERMINAL)
         resolved = await client.call_tool("sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"})
 
     assert handle.status == "working"
@@ -301,21 +248,21 @@ async def test_2026_tasks_cancel_acknowledges_and_the_run_ends_cancelled_with_no
     target: Target, fakes: Fakes
 ) -> None:
     fakes.catalog.plans["huge"] = "stall"
-    async with Client(target, extensions=[Tasks()]) as client:
+    async with Client(target, extensions=[TasksExtension()]) as client:
         session = client.session
         handle = await session.call_tool(
             "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "huge"}, allow_claimed=True
         )
         assert isinstance(handle, TaskHandle)
-        working = await until_detailed(session, handle.task_id, {"working"})
+        working = await poll_until(session, handle.task_id, {"working"})
         while "extracting" not in (working.status_message or ""):  # the task shows the run's progress
-            working = await until_detailed(session, handle.task_id, {"working"})
+            working = await poll_until(session, handle.task_id, {"working"})
         [run_id] = fakes.catalog.runs
 
         ack = await session.send_request(
             CancelTaskRequest(params=CancelTaskRequestParams(task_id=handle.task_id)), Answer, 10
         )
-        after = await until_detailed(session, handle.task_id, TERMINAL)
+        after = await poll_until(session, handle.task_id, TERMINAL)
         run = structured(await client.call_tool("get_sync_run", {"run_id": run_id}))
 
     assert ack.model_extra == {"resultType": "complete"}  # an empty acknowledgement
@@ -330,7 +277,7 @@ async def test_2026_a_several_table_task_lists_every_run_and_its_cancel_cancels_
     target: Target, fakes: Fakes
 ) -> None:
     fakes.catalog.plans["huge"] = fakes.catalog.plans["vast"] = "stall"
-    async with Client(target, extensions=[Tasks()]) as client:
+    async with Client(target, extensions=[TasksExtension()]) as client:
         session = client.session
         finished = await client.call_tool(
             "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": ["orders", "public.refunds"]}
@@ -341,14 +288,14 @@ async def test_2026_a_several_table_task_lists_every_run_and_its_cancel_cancels_
             allow_claimed=True,
         )
         assert isinstance(handle, TaskHandle)
-        working = await until_detailed(session, handle.task_id, {"working"})
+        working = await poll_until(session, handle.task_id, {"working"})
         while "extracting" not in (working.status_message or "") or len(fakes.catalog.runs) < 4:
-            working = await until_detailed(session, handle.task_id, {"working"})
+            working = await poll_until(session, handle.task_id, {"working"})
         stalled = list(fakes.catalog.runs)[2:]
         await session.send_request(
             CancelTaskRequest(params=CancelTaskRequestParams(task_id=handle.task_id)), Answer, 10
         )
-        after = await until_detailed(session, handle.task_id, TERMINAL)
+        after = await poll_until(session, handle.task_id, TERMINAL)
         runs = [structured(await client.call_tool("get_sync_run", {"run_id": run_id})) for run_id in stalled]
 
     listed = structured(finished)
@@ -363,7 +310,7 @@ async def test_2026_a_several_table_task_lists_every_run_and_its_cancel_cancels_
 async def test_2026_task_methods_need_the_extension_and_the_extension_has_no_list_or_result(
     edge: EdgeState,
 ) -> None:
-    async with Client(edge.server, extensions=[Tasks()]) as declaring:
+    async with Client(edge.server, extensions=[TasksExtension()]) as declaring:
         handle = await declaring.session.call_tool(
             "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"}, allow_claimed=True
         )
@@ -376,7 +323,7 @@ async def test_2026_task_methods_need_the_extension_and_the_extension_has_no_lis
             )
         with pytest.raises(MCPError) as unknown:
             await get_detailed(declaring.session, "task_nope")
-        await until_detailed(declaring.session, handle.task_id, TERMINAL)
+        await poll_until(declaring.session, handle.task_id, TERMINAL)
     async with Client(edge.server) as plain:
         direct = await plain.call_tool("sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"})
         with pytest.raises(MCPError) as undeclared:
