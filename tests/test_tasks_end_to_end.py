@@ -44,6 +44,8 @@ AFTERWARDS = (
     "UPDATE accounts SET updated_at = timestamptz '2024-06-01 00:00:00+00' WHERE id IN (3, 30, 300)"
 )
 
+NOTES = "CREATE TABLE notes AS SELECT g AS id, 'n' || g AS body FROM generate_series(1, 7) g"
+
 
 async def _execute(source: Source, sql: str) -> None:
     conn = await asyncpg.connect(source.admin_dsn)
@@ -125,7 +127,7 @@ async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_c
 async def test_a_several_table_sync_runs_as_one_task_listing_every_run(
     stack: Stack, source: Source, unique: str, edge_env: dict[str, str], transport: str, era: str
 ) -> None:
-    await _execute(source, ACCOUNTS + "CREATE TABLE notes AS SELECT g AS id, 'n' || g AS body FROM generate_series(1, 7) g")
+    await _execute(source, ACCOUNTS + NOTES)
     name = f"tasks{unique}"
     async with _client(stack, edge_env, transport, era) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
