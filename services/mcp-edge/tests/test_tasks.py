@@ -23,7 +23,7 @@ from lakegate.devstack.taskclient import (
     get_detailed,
     poll_detailed,
 )
-from lakegate.devstack.toolresults import structured
+from lakegate.devstack.toolresults import error_text, structured
 from lakegate.edge.app import EdgeState, http_app
 from lakegate.edge.listener import listening
 from mcp import Client
@@ -337,3 +337,14 @@ async def test_2026_task_methods_need_the_extension_and_the_extension_has_no_lis
     assert structured(direct)["status"] == "succeeded"  # a client without the extension gets the result itself
     assert undeclared.value.error.code == MISSING_REQUIRED_CLIENT_CAPABILITY
     assert undeclared.value.error.data == {"requiredCapabilities": {"extensions": {EXTENSION: {}}}}
+
+
+async def test_2026_arguments_that_do_not_fit_get_their_tool_error_at_once_without_a_task(edge: EdgeState) -> None:
+    async with Client(edge.server, extensions=[TasksExtension()]) as client:
+        answer = await client.session.call_tool(
+            "sync_table_to_bronze", {"connection_id": "src_seed", "sync_mode": "sideways"}, allow_claimed=True
+        )
+
+    assert isinstance(answer, CallToolResult)
+    assert answer.is_error
+    assert "sync_mode" in error_text(answer)

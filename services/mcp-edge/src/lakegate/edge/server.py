@@ -74,7 +74,7 @@ class LakegateServer(MCPServer):
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
         # Outermost, so no unmapped exception from any layer reaches the SDK's code-0 catch-all.
         self._lowlevel_server.middleware.insert(0, InternalErrors())
-        tasks.install(self._lowlevel_server, knows=self._knows)
+        tasks.install(self._lowlevel_server, knows=self._knows, fits=self._fits)
         lowlevel_capabilities = self._lowlevel_server.get_capabilities
 
         over_stdio = backend.settings.transport == "stdio"
@@ -87,6 +87,16 @@ class LakegateServer(MCPServer):
 
     def _knows(self, tool: str) -> bool:
         return self._tool_manager.get_tool(tool) is not None
+
+    def _fits(self, tool: str, arguments: dict[str, Any]) -> bool:
+        registered = self._tool_manager.get_tool(tool)
+        if registered is None:
+            return False
+        try:
+            registered.fn_metadata.validate_arguments(arguments)
+        except ValidationError:
+            return False
+        return True
 
     @property
     def subscriptions(self) -> SubscriptionBus:

@@ -15,7 +15,8 @@ flat `CreateTaskResult` (`resultType: "task"`, `taskId`, `status`, `ttlMs`, `pol
 extension has no `tasks/list` and no `tasks/result` (-32601 here): `tasks/get` answers the task with
 its outcome inline, `result` when `completed` (a tool error, `isError`, is a completed call, as the
 extension says; only a JSON-RPC error is `failed`, with `error`), and `cancelled` when its runs were
-cancelled. `tasks/cancel` and `tasks/update` answer an empty acknowledgement (these tasks never ask
+cancelled. Arguments that do not fit the tool's input schema get the tool error at once, without a
+task. `tasks/cancel` and `tasks/update` answer an empty acknowledgement (these tasks never ask
 for input). A request to them that does not declare the extension is -32021. Status notifications
 over `subscriptions/listen` (optional in the extension) are not sent: clients poll `tasks/get`.
 
@@ -197,12 +198,21 @@ class TaskCalls:
         self._tenancy = tenancy
         self._tasks: dict[str, TaskRecord] = {}
         self._knows: Callable[[str], bool] = lambda tool: True
+        self._fits: Callable[[str, dict[str, Any]], bool] = lambda tool, arguments: True
         self._server_info: Callable[[], dict[str, Any]] = dict
 
-    def install(self, server: Server[Any], knows: Callable[[str], bool] | None = None) -> None:
-        """Serve the tasks/* methods of both eras on `server`; `knows` says which tools exist."""
+    def install(
+        self,
+        server: Server[Any],
+        knows: Callable[[str], bool] | None = None,
+        fits: Callable[[str, dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Serve the tasks/* methods of both eras on `server`; `knows` says which tools exist, `fits`
+        whether arguments fit a tool's input schema."""
         if knows is not None:
             self._knows = knows
+        if fits is not None:
+            self._fits = fits
         self._server_info = lambda: server.server_info_stamp
         handlers: dict[str, tuple[type[Any], Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]]] = {
             "tasks/get": (GetTaskRequestParams, self._get),
@@ -221,7 +231,10 @@ class TaskCalls:
         name = str(params.get("name", ""))
         if _modern(ctx):
             plain = {key: value for key, value in params.items() if key != "task"}  # not a 2026 field
-            if name not in TASK_TOOLS or not declares_extension(ctx):
+            arguments = params.get("arguments")
+            fits = isinstance(arguments, dict) and self._fits(name, arguments)
+            if name not in TASK_TOOLS or not declares_extension(ctx) or not fits:
+                # Arguments that do not fit get their tool error at once, not a task to poll for it.
                 return await call_next(replace(ctx, params=plain) if "task" in params else ctx)
             record = self._start(ctx, plain, call_next, DEFAULT_TTL_MS)
             return {"resultType": "task", **record.detailed(), "_meta": {SERVER_INFO_META_KEY: self._server_info()}}
