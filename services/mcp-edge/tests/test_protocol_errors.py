@@ -6,6 +6,7 @@ import json
 
 import httpx2
 import pytest
+from lakegate.common.errors import NotFound, Unavailable
 from lakegate.edge.app import EdgeState
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -145,3 +146,28 @@ async def test_an_exception_no_handler_maps_is_internal_error_without_its_text(
     assert "lakegate/explode" in error["message"]
     assert "hunter2" not in json.dumps(error)
     assert "RuntimeError" not in json.dumps(error)
+
+
+async def test_a_lakegate_error_outside_a_tool_keeps_its_message_with_a_spec_code(edge: EdgeState) -> None:
+    subject = edge.runtime.topology.sources_list
+
+    async def unavailable(ctx: object, params: RequestParams) -> dict[str, object]:
+        raise Unavailable(f"no answer on {subject}: check LAKEGATE_NATS_URL")
+
+    async def missing(ctx: object, params: RequestParams) -> dict[str, object]:
+        raise NotFound("source src_nope does not exist: list_sources shows yours")
+
+    edge.server._lowlevel_server.add_request_handler("lakegate/unavailable", RequestParams, unavailable)
+    edge.server._lowlevel_server.add_request_handler("lakegate/missing", RequestParams, missing)
+    async with Client(edge.server, mode="legacy") as client:
+        with pytest.raises(MCPError) as down:
+            await client.session._dispatcher.send_raw_request("lakegate/unavailable", {}, {})
+        with pytest.raises(MCPError) as absent:
+            await client.session._dispatcher.send_raw_request("lakegate/missing", {}, {})
+
+    assert down.value.error.code == INTERNAL_ERROR
+    assert "LAKEGATE_NATS_URL" in down.value.error.message
+    assert subject not in down.value.error.message  # NATS names are made public
+    assert down.value.error.data == {"code": "unavailable"}
+    assert absent.value.error.code == INVALID_PARAMS
+    assert "src_nope" in absent.value.error.message

@@ -73,7 +73,7 @@ class LakegateServer(MCPServer):
         # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
         # Outermost, so no unmapped exception from any layer reaches the SDK's code-0 catch-all.
-        self._lowlevel_server.middleware.insert(0, InternalErrors())
+        self._lowlevel_server.middleware.insert(0, InternalErrors(backend.failures.public))
         tasks.install(self._lowlevel_server, knows=self._knows, fits=self._fits)
         lowlevel_capabilities = self._lowlevel_server.get_capabilities
 
