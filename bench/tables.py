@@ -2,7 +2,7 @@
 
 Creates the mixed table (`bench.source`) at each of `--sizes` rows in a fresh source cluster,
 times PostgreSQL's binary COPY of each (psql into /dev/null, as `bench.run`'s baseline), then
-syncs them all with one `sync_tables_to_bronze` call through a whole stack and reports the call's
+syncs them all with one `sync_table_to_bronze` call through a whole stack and reports the call's
 wall time over the sum of the COPY times, with every service's peak RSS. With one size it is the
 plain "full sync vs binary COPY" figure.
 
@@ -85,7 +85,7 @@ async def _figure(
             with PeakSampler(pids) as sampler:
                 began = time.perf_counter()
                 answer = await driver.call(
-                    "sync_tables_to_bronze", {"connection_id": driver.connection_id, "tables": tables}
+                    "sync_table_to_bronze", {"connection_id": driver.connection_id, "table_name": tables}
                 )
                 seconds = time.perf_counter() - began
             calls.append(

@@ -27,7 +27,7 @@ TOOLS = {
     "sync_table_to_bronze", "get_sync_run", "list_sync_runs", "query_sql", "list_tables", "describe_table",
     "preview_table", "get_metadata", "transform_to_silver", "create_gold_view", "upload_file", "list_sources",
     "list_datasets", "analyze_schema", "suggest_query", "explain_data", "cancel_sync", "schedule_sync",
-    "list_schedules", "delete_schedule", "list_audit_records", "sync_tables_to_bronze",
+    "list_schedules", "delete_schedule", "list_audit_records",
 }  # fmt: skip
 
 

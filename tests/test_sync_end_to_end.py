@@ -181,7 +181,7 @@ async def test_an_agent_syncs_a_whole_schema_in_one_call_one_run_per_table(
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
         result = await call(
             client,
-            "sync_tables_to_bronze",
+            "sync_table_to_bronze",
             {"connection_id": connection["connection_id"], "schema_name": "shop"},
             progress=on_progress,
         )

@@ -6,10 +6,11 @@ import json
 
 import httpx2
 import pytest
+from lakegate.common.errors import NotFound, Unavailable
 from lakegate.edge.app import EdgeState
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import PromptReference, ResourceTemplateReference
+from mcp.types import PromptReference, RequestParams, ResourceTemplateReference
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 RESOURCE_NOT_FOUND = -32002
@@ -110,3 +111,63 @@ async def test_an_unsupported_protocol_version_header_is_400_naming_the_versions
     assert error["data"]["requested"] == "1999-01-01"
     assert {"2025-03-26", "2025-11-25", "2026-07-28"} <= set(error["data"]["supported"])
     assert foreign.status_code == 403
+
+
+INTERNAL_ERROR = -32603
+
+
+@pytest.mark.parametrize("path", ["json exchange", "sse stream", "in-memory dispatcher"])
+async def test_an_exception_no_handler_maps_is_internal_error_without_its_text(
+    edge: EdgeState, edge_url: str, path: str
+) -> None:
+    async def explode(ctx: object, params: RequestParams) -> dict[str, object]:
+        raise RuntimeError("nats://reader:hunter2@10.0.0.7:4222 refused the connection")
+
+    edge.server._lowlevel_server.add_request_handler("lakegate/explode", RequestParams, explode)
+    request = {"jsonrpc": "2.0", "id": 7, "method": "lakegate/explode", "params": {}}
+    if path == "in-memory dispatcher":
+        async with Client(edge.server, mode="legacy") as client:
+            with pytest.raises(MCPError) as raised:
+                await client.session._dispatcher.send_raw_request("lakegate/explode", {}, {})
+        error = raised.value.error.model_dump()
+    else:
+        if path == "sse stream":
+            request["params"] = {"_meta": {"progressToken": "p1"}}
+        headers = {**MCP_HEADERS, "MCP-Protocol-Version": "2025-11-25"}
+        async with httpx2.AsyncClient(timeout=30) as http:
+            answer = await http.post(edge_url, json=request, headers=headers)
+        body = answer.text
+        if answer.headers["content-type"].startswith("text/event-stream"):
+            body = next(line[5:] for line in body.splitlines() if line.startswith("data:") and '"id"' in line)
+        assert path == "json exchange" or answer.headers["content-type"].startswith("text/event-stream")
+        error = json.loads(body)["error"]
+
+    assert error["code"] == INTERNAL_ERROR
+    assert "lakegate/explode" in error["message"]
+    assert "hunter2" not in json.dumps(error)
+    assert "RuntimeError" not in json.dumps(error)
+
+
+async def test_a_lakegate_error_outside_a_tool_keeps_its_message_with_a_spec_code(edge: EdgeState) -> None:
+    subject = edge.runtime.topology.sources_list
+
+    async def unavailable(ctx: object, params: RequestParams) -> dict[str, object]:
+        raise Unavailable(f"no answer on {subject}: check LAKEGATE_NATS_URL")
+
+    async def missing(ctx: object, params: RequestParams) -> dict[str, object]:
+        raise NotFound("source src_nope does not exist: list_sources shows yours")
+
+    edge.server._lowlevel_server.add_request_handler("lakegate/unavailable", RequestParams, unavailable)
+    edge.server._lowlevel_server.add_request_handler("lakegate/missing", RequestParams, missing)
+    async with Client(edge.server, mode="legacy") as client:
+        with pytest.raises(MCPError) as down:
+            await client.session._dispatcher.send_raw_request("lakegate/unavailable", {}, {})
+        with pytest.raises(MCPError) as absent:
+            await client.session._dispatcher.send_raw_request("lakegate/missing", {}, {})
+
+    assert down.value.error.code == INTERNAL_ERROR
+    assert "LAKEGATE_NATS_URL" in down.value.error.message
+    assert subject not in down.value.error.message  # NATS names are made public
+    assert down.value.error.data == {"code": "unavailable"}
+    assert absent.value.error.code == INVALID_PARAMS
+    assert "src_nope" in absent.value.error.message

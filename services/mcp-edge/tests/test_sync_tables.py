@@ -1,4 +1,4 @@
-"""Several tables in one sync call: one run per table, one progress stream, every outcome listed."""
+"""Several tables in one sync_table_to_bronze call: one run per table, one progress stream, every outcome listed."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ async def test_a_list_of_tables_starts_one_run_each_and_lists_every_outcome_with
         connection_id = await connect(client)
         result = structured(
             await client.call_tool(
-                "sync_tables_to_bronze",
-                {"connection_id": connection_id, "tables": ["orders", "sales.customers", "refunds"]},
+                "sync_table_to_bronze",
+                {"connection_id": connection_id, "table_name": ["orders", "sales.customers", "refunds"]},
                 progress_callback=progress,
             )
         )
@@ -83,10 +83,10 @@ async def test_a_schema_syncs_its_tables_but_not_its_views_or_other_schemas(edge
     async with Client(edge.server) as client:
         connection_id = await connect(client)
         result = structured(
-            await client.call_tool("sync_tables_to_bronze", {"connection_id": connection_id, "schema_name": "sales"})
+            await client.call_tool("sync_table_to_bronze", {"connection_id": connection_id, "schema_name": "sales"})
         )
         missing = error_text(
-            await client.call_tool("sync_tables_to_bronze", {"connection_id": connection_id, "schema_name": "nope"})
+            await client.call_tool("sync_table_to_bronze", {"connection_id": connection_id, "schema_name": "nope"})
         )
 
     assert [t["source_table"] for t in result["tables"]] == ["sales.customers", "sales.invoices"]
@@ -98,25 +98,29 @@ async def test_a_schema_syncs_its_tables_but_not_its_views_or_other_schemas(edge
 async def test_bad_arguments_are_named(edge: EdgeState) -> None:
     async with Client(edge.server) as client:
         connection_id = await connect(client)
-        neither = error_text(await client.call_tool("sync_tables_to_bronze", {"connection_id": connection_id}))
+        neither = error_text(await client.call_tool("sync_table_to_bronze", {"connection_id": connection_id}))
+        empty = error_text(
+            await client.call_tool("sync_table_to_bronze", {"connection_id": connection_id, "table_name": []})
+        )
         both = error_text(
             await client.call_tool(
-                "sync_tables_to_bronze", {"connection_id": connection_id, "tables": ["a"], "schema_name": "public"}
+                "sync_table_to_bronze", {"connection_id": connection_id, "table_name": ["a"], "schema_name": "public"}
             )
         )
         twice = error_text(
             await client.call_tool(
-                "sync_tables_to_bronze", {"connection_id": connection_id, "tables": ["orders", "public.orders"]}
+                "sync_table_to_bronze", {"connection_id": connection_id, "table_name": ["orders", "public.orders"]}
             )
         )
         quoted = error_text(
-            await client.call_tool("sync_tables_to_bronze", {"connection_id": connection_id, "tables": ["a;b"]})
+            await client.call_tool("sync_table_to_bronze", {"connection_id": connection_id, "table_name": ["a;b"]})
         )
         unknown = error_text(
-            await client.call_tool("sync_tables_to_bronze", {"connection_id": "src_nope", "tables": ["orders"]})
+            await client.call_tool("sync_table_to_bronze", {"connection_id": "src_nope", "table_name": ["orders"]})
         )
 
-    assert "give either tables" in neither
+    assert "give either table_name" in neither
+    assert "table_name is an empty list" in empty
     assert "schema_name" in neither
     assert "not both" in both
     assert "public.orders more than once" in twice
@@ -133,7 +137,7 @@ async def test_runs_still_going_when_the_edge_stops_waiting_are_listed_as_runnin
         connection_id = await connect(client)
         result = structured(
             await client.call_tool(
-                "sync_tables_to_bronze", {"connection_id": connection_id, "tables": ["orders", "huge"]}
+                "sync_table_to_bronze", {"connection_id": connection_id, "table_name": ["orders", "huge"]}
             )
         )
 
@@ -161,8 +165,8 @@ async def test_cancelling_the_call_cancels_every_run_it_started(edge: EdgeState,
         connection_id = await connect(client)
         sync = asyncio.create_task(
             client.call_tool(
-                "sync_tables_to_bronze",
-                {"connection_id": connection_id, "tables": ["huge", "vast"]},
+                "sync_table_to_bronze",
+                {"connection_id": connection_id, "table_name": ["huge", "vast"]},
                 progress_callback=on_progress,
             )
         )
@@ -186,3 +190,21 @@ async def test_cancelling_the_call_cancels_every_run_it_started(edge: EdgeState,
 
     assert len(runs) == 2
     assert {(run["status"], run["error_code"]) for run in runs} == {("cancelled", "cancelled")}
+
+
+async def test_one_table_name_returns_its_run_and_a_list_of_one_returns_its_outcome(edge: EdgeState) -> None:
+    async with Client(edge.server) as client:
+        connection_id = await connect(client)
+        one = structured(
+            await client.call_tool("sync_table_to_bronze", {"connection_id": connection_id, "table_name": "orders"})
+        )
+        listed = structured(
+            await client.call_tool("sync_table_to_bronze", {"connection_id": connection_id, "table_name": ["orders"]})
+        )
+
+    assert one["status"] == "succeeded"
+    assert one["row_count"] == 1000
+    assert one["tables"] is None
+    assert listed["run_id"] is None
+    assert [(t["source_table"], t["outcome"]) for t in listed["tables"]] == [("public.orders", "succeeded")]
+    assert listed["succeeded"] == 1

@@ -70,8 +70,8 @@ async def test_each_result_shape_is_described_once_by_the_first_tool_that_return
     async with Client(edge.server) as client:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
 
-    first = listed["sync_table_to_bronze"].output_schema
-    again = listed["get_sync_run"].output_schema
+    first = listed["get_sync_run"].output_schema
+    again = listed["cancel_sync"].output_schema
     assert first is not None
     assert again is not None
     assert "description" in first["properties"]["run_id"]

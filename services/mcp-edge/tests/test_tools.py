@@ -24,7 +24,6 @@ TOOLS = {
     "describe_source_table",
     "query_source",
     "sync_table_to_bronze",
-    "sync_tables_to_bronze",
     "get_sync_run",
     "list_sync_runs",
     "query_sql",
@@ -96,7 +95,6 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
         assert writers == {
             "connect_postgres",
             "sync_table_to_bronze",
-            "sync_tables_to_bronze",
             "transform_to_silver",
             "create_gold_view",
             "upload_file",
@@ -112,7 +110,6 @@ async def test_every_tool_is_listed_with_input_and_output_schemas_and_annotation
             "describe_source_table",
             "query_source",
             "sync_table_to_bronze",
-            "sync_tables_to_bronze",
             "schedule_sync",
         }
         paged = {name for name, tool in tools.items() if "offset" in tool.input_schema["properties"]}

@@ -26,7 +26,6 @@ CHANGES_RESOURCES = frozenset(
     {
         "connect_postgres",
         "sync_table_to_bronze",
-        "sync_tables_to_bronze",
         "schedule_sync",
         "delete_schedule",
         "upload_file",

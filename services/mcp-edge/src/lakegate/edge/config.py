@@ -48,7 +48,7 @@ class EdgeSettings(ServiceSettings):
     sync_max_tables: int = Field(
         default=100,
         ge=1,
-        description="Most tables one sync_tables_to_bronze call starts runs for (a schema with more is refused).",
+        description="Most tables one sync_table_to_bronze call starts runs for (a schema with more is refused).",
     )
     source_timeout_seconds: float = Field(
         default=60.0, gt=0, description="How long to wait for the extractor to reach a source database."

@@ -41,6 +41,7 @@ from typing import Any
 
 import anyio
 import pydantic_core
+from lakegate.edge.internal_errors import internal_error
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
 from mcp.server.runner import serve_one
@@ -55,7 +56,6 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp_types import (
     DEFAULT_NEGOTIATED_VERSION,
-    INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     UNSUPPORTED_PROTOCOL_VERSION,
@@ -260,7 +260,7 @@ class JsonExchanges:
             error = handler_exception_to_error_data(exc)
             if error is None:
                 log.error("handler for %r raised", method, exc_info=exc)
-                error = ErrorData(code=INTERNAL_ERROR, message=f"the edge failed to answer {method}")
+                error = internal_error(method).error
             return error
 
     async def _unsupported(self, request: Request, version: str, scope: Scope, send: Send) -> None:
@@ -330,9 +330,9 @@ class JsonExchanges:
             answer = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": handler.result()})
         else:
             error = handler_exception_to_error_data(exc)
-            if error is None:  # what the SDK's dispatcher answers (and logs) for an unmapped exception
+            if error is None:  # -32603, as `internal_errors` answers on every other path
                 log.error("handler for %r raised", message["method"], exc_info=exc)
-                error = ErrorData(code=0, message=str(exc))
+                error = internal_error(str(message["method"])).error
             answer = (
                 JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
                 .model_dump_json(by_alias=True, exclude_unset=True)

@@ -38,7 +38,6 @@ TOOL_SCOPES: Mapping[str, str] = {
     "query_source": READ,
     # syncs
     "sync_table_to_bronze": WRITE,
-    "sync_tables_to_bronze": WRITE,
     "get_sync_run": READ,
     "list_sync_runs": READ,
     "cancel_sync": WRITE,

@@ -12,6 +12,7 @@ from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
 from lakegate.edge.failures import argument_problems, unknown_tool
+from lakegate.edge.internal_errors import InternalErrors
 from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.observed import ObservedCalls
 from lakegate.edge.prompts import add_prompts
@@ -20,6 +21,7 @@ from lakegate.edge.resources import add_resources, tenant_resources
 from lakegate.edge.run_watch import RunWatch
 from lakegate.edge.scopes import ScopedRequests
 from lakegate.edge.task_calls import CAPABILITY as TASKS_CAPABILITY
+from lakegate.edge.task_calls import EXTENSION as TASKS_EXTENSION
 from lakegate.edge.task_calls import TASK_TOOLS, TaskCalls
 from lakegate.edge.tool_listing import compact
 from lakegate.edge.tools.assist import add_assist_tools
@@ -54,7 +56,7 @@ Layers: bronze holds raw synced copies and uploads, silver cleaned tables, gold 
 table is <catalog>.<layer>.<table>. get_metadata shows everything at once, with lineage.
 Typical flow: connect_postgres (once per database) → list_source_tables / describe_source_table →
 sync_table_to_bronze → describe_table / preview_table → transform_to_silver → create_gold_view →
-query_sql. sync_tables_to_bronze copies several tables (or a whole schema) in one call, one run each.
+query_sql. sync_table_to_bronze also takes a list of tables or a schema_name: one run per table.
 A long sync returns a run handle: follow it with get_sync_run, stop it with cancel_sync.
 Syncs are full (replace), incremental (append rows past a cursor) or merge (upsert on the primary
 key); schedule_sync repeats one on an interval or a cron expression. analyze_schema,
@@ -70,7 +72,9 @@ class LakegateServer(MCPServer):
         self._backend = backend
         # Innermost, so it sees the tool's own result (the audit and cancel routing wrap it).
         self._lowlevel_server.middleware.append(ResourceChanges(self._subscriptions))
-        tasks.install(self._lowlevel_server, knows=self._knows)
+        # Outermost, so no unmapped exception from any layer reaches the SDK's code-0 catch-all.
+        self._lowlevel_server.middleware.insert(0, InternalErrors(backend.failures.public))
+        tasks.install(self._lowlevel_server, knows=self._knows, fits=self._fits)
         lowlevel_capabilities = self._lowlevel_server.get_capabilities
 
         over_stdio = backend.settings.transport == "stdio"
@@ -83,6 +87,16 @@ class LakegateServer(MCPServer):
 
     def _knows(self, tool: str) -> bool:
         return self._tool_manager.get_tool(tool) is not None
+
+    def _fits(self, tool: str, arguments: dict[str, Any]) -> bool:
+        registered = self._tool_manager.get_tool(tool)
+        if registered is None:
+            return False
+        try:
+            registered.fn_metadata.validate_arguments(arguments)
+        except ValidationError:
+            return False
+        return True
 
     @property
     def subscriptions(self) -> SubscriptionBus:
@@ -150,14 +164,17 @@ def true_capabilities(
     In the handshake era: resources/list_changed only where the session is a connection that can carry
     it (stdio; stateless HTTP has no stream for it), and task-augmented tool calls (tasks are part of
     2025-11-25). In 2026-07-28 the SDK's claims follow `subscriptions/listen`, which gets list changes and
-    run:// and datasource:// updates (`changes`, `run_watch`).
+    run:// and datasource:// updates (`changes`, `run_watch`), and tasks are the `io.modelcontextprotocol/tasks`
+    extension (`task_calls`).
     """
     update: dict[str, Any] = {}
     if claimed.tools is not None:
         update["tools"] = claimed.tools.model_copy(update={"list_changed": False})
     if claimed.prompts is not None:
         update["prompts"] = claimed.prompts.model_copy(update={"list_changed": False})
-    if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+    if protocol_version in MODERN_PROTOCOL_VERSIONS:
+        update["extensions"] = {**(claimed.extensions or {}), TASKS_EXTENSION: {}}
+    else:
         update["tasks"] = TASKS_CAPABILITY
         if claimed.resources is not None:
             update["resources"] = claimed.resources.model_copy(update={"list_changed": session_notifications})

@@ -1,16 +1,28 @@
-"""Long syncs as MCP tasks: the task-augmented `tools/call` of the 2025-11-25 protocol.
+"""Long syncs as MCP tasks, in both protocol eras.
 
-A client that sends `task` with a `tools/call` of a tool in `TASK_TOOLS` gets a task at once
-(`CreateTaskResult`); the edge runs the call in the background, for as long as the sync run takes
-(not only `sync_wait_seconds`), and the task's status follows the run: `working` with the run's
-progress as `statusMessage`, then `completed`, `failed` (the run failed) or `cancelled` (the run
-was cancelled, by `tasks/cancel` or by `cancel_sync`). `tasks/get`, `tasks/result` (waits for the
-end, then answers the call's own result), `tasks/list` and `tasks/cancel` (cancels the run: nothing
-is written, the cursor does not move) serve only the caller that created the task: the same tenant
-and the same `Authorization` header (`cancellation.caller`). A task is kept for its `ttl` after it
-was created (the client's wish, at most a day), then forgotten; the run stays in `list_sync_runs`.
-Without `task`, and in the 2026-07-28 era (where tasks became an extension), a call runs as before.
-The audit log records the call that created the task, with the task as its result.
+**2025-11-25** (tasks in the core protocol): a client that sends `task` with a `tools/call` of a
+tool in `TASK_TOOLS` gets a `CreateTaskResult` at once; the edge runs the call in the background,
+for as long as the sync runs take (not only `sync_wait_seconds`), and the task's status follows
+them: `working` with the runs' progress as `statusMessage`, then `completed`, `failed` (the run
+failed) or `cancelled` (by `tasks/cancel` or `cancel_sync`). `tasks/get`, `tasks/result` (waits,
+then answers the call's own result), `tasks/list` and `tasks/cancel` (cancels the runs: nothing is
+written, no cursor moves) serve only the caller that created the task: the same tenant and the same
+`Authorization` header (`cancellation.caller`).
+
+**2026-07-28** (the `io.modelcontextprotocol/tasks` extension, SEP-2663): the server decides. A
+`tools/call` of a tool in `TASK_TOOLS` whose request capabilities declare the extension answers a
+flat `CreateTaskResult` (`resultType: "task"`, `taskId`, `status`, `ttlMs`, `pollIntervalMs`). The
+extension has no `tasks/list` and no `tasks/result` (-32601 here): `tasks/get` answers the task with
+its outcome inline, `result` when `completed` (a tool error, `isError`, is a completed call, as the
+extension says; only a JSON-RPC error is `failed`, with `error`), and `cancelled` when its runs were
+cancelled. Arguments that do not fit the tool's input schema get the tool error at once, without a
+task. `tasks/cancel` and `tasks/update` answer an empty acknowledgement (these tasks never ask
+for input). A request to them that does not declare the extension is -32021. Status notifications
+over `subscriptions/listen` (optional in the extension) are not sent: clients poll `tasks/get`.
+
+A task is kept for its `ttl` after it was created (the client's wish in 2025-11-25, at most a day;
+an hour in 2026-07-28), then forgotten; the runs stay in `list_sync_runs`. Calls without a task
+behave as before. The audit log records the call that created the task, with the task as its result.
 """
 
 from __future__ import annotations
@@ -28,24 +40,30 @@ from typing import Any
 from lakegate.edge.audit import call_failed
 from lakegate.edge.cancellation import REQUEST_CANCELLED, caller
 from lakegate.edge.failures import unknown_tool
+from lakegate.edge.internal_errors import internal_error
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    SERVER_INFO_META_KEY,
     CallToolResult,
     CancelTaskRequestParams,
     GetTaskPayloadRequestParams,
     GetTaskRequestParams,
     PaginatedRequestParams,
+    RequestParams,
     ServerTasksCapability,
     Task,
     TaskStatus,
     TextContent,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import Field
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +71,27 @@ log = logging.getLogger(__name__)
 TASK_TOOLS = frozenset({"sync_table_to_bronze"})
 #: What `capabilities.tasks` says in the handshake era.
 CAPABILITY = ServerTasksCapability.model_validate({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}})
+#: The tasks extension of 2026-07-28, as `capabilities.extensions` names it (no settings are defined).
+EXTENSION = "io.modelcontextprotocol/tasks"
 RELATED_TASK = "io.modelcontextprotocol/related-task"
 DEFAULT_TTL_MS = 60 * 60 * 1000
 MAX_TTL_MS = 24 * 60 * 60 * 1000
 POLL_INTERVAL_MS = 1000
 PAGE = 50
+#: Methods of the 2025-11-25 tasks that the 2026-07-28 extension does not have.
+_HANDSHAKE_ONLY = {
+    "tasks/list": "the extension has no task listing: keep the taskId that tools/call returned",
+    "tasks/result": "tasks/get returns the call's result inline once the task is completed",
+}
 
 _Owner = tuple[str, str]
+
+
+class UpdateTaskRequestParams(RequestParams):
+    """`tasks/update` of the 2026-07-28 extension: responses to a task's input requests."""
+
+    task_id: str = Field(alias="taskId")
+    input_responses: dict[str, Any] = Field(default_factory=dict, alias="inputResponses")
 
 
 def _now() -> str:
@@ -94,6 +126,7 @@ class TaskRecord:
         self.done.set()
 
     def view(self) -> dict[str, Any]:
+        """The task as 2025-11-25 shows it."""
         task = Task(
             task_id=self.task_id,
             status=self.status,
@@ -105,6 +138,27 @@ class TaskRecord:
         )
         return task.model_dump(by_alias=True, mode="json", exclude_none=True)
 
+    def detailed(self) -> dict[str, Any]:
+        """The task as the 2026-07-28 extension shows it: flat, with its outcome inline (`DetailedTask`)."""
+        status = self.status
+        if status == "failed" and self.error is None:
+            status = "completed"  # a tool error is a completed call there; only a JSON-RPC error is `failed`
+        shown: dict[str, Any] = {
+            "taskId": self.task_id,
+            "status": status,
+            "createdAt": self.created_at,
+            "lastUpdatedAt": self.last_updated_at,
+            "ttlMs": self.ttl,
+            "pollIntervalMs": POLL_INTERVAL_MS,
+        }
+        if self.status_message is not None:
+            shown["statusMessage"] = self.status_message
+        if status == "completed" and self.result is not None:
+            shown["result"] = self.result
+        if status == "failed" and self.error is not None:
+            shown["error"] = self.error.error.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return shown
+
     def expired(self, now: datetime) -> bool:
         return (now - self.created).total_seconds() * 1000 > self.ttl
 
@@ -113,8 +167,28 @@ _CURRENT: ContextVar[TaskRecord | None] = ContextVar("lakegate_edge_task", defau
 
 
 def current_task() -> TaskRecord | None:
-    """The task the running tool call serves, if it runs as one (it then waits until its run ends)."""
+    """The task the running tool call serves, if it runs as one (it then waits until its runs end)."""
     return _CURRENT.get()
+
+
+def _modern(ctx: ServerRequestContext[Any, Any]) -> bool:
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def declares_extension(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """Whether this request's own capabilities (2026-07-28 `_meta`) declare the tasks extension."""
+    meta = (ctx.params or {}).get("_meta")
+    capabilities = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
+    extensions = capabilities.get("extensions") if isinstance(capabilities, dict) else None
+    return isinstance(extensions, dict) and EXTENSION in extensions
+
+
+def _extension_required(method: str) -> MCPError:
+    return MCPError(
+        code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+        message=f"{method} needs the {EXTENSION} extension: declare it in the request's client capabilities",
+        data={"requiredCapabilities": {"extensions": {EXTENSION: {}}}},
+    )
 
 
 class TaskCalls:
@@ -124,28 +198,48 @@ class TaskCalls:
         self._tenancy = tenancy
         self._tasks: dict[str, TaskRecord] = {}
         self._knows: Callable[[str], bool] = lambda tool: True
+        self._fits: Callable[[str, dict[str, Any]], bool] = lambda tool, arguments: True
+        self._server_info: Callable[[], dict[str, Any]] = dict
 
-    def install(self, server: Server[Any], knows: Callable[[str], bool] | None = None) -> None:
-        """Serve tasks/get, tasks/result, tasks/list and tasks/cancel on `server`; `knows` says which tools exist."""
+    def install(
+        self,
+        server: Server[Any],
+        knows: Callable[[str], bool] | None = None,
+        fits: Callable[[str, dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Serve the tasks/* methods of both eras on `server`; `knows` says which tools exist, `fits`
+        whether arguments fit a tool's input schema."""
         if knows is not None:
             self._knows = knows
+        if fits is not None:
+            self._fits = fits
+        self._server_info = lambda: server.server_info_stamp
         handlers: dict[str, tuple[type[Any], Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]]] = {
             "tasks/get": (GetTaskRequestParams, self._get),
             "tasks/result": (GetTaskPayloadRequestParams, self._result),
             "tasks/list": (PaginatedRequestParams, self._list),
             "tasks/cancel": (CancelTaskRequestParams, self._cancel),
+            "tasks/update": (UpdateTaskRequestParams, self._update),
         }
         for method, (params_type, handler) in handlers.items():
             server.add_request_handler(method, params_type, handler)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        params = ctx.params or {}
-        if ctx.method != "tools/call" or params.get("task") is None:
+        if ctx.method != "tools/call":
             return await call_next(ctx)
-        plain = {key: value for key, value in params.items() if key != "task"}
-        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return await call_next(replace(ctx, params=plain))
+        params = ctx.params or {}
         name = str(params.get("name", ""))
+        if _modern(ctx):
+            plain = {key: value for key, value in params.items() if key != "task"}  # not a 2026 field
+            arguments = params.get("arguments")
+            fits = isinstance(arguments, dict) and self._fits(name, arguments)
+            if name not in TASK_TOOLS or not declares_extension(ctx) or not fits:
+                # Arguments that do not fit get their tool error at once, not a task to poll for it.
+                return await call_next(replace(ctx, params=plain) if "task" in params else ctx)
+            record = self._start(ctx, plain, call_next, DEFAULT_TTL_MS)
+            return {"resultType": "task", **record.detailed(), "_meta": {SERVER_INFO_META_KEY: self._server_info()}}
+        if params.get("task") is None:
+            return await call_next(ctx)
         if not self._knows(name):
             raise unknown_tool(name)
         if name not in TASK_TOOLS:
@@ -156,32 +250,39 @@ class TaskCalls:
             )
         requested = params["task"].get("ttl") if isinstance(params["task"], dict) else None
         ttl = min(requested, MAX_TTL_MS) if isinstance(requested, int) and requested > 0 else DEFAULT_TTL_MS
+        plain = {key: value for key, value in params.items() if key != "task"}
+        return {"task": self._start(ctx, plain, call_next, ttl).view()}
+
+    def _start(
+        self, ctx: ServerRequestContext[Any, Any], params: dict[str, Any], call_next: CallNext, ttl: int
+    ) -> TaskRecord:
+        """Create a task and run the call in the background; the task is findable before this returns."""
         self._forget_expired()
         record = TaskRecord(owner=caller(self._tenancy, ctx), ttl=ttl)
-        meta = {key: value for key, value in (plain.get("_meta") or {}).items() if key != "progressToken"}
-        background = replace(ctx, params={**plain, "_meta": meta})
+        meta = {key: value for key, value in (params.get("_meta") or {}).items() if key != "progressToken"}
+        background = replace(ctx, params={**params, "_meta": meta})
         token = _CURRENT.set(record)
         try:
             record.job = asyncio.create_task(self._run(record, call_next, background))
         finally:
             _CURRENT.reset(token)
         self._tasks[record.task_id] = record
-        log.info("tool call %s runs as task %s", name, record.task_id)
-        return {"task": record.view()}
+        log.info("tool call %s runs as task %s", params.get("name"), record.task_id)
+        return record
 
     async def _run(self, record: TaskRecord, call_next: CallNext, ctx: ServerRequestContext[Any, Any]) -> None:
         try:
             result = await call_next(ctx)
         except asyncio.CancelledError:
-            record.end("cancelled", "cancelled: the sync run was cancelled and nothing was written")
+            record.end("cancelled", "cancelled: the sync runs were cancelled and nothing was written")
             raise
         except MCPError as exc:
             record.error = exc
             record.end("failed", exc.error.message)
             return
-        except Exception as exc:  # the call's own error handling missed it; the task must still end
+        except Exception:  # the call's own error handling missed it; the task must still end
             log.exception("task %s failed", record.task_id)
-            record.error = MCPError(code=INVALID_PARAMS, message=f"the call failed: {type(exc).__name__}")
+            record.error = internal_error("tools/call")
             record.end("failed", record.error.error.message)
             return
         dumped = _dump(result)
@@ -193,6 +294,8 @@ class TaskCalls:
             record.end("cancelled", f"sync run {run_id} was cancelled; nothing was written")
         elif call_failed(dumped):
             record.end("failed", _text(dumped))
+        elif isinstance(run.get("tables"), list):
+            record.end("completed", _tables_summary(run))
         else:
             record.end("completed", f"sync run {run_id} {run_status}" if run_id else "completed")
 
@@ -200,17 +303,33 @@ class TaskCalls:
         self._forget_expired()
         record = self._tasks.get(task_id)
         if record is None or record.owner != caller(self._tenancy, ctx):
+            where = "" if _modern(ctx) else "; tasks/list shows yours"
             raise MCPError(
                 code=INVALID_PARAMS,
-                message=f"no task {task_id!r}: it never existed, is another caller's, or expired; "
-                "tasks/list shows yours",
+                message=f"no task {task_id!r}: it never existed, is another caller's, or expired{where}",
             )
         return record
 
+    def _modern_gate(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        """2026-07-28: the method belongs to the extension, which the request must declare."""
+        if ctx.method in _HANDSHAKE_ONLY:
+            raise MCPError(
+                code=METHOD_NOT_FOUND,
+                message=f"{ctx.method} is not part of the {EXTENSION} extension of protocol 2026-07-28: "
+                f"{_HANDSHAKE_ONLY[ctx.method]}",
+            )
+        if not declares_extension(ctx):
+            raise _extension_required(ctx.method)
+
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: GetTaskRequestParams) -> dict[str, Any]:
+        if _modern(ctx):
+            self._modern_gate(ctx)
+            return self._find(ctx, params.task_id).detailed()
         return self._find(ctx, params.task_id).view()
 
     async def _result(self, ctx: ServerRequestContext[Any, Any], params: GetTaskPayloadRequestParams) -> dict[str, Any]:
+        if _modern(ctx):
+            self._modern_gate(ctx)
         record = self._find(ctx, params.task_id)
         await record.done.wait()
         related = {RELATED_TASK: {"taskId": record.task_id}}
@@ -221,6 +340,8 @@ class TaskCalls:
         raise MCPError(code=REQUEST_CANCELLED, message=f"task {record.task_id} was cancelled; it has no result")
 
     async def _list(self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams) -> dict[str, Any]:
+        if _modern(ctx):
+            self._modern_gate(ctx)
         self._forget_expired()
         owner = caller(self._tenancy, ctx)
         own = [record for record in reversed(self._tasks.values()) if record.owner == owner]
@@ -235,8 +356,13 @@ class TaskCalls:
         return answer
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: CancelTaskRequestParams) -> dict[str, Any]:
+        modern = _modern(ctx)
+        if modern:
+            self._modern_gate(ctx)
         record = self._find(ctx, params.task_id)
         if record.status != "working":
+            if modern:
+                return {}  # the extension's cancel is an acknowledgement; the task keeps its own end
             raise MCPError(
                 code=INVALID_PARAMS,
                 message=f"task {record.task_id} already ended ({record.status}), so there is nothing to cancel",
@@ -244,8 +370,17 @@ class TaskCalls:
         if record.job is not None:
             record.job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await record.job  # the call cancels its run before it ends
-        return record.view()
+                await record.job  # the call cancels its runs before it ends
+        return {} if modern else record.view()
+
+    async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskRequestParams) -> dict[str, Any]:
+        if not _modern(ctx):
+            raise MCPError(
+                code=METHOD_NOT_FOUND, message="tasks/update is part of protocol 2026-07-28's tasks extension only"
+            )
+        self._modern_gate(ctx)
+        self._find(ctx, params.task_id)
+        return {}  # these tasks never ask for input, so every response is one the extension says to ignore
 
     def _forget_expired(self) -> None:
         now = datetime.now(UTC)
@@ -268,3 +403,9 @@ def _text(result: dict[str, Any]) -> str | None:
         if isinstance(block, dict) and block.get("type") == "text":
             return TextContent.model_validate(block).text
     return None
+
+
+def _tables_summary(result: dict[str, Any]) -> str:
+    tables = result.get("tables") or []
+    counts = ", ".join(f"{result.get(key) or 0} {key}" for key in ("succeeded", "failed", "running"))
+    return f"{len(tables)} tables synced: {counts}"

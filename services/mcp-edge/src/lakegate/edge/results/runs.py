@@ -173,12 +173,37 @@ class TableSyncOutcome(ToolResult):
     error: str | None = Field(default=None, description="Why the table's run failed or did not start.")
 
 
-class SyncTablesResult(ToolResult):
-    """A several-table sync: one run per table, each with its own outcome."""
+class SyncResult(ToolResult):
+    """A sync call: one table's run (its fields as get_sync_run describes them), or several tables' outcomes."""
 
+    run_id: str | None = Field(default=None, description="One table: id of the run; pass it to get_sync_run.")
+    status: RunStatus | None = None
     connection_id: str
-    tables: list[TableSyncOutcome] = Field(description="One entry per table, in the order they were asked for.")
-    succeeded: int = Field(description="Tables whose run committed.")
-    failed: int = Field(description="Tables whose run failed or was cancelled, or that did not start.")
-    running: int = Field(description="Tables whose run was still going when the call stopped waiting.")
+    source_table: str | None = Field(default=None, description="`schema.table` in the source database.")
+    bronze_table: str | None = Field(default=None, description="`<catalog>.bronze.<name>`; query it with query_sql.")
+    sync_mode: SyncMode
+    rows_extracted: int | None = None
+    row_count: int | None = None
+    bytes: int | None = None
+    cursor: RunCursor | None = None
+    schema_changes: list[ColumnChange] = Field(default_factory=list)
+    columns: list[SyncedColumn] = Field(default_factory=list)
+    schedule_id: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    rows_per_second: float | None = None
+    tables: list[TableSyncOutcome] | None = Field(
+        default=None, description="Several tables: one entry per table, in the order asked for (null for one table)."
+    )
+    succeeded: int | None = Field(default=None, description="Several tables: how many runs committed.")
+    failed: int | None = Field(default=None, description="Several tables: failed, cancelled or not started.")
+    running: int | None = Field(default=None, description="Several tables: still going when the call returned.")
     hint: str | None = Field(default=None, description="What to do next.")
+
+    @classmethod
+    def of_run(cls, run: SyncRunResult) -> SyncResult:
+        return cls.model_validate(run.model_dump())

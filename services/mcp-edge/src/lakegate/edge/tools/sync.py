@@ -15,12 +15,12 @@ from lakegate.common.contracts.sources import SourceRef, SourceTables
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, Unavailable
 from lakegate.common.names import parse_source_table
 from lakegate.edge.backend import Backend
-from lakegate.edge.progress import CombinedProgress
+from lakegate.edge.progress import CombinedProgress, ReportProgress
 from lakegate.edge.results.base import Offset
 from lakegate.edge.results.runs import (
     RunListResult,
+    SyncResult,
     SyncRunResult,
-    SyncTablesResult,
     TableRun,
     TableSyncOutcome,
 )
@@ -59,12 +59,12 @@ CURSOR_COLUMN = (
 )
 
 
-#: Relation kinds a whole-schema sync copies (views are left out: name them in `tables` to copy one).
+#: Relation kinds a whole-schema sync copies (views are left out: name them in `table_name` to copy one).
 SCHEMA_KINDS = frozenset({"table", "partitioned table"})
 
 
 def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None:
-    """Register sync_table_to_bronze, sync_tables_to_bronze, get_sync_run, cancel_sync and list_sync_runs."""
+    """Register sync_table_to_bronze, get_sync_run, cancel_sync and list_sync_runs."""
     topology, settings, failures = backend.topology, backend.settings, backend.failures
     guard = failures.tool_errors
 
@@ -73,7 +73,7 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
 
     @server.tool(
         annotations=ToolAnnotations(
-            title="Sync a source table into bronze",
+            title="Sync source tables into bronze",
             read_only_hint=False,
             destructive_hint=True,
             idempotent_hint=False,
@@ -85,126 +85,55 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         ctx: Context,
         connection_id: Annotated[str, Field(description="Id of a registered source, as connect_postgres returned it.")],
         table_name: Annotated[
-            str, Field(description="`table` or `schema.table` in the source; schema defaults to public.")
-        ],
-        sync_mode: Annotated[SyncMode, Field(description=SYNC_MODES)] = "full",
-        cursor_column: Annotated[str | None, Field(description=CURSOR_COLUMN)] = None,
-        detect_deletes: Annotated[bool, Field(description=DETECT_DELETES)] = False,
-    ) -> SyncRunResult:
-        """Copy one source table into the lakehouse's bronze layer and wait for it to finish.
-
-        Reports rows extracted and loaded as progress while it waits. The result shows the rows read
-        and written, the cursor the next incremental or merge run continues from, and any columns
-        added, dropped or changed at the source. A run that takes longer than the edge waits comes
-        back as a handle with its status: follow it with get_sync_run, stop it with cancel_sync.
-        """
-        start = StartRun(
-            tenant_id=backend.tenant(),
-            connection_id=connection_id,
-            table_name=table_name,
-            sync_mode=sync_mode,
-            cursor_column=cursor_column,
-            detect_deletes=detect_deletes,
-        )
-        with anyio.CancelScope(shield=True):  # a run started is a run the edge can cancel below
-            run = await backend.call(topology.runs_start, start, RunView)
-        task = current_task()  # a call run as an MCP task waits for the run's end and reports to the task
-        wait, report = (math.inf, task.report) if task else (settings.sync_wait_seconds, ctx.report_progress)
-        try:
-            run = failures.public_run(await watch.follow(run, wait, report))
-        except anyio.get_cancelled_exc_class():
-            # The client cancelled the call or went away: the run stops too, so nothing is written.
-            with anyio.CancelScope(shield=True):
-                await _cancel_abandoned(backend, run)
-            raise
-        if run.status == "failed":
-            raise failures.run_failure(run)
-        return SyncRunResult.of(run)
-
-    @server.tool(
-        annotations=ToolAnnotations(
-            title="Sync several source tables into bronze",
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=True,
-        )
-    )
-    @guard
-    async def sync_tables_to_bronze(
-        ctx: Context,
-        connection_id: Annotated[str, Field(description="Id of a registered source, as connect_postgres returned it.")],
-        tables: Annotated[
-            list[str] | None,
+            str | list[str] | None,
             Field(
-                description="The tables to copy, each `table` or `schema.table` (schema defaults to public). "
-                "Give this or schema_name.",
-                min_length=1,
+                description="`table` or `schema.table` in the source (schema defaults to public), or a list of "
+                "them. Give this or schema_name."
             ),
         ] = None,
         schema_name: Annotated[
             str | None,
-            Field(
-                description="Copy every table (and partitioned table, not views) of this source schema, e.g. "
-                "`public`. Give this or tables."
-            ),
+            Field(description="Sync every table (not views) of this source schema, e.g. `public`."),
         ] = None,
-        sync_mode: Annotated[
-            SyncMode,
-            Field(description=SAME_SYNC_MODES),
-        ] = "full",
-        cursor_column: Annotated[str | None, Field(description=SAME_CURSOR_COLUMN)] = None,
-    ) -> SyncTablesResult:
-        """Copy several source tables (a list, or a whole schema) into bronze at once and wait for them.
+        sync_mode: Annotated[SyncMode, Field(description=SYNC_MODES)] = "full",
+        cursor_column: Annotated[str | None, Field(description=CURSOR_COLUMN)] = None,
+        detect_deletes: Annotated[bool, Field(description=DETECT_DELETES)] = False,
+    ) -> SyncResult:
+        """Copy source tables into the lakehouse's bronze layer and wait for them to finish.
 
-        One run per table, each committed on its own, run concurrently; one progress stream. Lists each
-        table's run and outcome; runs still going are `running` (follow them with get_sync_run).
+        One table: the result is its run, with rows read and written, the cursor the next incremental
+        or merge run continues from, and columns added, dropped or changed at the source. Several
+        tables (a list, or schema_name): one run per table, run concurrently, each committed on its
+        own; the result lists each table's outcome. Progress is reported while it waits. A run that
+        takes longer than the edge waits comes back `running`: follow it with get_sync_run, stop it
+        with cancel_sync.
         """
-        names = await _tables_to_sync(backend, connection_id, tables, schema_name)
-        tenant = backend.tenant()
-        runs: list[RunView | LakegateError] = []
-        with anyio.CancelScope(shield=True):  # every run started is a run the edge can cancel below
-            for name in names:
-                start = StartRun(
-                    tenant_id=tenant,
-                    connection_id=connection_id,
-                    table_name=name,
-                    sync_mode=sync_mode,
-                    cursor_column=cursor_column,
-                )
-                try:
-                    runs.append(await backend.call(topology.runs_start, start, RunView))
-                except LakegateError as exc:
-                    runs.append(exc)
-        started = [run for run in runs if isinstance(run, RunView)]
-        if not started:
-            first = runs[0]
-            assert isinstance(first, LakegateError)
-            raise first  # e.g. an unknown source: every table was refused for the same reason
-        progress = CombinedProgress(ctx.report_progress, len(names))
-
-        async def follow(index: int, run: RunView | LakegateError) -> RunView | LakegateError:
-            if not isinstance(run, RunView):
-                await progress.finish(index, names[index], "not started")
-                return run
-            try:
-                run = await watch.follow(run, settings.sync_wait_seconds, progress.part(index, names[index]))
-            except LakegateError as exc:  # the run goes on; the caller follows it with get_sync_run
-                log.warning("stopped following run %s of a several-table sync: %s", run.run_id, exc.message)
-            run = failures.public_run(run)
-            if run.status in TERMINAL_STATUSES:
-                await progress.finish(index, names[index], run.status)
-            return run
-
-        try:
-            finished = await asyncio.gather(*(follow(index, run) for index, run in enumerate(runs)))
-        except anyio.get_cancelled_exc_class():
-            # The client cancelled the call or went away: every run stops too, so nothing is written.
-            with anyio.CancelScope(shield=True):
-                for run in started:
-                    await _cancel_abandoned(backend, run)
-            raise
-        return _tables_result(connection_id, names, finished, failures.public)
+        task = current_task()  # a call run as an MCP task waits for the runs' end and reports to the task
+        wait, report = (math.inf, task.report) if task else (settings.sync_wait_seconds, ctx.report_progress)
+        if isinstance(table_name, str) and schema_name is None:
+            start = StartRun(
+                tenant_id=backend.tenant(),
+                connection_id=connection_id,
+                table_name=table_name,
+                sync_mode=sync_mode,
+                cursor_column=cursor_column,
+                detect_deletes=detect_deletes,
+            )
+            return SyncResult.of_run(await _sync_one(backend, watch, start, wait, report))
+        names = await _tables_to_sync(backend, connection_id, table_name, schema_name)
+        starts = [
+            StartRun(
+                tenant_id=backend.tenant(),
+                connection_id=connection_id,
+                table_name=name,
+                sync_mode=sync_mode,
+                cursor_column=cursor_column,
+                detect_deletes=detect_deletes,
+            )
+            for name in names
+        ]
+        finished = await _sync_many(backend, watch, starts, wait, CombinedProgress(report, len(names)))
+        return _tables_result(connection_id, sync_mode, names, finished, failures.public)
 
     @server.tool(annotations=READS_CATALOG.model_copy(update={"title": "Get a sync run"}))
     @guard
@@ -261,6 +190,70 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         )
 
 
+async def _sync_one(
+    backend: Backend, watch: RunWatch, start: StartRun, wait: float, report: ReportProgress
+) -> SyncRunResult:
+    """Start one run and follow it; a cancelled call cancels its run, so nothing is written."""
+    failures = backend.failures
+    with anyio.CancelScope(shield=True):  # a run started is a run the edge can cancel below
+        run = await backend.call(backend.topology.runs_start, start, RunView)
+    try:
+        run = failures.public_run(await watch.follow(run, wait, report))
+    except anyio.get_cancelled_exc_class():
+        # The client cancelled the call or went away: the run stops too, so nothing is written.
+        with anyio.CancelScope(shield=True):
+            await _cancel_abandoned(backend, run)
+        raise
+    if run.status == "failed":
+        raise failures.run_failure(run)
+    return SyncRunResult.of(run)
+
+
+async def _sync_many(
+    backend: Backend, watch: RunWatch, starts: list[StartRun], wait: float, progress: CombinedProgress
+) -> list[RunView | LakegateError]:
+    """Start one run per table and follow them all at once, on one progress stream.
+
+    The edge only queues the runs; the extractor's consumers take them within their own limits
+    (replicas, in-flight messages), so a schema of many tables does not open as many source queries.
+    """
+    runs: list[RunView | LakegateError] = []
+    with anyio.CancelScope(shield=True):  # every run started is a run the edge can cancel below
+        for start in starts:
+            try:
+                runs.append(await backend.call(backend.topology.runs_start, start, RunView))
+            except LakegateError as exc:
+                runs.append(exc)
+    started = [run for run in runs if isinstance(run, RunView)]
+    if not started:
+        first = runs[0]
+        assert isinstance(first, LakegateError)
+        raise first  # e.g. an unknown source: every table was refused for the same reason
+
+    async def follow(index: int, run: RunView | LakegateError) -> RunView | LakegateError:
+        name = starts[index].table_name
+        if not isinstance(run, RunView):
+            await progress.finish(index, name, "not started")
+            return run
+        try:
+            run = await watch.follow(run, wait, progress.part(index, name))
+        except LakegateError as exc:  # the run goes on; the caller follows it with get_sync_run
+            log.warning("stopped following run %s of a several-table sync: %s", run.run_id, exc.message)
+        run = backend.failures.public_run(run)
+        if run.status in TERMINAL_STATUSES:
+            await progress.finish(index, name, run.status)
+        return run
+
+    try:
+        return list(await asyncio.gather(*(follow(index, run) for index, run in enumerate(runs))))
+    except anyio.get_cancelled_exc_class():
+        # The client cancelled the call or went away: every run stops too, so nothing is written.
+        with anyio.CancelScope(shield=True):
+            for run in started:
+                await _cancel_abandoned(backend, run)
+        raise
+
+
 async def _cancel_abandoned(backend: Backend, run: RunView) -> None:
     """Cancel the run of a tool call the client cancelled; a run that finished meanwhile stays as it is."""
     try:
@@ -281,23 +274,27 @@ def _already_finished(run: RunView) -> str:
 
 
 async def _tables_to_sync(
-    backend: Backend, connection_id: str, tables: list[str] | None, schema_name: str | None
+    backend: Backend, connection_id: str, tables: str | list[str] | None, schema_name: str | None
 ) -> list[str]:
     """The `schema.table` names one several-table sync copies, in order, each once."""
     most = backend.settings.sync_max_tables
     if (tables is None) == (schema_name is None):
         raise InvalidInput(
-            "give either tables (a list of `table` or `schema.table` names) or schema_name (to copy every table "
-            "of one source schema), not both and not neither"
+            "give either table_name (a `table` or `schema.table` name, or a list of them) or schema_name (to "
+            "sync every table of one source schema), not both and not neither"
         )
     if tables is not None:
+        if isinstance(tables, str):
+            tables = [tables]
+        if not tables:
+            raise InvalidInput("table_name is an empty list: name at least one table, or give schema_name")
         names = [str(parse_source_table(table)) for table in tables]
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
-            raise InvalidInput(f"tables names {', '.join(twice)} more than once: name each table once")
+            raise InvalidInput(f"table_name names {', '.join(twice)} more than once: name each table once")
         if len(names) > most:
             raise InvalidInput(
-                f"tables has {len(names)} names, more than the {most} one call syncs "
+                f"table_name has {len(names)} names, more than the {most} one call syncs "
                 "(LAKEGATE_EDGE_SYNC_MAX_TABLES): split them over several calls"
             )
         return names
@@ -320,17 +317,18 @@ async def _tables_to_sync(
     if len(names) > most:
         raise InvalidInput(
             f"schema_name {schema_name!r} holds {len(names)} tables, more than the {most} one call syncs "
-            "(LAKEGATE_EDGE_SYNC_MAX_TABLES): pass them as tables in several calls"
+            "(LAKEGATE_EDGE_SYNC_MAX_TABLES): pass them as a table_name list in several calls"
         )
     return names
 
 
 def _tables_result(
     connection_id: str,
+    sync_mode: SyncMode,
     names: list[str],
     finished: list[RunView | LakegateError],
     public: Callable[[str], str],
-) -> SyncTablesResult:
+) -> SyncResult:
     outcomes: list[TableSyncOutcome] = []
     for name, run in zip(names, finished, strict=True):
         if isinstance(run, LakegateError):
@@ -348,8 +346,9 @@ def _tables_result(
         hint = "some runs are still going: follow each with get_sync_run, or stop it with cancel_sync"
     elif failed:
         hint = "fix the cause of each failed table, then sync those tables again; the others are committed"
-    return SyncTablesResult(
+    return SyncResult(
         connection_id=connection_id,
+        sync_mode=sync_mode,
         tables=outcomes,
         succeeded=counts["succeeded"],
         failed=failed,
