@@ -25,6 +25,7 @@ from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
 from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.nats_users import inbox_prefix
+from lakegate.common.responder import Responder
 from lakegate.common.rpc import RpcClient
 from lakegate.common.settings import ServiceSettings
 from lakegate.common.subjects import Topology
@@ -32,16 +33,21 @@ from lakegate.common.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
+#: How long the requests under way may take to finish when a service stops (FastStream's graceful timeout).
+REQUEST_GRACE_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class Runtime:
-    """What every service gets from the platform: its broker, subjects and an RPC client."""
+    """What every service gets from the platform: its broker, subjects, an RPC client and its request subjects."""
 
     service: str
     broker: NatsBroker
     topology: Topology
     rpc: RpcClient
     metrics: ServiceMetrics
+    #: The request/reply subjects the service answers, on core NATS (`lakegate.common.responder`).
+    requests: Responder
     #: Where replies to this service come: the inbox only its NATS user may read.
     inbox: str = "_INBOX"
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
@@ -63,7 +69,8 @@ def runtime(service: str, settings: ServiceSettings) -> Runtime:
     metrics = ServiceMetrics(service)
     broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
     rpc = RpcClient(broker, settings.nats.request_timeout)
-    return Runtime(service, broker, settings.nats.topology, rpc, metrics, inbox_prefix(settings.nats.user))
+    requests = Responder(tracer_provider.get_tracer("lakegate.common.responder"))
+    return Runtime(service, broker, settings.nats.topology, rpc, metrics, requests, inbox_prefix(settings.nats.user))
 
 
 @contextlib.asynccontextmanager
@@ -76,6 +83,7 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
     await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
     await rt.broker.start()
+    await rt.requests.start(rt.broker.connection)
     # A round trip to the server, so every subscription is in place before anyone is told we are ready.
     await rt.broker.connection.flush()
 
@@ -87,6 +95,8 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
             log.info("%s started", rt.service)
             yield port
     finally:
+        # Requests first: those under way finish while the broker still carries their replies and publishes.
+        await rt.requests.stop(REQUEST_GRACE_SECONDS)
         await rt.broker.stop()
         log.info("%s stopped", rt.service)
 
