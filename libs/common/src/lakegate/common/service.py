@@ -20,7 +20,7 @@ from typing import Any
 import uvloop
 from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker, ensure_streams
-from lakegate.common.delivery import Subscription, ensure_consumers
+from lakegate.common.delivery import BatchPuller, Subscription, ensure_consumers
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
 from lakegate.common.metrics import ServiceMetrics
@@ -52,6 +52,8 @@ class Runtime:
     inbox: str = "_INBOX"
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
     subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
+    #: The subscriptions among them taken in batches, each by its own pull loop.
+    pullers: list[BatchPuller] = field(default_factory=list)
 
     async def scrape(self) -> bytes:
         """`/metrics`: the service's metrics, with each consumer's lag read from JetStream now."""
@@ -84,6 +86,8 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
     await rt.broker.start()
     await rt.requests.start(rt.broker.connection)
+    for puller in rt.pullers:
+        await puller.start(rt.broker.connection.jetstream())
     # A round trip to the server, so every subscription is in place before anyone is told we are ready.
     await rt.broker.connection.flush()
 
@@ -97,6 +101,8 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     finally:
         # Requests first: those under way finish while the broker still carries their replies and publishes.
         await rt.requests.stop(REQUEST_GRACE_SECONDS)
+        for puller in rt.pullers:
+            await puller.stop()
         await rt.broker.stop()
         log.info("%s stopped", rt.service)
 
