@@ -3,7 +3,8 @@
 A service's request handlers (each wrapped with `rpc.answers`) are listed with `Responder.answer`
 and subscribed on the connection itself when the service starts. A request then costs what it
 must: read the trace context from the headers, validate the body as the handler's request model
-(pydantic-core, straight from bytes), run the handler, write the `Reply` envelope as JSON. Through
+(pydantic-core, straight from bytes), run the handler, write the `Reply` envelope as JSON with
+the answer serialized once (`rpc.encoded`). Through
 FastStream the same request also went through its logging, acknowledgement and telemetry
 middlewares, dependency injection and a second pydantic round trip, which was most of a catalog
 listing's CPU (bench/README.md, issue 14). JetStream consumers stay on FastStream: their
@@ -29,6 +30,7 @@ from typing import Any
 
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import ErrorInfo
+from lakegate.common.rpc import encoded, reply_json
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -57,7 +59,7 @@ def request_model(handler: Handler) -> type[BaseModel]:
 @dataclass
 class _Answering:
     subject: str
-    handler: Handler
+    handler: Callable[[BaseModel], Awaitable[bytes]]
     request: type[BaseModel]
     queue: str
     slots: asyncio.Semaphore
@@ -79,7 +81,7 @@ class Responder:
             raise ValueError(f"workers for {subject} must be at least 1, not {workers}")
         name = getattr(handler, "__name__", subject)
         self._answering.append(
-            _Answering(subject, handler, request_model(handler), queue, asyncio.Semaphore(workers), name)
+            _Answering(subject, encoded(handler), request_model(handler), queue, asyncio.Semaphore(workers), name)
         )
 
     @property
@@ -143,16 +145,14 @@ class Responder:
         try:
             request = answering.request.model_validate_json(data)
         except ValidationError as exc:
-            reply = Reply(
-                error=ErrorInfo(
+            return reply_json(
+                ErrorInfo(
                     code="invalid_input",
                     message=f"the request on {answering.subject} is not a valid {answering.request.__name__}: "
                     f"{_first_error(exc)}; the sender must be fixed",
                 )
             )
-        else:
-            reply = await answering.handler(request)
-        return reply.model_dump_json().encode()
+        return await answering.handler(request)
 
 
 def _first_error(exc: ValidationError) -> str:
