@@ -82,19 +82,19 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     Yields the health port (None when probes are off); it serves `/metrics` too.
     """
     await rt.broker.connect()
-    await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
-    await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
-    await rt.broker.start()
-    await rt.requests.start(rt.broker.connection)
-    for puller in rt.pullers:
-        await puller.start(rt.broker.connection.jetstream())
-    # A round trip to the server, so every subscription is in place before anyone is told we are ready.
-    await rt.broker.connection.flush()
 
     async def ready() -> bool:
         return bool(rt.broker.connection.is_connected)
 
     try:
+        await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
+        await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
+        await rt.broker.start()
+        await rt.requests.start(rt.broker.connection)
+        for puller in rt.pullers:
+            await puller.start(rt.broker.connection.jetstream())
+        # A round trip to the server, so every subscription is in place before anyone is told we are ready.
+        await rt.broker.connection.flush()
         async with health_server(settings.health_host, settings.health_port, ready, metrics=rt.scrape) as port:
             log.info("%s started", rt.service)
             yield port
