@@ -255,3 +255,27 @@ async def test_a_batch_of_audit_records_is_stored_in_one_message_each_record_onc
     stored = (await _audit_page(peer)).records
     assert sorted(r.id for r in stored) == [r.id for r in records]
     assert {r.arguments["sql"] for r in stored} == {"SELECT \\u0000 1"}
+
+
+async def test_audit_messages_arriving_together_are_each_stored_once_and_the_unreadable_among_them_dropped(
+    catalog: CatalogState, peer: Peer
+) -> None:
+    settled = await peer.settlements("catalog_audit")
+    good = [_audit(peer, n) for n in range(12)]
+    pair = AuditRecords(records=[_audit(peer, 20), _audit(peer, 21, tenant_id="Not A Tenant")])
+    burst: list[AuditRecord | AuditRecords | bytes] = [
+        *good[:6],
+        b"{}",
+        _audit(peer, 13, tenant_id="Not A Tenant"),
+        pair,
+        *good[6:],
+        good[0],  # the edge published it again: another message, the same record id
+    ]
+
+    # Published without waiting for each to be settled, as a busy edge does: the catalog takes them in batches.
+    sequences = [await peer.command(peer.topology.cmd_audit, message, f"m-{n}") for n, message in enumerate(burst)]
+    outcomes = [await settled.of(seq) for seq in sequences]
+
+    assert outcomes == ["+ACK"] * 6 + ["+TERM", "+TERM", "+ACK"] + ["+ACK"] * 7
+    stored = {r.id for r in (await _audit_page(peer, limit=100)).records}
+    assert stored == {r.id for r in good} | {"call_020"}

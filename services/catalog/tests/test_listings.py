@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from lakegate.catalog.app import CatalogState
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
+from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import RunRef, RunView
 from lakegate.common.errors import NotFound
 
@@ -135,3 +136,22 @@ async def test_synced_datasets_are_listed_a_page_at_a_time_by_name(catalog: Cata
     assert [d.target.name for d in first.datasets] == ["shop_customers", "shop_items"]
     assert first.next_offset == 2
     assert ([d.target.name for d in second.datasets], second.next_offset) == (["shop_orders"], None)
+
+
+async def test_a_request_that_is_not_the_listings_model_is_answered_invalid_input_naming_the_model_and_field(
+    catalog: CatalogState, peer: Peer
+) -> None:
+    unreadable = await peer.nc.request(peer.topology.datasets_list, b"not json", timeout=5)
+    wrong = await peer.nc.request(
+        peer.topology.datasets_list, b'{"tenant_id": "' + peer.tenant_id.encode() + b'", "limit": "many"}', timeout=5
+    )
+
+    for answer in (unreadable, wrong):
+        reply = Reply.model_validate_json(answer.data)
+        assert reply.result is None
+        assert reply.error is not None
+        assert reply.error.code == "invalid_input"
+        assert f"on {peer.topology.datasets_list} is not a valid ListDatasets" in reply.error.message
+    assert Reply.model_validate_json(wrong.data).error.message.split(": ", 1)[1].startswith("limit:")  # type: ignore[union-attr]
+    # The catalog still answers a good one.
+    assert (await _datasets(peer)).datasets == []

@@ -30,11 +30,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from faststream import AckPolicy
+from faststream._internal.context import Context
 from faststream.nats import JStream, NatsMessage, PullSub
-from faststream.nats.annotations import NatsMessage as MessageParam
+from faststream.nats.message import NatsMessage as NatsMessageClass
 from lakegate.common.errors import InvalidInput, LakegateError, TerminalError, TransientError
 from lakegate.common.logs import log_context
 from nats.js import JetStreamContext
@@ -44,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from lakegate.common.service import Runtime
+    from nats.aio.msg import Msg
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,21 @@ ACK_WAIT = 30.0
 
 M = TypeVar("M")
 B = TypeVar("B", bound=BaseModel)
+
+
+class _Current(Context):
+    """FastStream's `Context`, resolved in the event loop.
+
+    fast_depends runs a custom field's synchronous `use` in a worker thread (anyio `to_thread`):
+    a thread hop per delivery only to look up the message, a tenth of a catalog's CPU under load.
+    A coroutine `use` it awaits in place.
+    """
+
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().use(**kwargs)
+
+
+MessageParam = Annotated[NatsMessageClass, _Current("message")]
 
 
 def delivery_count(msg: NatsMessage) -> int:
@@ -92,6 +109,25 @@ class Work(Generic[M]):
 
 
 @dataclass(frozen=True)
+class Batched(Generic[M]):
+    """What a consumer does with messages taken in batches: commands whose work is far cheaper done together.
+
+    `parse` reads one message's subject and body (raising `InvalidInput` when it cannot); `run` does
+    a whole batch's work at once; `fail` records that a batch's can never be done; `doing` names it.
+    A fetch waits up to `linger` seconds for `size` messages, so under a steady trickle the work
+    runs about once per `linger`, not once per message; each message is acknowledged only after
+    its batch's work is done.
+    """
+
+    parse: Callable[[str, bytes], M]
+    run: Callable[[Sequence[M]], Awaitable[None]]
+    fail: Callable[[Sequence[M], LakegateError], Awaitable[None]]
+    doing: Callable[[Sequence[M]], str]
+    size: int = 500
+    linger: float = 0.5
+
+
+@dataclass(frozen=True)
 class Subscription:
     """One durable JetStream consumer of a service, as its `app.py` table lists it."""
 
@@ -100,32 +136,45 @@ class Subscription:
     durable: str
     title: str
     description: str
-    work: Work[Any]
+    work: Work[Any] | Batched[Any]
 
 
 def parsed(model: type[B]) -> Callable[[NatsMessage], B]:
     """A `Work.parse` that reads the body as `model`, naming the subject and model when it cannot."""
+    body = parsed_body(model)
 
     def parse(msg: NatsMessage) -> B:
+        return body(msg.raw_message.subject, msg.body)
+
+    return parse
+
+
+def parsed_body(model: type[B]) -> Callable[[str, bytes], B]:
+    """A `Batched.parse` that reads the body as `model`, naming the subject and model when it cannot."""
+
+    def parse(subject: str, body: bytes) -> B:
         try:
-            return model.model_validate_json(msg.body)
+            return model.model_validate_json(body)
         except ValidationError as exc:
             raise InvalidInput(
-                f"message on {msg.raw_message.subject} is not a valid {model.__name__}: {exc}; the sender must be fixed"
+                f"message on {subject} is not a valid {model.__name__}: {exc}; the sender must be fixed"
             ) from None
 
     return parse
 
 
-@contextlib.asynccontextmanager
-async def heartbeat(msg: NatsMessage, every: float = ACK_WAIT / 3) -> AsyncIterator[None]:
+def heartbeat(msg: NatsMessage, every: float = ACK_WAIT / 3) -> contextlib.AbstractAsyncContextManager[None]:
     """Keep the message in progress while the body runs."""
+    return _beating(msg.in_progress, every)
 
+
+@contextlib.asynccontextmanager
+async def _beating(in_progress: Callable[[], Awaitable[object]], every: float) -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
             await asyncio.sleep(every)
             with contextlib.suppress(Exception):
-                await msg.in_progress()
+                await in_progress()
 
     task = asyncio.create_task(beat())
     try:
@@ -168,6 +217,7 @@ async def consume(
 ) -> None:
     """Settle one delivery of `subscription`'s message according to the policy above."""
     work, attempt, started = subscription.work, delivery_count(msg), time.monotonic()
+    assert isinstance(work, Work), f"{subscription.title} takes batches: see consume_batch"
 
     def seen(outcome: str) -> None:
         observe(subscription.title, outcome, attempt, time.monotonic() - started)
@@ -231,6 +281,99 @@ async def _fail_then_term(msg: NatsMessage, work: Work[M], message: M, error: La
     await msg.reject()
 
 
+async def consume_batch(
+    service: str,
+    subscription: Subscription,
+    messages: Sequence[Msg],
+    *,
+    ack_wait: float = ACK_WAIT,
+    observe: Observer = _no_observer,
+) -> None:
+    """Settle a batch of `subscription`'s messages by the same policy, its work done once for all of them.
+
+    Each message is read, counted and settled on its own (an unreadable one is termed, one past
+    MAX_DELIVER is given up); the rest share one `run`, and with it its outcome: acked together,
+    nacked together with backoff, or failed and termed together.
+    """
+    work, started = subscription.work, time.monotonic()
+    assert isinstance(work, Batched), f"{subscription.title} takes one message at a time: see consume"
+
+    def seen(outcome: str, attempt: int) -> None:
+        observe(subscription.title, outcome, attempt, time.monotonic() - started)
+
+    taken: list[tuple[Msg, Any, int]] = []
+    for raw in messages:
+        attempt = int(raw.metadata.num_delivered)
+        try:
+            taken.append((raw, work.parse(raw.subject, raw.data), attempt))
+        except LakegateError as exc:
+            log.error("dropping unreadable message on %s: %s", raw.subject, exc)
+            await raw.term()
+            seen("unreadable", attempt)
+    died = [item for item in taken if item[2] > MAX_DELIVER]
+    if died:
+        error = gave_up(service, work.doing([m for _, m, _ in died]), max(a for _, _, a in died) - 1)
+        log.error("giving up on %d messages of %s: %s", len(died), subscription.title, error)
+        await _fail_batch_then_term(work, died, error, "gave_up", seen)
+    live = [item for item in taken if item[2] <= MAX_DELIVER]
+    if not live:
+        return
+    raws = [raw for raw, _, _ in live]
+
+    async def in_progress() -> None:
+        for raw in raws:
+            await raw.in_progress()
+
+    try:
+        async with _beating(in_progress, ack_wait / 3):
+            await work.run([m for _, m, _ in live])
+    except TerminalError as exc:
+        log.warning("terminal failure of %d messages of %s: %s", len(live), subscription.title, exc)
+        await _fail_batch_then_term(work, live, exc, "terminal", seen)
+        return
+    except Exception as exc:
+        if isinstance(exc, TransientError):
+            log.warning("transient failure of %d messages of %s: %s", len(live), subscription.title, exc)
+        else:
+            log.exception("unexpected failure of %d messages of %s", len(live), subscription.title)
+        spent = [item for item in live if item[2] >= MAX_DELIVER]
+        if spent:
+            reason = str(exc) if isinstance(exc, TransientError) else f"internal error ({type(exc).__name__})"
+            given_up = TerminalError(f"gave up after {MAX_DELIVER} attempts: {reason}")
+            await _fail_batch_then_term(work, spent, given_up, "gave_up", seen)
+        for raw, _, attempt in live:
+            if attempt < MAX_DELIVER:
+                await raw.nak(delay=BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
+                seen("retried", attempt)
+        return
+    for raw, _, attempt in live:
+        await raw.ack()
+        seen("done", attempt)
+
+
+async def _fail_batch_then_term(
+    work: Batched[M],
+    items: Sequence[tuple[Msg, M, int]],
+    error: LakegateError,
+    outcome: str,
+    seen: Callable[[str, int], None],
+) -> None:
+    """`_fail_then_term` for a batch: record the failure once, then term each message (or retry recording it)."""
+    try:
+        await work.fail([m for _, m, _ in items], error)
+    except Exception:
+        log.exception("could not record the failure of %d messages; retrying those with deliveries left", len(items))
+        for raw, _, attempt in items:
+            if attempt < MAX_DELIVER + RECORD_TRIES:
+                await raw.nak(delay=BACKOFF[0])
+            else:
+                await raw.term()
+        return
+    for raw, _, attempt in items:
+        await raw.term()
+        seen(outcome, attempt)
+
+
 def subscribe(rt: Runtime, subscriptions: Sequence[Subscription], *, ack_wait: float = ACK_WAIT) -> None:
     """Register every subscription of the table on the runtime's broker as a durable pull consumer.
 
@@ -239,6 +382,9 @@ def subscribe(rt: Runtime, subscriptions: Sequence[Subscription], *, ack_wait: f
     """
     for subscription in subscriptions:
         rt.subscriptions.append((subscription, ack_wait))
+        if isinstance(subscription.work, Batched):
+            rt.pullers.append(BatchPuller(rt.service, subscription, rt.inbox, ack_wait, rt.metrics.delivered))
+            continue
         rt.broker.subscriber(
             subscription.subject,
             stream=JStream(subscription.stream, declare=False),
@@ -270,3 +416,68 @@ def _handler(
         await consume(service, subscription, msg, ack_wait=ack_wait, observe=observe)
 
     return handle
+
+
+class BatchPuller:
+    """Takes a `Batched` subscription's messages in batches and settles them with `consume_batch`.
+
+    Its own pull loop, not FastStream's batch subscriber: that one drops the messages it has
+    gathered when nats-py's fetch times out between two partial fetches (it catches
+    `nats.errors.TimeoutError`; nats-py raises `asyncio.TimeoutError` there), so they would come
+    back only after the ack wait. Here a fetch returns what is pending as soon as one message is
+    there; after each batch the loop pauses `linger` seconds, so the next fetch takes all that
+    arrived meanwhile: at most one run of the work per `linger`, and a lone message is handled at
+    once. A batch under way finishes when the service stops.
+    """
+
+    def __init__(
+        self, service: str, subscription: Subscription, inbox: str, ack_wait: float, observe: Observer
+    ) -> None:
+        assert isinstance(subscription.work, Batched)
+        self._service, self._subscription, self._work = service, subscription, subscription.work
+        self._inbox, self._ack_wait, self._observe = inbox, ack_wait, observe
+        self._task: asyncio.Task[None] | None = None
+        self._pull: JetStreamContext.PullSubscription | None = None
+        self._settling = False
+
+    async def start(self, js: JetStreamContext) -> None:
+        """Bind to the durable consumer (`ensure_consumers` made it) and start pulling."""
+        self._pull = await js.pull_subscribe_bind(
+            self._subscription.durable, self._subscription.stream, inbox_prefix=f"{self._inbox}.".encode()
+        )
+        self._task = asyncio.create_task(self._loop(self._pull), name=f"pull {self._subscription.title}")
+
+    async def stop(self) -> None:
+        """Stop pulling; a batch being settled is settled first."""
+        task, self._task = self._task, None
+        if task is not None:
+            if not self._settling:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._pull is not None:
+            with contextlib.suppress(Exception):
+                await self._pull.unsubscribe()
+
+    async def _loop(self, pull: JetStreamContext.PullSubscription) -> None:
+        while self._task is not None:
+            try:
+                messages = await pull.fetch(self._work.size, timeout=5.0)
+            except TimeoutError:  # nothing arrived: nats-py raises asyncio's (or its own subclass of it)
+                continue
+            except Exception as exc:  # NATS away or reconnecting: the messages stay in the stream
+                log.warning("could not fetch %s (%s); retrying", self._subscription.title, exc)
+                await asyncio.sleep(1.0)
+                continue
+            self._settling = True
+            try:
+                await consume_batch(
+                    self._service, self._subscription, messages, ack_wait=self._ack_wait, observe=self._observe
+                )
+            except Exception:  # an ack that did not go out: the message is redelivered after the ack wait
+                log.exception("could not settle %d messages of %s", len(messages), self._subscription.title)
+            finally:
+                self._settling = False
+            if self._task is None:
+                return
+            await asyncio.sleep(self._work.linger)

@@ -21,11 +21,12 @@ import uvloop
 from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker, ensure_streams
 from lakegate.common.callstops import CallStops
-from lakegate.common.delivery import Subscription, ensure_consumers
+from lakegate.common.delivery import BatchPuller, Subscription, ensure_consumers
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
 from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.nats_users import inbox_prefix
+from lakegate.common.responder import Responder
 from lakegate.common.rpc import RpcClient
 from lakegate.common.settings import ServiceSettings
 from lakegate.common.subjects import Topology
@@ -33,20 +34,27 @@ from lakegate.common.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
+#: How long the requests under way may take to finish when a service stops (FastStream's graceful timeout).
+REQUEST_GRACE_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class Runtime:
-    """What every service gets from the platform: its broker, subjects and an RPC client."""
+    """What every service gets from the platform: its broker, subjects, an RPC client and its request subjects."""
 
     service: str
     broker: NatsBroker
     topology: Topology
     rpc: RpcClient
     metrics: ServiceMetrics
+    #: The request/reply subjects the service answers, on core NATS (`lakegate.common.responder`).
+    requests: Responder
     #: Where replies to this service come: the inbox only its NATS user may read.
     inbox: str = "_INBOX"
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
     subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
+    #: The subscriptions among them taken in batches, each by its own pull loop.
+    pullers: list[BatchPuller] = field(default_factory=list)
     #: Cancelled calls (`callcancel.*`), heard from before serving when `answers_cancels`; else unused.
     stops: CallStops | None = None
 
@@ -77,8 +85,9 @@ def runtime(service: str, settings: ServiceSettings, *, answers_cancels: bool = 
     broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
     rpc = RpcClient(broker, settings.nats.request_timeout)
     topology = settings.nats.topology
+    requests = Responder(tracer_provider.get_tracer("lakegate.common.responder"))
     stops = CallStops(topology) if answers_cancels else None
-    return Runtime(service, broker, topology, rpc, metrics, inbox_prefix(settings.nats.user), stops=stops)
+    return Runtime(service, broker, topology, rpc, metrics, requests, inbox_prefix(settings.nats.user), stops=stops)
 
 
 @contextlib.asynccontextmanager
@@ -88,22 +97,29 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
     Yields the health port (None when probes are off); it serves `/metrics` too.
     """
     await rt.broker.connect()
-    await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
-    await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
-    if rt.stops is not None:
-        await rt.stops.listen(rt.broker.connection)  # before serving, so no cancel is missed
-    await rt.broker.start()
-    # A round trip to the server, so every subscription is in place before anyone is told we are ready.
-    await rt.broker.connection.flush()
 
     async def ready() -> bool:
         return bool(rt.broker.connection.is_connected)
 
     try:
+        await ensure_streams(rt.broker.connection.jetstream(), rt.topology)
+        await ensure_consumers(rt.broker.connection.jetstream(), rt.subscriptions)
+        if rt.stops is not None:
+            await rt.stops.listen(rt.broker.connection)  # before serving, so no cancel is missed
+        await rt.broker.start()
+        await rt.requests.start(rt.broker.connection)
+        for puller in rt.pullers:
+            await puller.start(rt.broker.connection.jetstream())
+        # A round trip to the server, so every subscription is in place before anyone is told we are ready.
+        await rt.broker.connection.flush()
         async with health_server(settings.health_host, settings.health_port, ready, metrics=rt.scrape) as port:
             log.info("%s started", rt.service)
             yield port
     finally:
+        # Requests first: those under way finish while the broker still carries their replies and publishes.
+        await rt.requests.stop(REQUEST_GRACE_SECONDS)
+        for puller in rt.pullers:
+            await puller.stop()
         await rt.broker.stop()
         log.info("%s stopped", rt.service)
 

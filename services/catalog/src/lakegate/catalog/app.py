@@ -46,7 +46,7 @@ class CatalogState:
 
 
 def _register(rt: Runtime, handlers: CatalogHandlers, ack_wait: float, workers: int) -> None:
-    topology, broker = rt.topology, rt.broker
+    topology = rt.topology
     answering: dict[str, Callable[..., Awaitable[Reply]]] = {
         topology.sources_register: handlers.register_source,
         topology.sources_get: handlers.get_source,
@@ -63,7 +63,7 @@ def _register(rt: Runtime, handlers: CatalogHandlers, ack_wait: float, workers: 
         topology.audit_list: handlers.list_audit,
     }
     for subject, handler in answering.items():
-        broker.subscriber(subject, queue=QUEUE, max_workers=workers)(handler)
+        rt.requests.answer(subject, handler, queue=QUEUE, workers=workers)
     subscribe(rt, _subscriptions(topology, handlers), ack_wait=ack_wait)
 
 

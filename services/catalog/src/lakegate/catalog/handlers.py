@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,14 +32,18 @@ from lakegate.common.contracts.sources import (
     SourceRef,
 )
 from lakegate.common.contracts.transforms import DatasetRecord
-from lakegate.common.delivery import Delivery, Work, parsed
+from lakegate.common.delivery import Batched, Delivery, Work, parsed, parsed_body
 from lakegate.common.errors import InvalidInput, LakegateError
+from lakegate.common.names import check_tenant_id
 from lakegate.common.rpc import answers
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=BaseModel)
+
+#: Audit messages stored together at most, and how long a fetch waits for them (records are durable meanwhile).
+AUDIT_BATCH, AUDIT_LINGER = 500, 0.5
 
 
 def _commands(model: type[C], apply: Callable[[C], Awaitable[object]]) -> Work[C]:
@@ -148,24 +152,40 @@ class CatalogHandlers:
         return _commands(DatasetRecord, self.datasets.record)
 
     @property
-    def audit_records(self) -> Work[AuditRecords]:
-        """`cmd.audit.record`: store a batch of tool calls in one write, each once per record id."""
-        batch, single = parsed(AuditRecords), parsed(AuditRecord)
+    def audit_records(self) -> Batched[AuditRecords]:
+        """`cmd.audit.record`: store every record of the messages taken together in one write, each once per id.
 
-        def parse(msg: NatsMessage) -> AuditRecords:
+        Taken in batches that wait up to `AUDIT_LINGER` seconds: one INSERT per batch whatever the
+        rate of tool calls (an edge under light load sends one record a message).
+        """
+        batch, single = parsed_body(AuditRecords), parsed_body(AuditRecord)
+
+        def parse(subject: str, body: bytes) -> AuditRecords:
             try:
-                return batch(msg)
+                command = batch(subject, body)
             except InvalidInput:
                 # One record a message: what edges before batching sent, and what may still be queued.
-                return AuditRecords(records=[single(msg)])
+                command = AuditRecords(records=[single(subject, body)])
+            refused: list[InvalidInput] = []
+            for record in command.records:
+                try:
+                    check_tenant_id(record.tenant_id)
+                except InvalidInput as exc:
+                    refused.append(exc)
+            if refused and len(refused) == len(command.records):
+                raise refused[0]  # nothing of the message can ever be stored (a mixed one keeps its valid records)
+            return command
 
-        async def run(command: AuditRecords, _: Delivery) -> None:
-            await self.audit.record_many(command.records)
+        async def run(commands: Sequence[AuditRecords]) -> None:
+            await self.audit.record_many([record for command in commands for record in command.records])
 
-        async def fail(command: AuditRecords, error: LakegateError) -> None:
-            log.error("dropped %d audit records: %s", len(command.records), error)
+        async def fail(commands: Sequence[AuditRecords], error: LakegateError) -> None:
+            log.error("dropped %d audit records: %s", sum(len(c.records) for c in commands), error)
 
-        return Work(parse=parse, run=run, fail=fail, doing=lambda c: f"storing {len(c.records)} audit records")
+        def doing(commands: Sequence[AuditRecords]) -> str:
+            return f"storing {sum(len(c.records) for c in commands)} audit records"
+
+        return Batched(parse=parse, run=run, fail=fail, doing=doing, size=AUDIT_BATCH, linger=AUDIT_LINGER)
 
     @property
     def run_steps(self) -> Work[Step]:

@@ -46,8 +46,10 @@ class LoaderState:
 
 def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -> None:
     topology, broker = rt.topology, rt.broker
+    # `query_sql` is the loader's hot request: answered on core NATS without FastStream's per-message
+    # machinery (`lakegate.common.responder`); the other requests are rare and long next to it.
+    rt.requests.answer(topology.warehouse_query, handlers.query, queue=QUEUE, workers=settings.request_workers)
     answering: dict[str, Callable[..., Awaitable[Reply]]] = {
-        topology.warehouse_query: handlers.query,
         topology.warehouse_tables_list: handlers.list_tables,
         topology.warehouse_tables_describe: handlers.describe_table,
         topology.warehouse_tables_preview: handlers.preview_table,
