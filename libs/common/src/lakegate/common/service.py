@@ -62,7 +62,8 @@ def runtime(service: str, settings: ServiceSettings) -> Runtime:
     tracer_provider = setup_telemetry(service, settings.telemetry)
     metrics = ServiceMetrics(service)
     broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
-    rpc = RpcClient(broker, settings.nats.request_timeout)
+    # A CLIENT span per request only when spans are exported; the trace context travels either way.
+    rpc = RpcClient(broker, settings.nats.request_timeout, traced=settings.telemetry.chosen != "none")
     return Runtime(service, broker, settings.nats.topology, rpc, metrics, inbox_prefix(settings.nats.user))
 
 
