@@ -8,6 +8,10 @@ message (one publish, and one catalog write, per batch; a quiet edge sends batch
 busy one batches of up to `BATCH_RECORDS`), so the cost per call falls as the load rises. On
 shutdown the queue is drained before the edge stops. The caller has its result by then; a
 record that cannot be published is logged, never raised into a tool call.
+
+A batch goes to JetStream on the NATS client itself (JSON with the `content-type` the catalog's
+subscriber decodes by), not through FastStream's `broker.publish`, whose middleware made two spans
+per publish: a batch belongs to no one call's trace, so it carries none.
 """
 
 from __future__ import annotations
@@ -128,14 +132,16 @@ class AuditTrail:
     async def _publish(self, batch: list[AuditRecord]) -> None:
         # The batch's id is its first record's: a republished batch is dropped by JetStream's duplicate window.
         msg_id = f"{batch[0].id}+{len(batch)}"
+        payload = AuditRecords(records=batch).model_dump_json().encode()
+        headers = {"content-type": "application/json", "Nats-Msg-Id": msg_id}
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
-                await self._broker.publish(
-                    AuditRecords(records=batch),
+                await self._broker.connection.jetstream().publish(
                     self._topology.cmd_audit,
-                    stream=self._topology.cmd_stream.name,
-                    headers={"Nats-Msg-Id": msg_id},
+                    payload,
                     timeout=self._publish_timeout,
+                    stream=self._topology.cmd_stream.name,
+                    headers=headers,
                 )
                 return
             except Exception as exc:
