@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lakegate.common.api_tokens import ADMIN, READ, WRITE, ApiTokenFile, mint
 from lakegate.common.settings import NatsSettings
 from lakegate.edge.app import http_app, serve
+from lakegate.edge.authentication import ApiTokenVerifier, JwtVerifier
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.listener import listening
 from lakegate.edge.scopes import TOOL_SCOPES
@@ -336,3 +337,33 @@ async def test_only_an_admin_token_reads_the_audit_log_and_only_its_own_tenants(
     assert [record["id"] for record in page.structured_content["records"]] == ["aud_0"]
     assert refused.is_error
     assert "list_audit_records needs the lakegate:admin scope" in refused.content[0].text  # type: ignore[union-attr]
+
+
+async def test_an_api_token_removed_from_the_file_is_refused_on_its_next_request_though_it_was_granted_before(
+    tokens: Tokens,
+) -> None:
+    verifier = ApiTokenVerifier(tokens.path)
+    first = await verifier.verify_token(tokens.reader)
+    again = await verifier.verify_token(tokens.reader)
+    kept = ApiTokenFile.load(tokens.path)
+    kept.tokens = [entry for entry in kept.tokens if entry.name != "first tenant's reader"]
+    kept.save(tokens.path)
+
+    assert first is not None
+    assert again == first
+    assert await verifier.verify_token(tokens.reader) is None
+    assert await verifier.verify_token(tokens.admin) is not None
+
+
+async def test_a_jwt_granted_once_does_not_let_a_forged_token_for_the_same_subject_through(
+    signing_key: rsa.RSAPrivateKey,
+) -> None:
+    verifier = JwtVerifier(issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"], key=_pem(signing_key))
+    genuine = _jwt(signing_key)
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    granted = await verifier.verify_token(genuine)
+    assert granted is not None
+    assert granted.subject == "alice"
+    assert await verifier.verify_token(genuine) == granted
+    assert await verifier.verify_token(_jwt(forger)) is None

@@ -9,6 +9,14 @@ was cancelled) publishes `CancelCall` on `Topology.call_cancel(call_id)` (`RpcCl
 `cancel_subject`); the answering service runs the work inside `CallStops.stoppable`
 (`lakegate.common.callstops`), which stops it when that message comes, or at once when the message
 came before the request was taken up, and answers `Cancelled`.
+
+A request goes out on the NATS client itself, not through FastStream's `broker.request`: that path
+made two producer spans and a consumer span per request and ran every broker middleware over the
+reply, ~a third of the edge's CPU per forwarded call. Here a request is one JSON body, the
+`content-type` FastStream's subscribers decode by, and the caller's W3C trace context
+(`traceparent`), so the answering service's span still joins the caller's trace; with `traced`
+(an exporter is configured) each request also gets a CLIENT span of its own. The reply is parsed
+once, straight into the answer model.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import anyio
 from faststream.nats import NatsBroker
@@ -28,7 +36,9 @@ from lakegate.common.contracts.runs import ErrorInfo
 from lakegate.common.errors import InvalidInput, LakegateError, Unavailable, error_from_code
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import BaseModel
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +132,37 @@ def refuse_nul(value: object, path: str = "") -> None:
             refuse_nul(item, f"{path}[{index}]")
 
 
+_PROPAGATOR = TraceContextTextMapPropagator()
+_tracer = trace.get_tracer(__name__)
+
+
+class _Answer(BaseModel, Generic[M]):
+    """A `Reply` read with its result as the answer model, in one pass over the JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    result: M | None = None
+    error: ErrorInfo | None = None
+
+
+_ANSWERS: dict[type[BaseModel], type[_Answer[Any]]] = {}
+
+
+def _answer_of(answer: type[M]) -> type[_Answer[M]]:
+    """`_Answer[answer]`, made once per answer model (parametrizing a generic model is not free)."""
+    made = _ANSWERS.get(answer)
+    if made is None:
+        made = _ANSWERS[answer] = _Answer[answer]  # type: ignore[valid-type]
+    return made
+
+
 class RpcClient:
     """Calls other services over NATS request/reply."""
 
-    def __init__(self, broker: NatsBroker, timeout: float) -> None:
+    def __init__(self, broker: NatsBroker, timeout: float, *, traced: bool = False) -> None:
         self._broker = broker
         self._timeout = timeout
+        self._traced = traced
 
     async def call(
         self,
@@ -152,9 +187,10 @@ class RpcClient:
     async def _call(self, subject: str, request: BaseModel, answer: type[M], timeout: float | None) -> M:
         wait = timeout or self._timeout
         service = subject.split(".rpc.", 1)[-1].split(".", 1)[0]
+        payload = request.model_dump_json().encode()
         for pause in (*NO_RESPONDER_PAUSES, None):
             try:
-                message = await self._broker.request(request, subject, timeout=wait)
+                body = await self._request(subject, payload, wait)
                 break
             except NoRespondersError as exc:
                 if pause is None:
@@ -162,7 +198,23 @@ class RpcClient:
                 await asyncio.sleep(pause)  # a replica may be (re)starting: give it a moment
             except (TimeoutError, NatsTimeoutError) as exc:
                 raise Unavailable(f"the {service} service did not answer within {wait:g}s; retry shortly") from exc
-        reply = Reply.model_validate_json(message.body)
+        reply = _answer_of(answer).model_validate_json(body)
         if reply.error is not None:
             raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
-        return answer.model_validate(reply.result)
+        if reply.result is None:
+            return answer.model_validate(None)  # neither result nor error: refused as the answer model
+        return reply.result
+
+    async def _request(self, subject: str, payload: bytes, wait: float) -> bytes:
+        if not self._traced:
+            return await self._send(subject, payload, wait)
+        with _tracer.start_as_current_span(f"{subject} request", kind=trace.SpanKind.CLIENT) as span:
+            span.set_attribute("messaging.system", "nats")
+            span.set_attribute("messaging.destination.name", subject)
+            return await self._send(subject, payload, wait)
+
+    async def _send(self, subject: str, payload: bytes, wait: float) -> bytes:
+        headers = {"content-type": "application/json"}
+        _PROPAGATOR.inject(headers)  # the caller's span: the answering service continues its trace
+        message = await self._broker.connection.request(subject, payload, timeout=wait, headers=headers)
+        return bytes(message.data)

@@ -83,7 +83,8 @@ def runtime(service: str, settings: ServiceSettings, *, answers_cancels: bool = 
     tracer_provider = setup_telemetry(service, settings.telemetry)
     metrics = ServiceMetrics(service)
     broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
-    rpc = RpcClient(broker, settings.nats.request_timeout)
+    # A CLIENT span per request only when spans are exported; the trace context travels either way.
+    rpc = RpcClient(broker, settings.nats.request_timeout, traced=settings.telemetry.chosen != "none")
     topology = settings.nats.topology
     requests = Responder(tracer_provider.get_tracer("lakegate.common.responder"))
     stops = CallStops(topology) if answers_cancels else None

@@ -14,6 +14,11 @@ Either returns an `AccessToken` whose `scopes` are already widened to the scopes
 (`api_tokens.granted`) and whose tenant is in the `lakegate_tenant` claim or a `tenant:<id>`
 scope, where `tenancy.Tenancy` reads it. A token that fails any check is `None`, which the SDK
 answers with 401; why it failed is logged (never the token).
+
+Every request carries its token again, so each verifier keeps what it granted: an API token's
+`AccessToken` until the tokens file changes (the file is still checked on every request, so a
+revoked token is refused at once), a JWT's until it expires, at most `JWT_CACHE_SECONDS` (so a key
+dropped from the JWKS stops its tokens within that time). Refusals are not kept.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: Scopes that are not lakegate's but are kept on the token (the tenant may be named by one).
 _KEPT_PREFIX = "tenant:"
+#: Longest a verified JWT is trusted again without checking its signature; and how many are kept.
+JWT_CACHE_SECONDS = 300.0
+CACHED_TOKENS = 4096
 
 
 def _widened(scopes: list[str]) -> list[str]:
@@ -55,20 +64,29 @@ class ApiTokenVerifier:
     path: Path
     _tokens: ApiTokenFile = field(default_factory=ApiTokenFile, init=False)
     _read: tuple[int, int] | None = field(default=None, init=False)
+    #: What each token was granted, for the file as read now (emptied when it is read again).
+    _granted: dict[str, AccessToken] = field(default_factory=dict, init=False)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The token's tenant and scopes, or None when the file does not hold it."""
-        entry = self._current().find(token)
+        tokens = self._current()
+        granted = self._granted.get(token)
+        if granted is not None:
+            return granted
+        entry = tokens.find(token)
         if entry is None:
             log.info("refused an API token that is not in %s", self.path)
             return None
-        return AccessToken(
+        granted = AccessToken(
             token=token,
             client_id=f"api-token:{entry.id}",
             scopes=_widened(entry.scopes),
             subject=f"api-token:{entry.id} ({entry.name})",
             claims={TENANT_CLAIM: entry.tenant_id},
         )
+        if len(self._granted) < CACHED_TOKENS:  # only tokens of the file get here, so this rarely binds
+            self._granted[token] = granted
+        return granted
 
     def _current(self) -> ApiTokenFile:
         try:
@@ -82,6 +100,7 @@ class ApiTokenVerifier:
             except InvalidInput as exc:
                 log.warning("%s; keeping the tokens read before", exc)
             self._read = seen
+            self._granted = {}
         return self._tokens
 
 
@@ -96,6 +115,8 @@ class JwtVerifier:
     jwks_url: str | None = None
     leeway_seconds: float = 30.0
     _jwks: jwt.PyJWKClient | None = field(default=None, init=False)
+    #: Verified tokens and until when (`time.time()`) they may be taken without checking them again.
+    _verified: dict[str, tuple[AccessToken, float]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.jwks_url is not None:
@@ -103,6 +124,23 @@ class JwtVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The token's claims, or None when any check fails."""
+        now = time.time()
+        verified = self._verified.get(token)
+        if verified is not None:
+            if now < verified[1]:
+                return verified[0]
+            del self._verified[token]
+        access = await self._verify(token)
+        if access is not None and access.expires_at is not None:
+            if len(self._verified) >= CACHED_TOKENS:
+                # Expired ones first; if all are current, start over rather than track recency per request.
+                self._verified = {t: v for t, v in self._verified.items() if now < v[1]}
+                if len(self._verified) >= CACHED_TOKENS:
+                    self._verified.clear()
+            self._verified[token] = (access, min(access.expires_at + self.leeway_seconds, now + JWT_CACHE_SECONDS))
+        return access
+
+    async def _verify(self, token: str) -> AccessToken | None:
         try:
             key = self.key
             if self._jwks is not None:
