@@ -43,3 +43,18 @@ def test_with_an_exporter_every_new_trace_is_recorded_and_exported(tmp_path: Pat
 
     [line] = (tmp_path / "loud.jsonl").read_text().splitlines()
     assert json.loads(line)["name"] == "tools/call x"
+
+
+def test_with_an_exporter_a_trace_a_remote_caller_did_not_sample_is_recorded_in_the_callers_trace(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "{service}.jsonl"
+    tracer = setup_telemetry("loud", TelemetrySettings(exporter="file", file=str(out))).get_tracer("t")
+    parent = SpanContext(trace_id=0x5678, span_id=0x42, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
+
+    with tracer.start_as_current_span("tools/call x", context=set_span_in_context(NonRecordingSpan(parent))) as span:
+        recording = span.is_recording()
+
+    assert recording
+    assert span.get_span_context().trace_id == 0x5678
+    assert span.get_span_context().trace_flags.sampled

@@ -12,9 +12,11 @@ exporter is configured (`TelemetrySettings`). Without one, a span that starts a 
 sampled (`ParentBased(ALWAYS_OFF)`): it still has ids, its context still travels in headers and
 log lines, but it records nothing, which made a recorded span per tool call and per message
 (~30 µs of CPU each, for nobody) the edge's largest single cost after the HTTP and NATS writes. A
-trace a client sent sampled is still recorded and passed on. So give every service the same
-exporter settings (the local stack, compose and k8s do): a service that exports spans under an
-edge that does not gets no spans for the edge's unsampled calls.
+trace a client sent sampled is still recorded and passed on. A service that exports records every
+trace it takes part in, even one whose remote caller did not sample it
+(`remote_parent_not_sampled=ALWAYS_ON`): an MCP client's own sampling choice, or an edge without an
+exporter, does not switch off the deployment's traces. Give every service the same exporter
+settings (the local stack, compose and k8s do), or spans arrive whose parents nobody recorded.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 
 class JsonLinesExporter(SpanExporter):
@@ -72,7 +74,11 @@ def setup_telemetry(service: str, settings: TelemetrySettings) -> TracerProvider
     resource = Resource.create({"service.name": f"lakegate-{service}", "service.namespace": "lakegate"})
     chosen = settings.chosen
     # Without an exporter, new traces are not sampled: nothing would read what their spans record.
-    provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF) if chosen == "none" else None)
+    # With one, every trace is recorded, also below a caller that did not sample it.
+    sampler = (
+        ParentBased(ALWAYS_OFF) if chosen == "none" else ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
+    )
+    provider = TracerProvider(resource=resource, sampler=sampler)
     if chosen == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif chosen == "otlp":
