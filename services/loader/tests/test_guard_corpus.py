@@ -34,6 +34,40 @@ TABLES = {"bronze": ["orders", "wide"], "silver": ["clean"], "gold": ["summary"]
 ANSWERED = {"truncated", "timeout"}
 
 
+def _nested(open_: str, inner: str, close: str, times: int) -> str:
+    return open_ * times + inner + close * times
+
+
+#: Statements too large to write into the corpus file, by placeholder; each is over one `SizeLimits` default.
+GENERATED = {
+    "deep": "SELECT " + _nested("(", "1", ")", 5000),
+    "long": "SELECT 1 -- " + "x" * 100_001,
+    "deep_case": "SELECT " + _nested("CASE WHEN true THEN ", "1", " END", 50),
+    "deep_functions": "SELECT " + _nested("abs(", "1", ")", 100),
+    "deep_subqueries": "SELECT " + _nested("(SELECT ", "1", ")", 100),
+    "deep_from": "SELECT * FROM " + _nested("(SELECT * FROM ", "orders", ") t", 100),
+    "deep_exists": "SELECT 1 WHERE " + _nested("EXISTS (SELECT 1 WHERE ", "true", ")", 100),
+    "deep_not": "SELECT " + "NOT " * 500 + "true",
+    "deep_minus": "SELECT " + "- " * 300 + "1",
+    "deep_casts": "SELECT 1" + "::int" * 300,
+    "deep_brackets": "SELECT " + _nested("array(", "1", ")", 100),
+    "long_sum": "SELECT " + " + ".join(["1"] * 20_000),
+    "union": "SELECT 1 " + "UNION ALL SELECT 1 " * 5000,
+    "intersect": "SELECT 1 " + "INTERSECT SELECT 1 " * 300,
+    "ctes": "WITH " + ", ".join(f"t{i} AS (SELECT 1)" for i in range(3000)) + " SELECT 1",
+    "cte_chain": "WITH t0 AS (SELECT 1 AS x), "
+    + ", ".join(f"t{i} AS (SELECT x FROM t{i - 1})" for i in range(1, 200))
+    + " SELECT * FROM t199",
+    "joins": "SELECT 1 FROM orders o0 " + " ".join(f"JOIN orders o{i} ON true" for i in range(1, 101)),
+    "comma_joins": "SELECT 1 FROM " + ", ".join(f"orders o{i}" for i in range(100)),
+    "in_list": "SELECT * FROM orders WHERE 1 IN (" + ",".join(["1"] * 15_000) + ")",
+    "columns": "SELECT " + "1," * 12_000 + "1",
+    "json_path": "SELECT v:" + ".".join(f"k{i}" for i in range(12_000)) + " FROM orders",
+    "json_brackets": "SELECT v" + "['k']" * 2000 + " FROM orders",
+    "values": "VALUES " + ",".join(["(1)"] * 12_000),
+}
+
+
 @dataclass(frozen=True)
 class Case:
     category: str
@@ -42,10 +76,11 @@ class Case:
 
     def written(self, catalog: str, other: str, outside: str) -> str:
         """The statement with its placeholders filled in."""
+        generated = self.sql.strip()
+        if generated.startswith("{") and generated.endswith("}") and generated[1:-1] in GENERATED:
+            return GENERATED[generated[1:-1]]
         return (
-            self.sql.replace("{deep}", "SELECT " + "(" * 5000 + "1" + ")" * 5000)
-            .replace("{long}", "SELECT 1 -- " + "x" * 100_001)
-            .replace("{catalog}", catalog)
+            self.sql.replace("{catalog}", catalog)
             .replace("{OTHER}", other.upper())
             .replace("{other}", other)
             .replace("{outside}", outside)

@@ -2,11 +2,12 @@
 --
 -- An entry starts with a line `=== <category>`; its SQL is every line up to the next entry.
 -- Categories: the guard's refusals (`sqlguard.Refusal`: syntax, multiple_statements, not_a_read,
--- other_catalog, file_access, forbidden_function, unsupported), `not_found` (an unknown table),
+-- other_catalog, file_access, forbidden_function, unsupported, too_large), `not_found` (an unknown table),
 -- `truncated` (answered, rows cut by the row or byte cap) and `timeout` (stopped by the timer).
 -- Placeholders: {catalog} the caller's catalog, {other} another tenant's catalog, {outside} a
 -- directory outside the lakehouse that must stay empty, {deep} 5000 nested parentheses, {long}
--- more characters than the guard reads. Lines before the first entry are this comment.
+-- more characters than the guard reads; the other {names} are statements too large to write here
+-- (`GENERATED` in test_guard_corpus.py). Lines before the first entry are this comment.
 
 === multiple_statements
 SELECT 1; SELECT 2
@@ -504,10 +505,52 @@ DESCRIBE SELECT 1
 SELECT * FROM `bronze.orders`
 === unsupported
 SELECT * FROM `{other}.bronze.secret`
-=== unsupported
+=== too_large
 {deep}
-=== unsupported
+=== too_large
 {long}
+=== too_large
+{deep_case}
+=== too_large
+{deep_functions}
+=== too_large
+{deep_subqueries}
+=== too_large
+{deep_from}
+=== too_large
+{deep_exists}
+=== too_large
+{deep_not}
+=== too_large
+{deep_minus}
+=== too_large
+{deep_casts}
+=== too_large
+{deep_brackets}
+=== too_large
+{long_sum}
+=== too_large
+{union}
+=== too_large
+{intersect}
+=== too_large
+{ctes}
+=== too_large
+{cte_chain}
+=== too_large
+{joins}
+=== too_large
+{comma_joins}
+=== too_large
+{in_list}
+=== too_large
+{columns}
+=== too_large
+{json_path}
+=== too_large
+{json_brackets}
+=== too_large
+{values}
 === syntax
 
 === syntax

@@ -76,7 +76,7 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, logins: Logins) 
     async def source_query(request: QuerySource) -> QueryResult:
         """One read-only query on a registered source: the parser guard first, then the database's walls."""
         # Parsing a long statement takes a while; a thread keeps the other requests moving.
-        sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
+        sql = await asyncio.to_thread(check_query, request.sql, settings.query_limits)
         calls = await asyncio.to_thread(calls_in, sql)
         source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
         credentials = await logins.credentials(rt, source)

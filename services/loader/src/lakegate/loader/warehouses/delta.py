@@ -38,6 +38,7 @@ from lakegate.loader.metastatements import describe_columns, show_schemas, show_
 from lakegate.loader.results import query_result
 from lakegate.loader.schemadrift import align, plan_drift
 from lakegate.loader.sqlguard import DescribeTarget, ReadQuery, ShowTables, check, check_select, unknown_table
+from lakegate.loader.sqlsize import SizeLimits
 from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
 from lakegate.loader.warehouses import deltaloads, deltalog
@@ -79,6 +80,7 @@ class LocalLakehouse:
         timeouts: Timeouts | None = None,
         max_result_bytes: int = 4 * 1024 * 1024,
         queue_depth: int = 4,
+        sql_limits: SizeLimits | None = None,
     ) -> None:
         self.root = root
         self.views = ViewStore(root)
@@ -86,6 +88,7 @@ class LocalLakehouse:
         self._timeouts = timeouts or Timeouts()
         self._max_result_bytes = max_result_bytes
         self._queue_depth = queue_depth
+        self.sql_limits = sql_limits or SizeLimits()
         self._processes = QueryProcesses()
 
     # names
@@ -113,7 +116,7 @@ class LocalLakehouse:
             stored = self.views.read(ref) if ref.catalog == catalog else None
             if stored is None:
                 return None
-            return check_select(stored.sql, catalog, functools.partial(self.tables_in, catalog))
+            return check_select(stored.sql, catalog, functools.partial(self.tables_in, catalog), self.sql_limits)
 
         return lookup
 
@@ -215,7 +218,7 @@ class LocalLakehouse:
         """Guard, translate and run one statement; see `lakegate.loader.results` for how values are written."""
 
         def run() -> QueryResult:
-            checked = check(sql, catalog, functools.partial(self.tables_in, catalog))
+            checked = check(sql, catalog, functools.partial(self.tables_in, catalog), self.sql_limits)
             if isinstance(checked, ReadQuery):
                 engine = to_engine(checked, self._view(catalog), limit=max_rows + 1, schema_of=self._stored_schema)
                 return self._capped(engine, max_rows, timeout)
