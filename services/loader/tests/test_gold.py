@@ -105,6 +105,24 @@ async def test_a_view_that_would_reach_itself_is_refused_and_the_old_definition_
     assert (await query("SELECT count(*) FROM gold.b")).rows == [[4]]
 
 
+async def test_views_that_would_multiply_past_the_node_limit_once_written_in_are_refused_naming_the_setting(
+    loader: LoaderState, extractor: Extractor, ask: Ask, query: Query, tenant_id: str
+) -> None:
+    await extractor.sync(extractor.target("orders", layer="silver"), [ORDERS])
+    hundred = " UNION ALL ".join(["SELECT id FROM gold.{0}"] * 100)
+    await define(ask, loader, tenant_id, "v0", "SELECT id FROM silver.orders")
+    await define(ask, loader, tenant_id, "v1", hundred.format("v0"))
+
+    with pytest.raises(InvalidInput) as refused:
+        await define(ask, loader, tenant_id, "v2", hundred.format("v1"))
+
+    assert "would expand to more than 10000 parse-tree nodes" in refused.value.message
+    assert "LAKEGATE_LOADER_QUERY_MAX_NODES" in refused.value.message
+    assert (await query("SELECT count(*) FROM gold.v1")).rows == [[400]]
+    with pytest.raises(InvalidInput, match="LAKEGATE_LOADER_QUERY_MAX_NODES"):
+        await query(" UNION ALL ".join(["SELECT count(*) FROM gold.v1"] * 20))
+
+
 @pytest.mark.parametrize(
     ("sql", "error", "message"),
     [

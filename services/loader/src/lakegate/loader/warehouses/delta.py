@@ -150,7 +150,7 @@ class LocalLakehouse:
     def _schema(self, catalog: str, ref: TableRef) -> pa.Schema:
         if self.views.read(ref) is None:
             return pa.schema(DeltaTable(str(self.table_path(ref))).schema().to_arrow())
-        engine = to_engine(select_all(ref), self._view(catalog), limit=0)
+        engine = to_engine(select_all(ref), self._view(catalog), limit=0, limits=self.sql_limits)
         return self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql)).schema
 
     # Warehouse
@@ -220,7 +220,13 @@ class LocalLakehouse:
         def run() -> QueryResult:
             checked = check(sql, catalog, functools.partial(self.tables_in, catalog), self.sql_limits)
             if isinstance(checked, ReadQuery):
-                engine = to_engine(checked, self._view(catalog), limit=max_rows + 1, schema_of=self._stored_schema)
+                engine = to_engine(
+                    checked,
+                    self._view(catalog),
+                    limit=max_rows + 1,
+                    schema_of=self._stored_schema,
+                    limits=self.sql_limits,
+                )
                 return self._capped(engine, max_rows, timeout)
             if isinstance(checked, ShowTables):
                 table = show_tables(checked.layer, self.tables_in(catalog, checked.layer), checked.pattern)
@@ -237,7 +243,7 @@ class LocalLakehouse:
 
         def run() -> QueryResult:
             ref = self._existing(catalog, table_name)
-            engine = to_engine(select_all(ref), self._view(catalog), limit=limit + 1)
+            engine = to_engine(select_all(ref), self._view(catalog), limit=limit + 1, limits=self.sql_limits)
             return self._capped(engine, limit, self._timeouts.query)
 
         return await asyncio.to_thread(run)
@@ -273,7 +279,7 @@ class LocalLakehouse:
     def _view_rows(self, ref: TableRef) -> int:
         """A view's rows, counted now; -1 when counting fails or runs past the query timeout."""
         try:
-            engine = to_engine(count_all(ref), self._view(ref.catalog), limit=None)
+            engine = to_engine(count_all(ref), self._view(ref.catalog), limit=None, limits=self.sql_limits)
             counted = self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql))
         except (WarehouseError, NotFound, InvalidInput):
             return -1
@@ -287,7 +293,7 @@ class LocalLakehouse:
             schema = self._schema(catalog, ref)
             row_count, columns = -1, _plain_columns(schema)
             if with_stats:
-                engine = to_engine(stats_query(ref, schema), self._view(catalog), limit=None)
+                engine = to_engine(stats_query(ref, schema), self._view(catalog), limit=None, limits=self.sql_limits)
                 row_count, columns = read_stats(
                     schema, self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql))
                 )
@@ -335,7 +341,9 @@ class LocalLakehouse:
         """Run the query in a sealed session and stream its rows into one overwrite commit of `target`."""
         if self.views.read(target) is not None:
             raise InvalidInput(f"{target} is a view; choose another table name")
-        engine = to_engine(query, self._view(target.catalog), limit=None, schema_of=self._stored_schema)
+        engine = to_engine(
+            query, self._view(target.catalog), limit=None, schema_of=self._stored_schema, limits=self.sql_limits
+        )
         path = self.table_path(target)
 
         def write(current: Session) -> Written:
@@ -374,7 +382,9 @@ class LocalLakehouse:
         def create() -> Written:
             if DeltaTable.is_deltatable(str(self.table_path(ref))):
                 raise InvalidInput(f"{ref} is a table, not a view; choose another view name")
-            engine = to_engine(query, self._view(ref.catalog), limit=0, root=ref, schema_of=self._stored_schema)
+            engine = to_engine(
+                query, self._view(ref.catalog), limit=0, root=ref, schema_of=self._stored_schema, limits=self.sql_limits
+            )
             schema = self._run(engine, self._timeouts.query, lambda current: current.table(engine.sql)).schema
             stored = ViewFile(
                 name=ref.name,
