@@ -205,3 +205,78 @@ async def test_no_statement_of_the_corpus_changes_anything_in_or_outside_the_lak
     assert list(files_under(outside)) == []
     assert sorted(os.listdir()) == cwd_before
     assert sum(outcomes.values()) == len(CASES)
+
+
+def _orders(layer: str) -> list[str]:
+    return ["orders"] if layer in {"bronze", "silver"} else []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT " + _nested("(", "1", ")", 24),
+        "SELECT " + _nested("NOT (", "true", ")", 24),
+        "SELECT " + _nested("CASE WHEN (", "true", ") THEN 1 END", 12),
+        "SELECT " + _nested("abs((SELECT ", "1", "))", 12),
+        "SELECT " + _nested("(SELECT max(", "1", ") FROM orders)", 12),
+        "SELECT * FROM " + _nested("(SELECT * FROM ", "orders", ") t", 24),
+        "SELECT " + _nested("named_struct('a', ", "1", ")", 24),
+        "SELECT 1 " + "UNION ALL SELECT 1 " * 256,
+        "WITH " + ", ".join(f"t{i} AS (SELECT 1)" for i in range(128)) + " SELECT 1",
+        "SELECT 1 FROM orders o0 " + " ".join(f"JOIN orders o{i} ON true" for i in range(1, 65)),
+        "SELECT 1 FROM orders WHERE 1 IN (" + ",".join(["1"] * 4000) + ")",
+        "SELECT " + " + ".join(["1"] * 99),
+    ],
+    ids=["parens", "not", "case", "functions", "subqueries", "from", "structs", "union", "ctes", "joins", "in", "sum"],
+)
+def test_a_statement_at_the_size_limits_is_checked_without_reaching_the_recursion_limit(sql: str) -> None:
+    assert isinstance(check(sql, CATALOG, _orders), ReadQuery)
+
+
+def test_a_size_refusal_names_the_limit_the_measured_value_and_the_setting() -> None:
+    with pytest.raises(Refused) as refused:
+        check(GENERATED["union"], CATALOG, _orders)
+
+    assert refused.value.category == Refusal.TOO_LARGE
+    assert refused.value.message == (
+        "the query has 5000 UNION / INTERSECT / EXCEPT operations, more than the 256 accepted "
+        "(LAKEGATE_LOADER_QUERY_MAX_SET_OPERATIONS): combine fewer queries, or ask the operator to raise the limit"
+    )
+
+
+def test_what_recurses_too_deeply_without_brackets_is_refused_as_too_large() -> None:
+    with pytest.raises(Refused) as refused:
+        check("SELECT " + "NOT " * 2000 + "true", CATALOG, _orders)
+
+    assert refused.value.category == Refusal.TOO_LARGE
+    assert "nested too deeply to check" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "loader_settings", [{"query_max_joins": 1, "query_max_nodes": 50, "query_max_chars": 500}], indirect=True
+)
+async def test_the_size_limits_of_the_settings_hold_for_queries_explanations_and_gold_views(
+    loader: LoaderState, extractor: Extractor, query: Query, ask: Ask, tenant_id: str
+) -> None:
+    await extractor.sync(extractor.target("orders", layer="silver"), [pa.record_batch({"n": pa.array([1, 2])})])
+
+    assert (await query("SELECT count(*) FROM silver.orders a JOIN silver.orders b ON a.n = b.n")).rows == [[2]]
+    with pytest.raises(
+        InvalidInput, match=r"has 2 joins, more than the 1 accepted \(LAKEGATE_LOADER_QUERY_MAX_JOINS\)"
+    ):
+        await query("SELECT 1 FROM silver.orders a JOIN silver.orders b ON true JOIN silver.orders c ON true")
+    with pytest.raises(InvalidInput, match=r"more than the 50 accepted \(LAKEGATE_LOADER_QUERY_MAX_NODES\)"):
+        await query("SELECT n FROM silver.orders WHERE n IN (" + ",".join(["1"] * 60) + ")")
+    with pytest.raises(InvalidInput, match=r"more than the 500 accepted \(LAKEGATE_LOADER_QUERY_MAX_CHARS\)"):
+        await query("SELECT 1 -- " + "x" * 500)
+    with pytest.raises(InvalidInput, match=r"LAKEGATE_LOADER_QUERY_MAX_JOINS"):
+        await ask(
+            loader.runtime.topology.warehouse_gold_view,
+            CreateGoldView(
+                tenant_id=tenant_id,
+                name="joined",
+                sql="SELECT a.n FROM silver.orders a JOIN silver.orders b ON true JOIN silver.orders c ON true",
+            ),
+            GoldView,
+        )
+    assert not (loader.settings.lakehouse / extractor.target("x").catalog / "gold").exists()
