@@ -123,6 +123,22 @@ async def test_views_that_would_multiply_past_the_node_limit_once_written_in_are
         await query(" UNION ALL ".join(["SELECT count(*) FROM gold.v1"] * 20))
 
 
+async def test_a_view_too_deep_once_the_views_it_reads_are_written_in_is_refused_naming_the_setting(
+    loader: LoaderState, extractor: Extractor, ask: Ask, tenant_id: str
+) -> None:
+    await extractor.sync(extractor.target("orders", layer="silver"), [ORDERS])
+
+    def deep(table: str) -> str:
+        return "SELECT id FROM " + "(SELECT id FROM " * 20 + table + ") t" * 20
+
+    await define(ask, loader, tenant_id, "d0", deep("silver.orders"))
+    with pytest.raises(InvalidInput) as refused:
+        await define(ask, loader, tenant_id, "d1", deep("gold.d0"))
+
+    assert "with the gold views it reads written in, the query is" in refused.value.message
+    assert "LAKEGATE_LOADER_QUERY_MAX_DEPTH" in refused.value.message
+
+
 @pytest.mark.parametrize(
     ("sql", "error", "message"),
     [
