@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from lakegate.common.contracts.transforms import CreateGoldView, GoldView
-from lakegate.common.contracts.warehouse import QueryResult
+from lakegate.common.contracts.warehouse import DescribeTable, QueryResult, TableDescription
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, WarehouseError
 from lakegate.loader.app import LoaderState
 from lakegate.loader.sqlguard import ReadQuery, Refusal, Refused, check
@@ -280,3 +280,24 @@ async def test_the_size_limits_of_the_settings_hold_for_queries_explanations_and
             GoldView,
         )
     assert not (loader.settings.lakehouse / extractor.target("x").catalog / "gold").exists()
+
+
+@pytest.mark.parametrize("loader_settings", [{"query_max_nodes": 500}], indirect=True)
+async def test_statements_lakegate_builds_itself_are_not_held_to_the_callers_size_limits(
+    loader: LoaderState, extractor: Extractor, ask: Ask, tenant_id: str
+) -> None:
+    wide = pa.record_batch({f"c{i}": pa.array([i, i + 1], pa.int64()) for i in range(200)})
+    await extractor.sync(extractor.target("wide", layer="silver"), [wide])
+    await ask(
+        loader.runtime.topology.warehouse_gold_view,
+        CreateGoldView(tenant_id=tenant_id, name="everything", sql="SELECT * FROM silver.wide"),
+        GoldView,
+    )
+
+    for name in ("silver.wide", "gold.everything"):
+        described = await ask(
+            loader.runtime.topology.warehouse_tables_describe,
+            DescribeTable(tenant_id=tenant_id, table_name=name, with_stats=True),
+            TableDescription,
+        )
+        assert (len(described.columns), described.columns[199].max) == (200, 200)

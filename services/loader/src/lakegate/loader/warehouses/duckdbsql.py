@@ -9,7 +9,9 @@ without comments.
 Each view passed the guard's size limits alone, but views inlined into views multiply: a view that
 reads another one 100 times, stacked three deep, would copy the first a million times. So the
 nodes inlined are counted against the same `SizeLimits.nodes` as the query before each copy is
-made, and the finished tree is held to `SizeLimits.depth`.
+made, and a tree that had views written in is held to `SizeLimits.depth`. Only view bodies count:
+the query itself passed the guard already, or is one lakegate built (a transform over a wide table,
+statistics of every column), which the caller's limits are not for.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _ref(table: exp.Table) -> TableRef | None:
 
 @dataclass
 class _Budget:
-    """Nodes a query may still grow by as views are inlined into it."""
+    """Nodes of view bodies that may still be written into a query."""
 
     limits: SizeLimits
     root: TableRef | None
@@ -61,6 +63,11 @@ class _Budget:
 
     def __post_init__(self) -> None:
         self.nodes = self.limits.nodes
+
+    @property
+    def spent(self) -> bool:
+        """True once any view was written in."""
+        return self.nodes < self.limits.nodes
 
     def spend(self, tree: exp.Expr) -> None:
         self.nodes -= measure(tree).nodes
@@ -116,10 +123,8 @@ def to_engine(
     """
     sources: dict[str, TableRef] = {}
     budget = _Budget(limits or SizeLimits(), root)
-    budget.spend(query.statement)
     body = _inline(query.statement.copy(), views, sources, (root,) if root else (), budget)
-    depth = measure(body).depth
-    if depth > budget.limits.depth:
+    if budget.spent and (depth := measure(body).depth) > budget.limits.depth:
         raise InvalidInput(
             f"with the gold views it reads written in, the query is {depth} levels deep, more than the "
             f"{budget.limits.depth} accepted ({budget.limits.setting('depth')}): read views that nest less deeply"
