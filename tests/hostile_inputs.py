@@ -139,6 +139,22 @@ BAD_SQL = [
     "WITH " + ", ".join(f"t{i} AS (SELECT 1)" for i in range(3000)) + " SELECT 1",
     "/*" * 10_000,
     "SELECT 1 -- \x00",
+    "SELECT " + "CASE WHEN true THEN " * 100 + "1" + " END" * 100,
+    "SELECT " + "abs(" * 1000 + "1" + ")" * 1000,
+    "SELECT " + "(SELECT " * 300 + "1" + ")" * 300,
+    "SELECT * FROM " + "(SELECT * FROM " * 300 + "orders" + ") t" * 300,
+    "SELECT " + "NOT " * 3000 + "true",
+    "SELECT " + "- " * 1000 + "1",
+    "SELECT 1" + "::int" * 1000,
+    "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 30_000) + ")",
+    "SELECT 1 FROM orders o0 " + " ".join(f"JOIN orders o{i} ON true" for i in range(1, 500)),
+    "SELECT 1 FROM " + ", ".join(f"orders o{i}" for i in range(1000)),
+    "SELECT 1 " + "INTERSECT SELECT 1 " * 2000,
+    "SELECT '{}'::jsonb" + "->'k'" * 3000,
+    "SELECT v:" + ".".join(f"k{i}" for i in range(15_000)) + " FROM orders",
+    "SELECT v" + "['k']" * 5000 + " FROM orders",
+    "VALUES " + ",".join(["(1)"] * 20_000),
+    "EXPLAIN SELECT 1 " + "UNION ALL SELECT 1 " * 5000,
 ]
 
 

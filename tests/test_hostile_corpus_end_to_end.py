@@ -28,13 +28,7 @@ PWNED = Path("/tmp/lakegate-pwned")
 CASES = list(cases())
 
 #: Cases the stack does not yet refuse cleanly (found by this corpus); each is a strict xfail, so a fix shows.
-KNOWN_GAPS: dict[str, str] = {
-    "query_sql-sql4": "5000 UNION ALL branches are accepted and run: no guard limits a query's size in nodes",
-    "query_source-sql4": "5000 UNION ALL branches are accepted and run: no guard limits a query's size in nodes",
-    "create_gold_view-sql4": "5000 UNION ALL branches are accepted and run: no guard limits a query's size in nodes",
-    "explain_data-sql4": "5000 UNION ALL branches are accepted and run: no guard limits a query's size in nodes",
-    "query_source-sql7": "this oversized SQL is not refused with a reason",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _param(case: Case) -> Any:

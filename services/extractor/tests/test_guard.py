@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 from lakegate.common.errors import InvalidInput
+from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.guard import check_query, is_blocked_function
+from lakegate.extractor.sqlsize import SizeLimits
 
 EXPLORATION = [
     "SELECT 1",
@@ -48,7 +50,7 @@ EXPLORATION = [
 
 @pytest.mark.parametrize("sql", EXPLORATION)
 def test_exploration_queries_pass_the_guard_unchanged(sql: str) -> None:
-    assert check_query(sql, max_chars=10_000) == sql
+    assert check_query(sql) == sql
 
 
 @pytest.mark.parametrize(
@@ -80,7 +82,7 @@ def test_exploration_queries_pass_the_guard_unchanged(sql: str) -> None:
 def test_functions_that_write_or_reach_outside_are_blocked(name: str) -> None:
     assert is_blocked_function(name)
     with pytest.raises(InvalidInput):
-        check_query(f"SELECT {name}('x')", max_chars=10_000)
+        check_query(f"SELECT {name}('x')")
 
 
 @pytest.mark.parametrize("name", ["pg_sleep", "count", "lower", "now", "pg_size_pretty", "currval", "to_char"])
@@ -90,7 +92,7 @@ def test_ordinary_functions_are_not_blocked(name: str) -> None:
 
 def test_a_refusal_says_what_is_accepted_instead() -> None:
     with pytest.raises(InvalidInput) as raised:
-        check_query("VACUUM orders", max_chars=10_000)
+        check_query("VACUUM orders")
 
     assert raised.value.message == (
         "VACUUM statements are not allowed: send exactly one read-only query: "
@@ -100,13 +102,101 @@ def test_a_refusal_says_what_is_accepted_instead() -> None:
 
 def test_a_query_longer_than_the_limit_is_refused_before_it_is_parsed() -> None:
     with pytest.raises(InvalidInput) as raised:
-        check_query("SELECT 1" + " " * 100, max_chars=50)
+        check_query("SELECT 1" + " " * 100, SizeLimits(chars=50))
 
-    assert raised.value.message == "the SQL is 108 characters long, more than the 50 accepted: shorten the query"
+    assert raised.value.message == (
+        "the SQL is 108 characters long, more than the 50 accepted (LAKEGATE_EXTRACTOR_QUERY_MAX_CHARS): "
+        "shorten the query"
+    )
 
 
 def test_explain_checks_the_statement_it_explains() -> None:
     with pytest.raises(InvalidInput) as raised:
-        check_query("EXPLAIN (COSTS OFF) SELECT nextval('s')", max_chars=10_000)
+        check_query("EXPLAIN (COSTS OFF) SELECT nextval('s')")
 
     assert "nextval" in raised.value.message
+
+
+def _nested(open_: str, inner: str, close: str, times: int) -> str:
+    return open_ * times + inner + close * times
+
+
+#: Statements over one default size limit each, with the setting the refusal must name.
+TOO_LARGE = [
+    ("parentheses", "SELECT " + _nested("(", "1", ")", 5000), "NESTING"),
+    ("case", "SELECT " + _nested("CASE WHEN true THEN ", "1", " END", 50), "NESTING"),
+    ("functions", "SELECT " + _nested("abs(", "1", ")", 100), "NESTING"),
+    ("subqueries", "SELECT " + _nested("(SELECT ", "1", ")", 100), "NESTING"),
+    ("exists", "SELECT 1 WHERE " + _nested("EXISTS (SELECT 1 WHERE ", "true", ")", 100), "NESTING"),
+    ("arrays", "SELECT " + _nested("ARRAY[", "1", "]", 100), "NESTING"),
+    ("minus", "SELECT " + "- " * 300 + "1", "DEPTH"),
+    ("casts", "SELECT 1" + "::int" * 300, "DEPTH"),
+    ("json-arrows", "SELECT '{}'::jsonb" + "->'k'" * 300, "DEPTH"),
+    ("sum", "SELECT " + " + ".join(["1"] * 20_000), "NODES"),
+    ("in-list", "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 15_000) + ")", "NODES"),
+    ("columns", "SELECT " + "1," * 12_000 + "1", "NODES"),
+    ("values", "VALUES " + ",".join(["(1)"] * 12_000), "NODES"),
+    ("union", "SELECT 1 " + "UNION ALL SELECT 1 " * 5000, "SET_OPERATIONS"),
+    ("except", "SELECT 1 " + "EXCEPT SELECT 1 " * 300, "SET_OPERATIONS"),
+    ("ctes", "WITH " + ", ".join(f"t{i} AS (SELECT 1)" for i in range(3000)) + " SELECT 1", "CTES"),
+    ("joins", "SELECT 1 FROM t t0 " + " ".join(f"JOIN t t{i} ON true" for i in range(1, 101)), "JOINS"),
+    ("comma-joins", "SELECT 1 FROM " + ", ".join(f"t t{i}" for i in range(100)), "JOINS"),
+    ("explained", "EXPLAIN SELECT 1 " + "UNION ALL SELECT 1 " * 5000, "SET_OPERATIONS"),
+]
+
+
+@pytest.mark.parametrize(("sql", "setting"), [(sql, s) for _, sql, s in TOO_LARGE], ids=[n for n, _, _ in TOO_LARGE])
+def test_a_query_over_a_size_limit_is_refused_naming_the_limit_and_its_setting(sql: str, setting: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        check_query(sql)
+
+    assert f"(LAKEGATE_EXTRACTOR_QUERY_MAX_{setting})" in raised.value.message
+    assert "more than the" in raised.value.message
+
+
+def test_the_refusal_says_what_was_measured_and_what_is_allowed() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        check_query("SELECT 1 " + "UNION ALL SELECT 1 " * 5000)
+
+    assert raised.value.message == (
+        "the query has 5000 UNION / INTERSECT / EXCEPT operations, more than the 256 accepted "
+        "(LAKEGATE_EXTRACTOR_QUERY_MAX_SET_OPERATIONS): combine fewer queries, or ask the operator to raise the limit"
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT " + _nested("(", "1", ")", 24),
+        "SELECT " + _nested("NOT (", "true", ")", 24),
+        "SELECT " + _nested("CASE WHEN (", "true", ") THEN 1 END", 12),
+        "SELECT " + _nested("abs((SELECT ", "1", "))", 12),
+        "SELECT " + _nested("(SELECT max(", "1", ") FROM t)", 12),
+        "SELECT * FROM " + _nested("(SELECT * FROM ", "t", ") s", 24),
+        "SELECT 1 " + "UNION ALL SELECT 1 " * 256,
+        "WITH " + ", ".join(f"t{i} AS (SELECT 1)" for i in range(128)) + " SELECT 1",
+        "SELECT 1 FROM t t0 " + " ".join(f"JOIN t t{i} ON true" for i in range(1, 65)),
+        "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 4000) + ")",
+    ],
+    ids=["parens", "not", "case", "functions", "scalar-subqueries", "from", "union", "ctes", "joins", "in-list"],
+)
+def test_a_query_at_the_limits_passes_without_reaching_the_recursion_limit(sql: str) -> None:
+    assert check_query(sql) == sql
+
+
+def test_what_recurses_too_deeply_without_brackets_is_refused_with_a_reason() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        check_query("SELECT " + "NOT " * 2000 + "true")
+
+    assert "nested too deeply to check" in raised.value.message
+    assert "LAKEGATE_EXTRACTOR_QUERY_MAX_NESTING" in raised.value.message
+
+
+def test_lowered_limits_from_the_settings_are_the_ones_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEGATE_EXTRACTOR_QUERY_MAX_JOINS", "1")
+    limits = ExtractorSettings().query_limits
+
+    assert check_query("SELECT 1 FROM a JOIN b ON true", limits)
+    with pytest.raises(InvalidInput) as raised:
+        check_query("SELECT 1 FROM a JOIN b ON true JOIN c ON true", limits)
+    assert raised.value.message.startswith("the query has 2 joins, more than the 1 accepted")

@@ -29,6 +29,7 @@ MAX_ROWS = 100
 QUERY_TIMEOUT = 2.0
 MAX_BYTES = 256 * 1024
 MAX_CHARS = 20_000
+MAX_NODES = 5_000
 
 #: Each reason: the error code and a phrase its message must contain.
 REASONS: dict[str, tuple[str, str]] = {
@@ -48,7 +49,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "comments_only": ("invalid_input", "holds no statement"),
     "nul": ("invalid_input", "NUL byte"),
     "too_long": ("invalid_input", f"more than the {MAX_CHARS} accepted"),
-    "nested": ("invalid_input", "nested too deeply"),
+    "nested": ("invalid_input", "nested too deeply to check"),
+    "too_large": ("invalid_input", "accepted (LAKEGATE_EXTRACTOR_QUERY_MAX_"),
     "read_only": ("source_error", "source queries run in a read-only transaction"),
     "allow_list": ("invalid_input", "is not allowed in a source query"),
     "sensitive": ("invalid_input", "holds credentials, other sessions' queries or the server's configuration"),
@@ -85,7 +87,19 @@ def generated() -> list[Case]:
         Case("too_long", "SELECT " + " + ".join(["1"] * MAX_CHARS), "generated"),
         Case("too_long", " " * 1_000_000 + "DROP TABLE accounts", "generated"),
         Case("too_long", "SELECT 1; " * 5_000, "generated"),
-        Case("nested", "SELECT " + "(" * 3_000 + "1" + ")" * 3_000, "generated"),
+        Case("too_large", "SELECT " + "(" * 3_000 + "1" + ")" * 3_000, "generated"),
+        Case("nested", "SELECT " + "NOT " * 2_000 + "true", "generated"),
+        Case("too_large", "SELECT 1 " + "UNION ALL SELECT 1 " * 1_000, "generated"),
+        Case("too_large", "WITH " + ", ".join(f"t{i} AS (SELECT 1)" for i in range(200)) + " SELECT 1", "generated"),
+        Case(
+            "too_large",
+            "SELECT 1 FROM accounts a0 " + " ".join(f"JOIN accounts a{i} ON true" for i in range(1, 100)),
+            "generated",
+        ),
+        Case("too_large", "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 9_000) + ")", "generated"),
+        Case("too_large", "SELECT '{}'::jsonb" + "->'k'" * 300, "generated"),
+        Case("too_large", "SELECT " + "CASE WHEN true THEN " * 30 + "1" + " END" * 30, "generated"),
+        Case("too_large", "EXPLAIN SELECT 1 " + "UNION ALL SELECT 1 " * 1_000, "generated"),
         Case("multiple_statements", "SELECT 1; " * 500, "generated"),
         Case("not_a_query", "/*" + " padding " * 1_000 + "*/ DELETE FROM accounts", "generated"),
         Case(
@@ -101,7 +115,7 @@ def test_the_corpus_holds_more_than_200_cases_each_with_a_known_reason() -> None
 
     assert len(cases) >= 200
     assert {case.reason for case in cases} <= {*REASONS, CAPPED}
-    assert {case.reason for case in cases} >= {*REASONS, CAPPED} - {"too_long", "nested"}
+    assert {case.reason for case in cases} >= {*REASONS, CAPPED} - {"too_long", "nested", "too_large"}
 
 
 @pytest.fixture
@@ -115,6 +129,7 @@ def settings(nats_settings: NatsSettings) -> ExtractorSettings:
         query_lock_timeout=1.0,
         query_max_bytes=MAX_BYTES,
         query_max_chars=MAX_CHARS,
+        query_max_nodes=MAX_NODES,
     )
 
 

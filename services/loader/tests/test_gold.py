@@ -105,6 +105,40 @@ async def test_a_view_that_would_reach_itself_is_refused_and_the_old_definition_
     assert (await query("SELECT count(*) FROM gold.b")).rows == [[4]]
 
 
+async def test_views_that_would_multiply_past_the_node_limit_once_written_in_are_refused_naming_the_setting(
+    loader: LoaderState, extractor: Extractor, ask: Ask, query: Query, tenant_id: str
+) -> None:
+    await extractor.sync(extractor.target("orders", layer="silver"), [ORDERS])
+    hundred = " UNION ALL ".join(["SELECT id FROM gold.{0}"] * 100)
+    await define(ask, loader, tenant_id, "v0", "SELECT id FROM silver.orders")
+    await define(ask, loader, tenant_id, "v1", hundred.format("v0"))
+
+    with pytest.raises(InvalidInput) as refused:
+        await define(ask, loader, tenant_id, "v2", hundred.format("v1"))
+
+    assert "would expand to more than 10000 parse-tree nodes" in refused.value.message
+    assert "LAKEGATE_LOADER_QUERY_MAX_NODES" in refused.value.message
+    assert (await query("SELECT count(*) FROM gold.v1")).rows == [[400]]
+    with pytest.raises(InvalidInput, match="LAKEGATE_LOADER_QUERY_MAX_NODES"):
+        await query(" UNION ALL ".join(["SELECT count(*) FROM gold.v1"] * 20))
+
+
+async def test_a_view_too_deep_once_the_views_it_reads_are_written_in_is_refused_naming_the_setting(
+    loader: LoaderState, extractor: Extractor, ask: Ask, tenant_id: str
+) -> None:
+    await extractor.sync(extractor.target("orders", layer="silver"), [ORDERS])
+
+    def deep(table: str) -> str:
+        return "SELECT id FROM " + "(SELECT id FROM " * 20 + table + ") t" * 20
+
+    await define(ask, loader, tenant_id, "d0", deep("silver.orders"))
+    with pytest.raises(InvalidInput) as refused:
+        await define(ask, loader, tenant_id, "d1", deep("gold.d0"))
+
+    assert "with the gold views it reads written in, the query is" in refused.value.message
+    assert "LAKEGATE_LOADER_QUERY_MAX_DEPTH" in refused.value.message
+
+
 @pytest.mark.parametrize(
     ("sql", "error", "message"),
     [

@@ -2,11 +2,12 @@
 --
 -- An entry starts with a line `=== <category>`; its SQL is every line up to the next entry.
 -- Categories: the guard's refusals (`sqlguard.Refusal`: syntax, multiple_statements, not_a_read,
--- other_catalog, file_access, forbidden_function, unsupported), `not_found` (an unknown table),
+-- other_catalog, file_access, forbidden_function, unsupported, too_large), `not_found` (an unknown table),
 -- `truncated` (answered, rows cut by the row or byte cap) and `timeout` (stopped by the timer).
 -- Placeholders: {catalog} the caller's catalog, {other} another tenant's catalog, {outside} a
 -- directory outside the lakehouse that must stay empty, {deep} 5000 nested parentheses, {long}
--- more characters than the guard reads. Lines before the first entry are this comment.
+-- more characters than the guard reads; the other {names} are statements too large to write here
+-- (`GENERATED` in test_guard_corpus.py). Lines before the first entry are this comment.
 
 === multiple_statements
 SELECT 1; SELECT 2
@@ -504,10 +505,82 @@ DESCRIBE SELECT 1
 SELECT * FROM `bronze.orders`
 === unsupported
 SELECT * FROM `{other}.bronze.secret`
-=== unsupported
+=== too_large
+SELECT (((((((((((((((((((((((((1)))))))))))))))))))))))))
+=== too_large
+SELECT abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(abs(1))))))))))))))))))))))))))))))
+=== too_large
+SELECT CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN 1 END END END END END END END END END END END END END END END END END END END END END END END END END
+=== too_large
+SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT 1)))))))))))))))))))))))))
+=== too_large
+SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE EXISTS (SELECT 1 WHERE true)))))))))))))))))))))))))
+=== too_large
+SELECT array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(array(1)))))))))))))))))))))))))
+=== too_large
+SELECT coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(coalesce(1, 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2), 2)
+=== too_large
+SELECT NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT (true)))))))))))))))))))))))))
+=== too_large
+SELECT named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', named_struct('a', 1)))))))))))))))))))))))))
+=== too_large
+SELECT 1::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int::int
+=== too_large
+SELECT - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - 1
+=== too_large
+SELECT v['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k']['k'] FROM orders
+=== too_large
+SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 UNION SELECT 1 
+=== too_large
+SELECT 1 FROM orders a0 LEFT JOIN orders a1 ON true LEFT JOIN orders a2 ON true LEFT JOIN orders a3 ON true LEFT JOIN orders a4 ON true LEFT JOIN orders a5 ON true LEFT JOIN orders a6 ON true LEFT JOIN orders a7 ON true LEFT JOIN orders a8 ON true LEFT JOIN orders a9 ON true LEFT JOIN orders a10 ON true LEFT JOIN orders a11 ON true LEFT JOIN orders a12 ON true LEFT JOIN orders a13 ON true LEFT JOIN orders a14 ON true LEFT JOIN orders a15 ON true LEFT JOIN orders a16 ON true LEFT JOIN orders a17 ON true LEFT JOIN orders a18 ON true LEFT JOIN orders a19 ON true LEFT JOIN orders a20 ON true LEFT JOIN orders a21 ON true LEFT JOIN orders a22 ON true LEFT JOIN orders a23 ON true LEFT JOIN orders a24 ON true LEFT JOIN orders a25 ON true LEFT JOIN orders a26 ON true LEFT JOIN orders a27 ON true LEFT JOIN orders a28 ON true LEFT JOIN orders a29 ON true LEFT JOIN orders a30 ON true LEFT JOIN orders a31 ON true LEFT JOIN orders a32 ON true LEFT JOIN orders a33 ON true LEFT JOIN orders a34 ON true LEFT JOIN orders a35 ON true LEFT JOIN orders a36 ON true LEFT JOIN orders a37 ON true LEFT JOIN orders a38 ON true LEFT JOIN orders a39 ON true LEFT JOIN orders a40 ON true LEFT JOIN orders a41 ON true LEFT JOIN orders a42 ON true LEFT JOIN orders a43 ON true LEFT JOIN orders a44 ON true LEFT JOIN orders a45 ON true LEFT JOIN orders a46 ON true LEFT JOIN orders a47 ON true LEFT JOIN orders a48 ON true LEFT JOIN orders a49 ON true LEFT JOIN orders a50 ON true LEFT JOIN orders a51 ON true LEFT JOIN orders a52 ON true LEFT JOIN orders a53 ON true LEFT JOIN orders a54 ON true LEFT JOIN orders a55 ON true LEFT JOIN orders a56 ON true LEFT JOIN orders a57 ON true LEFT JOIN orders a58 ON true LEFT JOIN orders a59 ON true LEFT JOIN orders a60 ON true LEFT JOIN orders a61 ON true LEFT JOIN orders a62 ON true LEFT JOIN orders a63 ON true LEFT JOIN orders a64 ON true LEFT JOIN orders a65 ON true LEFT JOIN orders a66 ON true LEFT JOIN orders a67 ON true LEFT JOIN orders a68 ON true LEFT JOIN orders a69 ON true
+=== too_large
+WITH w0 AS (SELECT 1), w1 AS (SELECT 1), w2 AS (SELECT 1), w3 AS (SELECT 1), w4 AS (SELECT 1), w5 AS (SELECT 1), w6 AS (SELECT 1), w7 AS (SELECT 1), w8 AS (SELECT 1), w9 AS (SELECT 1), w10 AS (SELECT 1), w11 AS (SELECT 1), w12 AS (SELECT 1), w13 AS (SELECT 1), w14 AS (SELECT 1), w15 AS (SELECT 1), w16 AS (SELECT 1), w17 AS (SELECT 1), w18 AS (SELECT 1), w19 AS (SELECT 1), w20 AS (SELECT 1), w21 AS (SELECT 1), w22 AS (SELECT 1), w23 AS (SELECT 1), w24 AS (SELECT 1), w25 AS (SELECT 1), w26 AS (SELECT 1), w27 AS (SELECT 1), w28 AS (SELECT 1), w29 AS (SELECT 1), w30 AS (SELECT 1), w31 AS (SELECT 1), w32 AS (SELECT 1), w33 AS (SELECT 1), w34 AS (SELECT 1), w35 AS (SELECT 1), w36 AS (SELECT 1), w37 AS (SELECT 1), w38 AS (SELECT 1), w39 AS (SELECT 1), w40 AS (SELECT 1), w41 AS (SELECT 1), w42 AS (SELECT 1), w43 AS (SELECT 1), w44 AS (SELECT 1), w45 AS (SELECT 1), w46 AS (SELECT 1), w47 AS (SELECT 1), w48 AS (SELECT 1), w49 AS (SELECT 1), w50 AS (SELECT 1), w51 AS (SELECT 1), w52 AS (SELECT 1), w53 AS (SELECT 1), w54 AS (SELECT 1), w55 AS (SELECT 1), w56 AS (SELECT 1), w57 AS (SELECT 1), w58 AS (SELECT 1), w59 AS (SELECT 1), w60 AS (SELECT 1), w61 AS (SELECT 1), w62 AS (SELECT 1), w63 AS (SELECT 1), w64 AS (SELECT 1), w65 AS (SELECT 1), w66 AS (SELECT 1), w67 AS (SELECT 1), w68 AS (SELECT 1), w69 AS (SELECT 1), w70 AS (SELECT 1), w71 AS (SELECT 1), w72 AS (SELECT 1), w73 AS (SELECT 1), w74 AS (SELECT 1), w75 AS (SELECT 1), w76 AS (SELECT 1), w77 AS (SELECT 1), w78 AS (SELECT 1), w79 AS (SELECT 1), w80 AS (SELECT 1), w81 AS (SELECT 1), w82 AS (SELECT 1), w83 AS (SELECT 1), w84 AS (SELECT 1), w85 AS (SELECT 1), w86 AS (SELECT 1), w87 AS (SELECT 1), w88 AS (SELECT 1), w89 AS (SELECT 1), w90 AS (SELECT 1), w91 AS (SELECT 1), w92 AS (SELECT 1), w93 AS (SELECT 1), w94 AS (SELECT 1), w95 AS (SELECT 1), w96 AS (SELECT 1), w97 AS (SELECT 1), w98 AS (SELECT 1), w99 AS (SELECT 1), w100 AS (SELECT 1), w101 AS (SELECT 1), w102 AS (SELECT 1), w103 AS (SELECT 1), w104 AS (SELECT 1), w105 AS (SELECT 1), w106 AS (SELECT 1), w107 AS (SELECT 1), w108 AS (SELECT 1), w109 AS (SELECT 1), w110 AS (SELECT 1), w111 AS (SELECT 1), w112 AS (SELECT 1), w113 AS (SELECT 1), w114 AS (SELECT 1), w115 AS (SELECT 1), w116 AS (SELECT 1), w117 AS (SELECT 1), w118 AS (SELECT 1), w119 AS (SELECT 1), w120 AS (SELECT 1), w121 AS (SELECT 1), w122 AS (SELECT 1), w123 AS (SELECT 1), w124 AS (SELECT 1), w125 AS (SELECT 1), w126 AS (SELECT 1), w127 AS (SELECT 1), w128 AS (SELECT 1), w129 AS (SELECT 1) SELECT 1
+=== too_large
 {deep}
-=== unsupported
+=== too_large
 {long}
+=== too_large
+{deep_case}
+=== too_large
+{deep_functions}
+=== too_large
+{deep_subqueries}
+=== too_large
+{deep_from}
+=== too_large
+{deep_exists}
+=== too_large
+{deep_not}
+=== too_large
+{deep_minus}
+=== too_large
+{deep_casts}
+=== too_large
+{deep_brackets}
+=== too_large
+{long_sum}
+=== too_large
+{union}
+=== too_large
+{intersect}
+=== too_large
+{ctes}
+=== too_large
+{cte_chain}
+=== too_large
+{joins}
+=== too_large
+{comma_joins}
+=== too_large
+{in_list}
+=== too_large
+{columns}
+=== too_large
+{json_path}
+=== too_large
+{json_brackets}
+=== too_large
+{values}
 === syntax
 
 === syntax

@@ -15,6 +15,10 @@ server's configuration (`allowlist.SENSITIVE_RELATIONS`), and `calls_in` reads o
 calls, for the allow-list (`allowlist.py`) to check against the source's own `pg_proc`: the
 deny-lists here are a quick first look, the allow-list decides.
 
+Before any of that, the statement's size is bounded (`sqlsize`): its length before tokenizing, its
+nesting before parsing, and its parse tree (depth, nodes, set operations, CTEs, joins) after; each
+refusal names the `LAKEGATE_EXTRACTOR_QUERY_MAX_*` setting it hit.
+
 Parsing is the first wall, not the only one: `exploration.py` runs what passes as a single
 statement in a READ ONLY transaction with timeouts, and rolls it back. Every refusal is an
 `InvalidInput` whose message says what was refused and what is accepted instead.
@@ -26,9 +30,9 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 
-import sqlglot
 from lakegate.common.errors import InvalidInput
 from lakegate.extractor.allowlist import Calls, is_sensitive_relation, operator_runs
+from lakegate.extractor.sqlsize import SizeLimits, recursion_refusal, too_deeply_nested, too_large, too_many_chars
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
@@ -108,17 +112,16 @@ def is_blocked_function(name: str) -> bool:
     return folded in BLOCKED_FUNCTIONS or folded.startswith(BLOCKED_PREFIXES) or folded.endswith(BLOCKED_SUFFIXES)
 
 
-def check_query(sql: str, *, max_chars: int) -> str:
-    """Refuse anything but one read-only query; returns the SQL to run, unchanged."""
+def check_query(sql: str, limits: SizeLimits | None = None) -> str:
+    """Refuse anything but one read-only query of at most `limits`; returns the SQL to run, unchanged."""
+    limits = limits or SizeLimits()
     if "\x00" in sql:
         raise InvalidInput(f"the SQL contains a NUL byte, which PostgreSQL never accepts in a statement: {ACCEPTED}")
-    if len(sql) > max_chars:
-        raise InvalidInput(
-            f"the SQL is {len(sql)} characters long, more than the {max_chars} accepted: shorten the query"
-        )
+    if (refusal := too_many_chars(len(sql), limits)) is not None:
+        raise InvalidInput(refusal)
     if not sql.strip():
         raise InvalidInput(f"no SQL statement was given: {ACCEPTED}")
-    _check(sql)
+    _check(sql, limits)
     return sql
 
 
@@ -144,8 +147,10 @@ def calls_in(sql: str) -> Calls:
     return Calls(frozenset(functions), frozenset(attributes), operator_runs(operators))
 
 
-def _check(sql: str) -> None:
+def _check(sql: str, limits: SizeLimits) -> None:
     tokens = _tokens(sql)
+    if (refusal := too_deeply_nested(tokens, limits)) is not None:
+        raise InvalidInput(refusal)
     statements = _split(tokens)
     if not statements:
         raise InvalidInput(f"the SQL holds no statement, only comments or semicolons: {ACCEPTED}")
@@ -158,9 +163,12 @@ def _check(sql: str) -> None:
     _refuse_blocked_names(statement)
     first = statement[0]
     if first.token_type == TokenType.COMMAND and first.text.upper() == "EXPLAIN":
-        _check_explain(statement[1].text if len(statement) > 1 else "")
+        _check_explain(statement[1].text if len(statement) > 1 else "", limits)
         return
-    _check_tree(_parse(sql), statement[0])
+    tree = _parse(sql, tokens, limits)
+    if (refusal := too_large(tree, limits)) is not None:
+        raise InvalidInput(refusal)
+    _check_tree(tree, statement[0])
 
 
 def _tokens(sql: str) -> list[Token]:
@@ -217,13 +225,13 @@ def _refuse_blocked_names(tokens: Sequence[Token]) -> None:
                 )
 
 
-def _parse(sql: str) -> exp.Expr:
+def _parse(sql: str, tokens: list[Token], limits: SizeLimits) -> exp.Expr:
     try:
-        parsed = [statement for statement in sqlglot.parse(sql, read="postgres") if statement is not None]
+        parsed = [statement for statement in Postgres().parser().parse(tokens, sql) if statement is not None]
     except SqlglotError as exc:
         raise InvalidInput(f"the SQL could not be parsed as PostgreSQL ({_first_line(exc)}): {ACCEPTED}") from exc
     except RecursionError as exc:
-        raise InvalidInput("the SQL is nested too deeply to check: simplify the query") from exc
+        raise InvalidInput(recursion_refusal(limits)) from exc
     if len(parsed) != 1:  # the token split already counted statements; this is a second look
         raise InvalidInput(f"the SQL holds {len(parsed)} statements: {ACCEPTED}")
     return parsed[0]
@@ -268,7 +276,7 @@ def _check_node(node: exp.Expr) -> None:
         )
 
 
-def _check_explain(rest: str) -> None:
+def _check_explain(rest: str, limits: SizeLimits) -> None:
     """EXPLAIN [VERBOSE] query, or EXPLAIN (option, ...) query, without ANALYZE; then check the query."""
     tokens = _tokens(rest)
     if not tokens:
@@ -296,7 +304,7 @@ def _check_explain(rest: str) -> None:
         remainder = rest if skip == 0 else _after(rest, tokens[skip - 1])
     if not remainder.strip():
         raise InvalidInput(f"EXPLAIN needs a query to explain: {ACCEPTED}")
-    _check(remainder)
+    _check(remainder, limits)
 
 
 def _explain_option(name: str) -> None:

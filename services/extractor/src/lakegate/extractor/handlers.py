@@ -82,7 +82,7 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, logins: Logins) 
         async with rt.call_stops.stoppable(request.call_id, "the source query"):
             try:
                 # Parsing a long statement takes a while; a thread keeps the other requests moving.
-                sql = await asyncio.to_thread(check_query, request.sql, max_chars=settings.query_max_chars)
+                sql = await asyncio.to_thread(check_query, request.sql, settings.query_limits)
                 calls = await asyncio.to_thread(calls_in, sql)
                 source = SourceRef(tenant_id=request.tenant_id, connection_id=request.connection_id)
                 credentials = await logins.credentials(rt, source)

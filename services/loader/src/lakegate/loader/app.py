@@ -97,6 +97,7 @@ def databricks_warehouse(settings: LoaderSettings) -> DatabricksWarehouse:
         max_result_bytes=settings.max_result_bytes,
         parquet_file_bytes=chosen.parquet_file_bytes,
         json_type=chosen.json_type,
+        sql=settings.sql_limits,
     )
     return DatabricksWarehouse(client, FilesApiVolume(workspace.client), layout, limits)
 
@@ -114,6 +115,7 @@ def local_lakehouse(settings: LoaderSettings) -> LocalLakehouse:
         timeouts=Timeouts(query=settings.query_timeout_seconds, transform=settings.transform_timeout_seconds),
         max_result_bytes=settings.max_result_bytes,
         queue_depth=settings.load_queue_depth,
+        sql_limits=settings.sql_limits,
     )
 
 
@@ -135,6 +137,7 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         Lineage(rt.broker, rt.topology),
         settings.upload_max_bytes,
         UploadLimits(settings.upload_max_rows, settings.upload_max_columns),
+        settings.sql_limits,
     )
     handlers = LoaderHandlers(
         settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots), rt

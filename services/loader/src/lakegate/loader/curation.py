@@ -28,6 +28,7 @@ from lakegate.common.names import tenant_catalog
 from lakegate.loader.lineage import Lineage
 from lakegate.loader.silver import plan_silver, silver_target
 from lakegate.loader.sqlguard import check_select, render_databricks
+from lakegate.loader.sqlsize import SizeLimits
 from lakegate.loader.sqltypes import databricks_type
 from lakegate.loader.tablenames import check_new_name, parse_table_name
 from lakegate.loader.uploads import UploadLimits, decode_content, file_format, parse_upload
@@ -52,6 +53,7 @@ class Curator:
     lineage: Lineage
     upload_max_bytes: int
     upload_limits: UploadLimits = field(default_factory=UploadLimits)
+    sql_limits: SizeLimits = field(default_factory=SizeLimits)
 
     async def transform_to_silver(self, request: TransformToSilver) -> TransformResult:
         """Clean one bronze table into silver by the request's spec (or just de-duplicate it)."""
@@ -94,7 +96,9 @@ class Curator:
         catalog = tenant_catalog(request.tenant_id)
         name = check_new_name("name", request.name.strip())
         ref = TableRef(catalog=catalog, schema_name="gold", name=name)
-        query = check_select(request.sql, catalog, functools.partial(self.warehouse.tables_in, catalog))
+        query = check_select(
+            request.sql, catalog, functools.partial(self.warehouse.tables_in, catalog), self.sql_limits
+        )
         for table in sorted(query.tables, key=str):
             if table.schema_name not in VIEW_SOURCES:
                 raise InvalidInput(

@@ -18,6 +18,10 @@ What comes out is warehouse-neutral: a `ReadQuery` is the parsed tree with every
 `<catalog>.<layer>.<name>`, so a warehouse renders it in its own dialect (see `render_databricks`
 and `lakegate.loader.warehouses.duckdbsql`). Parsing is the first wall, not the only one: the local
 engine also runs sealed (see `lakegate.loader.warehouses.sqlengine`).
+
+Before any of that, the statement's size is bounded (`sqlsize`): its length before tokenizing, its
+nesting before parsing, and its parse tree (depth, nodes, set operations, CTEs, joins) before any
+rule or resolver walks it; what is too large is refused as `TOO_LARGE`, naming the setting.
 """
 
 from __future__ import annotations
@@ -27,15 +31,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-import sqlglot
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.errors import InvalidInput, NotFound
 from lakegate.common.names import LAYERS
+from lakegate.loader.sqlsize import SizeLimits, recursion_refusal, too_deeply_nested, too_large, too_many_chars
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 
 READ_DIALECT = "databricks"
-MAX_SQL_CHARS = 100_000
 DEFAULT_LAYER = "bronze"
 TABLE_HINT = "name a table as `table` (bronze), `layer.table` or `catalog.layer.table`"
 
@@ -50,6 +54,7 @@ class Refusal(StrEnum):
     FILE_ACCESS = "file_access"
     FORBIDDEN_FUNCTION = "forbidden_function"
     UNSUPPORTED = "unsupported"
+    TOO_LARGE = "too_large"
 
 
 class Refused(InvalidInput):
@@ -182,23 +187,29 @@ def _first_line(exc: SqlglotError) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _parse_one(sql: str) -> exp.Expr:
-    if len(sql) > MAX_SQL_CHARS:
-        raise Refused(Refusal.UNSUPPORTED, f"the SQL is {len(sql)} characters long; send at most {MAX_SQL_CHARS}")
+def _parse_one(sql: str, limits: SizeLimits) -> exp.Expr:
+    if (refusal := too_many_chars(len(sql), limits)) is not None:
+        raise Refused(Refusal.TOO_LARGE, refusal)
     if "\x00" in sql:
         raise Refused(Refusal.SYNTAX, "the SQL contains a NUL character; remove it")
+    dialect = Dialect.get_or_raise(READ_DIALECT)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=READ_DIALECT) if s is not None]
+        tokens = dialect.tokenize(sql)
+        if (refusal := too_deeply_nested(tokens, limits)) is not None:
+            raise Refused(Refusal.TOO_LARGE, refusal)
+        statements = [s for s in dialect.parser().parse(tokens, sql) if s is not None]
     except (ParseError, TokenError) as exc:
         raise Refused(Refusal.SYNTAX, f"the SQL could not be parsed as Databricks SQL: {_first_line(exc)}") from exc
     except RecursionError as exc:
-        raise Refused(Refusal.UNSUPPORTED, "the SQL is nested too deeply to check; simplify it") from exc
+        raise Refused(Refusal.TOO_LARGE, recursion_refusal(limits)) from exc
     if not statements:
         raise Refused(Refusal.SYNTAX, "the SQL is empty: send one SELECT statement")
     if len(statements) > 1:
         raise Refused(
             Refusal.MULTIPLE_STATEMENTS, f"the SQL holds {len(statements)} statements; send exactly one statement"
         )
+    if (refusal := too_large(statements[0], limits)) is not None:
+        raise Refused(Refusal.TOO_LARGE, refusal)
     return statements[0]
 
 
@@ -354,9 +365,9 @@ def _describe(statement: exp.Describe, resolver: Resolver) -> DescribeTarget:
     return DescribeTarget(resolver.table(statement.this))
 
 
-def check(sql: str, catalog: str, tables_in: TablesIn) -> Checked:
+def check(sql: str, catalog: str, tables_in: TablesIn, limits: SizeLimits | None = None) -> Checked:
     """Check one Databricks SQL statement for `catalog`: a read query, SHOW TABLES or DESCRIBE."""
-    statement = _parse_one(sql)
+    statement = _parse_one(sql, limits or SizeLimits())
     resolver = Resolver(catalog.lower(), tables_in)
     if isinstance(statement, exp.Command) and str(statement.this).upper() == "SHOW":
         return _show(statement, resolver)
@@ -367,9 +378,9 @@ def check(sql: str, catalog: str, tables_in: TablesIn) -> Checked:
     return check_query(statement, resolver)
 
 
-def check_select(sql: str, catalog: str, tables_in: TablesIn) -> ReadQuery:
+def check_select(sql: str, catalog: str, tables_in: TablesIn, limits: SizeLimits | None = None) -> ReadQuery:
     """Check SQL that must be one read query (gold view definitions)."""
-    checked = check(sql, catalog, tables_in)
+    checked = check(sql, catalog, tables_in, limits)
     if not isinstance(checked, ReadQuery):
         raise Refused(Refusal.NOT_A_READ, "a view is defined by one SELECT statement, not SHOW or DESCRIBE")
     return checked

@@ -38,6 +38,7 @@ from lakegate.loader.metastatements import describe_columns, show_schemas, show_
 from lakegate.loader.results import query_result
 from lakegate.loader.schemadrift import align, plan_drift
 from lakegate.loader.sqlguard import DescribeTarget, ReadQuery, ShowTables, check, check_select, unknown_table
+from lakegate.loader.sqlsize import SizeLimits
 from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
 from lakegate.loader.warehouses import deltaloads, deltalog
@@ -79,6 +80,7 @@ class LocalLakehouse:
         timeouts: Timeouts | None = None,
         max_result_bytes: int = 4 * 1024 * 1024,
         queue_depth: int = 4,
+        sql_limits: SizeLimits | None = None,
     ) -> None:
         self.root = root
         self.views = ViewStore(root)
@@ -86,6 +88,7 @@ class LocalLakehouse:
         self._timeouts = timeouts or Timeouts()
         self._max_result_bytes = max_result_bytes
         self._queue_depth = queue_depth
+        self.sql_limits = sql_limits or SizeLimits()
         self._processes = QueryProcesses()
 
     # names
@@ -113,7 +116,7 @@ class LocalLakehouse:
             stored = self.views.read(ref) if ref.catalog == catalog else None
             if stored is None:
                 return None
-            return check_select(stored.sql, catalog, functools.partial(self.tables_in, catalog))
+            return check_select(stored.sql, catalog, functools.partial(self.tables_in, catalog), self.sql_limits)
 
         return lookup
 
@@ -143,7 +146,7 @@ class LocalLakehouse:
     def _schema(self, catalog: str, ref: TableRef) -> pa.Schema:
         if self.views.read(ref) is None:
             return pa.schema(DeltaTable(str(self.table_path(ref))).schema().to_arrow())
-        engine = to_engine(select_all(ref), self._view(catalog), limit=0)
+        engine = to_engine(select_all(ref), self._view(catalog), limit=0, limits=self.sql_limits)
         return self._table(engine, self._timeouts.query).schema
 
     # Warehouse
@@ -211,9 +214,15 @@ class LocalLakehouse:
         """Guard, translate and run one statement; see `lakegate.loader.results` for how values are written."""
 
         def run() -> QueryResult:
-            checked = check(sql, catalog, functools.partial(self.tables_in, catalog))
+            checked = check(sql, catalog, functools.partial(self.tables_in, catalog), self.sql_limits)
             if isinstance(checked, ReadQuery):
-                engine = to_engine(checked, self._view(catalog), limit=max_rows + 1, schema_of=self._stored_schema)
+                engine = to_engine(
+                    checked,
+                    self._view(catalog),
+                    limit=max_rows + 1,
+                    schema_of=self._stored_schema,
+                    limits=self.sql_limits,
+                )
                 return self._capped(engine, max_rows, timeout)
             if isinstance(checked, ShowTables):
                 table = show_tables(checked.layer, self.tables_in(catalog, checked.layer), checked.pattern)
@@ -230,7 +239,7 @@ class LocalLakehouse:
 
         def run() -> QueryResult:
             ref = self._existing(catalog, table_name)
-            engine = to_engine(select_all(ref), self._view(catalog), limit=limit + 1)
+            engine = to_engine(select_all(ref), self._view(catalog), limit=limit + 1, limits=self.sql_limits)
             return self._capped(engine, limit, self._timeouts.query)
 
         return await in_thread(run)
@@ -266,7 +275,7 @@ class LocalLakehouse:
     def _view_rows(self, ref: TableRef) -> int:
         """A view's rows, counted now; -1 when counting fails or runs past the query timeout."""
         try:
-            engine = to_engine(count_all(ref), self._view(ref.catalog), limit=None)
+            engine = to_engine(count_all(ref), self._view(ref.catalog), limit=None, limits=self.sql_limits)
             counted = self._table(engine, self._timeouts.query)
         except (WarehouseError, NotFound, InvalidInput):
             return -1
@@ -280,7 +289,7 @@ class LocalLakehouse:
             schema = self._schema(catalog, ref)
             row_count, columns = -1, _plain_columns(schema)
             if with_stats:
-                engine = to_engine(stats_query(ref, schema), self._view(catalog), limit=None)
+                engine = to_engine(stats_query(ref, schema), self._view(catalog), limit=None, limits=self.sql_limits)
                 row_count, columns = read_stats(schema, self._table(engine, self._timeouts.query))
             view = self.views.read(ref)
             if view is None:
@@ -326,7 +335,9 @@ class LocalLakehouse:
         """Run the query in a sealed session and stream its rows into one overwrite commit of `target`."""
         if self.views.read(target) is not None:
             raise InvalidInput(f"{target} is a view; choose another table name")
-        engine = to_engine(query, self._view(target.catalog), limit=None, schema_of=self._stored_schema)
+        engine = to_engine(
+            query, self._view(target.catalog), limit=None, schema_of=self._stored_schema, limits=self.sql_limits
+        )
         path = self.table_path(target)
 
         def write() -> Written:
@@ -367,7 +378,9 @@ class LocalLakehouse:
         def create() -> Written:
             if DeltaTable.is_deltatable(str(self.table_path(ref))):
                 raise InvalidInput(f"{ref} is a table, not a view; choose another view name")
-            engine = to_engine(query, self._view(ref.catalog), limit=0, root=ref, schema_of=self._stored_schema)
+            engine = to_engine(
+                query, self._view(ref.catalog), limit=0, root=ref, schema_of=self._stored_schema, limits=self.sql_limits
+            )
             schema = self._table(engine, self._timeouts.query).schema
             stored = ViewFile(
                 name=ref.name,

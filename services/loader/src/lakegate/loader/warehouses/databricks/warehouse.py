@@ -15,7 +15,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import TableRef
@@ -38,6 +38,7 @@ from lakegate.loader.sqlguard import (
     render_databricks,
     unknown_table,
 )
+from lakegate.loader.sqlsize import SizeLimits
 from lakegate.loader.sqltypes import quote
 from lakegate.loader.tablenames import check_layer, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
@@ -65,6 +66,7 @@ class Limits:
     max_result_bytes: int = 4 * 1024 * 1024
     parquet_file_bytes: int = 32 * 1024 * 1024
     json_type: JsonType = "string"
+    sql: SizeLimits = field(default_factory=SizeLimits)
 
 
 def _utc(table: pa.Table) -> pa.Table:
@@ -236,7 +238,9 @@ class DatabricksWarehouse:
         """Guard the statement, run it over the tenant's catalog and return at most `max_rows` rows."""
 
         def run(session: Session) -> QueryResult:
-            checked = check(sql_text, catalog, lambda layer: sorted(self._objects(session, catalog, layer)))
+            checked = check(
+                sql_text, catalog, lambda layer: sorted(self._objects(session, catalog, layer)), self.limits.sql
+            )
             if isinstance(checked, ReadQuery):
                 return self._capped(session, checked, max_rows, "the query")
             if isinstance(checked, ShowTables):

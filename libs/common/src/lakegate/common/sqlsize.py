@@ -1,0 +1,146 @@
+"""How large a statement a SQL guard agrees to read, measured before anything parses or runs it.
+
+The loader's `sqlguard` (query_sql, explain_data, gold views) and the extractor's `guard`
+(query_source) both bound a statement here, each with limits named as its own settings
+(`lakegate.loader.sqlsize`, `lakegate.extractor.sqlsize`). Three walls, in the order they are met:
+
+1. the text: at most `chars` characters (before tokenizing);
+2. the tokens: brackets (`(`, `[`, `{`) and `CASE … END` nested at most `nesting` deep, counted
+   on the token stream before parsing, because sqlglot's parser recurses twenty to forty Python
+   frames per level and reaches the interpreter's recursion limit between 20 and 45 levels; what
+   still recurses too far (a long run of `NOT NOT …`, `NOT EXISTS (… NOT …)` nested 20 deep) raises
+   `RecursionError`, which the guards turn into a refusal too;
+3. the parse tree: at most `set_operations` UNION / INTERSECT / EXCEPT, `ctes` WITH entries,
+   `joins` joins, `depth` levels and `nodes` nodes in all. Every later step (qualifying, rendering,
+   translating to DuckDB, the engines' own planners, PostgreSQL's parser for a source query) walks
+   this tree or the text it came from, some recursively, so the tree is bounded where it is made. A
+   chain of set operations counts as one level: sqlglot parses and renders it iteratively, DuckDB
+   and PostgreSQL flatten it, and `set_operations` bounds its length.
+
+A refusal names the limit, the measured value and the setting to raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sqlglot import Token, TokenType, exp
+
+_OPENS = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.CASE})
+_CLOSES = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE, TokenType.END})
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """The largest statement a guard reads; each field is the setting `<settings_prefix><FIELD>`.
+
+    Each service subclasses it with its own prefix, so that a refusal names the setting to raise.
+    """
+
+    settings_prefix: ClassVar[str] = "LAKEGATE_QUERY_MAX_"
+
+    chars: int = 100_000
+    nesting: int = 24
+    depth: int = 100
+    nodes: int = 10_000
+    set_operations: int = 256
+    ctes: int = 128
+    joins: int = 64
+
+    def setting(self, limit: str) -> str:
+        """The environment variable that sets `limit`."""
+        return f"{self.settings_prefix}{limit.upper()}"
+
+
+@dataclass(frozen=True)
+class TreeSize:
+    """What a parse tree holds, in the units of `SizeLimits`."""
+
+    depth: int
+    nodes: int
+    set_operations: int
+    ctes: int
+    joins: int
+
+
+def nesting(tokens: Iterable[Token]) -> int:
+    """How deep brackets and `CASE … END` nest in a token stream."""
+    deepest = depth = 0
+    for token in tokens:
+        if token.token_type in _OPENS:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type in _CLOSES:
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def measure(tree: exp.Expr) -> TreeSize:
+    """Depth, node count, set operations, CTEs and joins of a parse tree, walked without recursion."""
+    deepest = nodes = set_operations = ctes = joins = 0
+    stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        deepest = max(deepest, depth)
+        if isinstance(node, exp.SetOperation):
+            set_operations += 1
+        elif isinstance(node, exp.CTE):
+            ctes += 1
+        elif isinstance(node, exp.Join):
+            joins += 1
+        for child in node.iter_expressions():
+            chained = isinstance(node, exp.SetOperation) and isinstance(child, exp.SetOperation)
+            stack.append((child, depth if chained else depth + 1))
+    return TreeSize(deepest, nodes, set_operations, ctes, joins)
+
+
+def too_many_chars(length: int, limits: SizeLimits) -> str | None:
+    """Why a text of `length` characters is refused, or None when it may be read."""
+    if length <= limits.chars:
+        return None
+    return (
+        f"the SQL is {length} characters long, more than the {limits.chars} accepted "
+        f"({limits.setting('chars')}): shorten the query"
+    )
+
+
+def too_deeply_nested(tokens: Iterable[Token], limits: SizeLimits) -> str | None:
+    """Why a token stream is refused for its nesting, or None when it may be parsed."""
+    deepest = nesting(tokens)
+    if deepest <= limits.nesting:
+        return None
+    return (
+        f"the SQL nests brackets and CASE expressions {deepest} levels deep, more than the {limits.nesting} "
+        f"accepted ({limits.setting('nesting')}): flatten it, e.g. name inner queries in a WITH clause"
+    )
+
+
+def too_large(tree: exp.Expr, limits: SizeLimits) -> str | None:
+    """Why a parse tree is refused for its size, or None when it may be checked further."""
+    size = measure(tree)
+    counted = [
+        ("set_operations", size.set_operations, "UNION / INTERSECT / EXCEPT operations", "combine fewer queries"),
+        ("ctes", size.ctes, "WITH entries (CTEs)", "use fewer named subqueries"),
+        ("joins", size.joins, "joins", "join fewer tables in one query"),
+        ("nodes", size.nodes, "nodes in its parse tree", "split it into smaller queries"),
+        ("depth", size.depth, "levels of expressions inside expressions", "write shallower expressions"),
+    ]
+    for limit, measured, what, fix in counted:
+        allowed = getattr(limits, limit)
+        if measured > allowed:
+            return (
+                f"the query has {measured} {what}, more than the {allowed} accepted ({limits.setting(limit)}): "
+                f"{fix}, or ask the operator to raise the limit"
+            )
+    return None
+
+
+def recursion_refusal(limits: SizeLimits) -> str:
+    """The refusal of a statement the parser could not read without recursing too deeply."""
+    return (
+        "the SQL is nested too deeply to check (e.g. a long run of NOT or unary minus, or brackets and CASE "
+        f"nested close to the {limits.nesting} accepted by {limits.setting('nesting')}): simplify the query"
+    )
