@@ -32,6 +32,7 @@ from lakegate.common.contracts.warehouse import (
     TableSummary,
     WarehouseColumn,
 )
+from lakegate.common.deltatypes import conform, delta_schema
 from lakegate.common.errors import Conflict, InvalidInput, NotFound, WarehouseError
 from lakegate.loader.mergekeys import merge_columns
 from lakegate.loader.metastatements import describe_columns, show_schemas, show_tables
@@ -42,7 +43,6 @@ from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
 from lakegate.loader.warehouses import deltaloads, deltalog
 from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
-from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
 from lakegate.loader.warehouses.queryprocess import CappedRead, QueryProcesses
