@@ -29,6 +29,7 @@ PATHS = (
     "adbc-planned",
     "extractor",
     "extractor-staged",
+    "extractor-files",
     "asyncpg-fetch",
     "ranges-2",
     "ranges-4",

@@ -16,6 +16,8 @@ Paths (all read the same table through the same read-only login):
                      resolve_table, then transfer → read_table (ADBC in a thread, convert, bound, queue)
                      into a staging writer that keeps nothing
     extractor-staged extractor, and the writer encodes every batch as staged parts (zstd Arrow IPC), no NATS
+    extractor-files  extractor, and the writer writes every batch as the lakehouse's Parquet data files
+                     (`DataFileStaging`, as a full sync with LAKEGATE_EXTRACTOR_LAKEHOUSE_DIR) in a temporary directory
     asyncpg-fetch    asyncpg cursor fetch of the extractor's SELECT, rows → Arrow, then its convert
     ranges-2/4       extractor, but the table split by the extractor's own block ranges (ctid, TID Range Scans)
                      into 2 or 4 reads at once in this one process, as that many replicas would read them
@@ -28,20 +30,22 @@ import asyncio
 import json
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import psutil
 import pyarrow as pa
 from adbc_driver_postgresql import StatementOptions
 from adbc_driver_postgresql import dbapi as adbc
-from lakegate.common.contracts.runs import StagedParts
+from lakegate.common.contracts.runs import StagedParts, TableRef
 from lakegate.common.contracts.sources import SourceAddress, SourceInfo
 from lakegate.common.names import SourceTableName
-from lakegate.common.staging import encode_bounded
+from lakegate.common.staging import DataFileStaging, MemoryStaging, PartWriter, encode_bounded
 from lakegate.devstack.postgres import server_binaries
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import connect
@@ -212,7 +216,30 @@ async def _no_progress(_rows: int) -> None:
     """Progress goes nowhere: the probe measures the read."""
 
 
-async def _extract(target: Target, tally: Tally, *, encode: bool, ranges: int = 0) -> None:
+class CountingWriter:
+    """Counts every batch on its way to another staging writer."""
+
+    def __init__(self, tally: Tally, writer: PartWriter) -> None:
+        self._tally, self._writer = tally, writer
+
+    async def write(self, batch: pa.RecordBatch) -> None:
+        self._tally.add(batch)
+        await self._writer.write(batch)
+
+    async def close(self) -> StagedParts:
+        staged = await self._writer.close()
+        self._tally.staged_bytes += staged.bytes
+        return staged
+
+
+async def _extract(
+    target: Target,
+    tally: Tally,
+    *,
+    encode: bool,
+    ranges: int = 0,
+    files: DataFileStaging | None = None,
+) -> None:
     """What `Extractor.extract` does for a full run, from the credentials on, with a writer that keeps nothing.
 
     `ranges` > 0 reads the extractor's own block ranges (`ranges.block_ranges`) at once in this
@@ -224,11 +251,14 @@ async def _extract(target: Target, tally: Tally, *, encode: bool, ranges: int = 
         bounds = block_ranges(relation.pages, ranges) if ranges else []
         queries = [relation.query.where(bound.sql) for bound in bounds] or [relation.query]
 
-        async def read(query: TableQuery) -> None:
-            writer = DiscardingWriter(tally, settings.max_part_bytes, encode=encode)
+        async def read(index: int, query: TableQuery) -> None:
+            writer: PartWriter = DiscardingWriter(tally, settings.max_part_bytes, encode=encode)
+            if files is not None:
+                table = TableRef(catalog="tenant_bench", schema_name="bronze", name=target.name.table)
+                writer = CountingWriter(tally, await files.file_writer("bench", f"r{index}", query.schema, table))
             await transfer(target.login, snapshot.id, query, writer, settings, cursor=None, report=_no_progress)
 
-        await asyncio.gather(*(read(query) for query in queries))
+        await asyncio.gather(*(read(index, query) for index, query in enumerate(queries)))
 
 
 async def extractor(target: Target, tally: Tally) -> None:
@@ -237,6 +267,11 @@ async def extractor(target: Target, tally: Tally) -> None:
 
 async def extractor_staged(target: Target, tally: Tally) -> None:
     await _extract(target, tally, encode=True)
+
+
+async def extractor_files(target: Target, tally: Tally) -> None:
+    with tempfile.TemporaryDirectory(prefix="lakegate-bench-") as lakehouse:
+        await _extract(target, tally, encode=False, files=DataFileStaging(MemoryStaging(), Path(lakehouse)))
 
 
 async def ranges_2(target: Target, tally: Tally) -> None:
@@ -282,6 +317,7 @@ PATHS: dict[str, Callable[[Target, Tally], Awaitable[None]]] = {
     "adbc-planned": adbc_planned,
     "extractor": extractor,
     "extractor-staged": extractor_staged,
+    "extractor-files": extractor_files,
     "asyncpg-fetch": asyncpg_fetch,
     "ranges-2": ranges_2,
     "ranges-4": ranges_4,

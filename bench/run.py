@@ -38,6 +38,8 @@ RESULTS = REPO / "bench" / "results"
 #: Share of rows an incremental sync finds changed.
 CHANGED_FRACTION = 0.01
 OVERHEAD_ROWS = 1000
+#: Sync modes measured on each table size.
+MODES = ("full", "incremental", "merge")
 
 
 def say(text: str) -> None:
@@ -66,6 +68,14 @@ def _paths(text: str) -> list[str]:
     return [path for path in PATHS if path in chosen or path == BASELINE]
 
 
+def _modes(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [mode for mode in chosen if mode not in MODES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"--modes takes some of {', '.join(MODES)}; got {text!r}")
+    return [mode for mode in MODES if mode in chosen]
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
@@ -80,6 +90,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--paths", type=_paths, default=list(PATHS), help=f"extraction paths (default all: {','.join(PATHS)})"
     )
     parser.add_argument("--overhead-runs", type=int, default=20, help="1,000-row syncs for p50/p95 (default 20)")
+    parser.add_argument(
+        "--modes", type=_modes, default=list(MODES), help=f"sync modes to measure (default all: {','.join(MODES)})"
+    )
     parser.add_argument("--no-stack", action="store_true", help="extraction paths only; no services, no syncs")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="directory of the JSON file (default bench/results)"
@@ -151,9 +164,12 @@ async def _syncs(
     say("warming the services up with one unmeasured sync")
     await driver.sync(overhead_table, "full", SyncFigures("full", overhead_table))
     for size in run.sizes:
-        await _full_syncs(driver, size, args.repeat)
-        size.incremental = await _changed_syncs(driver, source, size, "incremental", args.repeat)
-        size.merge = await _changed_syncs(driver, source, size, "merge", args.repeat)
+        if "full" in args.modes:
+            await _full_syncs(driver, size, args.repeat)
+        if "incremental" in args.modes:
+            size.incremental = await _changed_syncs(driver, source, size, "incremental", args.repeat)
+        if "merge" in args.modes:
+            size.merge = await _changed_syncs(driver, source, size, "merge", args.repeat)
     run.overhead = await _overhead_syncs(driver, overhead_table, args.overhead_runs)
 
 
@@ -170,6 +186,7 @@ async def bench(args: argparse.Namespace) -> Run:
             "quick": args.quick,
             "paths": args.paths,
             "overhead_runs": args.overhead_runs,
+            "modes": args.modes,
             "stack": not args.no_stack,
         },
         extractor_settings=settings.model_dump(mode="json", exclude={"nats", "telemetry"}),

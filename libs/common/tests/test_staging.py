@@ -1,12 +1,14 @@
 import os
+from pathlib import Path
 
 import nats
 import pyarrow as pa
 import pytest
 from lakegate.common.broker import ensure_streams
+from lakegate.common.contracts.runs import StagedParts, TableRef
 from lakegate.common.errors import TerminalError
 from lakegate.common.settings import NatsSettings
-from lakegate.common.staging import JetStreamStaging, MemoryStaging, StagingStore, encode_bounded
+from lakegate.common.staging import DataFileStaging, JetStreamStaging, MemoryStaging, StagingStore, encode_bounded
 
 
 def _batch(start: int, rows: int) -> pa.RecordBatch:
@@ -62,3 +64,39 @@ def test_a_single_row_larger_than_a_part_is_a_terminal_error() -> None:
     row = pa.record_batch({"blob": pa.array([os.urandom(64 * 1024)], pa.binary())})
     with pytest.raises(TerminalError, match="staging limit"):
         encode_bounded(row, max_bytes=1024)
+
+
+async def test_data_file_staging_writes_parquet_files_that_read_back_in_order_and_deletes_the_run(
+    tmp_path: Path,
+) -> None:
+    store = DataFileStaging(MemoryStaging(), tmp_path)
+    target = TableRef(catalog="tenant_t", schema_name="bronze", name="orders")
+    writer = await store.file_writer("run1", "a1", _batch(0, 1).schema, target)
+    for start in range(0, 30_000, 10_000):
+        await writer.write(_batch(start, 10_000))
+    staged = await writer.close()
+
+    assert (staged.store, staged.location, staged.parts) == ("datafiles", "run1/a1", len(staged.files))
+    paths = store.data_files([staged])
+    assert paths is not None
+    assert all(path.is_file() for path in paths)
+    batches = [batch async for batch in store.read(staged)]
+    assert pa.Table.from_batches(batches).column("id").to_pylist() == list(range(30_000))
+    assert store.data_files([staged, StagedParts(store="memory", location="run1/a2", parts=0, bytes=0)]) is None
+
+    await store.delete("run1")
+    assert not (tmp_path / "run1").exists()
+
+
+@pytest.mark.parametrize(
+    ("location", "files"),
+    [("../elsewhere/a1", []), ("run1/..", []), ("run1/a1", ["../../etc/passwd"]), ("run1/a1", ["x.parquet"])],
+)
+def test_data_file_staging_refuses_a_location_or_file_name_outside_its_directory(
+    tmp_path: Path, location: str, files: list[str]
+) -> None:
+    store = DataFileStaging(MemoryStaging(), tmp_path)
+    staged = StagedParts(store="datafiles", location=location, parts=len(files), bytes=0, files=files)
+
+    with pytest.raises(TerminalError):
+        store.data_files([staged])

@@ -10,7 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from lakegate.loader.warehouses import datafiles, deltalog
+from lakegate.common import datafiles
+from lakegate.loader.warehouses import datafiles as loaderfiles
+from lakegate.loader.warehouses import deltalog
 
 SCHEMA = pa.schema(
     [
@@ -68,7 +70,7 @@ def test_rows_land_in_bounded_row_groups_and_files_with_their_counts(
 
 
 def test_the_statistics_count_nulls_of_flat_columns_only(tmp_path: Path) -> None:
-    with datafiles.written(tmp_path, reader(batch(0, 100))) as (actions, rows):
+    with loaderfiles.written(tmp_path, reader(batch(0, 100))) as (actions, rows):
         (action,) = actions
 
     assert rows == 100
@@ -96,7 +98,7 @@ def test_a_failing_commit_removes_the_files_it_would_have_added(tmp_path: Path) 
     seen: list[int] = []
 
     def commit_refused() -> None:
-        with datafiles.written(tmp_path, reader(batch(0, 10))):
+        with loaderfiles.written(tmp_path, reader(batch(0, 10))):
             seen.append(len(parquet_files(tmp_path)))
             raise RuntimeError("commit refused")
 

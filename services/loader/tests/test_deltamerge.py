@@ -8,8 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from lakegate.common import datafiles
 from lakegate.loader.mergekeys import MergeColumns
-from lakegate.loader.warehouses import datafiles, deltalog, deltamerge
+from lakegate.loader.warehouses import deltalog, deltamerge
 
 SCHEMA = pa.schema(
     [

@@ -6,16 +6,30 @@ back in order and deletes everything of the run once the warehouse has committed
 
 `StagingStore` is the interface; `JetStreamStaging` (the default: a per-run subject of the staging
 stream) and `MemoryStaging` (a real in-process implementation, for tests) implement it.
+
+`DataFileStaging` adds the local lakehouse's own files: where the extractor can reach the lakehouse
+directory, a full sync is staged as the table's Parquet data files (`lakegate.common.datafiles`,
+with the loader's type decisions, `lakegate.common.deltatypes`) under `<lakehouse>/_staging/<run>/
+<attempt>/`, and the loader commits them by moving them into the table's directory: the rows are
+encoded once instead of as Arrow IPC, sent, decoded and encoded again as Parquet. Everything else
+goes to the store it wraps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-from lakegate.common.contracts.runs import StagedParts
+from lakegate.common import datafiles
+from lakegate.common.contracts.runs import StagedParts, TableRef
+from lakegate.common.deltatypes import conform, delta_schema
 from lakegate.common.errors import TerminalError, Unavailable
 from lakegate.common.subjects import Topology
 from nats.js import JetStreamContext
@@ -26,6 +40,13 @@ _OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 PART_HEADER = "Lakegate-Part"
 #: Most bytes of parts asked for in one fetch.
 FETCH_BYTES = 24 * 1024 * 1024
+#: The directory of the local lakehouse where staged data files wait, one directory per run and attempt.
+DATA_FILES_DIR = "_staging"
+DATA_FILES_STORE = "datafiles"
+#: Staged data files of a run nobody has touched for this long are removed: its extractor and loader gave up.
+STALE_AFTER = 24 * 3600.0
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+_FILE = re.compile(r"part-[0-9]{5}-[0-9a-f-]{36}-c000\.zstd\.parquet")
 
 
 def encode_part(batch: pa.RecordBatch) -> bytes:
@@ -84,6 +105,7 @@ class MemoryStaging:
         return _MemoryWriter(self, f"{run_id}/{attempt}")
 
     async def read(self, staged: StagedParts) -> AsyncIterator[pa.RecordBatch]:
+        _refuse_files(staged)
         parts = self.parts.get(staged.location, [])
         if len(parts) != staged.parts:
             raise TerminalError(f"staging holds {len(parts)} parts at {staged.location}, expected {staged.parts}")
@@ -122,6 +144,7 @@ class JetStreamStaging:
         return _JetStreamWriter(self._js, self._topology.stage(run_id, attempt), self._max)
 
     async def read(self, staged: StagedParts) -> AsyncIterator[pa.RecordBatch]:
+        _refuse_files(staged)
         stream = self._topology.stage_stream.name
         sub = await self._js.pull_subscribe(
             staged.location,
@@ -169,3 +192,104 @@ class _JetStreamWriter:
 
     async def close(self) -> StagedParts:
         return StagedParts(store="jetstream", location=self._subject, parts=self._parts, bytes=self._bytes)
+
+
+def _refuse_files(staged: StagedParts) -> None:
+    if staged.store == DATA_FILES_STORE:
+        raise TerminalError(
+            f"the parts at {staged.location} are data files in the local lakehouse's staging directory, which this "
+            "service cannot reach; set LAKEGATE_EXTRACTOR_LAKEHOUSE_DIR only where the loader's lakehouse is on the "
+            "extractor's filesystem"
+        )
+
+
+class DataFileStaging:
+    """Data files under `root` (`<lakehouse>/_staging`) for the runs that ask for them; every other part in `parts`."""
+
+    def __init__(self, parts: StagingStore, root: Path) -> None:
+        self._parts, self.root = parts, root
+
+    async def writer(self, run_id: str, attempt: str) -> PartWriter:
+        return await self._parts.writer(run_id, attempt)
+
+    async def file_writer(self, run_id: str, attempt: str, schema: pa.Schema, target: TableRef) -> PartWriter:
+        """A writer of `target`'s data files for rows of `schema`, conformed to the types the table takes."""
+        location = f"{_checked_name(run_id)}/{_checked_name(attempt)}"
+        directory = self.root / location
+        await asyncio.to_thread(self._prepare, directory)
+        return _DataFileWriter(directory, location, schema, target)
+
+    def data_files(self, staged: Sequence[StagedParts]) -> list[Path] | None:
+        """The data files of every part set in order; None unless all of them are data files."""
+        if not staged or any(parts.store != DATA_FILES_STORE for parts in staged):
+            return None
+        return [path for parts in staged for path in self._paths(parts)]
+
+    async def read(self, staged: StagedParts) -> AsyncIterator[pa.RecordBatch]:
+        if staged.store != DATA_FILES_STORE:
+            async for batch in self._parts.read(staged):
+                yield batch
+            return
+        paths = self._paths(staged)
+        missing = [path.name for path in paths if not path.is_file()]
+        if missing:
+            raise TerminalError(f"staged data file(s) {', '.join(missing)} at {staged.location} are gone")
+        rows = datafiles.batches(paths)
+        while (batch := await asyncio.to_thread(next, rows, None)) is not None:
+            yield batch
+
+    async def delete(self, run_id: str) -> None:
+        await self._parts.delete(run_id)
+        await asyncio.to_thread(shutil.rmtree, self.root / _checked_name(run_id), ignore_errors=True)
+
+    def _paths(self, staged: StagedParts) -> list[Path]:
+        run_id, _, attempt = staged.location.partition("/")
+        directory = self.root / _checked_name(run_id) / _checked_name(attempt)
+        if len(staged.files) != staged.parts or not all(_FILE.fullmatch(name) for name in staged.files):
+            raise TerminalError(
+                f"the staged data files at {staged.location} are not {staged.parts} data file names; "
+                "start the sync again"
+            )
+        return [directory / name for name in staged.files]
+
+    def _prepare(self, directory: Path) -> None:
+        """A fresh directory for one attempt; runs abandoned long ago are swept away first."""
+        if self.root.is_dir():
+            cutoff = time.time() - STALE_AFTER
+            for entry in self.root.iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)  # left by a delivery of the same attempt that was killed
+        directory.mkdir(parents=True)
+
+
+def _checked_name(name: str) -> str:
+    if not _NAME.fullmatch(name) or name in {".", ".."}:
+        raise TerminalError(f"{name[:80]!r} cannot name a staging directory; expected letters, digits, '_', '.', '-'")
+    return name
+
+
+class _DataFileWriter:
+    """Batches to data files in a worker thread, so the event loop keeps heartbeating while Parquet is encoded."""
+
+    def __init__(self, directory: Path, location: str, schema: pa.Schema, target: TableRef) -> None:
+        self._location, self._target = location, target
+        self._schema = delta_schema(schema, target)
+        self._files = datafiles.DataFileWriter(directory, self._schema)
+
+    async def write(self, batch: pa.RecordBatch) -> None:
+        await asyncio.to_thread(self._write, batch)
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        self._files.write(conform(batch, self._schema, self._target))
+
+    async def close(self) -> StagedParts:
+        files = await asyncio.to_thread(self._files.close)
+        return StagedParts(
+            store=DATA_FILES_STORE,
+            location=self._location,
+            parts=len(files),
+            bytes=sum(file.size for file in files),
+            files=[file.name for file in files],
+        )

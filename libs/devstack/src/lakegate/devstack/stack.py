@@ -232,6 +232,8 @@ class Stack:
                 "LAKEGATE_EXTRACTOR_INFRASTRUCTURE": ",".join(self._own_endpoints()),
                 "LAKEGATE_EXTRACTOR_SEAL_KEYS_FILE": str(self.home.seal_key),
                 "LAKEGATE_EXTRACTOR_SECRET_DIRS": str(self.home.secrets),
+                # One machine: full syncs are staged as the lakehouse's own data files, which the loader commits.
+                "LAKEGATE_EXTRACTOR_LAKEHOUSE_DIR": str(self.home.lakehouse),
             },
             # The loader keeps its tables under `<its home>/lakehouse`, so its home is the stack's.
             "loader": {"LAKEGATE_LOADER_HOME": str(self.home.root)},

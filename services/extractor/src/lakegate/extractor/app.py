@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.service import Runtime, runtime, started
-from lakegate.common.staging import JetStreamStaging, StagingStore
+from lakegate.common.staging import DATA_FILES_DIR, DataFileStaging, JetStreamStaging, StagingStore
 from lakegate.common.subjects import Topology
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.extraction import Extractor
@@ -62,7 +62,10 @@ async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
 
     def staging() -> StagingStore:
         # The JetStream context exists only once the broker is connected, so it is made per run.
-        return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, settings.max_part_bytes)
+        parts = JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, settings.max_part_bytes)
+        if settings.lakehouse_dir is None:
+            return parts
+        return DataFileStaging(parts, settings.lakehouse_dir / DATA_FILES_DIR)
 
     steps = RunSteps(rt)
     extractor = Extractor(rt, settings, staging, steps, logins)

@@ -39,6 +39,12 @@ class ExtractorSettings(ServiceSettings):
         description="Directories a password reference `file:/path` may read from, comma-separated; a tenant reads "
         "only below `<dir>/<tenant id>/`. Empty: file references are refused.",
     )
+    lakehouse_dir: Path | None = Field(
+        default=None,
+        description="The local lakehouse's directory (the loader's `<home>/lakehouse`) when this extractor shares "
+        "its filesystem: full syncs then stage their rows as the tables' own Parquet data files under "
+        "`<it>/_staging/`, and the loader only commits them. Unset: every run is staged as Arrow parts in JetStream.",
+    )
     allow_private_sources: bool = Field(
         default=False,
         description="Let sources be on loopback, link-local or private addresses (this machine, a private network).",

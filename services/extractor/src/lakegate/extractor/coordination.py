@@ -25,6 +25,7 @@ from lakegate.common.service import Runtime
 from lakegate.common.subjects import RunStep
 from lakegate.extractor.cursors import CursorColumn
 from lakegate.extractor.ranges import RangeBounds
+from lakegate.extractor.transfer import data_files_for
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import TypeAdapter
@@ -65,6 +66,7 @@ async def extract_in_ranges(
                 since=since,
                 cursor_column=cursor.name if cursor else None,
                 attempt=attempt,
+                data_files_for=data_files_for(command),
             )
             await rt.broker.publish(
                 order,

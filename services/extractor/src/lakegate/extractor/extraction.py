@@ -7,6 +7,10 @@
                    large table: K ranges read by the replicas in that snapshot (coordination.py)
                 ─▶ run.<id>.extracted with the new cursor, or run.<id>.failed when the error is terminal
 
+A full sync, when the extractor shares the local lakehouse's filesystem (`lakehouse_dir`), is staged
+as the table's own Parquet data files instead of Arrow parts (`DataFileStaging`); the loader then
+only commits them. Every other run, and every extractor without that setting, stages Arrow parts.
+
 Incremental and merge runs read only the rows past the stored cursor (`since`, see `cursors.py`); a
 full run reads every row and still reports the greatest cursor value when the table has a cursor
 column, so that an incremental run after it goes on from there. A merge run needs a primary key.
@@ -46,7 +50,7 @@ from lakegate.extractor.logins import Credentials, Logins
 from lakegate.extractor.ranges import RangeBounds, plan_ranges
 from lakegate.extractor.snapshots import SourceSnapshot, source_snapshot
 from lakegate.extractor.steps import RunSteps
-from lakegate.extractor.transfer import transfer
+from lakegate.extractor.transfer import data_files_for, staged_writer, transfer
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +194,7 @@ class Extractor:
         async def report(rows: int) -> None:
             await self._steps.progress(command.run_id, rows)
 
-        writer = await self._staging().writer(command.run_id, attempt)
+        writer = await staged_writer(self._staging(), command.run_id, attempt, query, data_files_for(command))
         moved = await transfer(
             credentials.login, snapshot.id, query, writer, self._settings, cursor=cursor, report=report
         )

@@ -38,7 +38,7 @@ from lakegate.extractor.logins import Logins
 from lakegate.extractor.ranges import RangeBounds
 from lakegate.extractor.snapshots import SnapshotGone, source_snapshot
 from lakegate.extractor.steps import RunSteps
-from lakegate.extractor.transfer import transfer
+from lakegate.extractor.transfer import staged_writer, transfer
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class RangeWorker:
             async def report(rows: int) -> None:
                 await self._steps.progress(command.run_id, rows, range_index=command.index)
 
-            writer = await self._staging().writer(command.run_id, location)
+            writer = await staged_writer(self._staging(), command.run_id, location, query, command.data_files_for)
             moved = await transfer(
                 credentials.login, snapshot.id, query, writer, self._settings, cursor=cursor, report=report
             )

@@ -12,8 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from lakegate.common.contracts.runs import StagedParts
-from lakegate.common.staging import PartWriter
+from lakegate.common.contracts.runs import ExtractTable, StagedParts, TableRef
+from lakegate.common.staging import DataFileStaging, PartWriter, StagingStore
 from lakegate.common.telemetry import tracer
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.cursors import CursorColumn, CursorValue
@@ -29,6 +29,20 @@ class Transferred:
     staged: StagedParts
     rows: int
     greatest: CursorValue | None  # the greatest cursor value among the rows; None without a cursor or rows
+
+
+def data_files_for(command: ExtractTable) -> TableRef | None:
+    """The table whose data files a run may be staged as: a full sync's (nothing to align with the stored table)."""
+    return command.target if command.sync_mode == "full" else None
+
+
+async def staged_writer(
+    staging: StagingStore, run_id: str, attempt: str, query: TableQuery, data_files_for: TableRef | None
+) -> PartWriter:
+    """Where one read is staged: `data_files_for`'s own data files when this extractor can reach the lakehouse."""
+    if data_files_for is not None and isinstance(staging, DataFileStaging):
+        return await staging.file_writer(run_id, attempt, query.schema, data_files_for)
+    return await staging.writer(run_id, attempt)
 
 
 async def transfer(

@@ -12,7 +12,7 @@ from lakegate.common.contracts.rpc import Reply
 from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.lanes import RequestLanes
 from lakegate.common.service import Runtime, runtime, started
-from lakegate.common.staging import JetStreamStaging, StagingStore
+from lakegate.common.staging import DATA_FILES_DIR, DataFileStaging, JetStreamStaging, StagingStore
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
@@ -127,7 +127,9 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
 
     def staging() -> StagingStore:
         # The JetStream context exists only once the broker is connected, so it is taken per load.
-        return JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
+        # Data files staged by an extractor that shares the lakehouse's filesystem are under the loader's home.
+        parts = JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, MAX_PART_BYTES)
+        return DataFileStaging(parts, settings.lakehouse / DATA_FILES_DIR)
 
     worker = LoadWorker(
         rt.broker, rt.topology, staging, warehouse, fault_exit_while=settings.fault_exit_while, metrics=rt.metrics

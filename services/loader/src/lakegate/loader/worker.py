@@ -2,6 +2,8 @@
 
     Extracted ──▶ Loading ──▶ read staged parts ──▶ one atomic commit ──▶ Loaded ──▶ delete parts
                    (`staged`, then every range)  │
+                 ╰─ staged data files (a full sync into the local lakehouse): commit them as they are,
+                    or read them as parts when they cannot be (`FileCommitter.commit_files` said None)
                                       ├──────── terminal error ────────▶ Failed(step="load"), delete parts
                                       └──────── cancel.<run_id> ───────▶ (nothing published), delete parts
 
@@ -30,6 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 from faststream.nats import NatsBroker
 from lakegate.common.contracts.runs import ErrorInfo, Extracted, Failed, Loaded, Loading, Progress, StagedParts
+from lakegate.common.deltatypes import delta_schema
 from lakegate.common.errors import (
     Cancelled,
     InvalidInput,
@@ -40,10 +43,10 @@ from lakegate.common.errors import (
 )
 from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.names import tenant_catalog
-from lakegate.common.staging import StagingStore
+from lakegate.common.staging import DATA_FILES_STORE, DataFileStaging, StagingStore
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.common.telemetry import tracer
-from lakegate.loader.warehouses.base import LoadPlan, Warehouse
+from lakegate.loader.warehouses.base import FileCommitter, LoadPlan, LoadResult, Warehouse
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
@@ -101,7 +104,6 @@ class LoadWorker:
                 source_types={column.name: column.source_type for column in extracted.columns},
                 source_keys=self._source_keys(extracted, staging),
             )
-            parts = _until(cancelled, self._checked_parts(extracted, schema, staging), extracted)
             attributes = {
                 "lakegate.run_id": run_id,
                 "lakegate.table": str(extracted.target),
@@ -110,7 +112,10 @@ class LoadWorker:
             # Staged parts are read while the warehouse writes them, so one span holds reading, writing and commit.
             with self.metrics.phase("load"), tracer(__name__).start_as_current_span("warehouse commit") as span:
                 span.set_attributes(attributes)
-                result = await self.warehouse.load(plan, parts)
+                result = await self._commit_files(extracted, plan, staging, cancelled)
+                if result is None:
+                    parts = _until(cancelled, self._checked_parts(extracted, schema, staging), extracted)
+                    result = await self.warehouse.load(plan, parts)
                 span.set_attributes({"lakegate.rows": result.row_count, "lakegate.version": result.version or 0})
         if result.already_committed:
             log.info("run %s was already committed to %s as version %s", run_id, extracted.target, result.version)
@@ -159,6 +164,23 @@ class LoadWorker:
             with contextlib.suppress(Exception):  # a closed connection took the subscription with it
                 await subscription.unsubscribe()
 
+    async def _commit_files(
+        self, extracted: Extracted, plan: LoadPlan, staging: StagingStore, cancelled: asyncio.Event
+    ) -> LoadResult | None:
+        """Commit data files the extractor staged as the warehouse's own; None when the rows must be loaded instead."""
+        if not isinstance(staging, DataFileStaging) or not isinstance(self.warehouse, FileCommitter):
+            return None
+        files = staging.data_files(_every_part_set(extracted))
+        if files is None:
+            return None
+        if cancelled.is_set():
+            raise Cancelled(f"run {extracted.run_id} was cancelled before its commit; nothing was committed")
+        result = await self.warehouse.commit_files(plan, files, extracted.row_count)
+        if result is not None:
+            log.info("run %s: %d staged data files committed as they are", extracted.run_id, len(files))
+            await self._progress(extracted.run_id, result.row_count)
+        return result
+
     def _source_keys(
         self, extracted: Extracted, staging: StagingStore
     ) -> Callable[[], AsyncIterator[pa.RecordBatch]] | None:
@@ -181,12 +203,14 @@ class LoadWorker:
         rows = 0
         index = 0
         for staged in _every_part_set(extracted):
+            # Data files hold the rows already in the local lakehouse's types.
+            announced = delta_schema(schema, extracted.target) if staged.store == DATA_FILES_STORE else schema
             async with _closing(staging.read(staged)) as parts:
                 async for batch in _readable(parts, extracted.run_id, first=index):
-                    if not batch.schema.equals(schema, check_metadata=False):
+                    if not batch.schema.equals(announced, check_metadata=False):
                         raise TerminalError(
                             f"staged part {index} of run {extracted.run_id} has schema {batch.schema}, not the "
-                            f"announced {schema}; start the sync again"
+                            f"announced {announced}; start the sync again"
                         )
                     rows += batch.num_rows
                     index += 1

@@ -155,6 +155,11 @@ class ExtractRange(Message):
         description="The coordinator's attempt (e.g. 'a1'): a restarted extraction has a new snapshot and a new "
         "attempt, so its ranges never mix with an earlier attempt's.",
     )
+    data_files_for: TableRef | None = Field(
+        default=None,
+        description="Full syncs into the local lakehouse: stage the range as this table's Parquet data files "
+        "(`StagedParts.store` 'datafiles') when this extractor can reach the lakehouse; parts otherwise.",
+    )
 
 
 class RangeExtracted(Message):
@@ -190,10 +195,20 @@ class Extracting(Message):
 class StagedParts(Message):
     """Where the parts of one extraction attempt wait for the loader."""
 
-    store: Literal["jetstream", "memory", "directory"] = "jetstream"
-    location: str = Field(description="Subject (jetstream) or path (directory) holding the parts.")
-    parts: int
+    store: Literal["jetstream", "memory", "directory", "datafiles"] = Field(
+        default="jetstream",
+        description="`datafiles`: the rows are already the local lakehouse's Parquet data files, written by the "
+        "extractor under the lakehouse's staging directory; the loader commits them without rewriting them.",
+    )
+    location: str = Field(
+        description="Subject (jetstream), path (directory) or `<run_id>/<attempt>` under the lakehouse's staging "
+        "directory (datafiles) holding the parts."
+    )
+    parts: int = Field(description="Parts staged (datafiles: data files).")
     bytes: int = Field(description="Compressed bytes staged.")
+    files: list[str] = Field(
+        default_factory=list, description="datafiles: the names of the data files at `location`, in order."
+    )
 
 
 class Extracted(Message):

@@ -7,9 +7,10 @@ A warehouse only renders guarded trees in its own dialect, runs them and stores 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import SchemaChange, SyncMode, TableRef
@@ -80,6 +81,16 @@ class Warehouse(Protocol):
 
     async def describe(self, catalog: str, table_name: str, *, with_stats: bool = False) -> TableDescription:
         """Columns, size, version and properties of one table; per-column statistics when asked."""
+        ...
+
+
+@runtime_checkable
+class FileCommitter(Protocol):
+    """Optional ability: commit data files already written in the warehouse's own format, without rewriting them."""
+
+    async def commit_files(self, plan: LoadPlan, files: Sequence[Path], rows: int) -> LoadResult | None:
+        """Make `files` (`rows` rows in all) the run's one commit, or find it already made; None when they
+        cannot be taken as they are (the caller then loads their rows instead)."""
         ...
 
 

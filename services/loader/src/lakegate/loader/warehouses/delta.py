@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -32,18 +32,18 @@ from lakegate.common.contracts.warehouse import (
     TableSummary,
     WarehouseColumn,
 )
+from lakegate.common.deltatypes import conform, delta_schema
 from lakegate.common.errors import Conflict, InvalidInput, NotFound, WarehouseError
 from lakegate.loader.mergekeys import merge_columns
 from lakegate.loader.metastatements import describe_columns, show_schemas, show_tables
 from lakegate.loader.results import query_result
-from lakegate.loader.schemadrift import align, plan_drift
+from lakegate.loader.schemadrift import Drift, align, plan_drift
 from lakegate.loader.sqlguard import DescribeTarget, ReadQuery, ShowTables, check, check_select, unknown_table
 from lakegate.loader.sqlsize import SizeLimits
 from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
 from lakegate.loader.warehouses import deltaloads, deltalog
 from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
-from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
 from lakegate.loader.warehouses.queryprocess import CappedRead, QueryProcesses, Statement
@@ -70,7 +70,7 @@ class Timeouts:
 
 
 class LocalLakehouse:
-    """Delta tables under `root`, queried with DuckDB; implements `Warehouse` and `Builder`."""
+    """Delta tables under `root`, queried with DuckDB; implements `Warehouse`, `FileCommitter` and `Builder`."""
 
     def __init__(
         self,
@@ -177,13 +177,7 @@ class LocalLakehouse:
             path=path,
             drift=drift,
             exists=existing is not None,
-            notes={
-                RUN_ID_KEY: plan.run_id,
-                MODE_KEY: plan.mode,
-                CHANGES_KEY: json.dumps([change.model_dump(mode="json") for change in drift.changes]),
-                ABSENT_KEY: json.dumps(list(drift.absent)),
-                SOURCE_TYPES_KEY: _source_types(plan, drift.schema, history.latest_notes),
-            },
+            notes=_notes(plan, drift, history.latest_notes),
             depth=self._queue_depth,
             memory_bytes=self._limits.memory_bytes,
         )
@@ -205,6 +199,28 @@ class LocalLakehouse:
         if not landed.committed:
             version = await asyncio.to_thread(lambda: DeltaTable(str(path)).version())
             return LoadResult(0, 0, version, already_committed=False)
+        commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, plan.run_id)
+        if commit is None:
+            raise WarehouseError(f"the commit of run {plan.run_id} is missing from the history of {target}")
+        return _result(commit, already_committed=False)
+
+    async def commit_files(self, plan: LoadPlan, files: Sequence[Path], rows: int) -> LoadResult | None:
+        """Full: the extractor's data files become the table in one commit tagged with the run id (`adopt`)."""
+        if plan.mode != "full":
+            return None
+        target = plan.target
+        path = self.table_path(target)
+        history = await asyncio.to_thread(deltalog.loads, path, plan.run_id)
+        if history.commit is not None:
+            return _result(history.commit, already_committed=True)
+        existing = await asyncio.to_thread(deltalog.arrow_schema, path)
+        incoming = delta_schema(plan.schema, target)
+        drift = plan_drift(existing, incoming, table=str(target), replace=True)
+        notes = _notes(plan, drift, history.latest_notes)
+        with _write_errors(target):
+            adopted = await asyncio.to_thread(deltaloads.adopt, path, files, drift.schema, rows, notes)
+        if not adopted:
+            return None
         commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, plan.run_id)
         if commit is None:
             raise WarehouseError(f"the commit of run {plan.run_id} is missing from the history of {target}")
@@ -435,6 +451,17 @@ def _result(commit: deltalog.Commit, *, already_committed: bool) -> LoadResult:
     """What a load commit wrote, with the schema changes it noted (the same for every delivery of the run)."""
     changes = tuple(SchemaChange.model_validate(found) for found in json.loads(commit.notes.get(CHANGES_KEY, "[]")))
     return LoadResult(commit.row_count, commit.bytes, commit.version, already_committed, changes)
+
+
+def _notes(plan: LoadPlan, drift: Drift, latest: Mapping[str, str]) -> dict[str, str]:
+    """The notes a load's commit carries, its run id first."""
+    return {
+        RUN_ID_KEY: plan.run_id,
+        MODE_KEY: plan.mode,
+        CHANGES_KEY: json.dumps([change.model_dump(mode="json") for change in drift.changes]),
+        ABSENT_KEY: json.dumps(list(drift.absent)),
+        SOURCE_TYPES_KEY: _source_types(plan, drift.schema, latest),
+    }
 
 
 def _source_types(plan: LoadPlan, schema: pa.Schema, latest: Mapping[str, str]) -> str:

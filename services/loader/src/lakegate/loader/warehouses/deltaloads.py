@@ -1,6 +1,7 @@
 """How one run lands in a Delta table: one commit per run, in each sync mode.
 
-    full          overwrite: the table becomes the run's rows and types (columns the source dropped stay, NULL)
+    full          overwrite: the table becomes the run's rows and types. When the extractor staged the rows as
+                  the table's own data files, they are moved into the table's directory and committed (`adopt`)
     incremental   append; new columns join by a schema merge. When a column must be widened or become
                   nullable, the table is rewritten instead (its rows cast, then the run's), still one commit
     merge         spool the rows, keep one per key (greatest cursor, then last staged), then MERGE on the
@@ -17,18 +18,23 @@ nothing; the first run of any mode creates the table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
+from lakegate.common import datafiles
+from lakegate.common.errors import TerminalError
 from lakegate.loader.mergekeys import MergeColumns
 from lakegate.loader.schemadrift import Drift, align
+from lakegate.loader.warehouses import datafiles as loaderfiles
 from lakegate.loader.warehouses import deltalog, deltamerge
 from lakegate.loader.warehouses.bridge import write_in_thread
 from lakegate.loader.warehouses.spool import Spool, incoming_wins, same_key
@@ -88,6 +94,48 @@ async def replace(landing: Landing, batches: AsyncIterator[pa.RecordBatch]) -> L
     write = functools.partial(deltalog.write, landing.path, mode="overwrite", metadata=landing.notes)
     await write_in_thread(landing.schema, tally.through(batches), write, depth=landing.depth)
     return Landed(tally.rows, committed=True)
+
+
+def adopt(path: Path, staged: Sequence[Path], schema: pa.Schema, rows: int, notes: Mapping[str, str]) -> bool:
+    """Full: staged data files become the table, moved into its directory, in one overwrite commit (blocking).
+
+    False, with nothing moved, when a file is not in `schema` (the rows are then loaded as parts). A
+    file already in the table's directory was moved by a delivery that stopped before its commit. If
+    the commit fails, the files go back to staging, so a retry finds them there.
+    """
+    located: list[tuple[Path, Path]] = []
+    for file in staged:
+        moved = path / file.name
+        if not file.is_file() and not moved.is_file():
+            raise TerminalError(f"staged data file {file.name} is gone; nothing was loaded, start the sync again")
+        found = pq.read_schema(file if file.is_file() else moved)
+        if not found.equals(schema, check_metadata=False):
+            log.info("staged data file %s has schema %s, not %s: its rows are loaded instead", file.name, found, schema)
+            return False
+        located.append((file, moved))
+    path.mkdir(parents=True, exist_ok=True)
+    for file, moved in located:
+        if file.is_file():
+            file.replace(moved)
+    files = [datafiles.describe(moved, schema) for _, moved in located]
+    found_rows = sum(file.rows for file in files)
+    try:
+        if found_rows != rows:
+            raise TerminalError(
+                f"the staged data files hold {found_rows} rows, but {rows} were extracted; nothing was loaded, "
+                "start the sync again"
+            )
+        actions = [loaderfiles.add_action(file) for file in files]
+        deltalog.commit(
+            path, actions, mode="overwrite", schema=schema, metadata={deltalog.ROWS_KEY: str(rows), **notes}
+        )
+    except BaseException:
+        if deltalog.find_commit(path, deltalog.RUN_ID_KEY, notes[deltalog.RUN_ID_KEY]) is None:
+            for file, moved in located:
+                with contextlib.suppress(OSError):
+                    moved.replace(file)
+        raise
+    return True
 
 
 async def append(landing: Landing, batches: AsyncIterator[pa.RecordBatch], spool: SpoolFactory) -> Landed:

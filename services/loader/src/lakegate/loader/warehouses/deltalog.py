@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake import Schema as DeltaSchema
-from deltalake.transaction import create_table_with_add_actions
+from deltalake.transaction import AddAction, create_table_with_add_actions
 from lakegate.loader.warehouses import datafiles
 from lakegate.loader.warehouses.base import OPERATION_NOTE
 
@@ -157,16 +157,25 @@ def write(
         return
     reader = data if isinstance(data, pa.RecordBatchReader) else data.to_reader()
     with datafiles.written(path, reader) as (actions, rows):
-        notes = {ROWS_KEY: str(rows), **metadata}
-        properties = CommitProperties(custom_metadata=notes)
-        if DeltaTable.is_deltatable(str(path)):
-            DeltaTable(str(path)).create_write_transaction(
-                list(actions), mode, reader.schema, commit_properties=properties
-            )
-        else:
-            create_table_with_add_actions(
-                str(path), DeltaSchema.from_arrow(reader.schema), list(actions), "error", commit_properties=properties
-            )
+        commit(path, actions, mode=mode, schema=reader.schema, metadata={ROWS_KEY: str(rows), **metadata})
+
+
+def commit(
+    path: Path,
+    actions: Sequence[AddAction],
+    *,
+    mode: Literal["append", "overwrite"],
+    schema: pa.Schema,
+    metadata: Mapping[str, str],
+) -> None:
+    """One commit of data files already in the table's directory (creating the table if there is none)."""
+    properties = CommitProperties(custom_metadata=dict(metadata))
+    if DeltaTable.is_deltatable(str(path)):
+        DeltaTable(str(path)).create_write_transaction(list(actions), mode, schema, commit_properties=properties)
+    else:
+        create_table_with_add_actions(
+            str(path), DeltaSchema.from_arrow(schema), list(actions), "error", commit_properties=properties
+        )
 
 
 #: Aliases of the two sides of a MERGE, for predicates to name them.

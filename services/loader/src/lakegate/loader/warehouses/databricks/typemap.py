@@ -34,9 +34,9 @@ from typing import Literal
 
 import pyarrow as pa
 from lakegate.common.contracts.runs import TableRef
+from lakegate.common.deltatypes import conform, delta_schema
 from lakegate.common.errors import Unsupported
 from lakegate.loader.sqltypes import databricks_type
-from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 
 JsonType = Literal["string", "variant"]
 #: Staging column numbering the rows in the order they were staged, so ties in a merge resolve the same way every time.

@@ -4,6 +4,9 @@ Delta has no unsigned, time-of-day, duration, interval or half-float types, and 
 microseconds. An Arrow extension type (uuid, json, ...) would be written into the table's schema as
 field metadata that other readers cannot open, so extension types are stripped to their storage type.
 Types that would lose data are refused with the column named, never silently narrowed.
+
+Shared, because two services write the local lakehouse's data files: the loader, and the extractor
+when it stages a full sync as the warehouse's own Parquet (`lakegate.common.datafiles`).
 """
 
 from __future__ import annotations
