@@ -16,8 +16,12 @@ up: bootstrap ## start NATS, PostgreSQL, the four services and the MCP edge; Ctr
 status: ## is a stack running from .lakegate/ (or $$LAKEGATE_HOME), and is each process ready?
 	@uv run --no-sync python -m lakegate.devstack status
 
-test: bootstrap ## every test: unit, contract, end-to-end
-	@uv run --no-sync pytest
+# Tests mostly wait on subprocesses (NATS, PostgreSQL, whole stacks), so workers overlap that waiting; each
+# worker starts its own harness on free ports. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
+test: bootstrap ## every test: unit, contract, end-to-end (in parallel; the 20 slowest are listed at the end)
+	@uv run --no-sync pytest -n $(TEST_WORKERS) --durations=20
 
 lint: bootstrap
 	@uv run --no-sync ruff check . && uv run --no-sync ruff format --check .
