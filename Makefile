@@ -5,10 +5,13 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 
 .PHONY: up status test lint typecheck bootstrap clean bench
 
+# Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine), every service process
+# of every test stack would otherwise compile pyarrow, duckdb, pydantic & co. from source each time it starts.
 bootstrap: ## install uv (if missing) and the whole workspace, exactly as uv.lock pins it
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv 2>/dev/null \
 		|| python3 -m pip install --quiet --break-system-packages uv
-	@uv sync --frozen --quiet
+	@uv sync --frozen --quiet --compile-bytecode
+	@uv run --no-sync python -m compileall -q libs/*/src services/*/src >/dev/null
 
 up: bootstrap ## start NATS, PostgreSQL, the four services and the MCP edge; Ctrl-C stops all
 	@uv run --no-sync python -m lakegate.devstack up
