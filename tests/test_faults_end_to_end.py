@@ -22,6 +22,9 @@ from tests.conftest import Source
 from tests.mcp_calls import call
 from tests.sources import create_orders_table
 
+#: Under `pytest -n`, every test of this module runs on one worker, so its stack of its own starts once.
+pytestmark = pytest.mark.xdist_group("fault-stack")
+
 ROWS = 300_000
 #: Short acknowledgement deadlines, so a message held by a killed worker is redelivered in seconds.
 FAST_REDELIVERY = {f"LAKEGATE_{service}_ACK_WAIT_SECONDS": "4" for service in ("CATALOG", "EXTRACTOR", "LOADER")} | {

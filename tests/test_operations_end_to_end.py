@@ -23,6 +23,9 @@ from tests.conftest import Source
 from tests.mcp_calls import call
 from tests.sources import create_orders_table
 
+#: Under `pytest -n`, every test of this module runs on one worker, so its stack of its own starts once.
+pytestmark = pytest.mark.xdist_group("ops-stack")
+
 SERVICES = ("edge", "catalog", "extractor", "loader")
 
 

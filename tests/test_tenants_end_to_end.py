@@ -38,6 +38,9 @@ from tests.conftest import Source, make_source
 from tests.mcp_calls import call
 from tests.sources import create_orders_table
 
+#: Under `pytest -n`, every test of this module runs on one worker, so its stack of its own starts once.
+pytestmark = pytest.mark.xdist_group("tenants-stack")
+
 ISSUER = "https://login.lakegate.test/"
 AUDIENCE = "https://lakegate.test/mcp"
 JWT_SECRET = "e2e-shared-hmac-secret-that-is-long-enough-for-hs256"

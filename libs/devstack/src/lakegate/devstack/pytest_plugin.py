@@ -25,6 +25,31 @@ from lakegate.devstack.postgres import PostgresCluster
 CreateDatabase = Callable[[str], Awaitable[str]]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep `--dist loadgroup` grouping on pytest 9.2, where xdist's renaming has no effect (pytest-xdist#1386).
+
+    xdist's scheduler groups tests by an `@<group>` suffix of their node ids; xdist 3.8 appends it
+    through `item._nodeid`, which pytest 9.2's structured node ids no longer read. Without this every
+    test of a module that shares a stack of its own would go to any worker, starting that stack twice.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set only in xdist workers, only for loadgroup
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        suffix = "@" + "_".join(groups)
+        if not groups or item.nodeid.endswith(suffix):  # ungrouped, or xdist's own renaming took effect
+            continue
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(item.nodeid + suffix)
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     # Like every deployment, the harness's server refuses anonymous clients; tests log in as `tests`.
