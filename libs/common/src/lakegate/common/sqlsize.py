@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
+from pydantic import Field
+from pydantic_settings import BaseSettings
 from sqlglot import Token, TokenType, exp
 
 _OPENS = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.CASE})
@@ -52,6 +54,54 @@ class SizeLimits:
     def setting(self, limit: str) -> str:
         """The environment variable that sets `limit`."""
         return f"{self.settings_prefix}{limit.upper()}"
+
+
+L = TypeVar("L", bound=SizeLimits)
+
+
+class QuerySizeSettings(BaseSettings):
+    """A service's `…_QUERY_MAX_*` settings: the `SizeLimits` of its guard, read with the service's prefix."""
+
+    query_max_chars: int = Field(
+        default=100_000,
+        ge=100,
+        description="Longest SQL text read, in characters; checked before anything parses it.",
+    )
+    query_max_nesting: int = Field(
+        default=24,
+        ge=1,
+        le=32,
+        description="How deep brackets and CASE expressions may nest, counted before parsing. The "
+        "parser recurses twenty to forty frames a level, so more would reach Python's recursion limit instead "
+        "(which is refused too, less precisely).",
+    )
+    query_max_depth: int = Field(
+        default=100,
+        ge=1,
+        le=200,
+        description="How deep a statement's parse tree may be (`a + b + c` is two levels, a chain of UNIONs one); "
+        "rendering and translating the tree recurse, so more than 200 is not accepted.",
+    )
+    query_max_nodes: int = Field(
+        default=10_000, ge=1, description="Most nodes (expressions, names, literals) in a statement's parse tree."
+    )
+    query_max_set_operations: int = Field(
+        default=256, ge=0, description="Most UNION, INTERSECT and EXCEPT operations in one statement."
+    )
+    query_max_ctes: int = Field(default=128, ge=0, description="Most WITH entries (CTEs) in one statement.")
+    query_max_joins: int = Field(default=64, ge=0, description="Most joins in one statement.")
+
+    def size_limits(self, limits: type[L]) -> L:
+        """These settings as the service's `SizeLimits` (whose refusals name the service's settings)."""
+        return limits(
+            chars=self.query_max_chars,
+            nesting=self.query_max_nesting,
+            depth=self.query_max_depth,
+            nodes=self.query_max_nodes,
+            set_operations=self.query_max_set_operations,
+            ctes=self.query_max_ctes,
+            joins=self.query_max_joins,
+        )
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ from pathlib import Path
 from lakegate.common.broker import MAX_PART_BYTES
 from lakegate.common.delivery import ACK_WAIT
 from lakegate.common.settings import CommaList, ServiceSettings
+from lakegate.common.sqlsize import QuerySizeSettings
 from lakegate.extractor.sqlsize import SizeLimits
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 
-class ExtractorSettings(ServiceSettings):
+class ExtractorSettings(ServiceSettings, QuerySizeSettings):
     """Read once at start and passed in."""
 
     model_config = SettingsConfigDict(env_prefix="LAKEGATE_EXTRACTOR_", extra="ignore")
@@ -122,33 +123,6 @@ class ExtractorSettings(ServiceSettings):
         le=MAX_PART_BYTES,
         description="Most bytes of JSON rows one source_query answer carries; more rows are cut and flagged.",
     )
-    query_max_chars: int = Field(
-        default=100_000,
-        ge=100,
-        description="Longest SQL text source_query accepts, in characters; checked before anything parses it.",
-    )
-    query_max_nesting: int = Field(
-        default=24,
-        ge=1,
-        le=32,
-        description="How deep brackets and CASE expressions may nest in a source_query, counted before parsing. The "
-        "parser recurses twenty to forty frames a level, so more would reach Python's recursion limit instead "
-        "(which is refused too, less precisely).",
-    )
-    query_max_depth: int = Field(
-        default=100,
-        ge=1,
-        le=200,
-        description="How deep a source_query's parse tree may be (`a + b + c` is two levels, a chain of UNIONs one).",
-    )
-    query_max_nodes: int = Field(
-        default=10_000, ge=1, description="Most nodes (expressions, names, literals) in a source_query's parse tree."
-    )
-    query_max_set_operations: int = Field(
-        default=256, ge=0, description="Most UNION, INTERSECT and EXCEPT operations in one source_query."
-    )
-    query_max_ctes: int = Field(default=128, ge=0, description="Most WITH entries (CTEs) in one source_query.")
-    query_max_joins: int = Field(default=64, ge=0, description="Most joins in one source_query.")
     sample_scan_rows: int = Field(
         default=10_000, ge=1, description="Rows of a table read to pick the sample values of a description."
     )
@@ -159,12 +133,4 @@ class ExtractorSettings(ServiceSettings):
     @property
     def query_limits(self) -> SizeLimits:
         """The largest source_query the guard reads (`lakegate.extractor.sqlsize`)."""
-        return SizeLimits(
-            chars=self.query_max_chars,
-            nesting=self.query_max_nesting,
-            depth=self.query_max_depth,
-            nodes=self.query_max_nodes,
-            set_operations=self.query_max_set_operations,
-            ctes=self.query_max_ctes,
-            joins=self.query_max_joins,
-        )
+        return self.size_limits(SizeLimits)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from lakegate.common.settings import ServiceSettings
+from lakegate.common.sqlsize import QuerySizeSettings
 from lakegate.loader.sqlsize import SizeLimits
 from lakegate.loader.warehouses.sqlengine import size_bytes
 from pydantic import Field, SecretStr, model_validator
@@ -107,7 +108,7 @@ class DatabricksSettings(BaseSettings):
         return self.http_path or f"/sql/1.0/warehouses/{self.warehouse_id}"
 
 
-class LoaderSettings(ServiceSettings):
+class LoaderSettings(ServiceSettings, QuerySizeSettings):
     """Read once at start and passed to `serve(settings)`."""
 
     model_config = SettingsConfigDict(env_prefix="LAKEGATE_LOADER_", extra="ignore")
@@ -157,35 +158,6 @@ class LoaderSettings(ServiceSettings):
     upload_max_columns: int = Field(
         default=1_000, ge=1, description="Most columns an uploaded file may have; wider ones are refused."
     )
-    query_max_chars: int = Field(
-        default=100_000,
-        ge=100,
-        description="Longest SQL text (query_sql, explain_data, a gold view's definition) read, in characters; "
-        "checked before anything parses it.",
-    )
-    query_max_nesting: int = Field(
-        default=24,
-        ge=1,
-        le=32,
-        description="How deep brackets and CASE expressions may nest, counted before parsing. The "
-        "parser recurses twenty to forty frames a level, so more would reach Python's recursion limit instead "
-        "(which is refused too, less precisely).",
-    )
-    query_max_depth: int = Field(
-        default=100,
-        ge=1,
-        le=200,
-        description="How deep a statement's parse tree may be (`a + b + c` is two levels, a chain of UNIONs one); "
-        "rendering and translating the tree recurse, so more than 200 is not accepted.",
-    )
-    query_max_nodes: int = Field(
-        default=10_000, ge=1, description="Most nodes (expressions, names, literals) in a statement's parse tree."
-    )
-    query_max_set_operations: int = Field(
-        default=256, ge=0, description="Most UNION, INTERSECT and EXCEPT operations in one statement."
-    )
-    query_max_ctes: int = Field(default=128, ge=0, description="Most WITH entries (CTEs) in one statement.")
-    query_max_joins: int = Field(default=64, ge=0, description="Most joins in one statement.")
     query_threads: int = Field(default=4, ge=1, description="DuckDB threads per query.")
     query_memory_limit: str = Field(
         default="512MB",
@@ -231,15 +203,7 @@ class LoaderSettings(ServiceSettings):
     @property
     def sql_limits(self) -> SizeLimits:
         """The largest statement the SQL guard reads (`lakegate.loader.sqlsize`)."""
-        return SizeLimits(
-            chars=self.query_max_chars,
-            nesting=self.query_max_nesting,
-            depth=self.query_max_depth,
-            nodes=self.query_max_nodes,
-            set_operations=self.query_max_set_operations,
-            ctes=self.query_max_ctes,
-            joins=self.query_max_joins,
-        )
+        return self.size_limits(SizeLimits)
 
     @property
     def lakehouse(self) -> Path:
