@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import asyncpg
-import nats
 from lakegate.devstack.stack import Stack
 from mcp import Client
 
 from tests.conftest import Source
 from tests.mcp_calls import call, failure
+from tests.progress import extracting_runs
 
 ACCOUNTS = """
 CREATE TABLE accounts (
@@ -138,37 +136,28 @@ async def test_a_cancelled_sync_leaves_the_target_as_it_was(stack: Stack, source
         source, "INSERT INTO accounts (id, owner, balance) SELECT g, 'x', 1 FROM generate_series(1001, 1000000) g"
     )
     name = f"can{unique}"
-    nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
-    extracting: asyncio.Queue[str] = asyncio.Queue()
-
-    async def on_progress(msg: Any) -> None:
-        body = json.loads(msg.data)
-        if body.get("step") == "extracting" and body.get("rows", 0) > 0:
-            extracting.put_nowait(body["run_id"])
-
-    await nc.subscribe("lakegate.progress.*", cb=on_progress)
-    await nc.flush()
-    try:
-        async with Client(stack.urls.mcp) as client, Client(stack.urls.mcp) as other:
-            connection = await call(client, "connect_postgres", source.connect_arguments(name))
-            sync = asyncio.create_task(
-                call(
-                    client,
-                    "sync_table_to_bronze",
-                    {"connection_id": connection["connection_id"], "table_name": "accounts"},
-                )
+    async with (
+        Client(stack.urls.mcp) as client,
+        Client(stack.urls.mcp) as other,
+        extracting_runs(stack) as extracting,
+    ):
+        connection = await call(client, "connect_postgres", source.connect_arguments(name))
+        sync = asyncio.create_task(
+            call(
+                client,
+                "sync_table_to_bronze",
+                {"connection_id": connection["connection_id"], "table_name": "accounts"},
             )
-            run_id = await asyncio.wait_for(extracting.get(), 60)
-            cancelled = await call(other, "cancel_sync", {"run_id": run_id})
-            assert cancelled["status"] == "cancelled"
-            finished = await asyncio.wait_for(sync, 60)
-            assert finished["status"] == "cancelled"
-            listed = await call(client, "list_tables", {"layer": "bronze"})
-            assert f"{name}_accounts" not in {t["name"] for t in listed["tables"]}, "a cancelled run wrote a table"
-            again = await call(other, "cancel_sync", {"run_id": run_id})
-            assert again["status"] == "cancelled", "cancelling twice is harmless"
-    finally:
-        await nc.close()
+        )
+        run_id = await asyncio.wait_for(extracting.get(), 60)
+        cancelled = await call(other, "cancel_sync", {"run_id": run_id})
+        assert cancelled["status"] == "cancelled"
+        finished = await asyncio.wait_for(sync, 60)
+        assert finished["status"] == "cancelled"
+        listed = await call(client, "list_tables", {"layer": "bronze"})
+        assert f"{name}_accounts" not in {t["name"] for t in listed["tables"]}, "a cancelled run wrote a table"
+        again = await call(other, "cancel_sync", {"run_id": run_id})
+        assert again["status"] == "cancelled", "cancelling twice is harmless"
 
 
 async def test_schedules_are_created_listed_kept_across_a_catalog_restart_and_deleted(

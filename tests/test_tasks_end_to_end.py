@@ -9,14 +9,11 @@ were. `lakegate.devstack.taskclient` drives both eras through the official Pytho
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
-import nats
 import pytest
 from lakegate.devstack.stack import Stack
 from lakegate.devstack.taskclient import TERMINAL, TasksExtension, cancel_task, start_task, wait_task
@@ -25,6 +22,7 @@ from mcp import Client, StdioServerParameters
 
 from tests.conftest import Source
 from tests.mcp_calls import call
+from tests.progress import extracting_runs
 
 ACCOUNTS = """
 CREATE TABLE accounts (
@@ -68,25 +66,6 @@ async def _client(stack: Stack, edge_env: dict[str, str], transport: str, era: s
         yield client
 
 
-@asynccontextmanager
-async def _extracting_runs(stack: Stack) -> AsyncIterator[asyncio.Queue[str]]:
-    """Run ids as their extraction reports its first rows, from the runs' progress subjects."""
-    nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
-    extracting: asyncio.Queue[str] = asyncio.Queue()
-
-    async def on_progress(msg: Any) -> None:
-        body = json.loads(msg.data)
-        if body.get("step") == "extracting" and body.get("rows", 0) > 0:
-            extracting.put_nowait(body["run_id"])
-
-    await nc.subscribe("lakegate.progress.*", cb=on_progress)
-    await nc.flush()
-    try:
-        yield extracting
-    finally:
-        await nc.close()
-
-
 @pytest.mark.parametrize(("transport", "era"), [("http", "2026-07-28"), ("stdio", "2025-11-25")])
 async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_cursor_as_they_were(
     stack: Stack, source: Source, unique: str, edge_env: dict[str, str], transport: str, era: str
@@ -94,7 +73,7 @@ async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_c
     await _execute(source, ACCOUNTS)
     name = f"task{unique}"
     table = f"bronze.{name}_accounts"
-    async with _client(stack, edge_env, transport, era) as client, _extracting_runs(stack) as extracting:
+    async with _client(stack, edge_env, transport, era) as client, extracting_runs(stack) as extracting:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
         arguments = {"connection_id": connection["connection_id"], "table_name": "accounts", "sync_mode": "incremental"}
         first = await wait_task(client, await start_task(client, "sync_table_to_bronze", arguments), TERMINAL, 120)
