@@ -46,8 +46,24 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.body = [[{body}]]
+local threads = {{}}
+function setup(thread)
+  table.insert(threads, thread)
+end
+refused = 0
+function response(status, headers, body)
+  -- a tool error (rate limit, busy lane, refusal) is an HTTP 200 too: count it apart from served calls
+  if string.find(body, '"isError":true', 1, true) or string.find(body, '"error":{{', 1, true) then
+    refused = refused + 1
+  end
+end
 done = function(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("refused")
+  end
   io.write(string.format("LATENCY %f %f\\n", latency:percentile(50), latency:percentile(95)))
+  io.write(string.format("REFUSED %d\\n", total))
 end
 """
 
@@ -131,10 +147,13 @@ def measure(url: str, call: dict[str, Any], connections: int, seconds: int, pids
     p50, p95 = (float(v) / 1000 for v in re.search(r"LATENCY (\S+) (\S+)", out).groups())  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     timeouts = re.search(r"Socket errors: .*timeout (\d+)", out)
+    refused = int(re.search(r"REFUSED (\d+)", out).group(1))  # type: ignore[union-attr]
     return {
         "connections": connections,
         "calls": calls,
         "calls_per_second": calls / seconds,
+        "refused": refused,
+        "served_per_second": (calls - refused) / seconds,
         "p50_ms": p50,
         "p95_ms": p95,
         "non_2xx": int(errors.group(1)) if errors else 0,
@@ -179,18 +198,22 @@ def run(args: argparse.Namespace, url: str, pids: dict[str, int]) -> None:
             figures.append(figure)
             cpu = " ".join(f"{n} {ms:.2f}" for n, ms in figure["cpu_ms_per_call"].items())
             print(
-                f"{call:12} c={connections:<3} {figure['calls_per_second']:7.0f} calls/s"
+                f"{call:12} c={connections:<3} {figure['served_per_second']:7.0f} calls/s served"
+                f" ({figure['refused']} refused)"
                 f"  p50 {figure['p50_ms']:6.1f} ms"
                 f"  p95 {figure['p95_ms']:6.1f} ms  non-2xx {figure['non_2xx']}  timeouts {figure['timeouts']}"
                 f"  CPU ms/call: {cpu}"
                 f"  (load {figure['load_average'][0][0]:.1f}, reference {figure['reference_us']:.0f} us)"
             )
     for figure in figures:
-        if figure["calls"] == 0 or figure["timeouts"]:
-            print(f"target {figure['call']} at {figure['connections']}: calls timed out or none finished, not met")
+        if figure["calls"] == 0 or figure["timeouts"] or figure["refused"]:
+            print(
+                f"target {figure['call']} at {figure['connections']}: calls were refused, timed out or none "
+                "finished: not met (a refused call is no served call; see the edge's rate limit)"
+            )
             continue
         if figure["connections"] == 64:
-            ok = figure["calls_per_second"] >= TARGET_CALLS_AT_64 and figure["p95_ms"] <= TARGET_P95_AT_64_MS
+            ok = figure["served_per_second"] >= TARGET_CALLS_AT_64 and figure["p95_ms"] <= TARGET_P95_AT_64_MS
             print(
                 f"target {figure['call']} at 64: >= {TARGET_CALLS_AT_64}/s, p95 <= 50 ms: {'met' if ok else 'not met'}"
             )

@@ -50,6 +50,8 @@ def running_stack() -> Iterator[Stack]:
         env = {
             "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": str(int(CALL_TIMEOUT)),
             "LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES": "true",  # the bench source is on this machine
+            # The bench is one tenant calling as fast as it can: measure serving, not the per-tenant rate limit.
+            "LAKEGATE_EDGE_RATE_LIMIT_PER_SECOND": "0",
         }
         config = StackConfig(home=Path(parent) / "home", ports=StackPorts.free(), env=env)
         with Stack(config) as stack:
