@@ -22,7 +22,6 @@ from mcp import Client, StdioServerParameters
 
 from tests.conftest import Source
 from tests.mcp_calls import call
-from tests.progress import extracting_runs
 
 ACCOUNTS = """
 CREATE TABLE accounts (
@@ -34,7 +33,7 @@ INSERT INTO accounts (id, owner, updated_at)
 SELECT g, 'owner ' || g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
 FROM generate_series(1, 1000) g;
 """
-#: Rows the cancelled run is reading when it is cancelled: enough that it is still extracting.
+#: Rows past the first run's cursor: what the cancelled run would have read.
 MANY = "INSERT INTO accounts (id, owner) SELECT g, 'x' FROM generate_series(1001, 1000000) g"
 #: Afterwards: the million rows go, and three old rows change to a time past the first run's cursor only.
 AFTERWARDS = (
@@ -49,6 +48,31 @@ async def _execute(source: Source, sql: str) -> None:
     conn = await asyncpg.connect(source.admin_dsn)
     try:
         await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def _locked(source: Source, table: str) -> AsyncIterator[None]:
+    """Hold an ACCESS EXCLUSIVE lock on `table` in the source: every read of it waits until the block ends."""
+    conn = await asyncpg.connect(source.admin_dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await conn.close()
+
+
+async def _until_a_read_waits_for(source: Source, table: str, timeout: float = 120) -> None:
+    """Until a session of the source waits for a lock in a statement that names `table`."""
+    conn = await asyncpg.connect(source.admin_dsn)
+    try:
+        async with asyncio.timeout(timeout):
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1"
+            # PostgreSQL tells no one when a session starts waiting: ask it.
+            while not await conn.fetchval(waiting, f"%{table}%"):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
     finally:
         await conn.close()
 
@@ -73,19 +97,21 @@ async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_c
     await _execute(source, ACCOUNTS)
     name = f"task{unique}"
     table = f"bronze.{name}_accounts"
-    async with _client(stack, edge_env, transport, era) as client, extracting_runs(stack) as extracting:
+    async with _client(stack, edge_env, transport, era) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
         arguments = {"connection_id": connection["connection_id"], "table_name": "accounts", "sync_mode": "incremental"}
         first = await wait_task(client, await start_task(client, "sync_table_to_bronze", arguments), TERMINAL, 120)
-        while not extracting.empty():
-            extracting.get_nowait()
 
         await _execute(source, MANY)
-        task_id = await start_task(client, "sync_table_to_bronze", arguments)
-        run_id = await asyncio.wait_for(extracting.get(), 120)
-        await cancel_task(client, task_id)
-        cancelled = await wait_task(client, task_id, TERMINAL, 60)
-        run = await call(client, "get_sync_run", {"run_id": run_id})
+        # The second run's read waits on a lock until its task is cancelled: it cannot finish first.
+        async with _locked(source, "accounts"):
+            task_id = await start_task(client, "sync_table_to_bronze", arguments)
+            await _until_a_read_waits_for(source, "accounts")
+            await cancel_task(client, task_id)
+            cancelled = await wait_task(client, task_id, TERMINAL, 60)
+        [run] = (await call(client, "list_sync_runs", {"connection_id": connection["connection_id"], "limit": 1}))[
+            "runs"
+        ]
         rows = await call(client, "query_sql", {"sql": f"SELECT count(*) FROM {table}"})
 
         await _execute(source, AFTERWARDS)
