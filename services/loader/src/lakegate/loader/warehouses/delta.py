@@ -88,6 +88,14 @@ class LocalLakehouse:
         self._queue_depth = queue_depth
         self._processes = QueryProcesses()
 
+    def warm(self) -> None:
+        """Start the statement processes now rather than at the first query (blocks: seconds of imports)."""
+        self._processes.warm(self._limits)
+
+    def close(self) -> None:
+        """End the idle statement processes."""
+        self._processes.close()
+
     # names
 
     def table_path(self, ref: TableRef) -> Path:
