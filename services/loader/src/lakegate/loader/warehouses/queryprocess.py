@@ -22,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import resource
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from multiprocessing.context import ForkServerContext
@@ -58,6 +60,9 @@ IDLE_WORKERS = 4
 RETIRE_GROWTH = 256 * 1024 * 1024
 #: Process names: idle, running a capped read, streaming a statement (tests look for the last two).
 IDLE_NAME, QUERY_NAME, STATEMENT_NAME = "lakegate-query-idle", "lakegate-query", "lakegate-statement"
+#: Delta tables a worker keeps open between statements.
+OPEN_TABLES = 64
+FIRST_COMMIT = "00000000000000000000.json"
 #: The errors a child sends back by name; anything else becomes a WarehouseError.
 _ERRORS: dict[str, type[LakegateError]] = {
     "Stopped": Stopped,
@@ -91,13 +96,42 @@ class Statement:
     limits: EngineLimits
 
 
-def datasets(paths: Mapping[str, str], sources: Mapping[str, TableRef]) -> dict[str, ds.Dataset]:
+class OpenTables:
+    """A worker's open Delta tables, brought up to date per statement instead of read from scratch (opening
+    a table reads its log: ~2.5 ms for a small table, ~0.4 ms to catch up). A table is known by its path
+    and its first log entry, so one dropped and written again at the same path is opened afresh."""
+
+    def __init__(self, most: int = OPEN_TABLES) -> None:
+        self._most = most
+        self._open: OrderedDict[tuple[str, int, int], DeltaTable] = OrderedDict()
+
+    def dataset(self, path: str) -> ds.Dataset:
+        """The Arrow dataset of the table's latest version."""
+        try:
+            first = os.stat(os.path.join(path, "_delta_log", FIRST_COMMIT))
+        except OSError:  # the first log entry was cleaned up after a checkpoint: open it plainly
+            return DeltaTable(path).to_pyarrow_dataset()
+        key = (path, first.st_ino, first.st_mtime_ns)
+        table = self._open.pop(key, None)
+        if table is None:
+            table = DeltaTable(path)
+        else:
+            table.update_incremental()
+        self._open[key] = table
+        while len(self._open) > self._most:
+            self._open.popitem(last=False)
+        return table.to_pyarrow_dataset()
+
+
+def datasets(
+    paths: Mapping[str, str], sources: Mapping[str, TableRef], tables: OpenTables | None = None
+) -> dict[str, ds.Dataset]:
     """The Arrow dataset of each engine name's Delta table."""
     opened = {}
     for name, path in paths.items():
         if not DeltaTable.is_deltatable(path):
             raise NotFound(f"table {sources[name]} no longer exists; a view that reads it must be defined again")
-        opened[name] = DeltaTable(path).to_pyarrow_dataset()
+        opened[name] = tables.dataset(path) if tables is not None else DeltaTable(path).to_pyarrow_dataset()
     return opened
 
 
@@ -164,10 +198,10 @@ def _failure(exc: BaseException, limits: EngineLimits) -> tuple[tuple[object, ..
     return ("error", "WarehouseError", f"the statement failed: {exc}"), False
 
 
-def _read(read: CappedRead, send: multiprocessing.connection.Connection) -> bool:
+def _read(read: CappedRead, send: multiprocessing.connection.Connection, tables: OpenTables) -> bool:
     limits = read.limits.in_capped_process()
     try:
-        opened = datasets(read.paths, read.sources)
+        opened = datasets(read.paths, read.sources, tables)
         with session(opened, read.sources, timeout=read.timeout, limits=limits) as current:
             _cap(limits)
             answer: tuple[object, ...] = ("ok", collect(replace(read, limits=limits), current))
@@ -177,10 +211,10 @@ def _read(read: CappedRead, send: multiprocessing.connection.Connection) -> bool
     return _finish(send, answer, reusable, limits)
 
 
-def _stream(statement: Statement, send: multiprocessing.connection.Connection) -> bool:
+def _stream(statement: Statement, send: multiprocessing.connection.Connection, tables: OpenTables) -> bool:
     limits = statement.limits.in_capped_process()
     try:
-        opened = datasets(statement.paths, statement.sources)
+        opened = datasets(statement.paths, statement.sources, tables)
         with session(opened, statement.sources, timeout=statement.timeout, limits=limits) as current:
             _cap(limits)
             schema, batches = current.batches(statement.sql)
@@ -219,6 +253,7 @@ def _serve(conn: multiprocessing.connection.Connection, limits: EngineLimits) ->
     (memory kept by allocators after a big result) asks to be replaced."""
     with contextlib.suppress(Exception):
         warm_database(limits.in_capped_process())
+    tables = OpenTables()
     start = _resident()
     while True:
         try:
@@ -226,9 +261,9 @@ def _serve(conn: multiprocessing.connection.Connection, limits: EngineLimits) ->
         except (EOFError, OSError):
             return
         if isinstance(job, CappedRead):
-            reusable = _read(job, conn)
+            reusable = _read(job, conn, tables)
         elif isinstance(job, Statement):
-            reusable = _stream(job, conn)
+            reusable = _stream(job, conn, tables)
         else:
             return
         _uncap()
