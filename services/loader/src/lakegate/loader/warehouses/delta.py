@@ -91,6 +91,8 @@ class LocalLakehouse:
     def warm(self) -> None:
         """Start the statement processes now rather than at the first query (blocks: seconds of imports)."""
         self._processes.warm(self._limits)
+        # The guard and the translation load their SQL dialects on first use (~0.2 s): load them now too.
+        to_engine(check_select("SELECT 1", "tenant_warm", lambda layer: []), lambda ref: None, limit=1)
 
     def close(self) -> None:
         """End the idle statement processes."""

@@ -60,6 +60,8 @@ IDLE_WORKERS = 4
 RETIRE_GROWTH = 256 * 1024 * 1024
 #: Process names: idle, running a capped read, streaming a statement (tests look for the last two).
 IDLE_NAME, QUERY_NAME, STATEMENT_NAME = "lakegate-query-idle", "lakegate-query", "lakegate-statement"
+#: Seconds a new worker may take to open its engine (the first one also waits for the fork server to import it).
+READY_SECONDS = 120.0
 #: Delta tables a worker keeps open between statements.
 OPEN_TABLES = 64
 FIRST_COMMIT = "00000000000000000000.json"
@@ -253,8 +255,15 @@ def _serve(conn: multiprocessing.connection.Connection, limits: EngineLimits) ->
     (memory kept by allocators after a big result) asks to be replaced."""
     with contextlib.suppress(Exception):
         warm_database(limits.in_capped_process())
+        # The first statement of a process and its first result pay one-time set-up (~0.1-0.2 s): pay it here.
+        with session({}, {}, timeout=READY_SECONDS, limits=limits.in_capped_process()) as current:
+            query_result(current.table("SELECT 1"), 1, 1024)
     tables = OpenTables()
     start = _resident()
+    try:
+        conn.send(("ready",))
+    except (BrokenPipeError, ConnectionResetError):
+        return
     while True:
         try:
             job = conn.recv()
@@ -282,6 +291,16 @@ class _Worker:
         child.close()
         self._lock = threading.Lock()
         self._leased = False
+        self._ready = False
+
+    def ready(self) -> bool:
+        """Wait until the worker has its engine open; False when it died first or is not ready in time."""
+        if not self._ready:
+            try:
+                self._ready = self.conn.poll(READY_SECONDS) and self.conn.recv() == ("ready",)
+            except (EOFError, OSError):
+                return False
+        return self._ready
 
     def lease(self, name: str) -> None:
         with self._lock:
@@ -342,6 +361,9 @@ class QueryProcesses:
                 if self._closed or len(self._idle) >= self._idle_most:
                     return
             worker = _Worker(context, limits)
+            if not worker.ready():
+                worker.end()
+                return
             with self._lock:
                 if not self._closed and len(self._idle) < self._idle_most:
                     self._idle.append(worker)
@@ -364,6 +386,11 @@ class QueryProcesses:
                 candidate.end()
         if worker is None:
             worker = _Worker(context, limits)
+        if not worker.ready():
+            worker.end()
+            raise WarehouseError(
+                "the statement's process did not start; try again, and if it keeps failing restart the loader"
+            )
         worker.lease(name)
         stop_on_cancel(worker.kill_if_leased)  # a cancelled request ends its process: the statement stops with it
         return worker
