@@ -113,6 +113,8 @@ def local_lakehouse(settings: LoaderSettings) -> LocalLakehouse:
         timeouts=Timeouts(query=settings.query_timeout_seconds, transform=settings.transform_timeout_seconds),
         max_result_bytes=settings.max_result_bytes,
         queue_depth=settings.load_queue_depth,
+        # As many ready statement processes as statements may run at once: none waits for a fork.
+        idle_processes=settings.query_slots,
     )
 
 

@@ -45,7 +45,7 @@ from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
 from lakegate.loader.warehouses.deltatypes import conform, delta_schema
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
-from lakegate.loader.warehouses.queryprocess import CappedRead, QueryProcesses, Statement
+from lakegate.loader.warehouses.queryprocess import IDLE_WORKERS, CappedRead, QueryProcesses, Statement
 from lakegate.loader.warehouses.spool import spooled
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 
@@ -79,6 +79,7 @@ class LocalLakehouse:
         timeouts: Timeouts | None = None,
         max_result_bytes: int = 4 * 1024 * 1024,
         queue_depth: int = 4,
+        idle_processes: int = IDLE_WORKERS,
     ) -> None:
         self.root = root
         self.views = ViewStore(root)
@@ -86,7 +87,7 @@ class LocalLakehouse:
         self._timeouts = timeouts or Timeouts()
         self._max_result_bytes = max_result_bytes
         self._queue_depth = queue_depth
-        self._processes = QueryProcesses()
+        self._processes = QueryProcesses(idle_processes)
 
     def warm(self) -> None:
         """Start the statement processes now rather than at the first query (blocks: seconds of imports)."""
