@@ -1,14 +1,26 @@
-"""Statements over the local lakehouse in a child process whose memory the OS caps.
+"""Statements over the local lakehouse in worker processes whose memory the OS caps.
 
 DuckDB's `memory_limit` bounds its buffer manager, not everything a statement allocates: a list
 built by `range(0, 20000000)` or a string built by `repeat` grows past it (measured: 1.9 GB under a
-512 MB limit, 7 GB before the timeout for a larger range). So each capped read runs in a process
-forked from a server that has DuckDB, Arrow and deltalake loaded (a fork costs milliseconds), and
-that process sets `RLIMIT_AS` to the address space it holds once its tables are open plus
-`LAKEGATE_LOADER_QUERY_PROCESS_MEMORY`. An allocation past that fails inside the engine and the
-statement fails saying so; if the process dies instead, only that call fails. The loader's own
-memory does not grow with the query. The same deadline as in the thread still interrupts the
-statement; a process that outlives it by `KILL_GRACE_SECONDS` is killed.
+512 MB limit, 7 GB before the timeout for a larger range). So each statement runs in a worker
+process forked from a server that has DuckDB, Arrow and deltalake loaded, and the worker sets the
+soft `RLIMIT_AS` to the address space it holds once the statement's tables are open plus
+`LAKEGATE_LOADER_QUERY_PROCESS_MEMORY`, and lifts it once the statement answered (SQL cannot call
+`setrlimit`). An allocation past that fails inside the engine and the statement fails saying so;
+if the process dies instead, only that call fails. The loader's own memory does not grow with the
+query. The same deadline as in the thread still interrupts the statement; a process that outlives
+it by `KILL_GRACE_SECONDS` is killed.
+
+Workers are reused (`QueryProcesses`): a fork per statement cost ~100-200 ms here, most of it the
+child opening its DuckDB database, unpickling its work and, under pytest or a script, importing the
+parent's main module again; and the fork server's own start (importing the engine) cost the first
+query 5-13 s. Now the loader starts the fork server and `QUERY_SLOTS` workers at start-up
+(`warm`), each with its database open and one `SELECT 1` answered, and a statement goes to an idle
+worker over its pipe. A worker keeps its Delta tables open (`OpenTables`) and catches them up per
+statement. A worker whose statement was cancelled, ran past its deadline or out of memory, failed
+in an unexpected way, or was not read to its end is killed (or ends itself) and replaced in the
+background; one whose resident memory grew by more than `RETIRE_GROWTH` retires after its answer.
+A late cancel of a call reaches its worker only while that call holds it.
 
 Two kinds of work run so: a capped read (`CappedRead`: a query or preview, its rows turned into
 JSON in the child) and a statement stream (`Statement`: a transform's rows, statistics, a view's
