@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import resource
 import shutil
 import time
@@ -16,7 +17,7 @@ from lakegate.common.contracts.warehouse import QueryResult, RunQuery
 from lakegate.common.errors import Cancelled, InvalidInput, NotFound, WarehouseError
 from lakegate.loader.app import LoaderState
 from lakegate.loader.warehouses.delta import LocalLakehouse
-from lakegate.loader.warehouses.queryprocess import IDLE_WORKERS
+from lakegate.loader.warehouses.queryprocess import IDLE_NAME, IDLE_WORKERS
 
 if TYPE_CHECKING:
     from conftest import Extractor
@@ -265,6 +266,21 @@ async def test_every_statement_a_reused_worker_runs_gets_the_whole_process_limit
 
         assert "more memory than one query may use" in str(refused.value)
         assert fits.rows == [[2000000]]
+
+
+async def test_statement_processes_killed_while_idle_cost_no_caller_an_error(
+    extractor: Extractor, query: Query
+) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+    await query("SELECT count(*) FROM orders")  # the loader's workers are up
+    idle = [child for child in multiprocessing.active_children() if child.name == IDLE_NAME]
+    for child in idle:
+        child.kill()  # as the OOM killer would
+
+    answers = [(await query("SELECT count(*) FROM orders")).rows for _ in range(IDLE_WORKERS + 1)]
+
+    assert idle
+    assert answers == [[[3]]] * (IDLE_WORKERS + 1)
 
 
 async def test_a_table_replaced_or_written_anew_is_read_at_its_latest_version_by_every_worker(

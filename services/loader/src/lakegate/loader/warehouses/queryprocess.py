@@ -36,6 +36,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import resource
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -265,6 +266,9 @@ def _serve(conn: multiprocessing.connection.Connection, limits: EngineLimits) ->
     The engine's database is opened before the first statement arrives, so a statement pays neither the
     fork nor the connect. A worker whose address space grew by more than `RETIRE_GROWTH` since it started
     (memory kept by allocators after a big result) asks to be replaced."""
+    # Ctrl-C in a terminal reaches the whole process group: the loader ends its workers itself (and a worker
+    # whose loader is gone reads the end of its pipe), so a worker does not print a traceback for it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(Exception):
         warm_database(limits.in_capped_process())
         # The first statement of a process and its first result pay one-time set-up (~0.1-0.2 s): pay it here.
@@ -279,6 +283,7 @@ def _serve(conn: multiprocessing.connection.Connection, limits: EngineLimits) ->
     while True:
         try:
             job = conn.recv()
+            conn.send(("took",))
         except (EOFError, OSError):
             return
         if isinstance(job, CappedRead):
@@ -392,7 +397,8 @@ class QueryProcesses:
         with self._lock:
             while self._idle:
                 candidate = self._idle.pop()
-                if candidate.limits == limits and candidate.process.is_alive():
+                # An idle worker sends nothing: a readable pipe is the end of a dead one.
+                if candidate.limits == limits and candidate.process.is_alive() and not candidate.conn.poll():
                     worker = candidate
                     break
                 candidate.end()
@@ -416,6 +422,21 @@ class QueryProcesses:
         worker.end()
         self._refill_later(worker.limits)
 
+    def _start(self, work: CappedRead | Statement, name: str) -> _Worker:
+        """A worker that took `work`; workers that died while idle are passed over."""
+        for _ in range(self._idle_most + 1):  # every idle worker may be dead; then a new one
+            worker = self._acquire(work.limits, name)
+            try:
+                worker.conn.send(work)
+                # The worker says it took the work before it starts: one that died idle (killed from outside)
+                # has run nothing of it, so the work goes to another.
+                if worker.conn.poll(READY_SECONDS) and worker.conn.recv() == ("took",):
+                    return worker
+            except (EOFError, OSError):
+                pass
+            self._give_back(worker, reusable=False)
+        raise WarehouseError("the statement's process could not be reached; try again")
+
     def close(self) -> None:
         """End every idle worker; workers in use end when their statement does."""
         with self._lock:
@@ -428,10 +449,9 @@ class QueryProcesses:
         """The capped read's result, computed in a worker process; blocks (call from a worker thread)."""
         if read.limits.process_memory is None:
             return run_in_thread(read)
-        worker = self._acquire(read.limits, QUERY_NAME)
+        worker = self._start(read, QUERY_NAME)
         reusable = False
         try:
-            worker.conn.send(read)
             message = _receive(worker, time.monotonic() + read.timeout + KILL_GRACE_SECONDS, read)
             if message[0] != "final":
                 raise WarehouseError("the query's process sent an answer the loader does not understand")
@@ -450,7 +470,7 @@ class QueryProcesses:
             with session(opened, statement.sources, timeout=statement.timeout, limits=statement.limits) as current:
                 yield current.batches(statement.sql)
             return
-        worker = self._acquire(statement.limits, STATEMENT_NAME)
+        worker = self._start(statement, STATEMENT_NAME)
         deadline = time.monotonic() + statement.timeout + KILL_GRACE_SECONDS
         reusable = False
 
@@ -476,7 +496,6 @@ class QueryProcesses:
                 yield batch
 
         try:
-            worker.conn.send(statement)
             first = next_message()
             schema = first[1] if len(first) > 1 else None
             if first[0] != "schema" or not isinstance(schema, pa.Schema):
