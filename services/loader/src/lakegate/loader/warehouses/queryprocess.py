@@ -48,7 +48,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
-from lakegate.common.callstops import current_stop
+from lakegate.common.callstops import check_stopped, current_stop
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.errors import InvalidInput, LakegateError, NotFound, WarehouseError
@@ -264,8 +264,8 @@ def _serve(conn: multiprocessing.connection.Connection, limits: EngineLimits) ->
     """A worker: statements one at a time until the loader closes the pipe or a statement left it unfit.
 
     The engine's database is opened before the first statement arrives, so a statement pays neither the
-    fork nor the connect. A worker whose address space grew by more than `RETIRE_GROWTH` since it started
-    (memory kept by allocators after a big result) asks to be replaced."""
+    fork nor the connect. A worker whose resident memory grew by more than `RETIRE_GROWTH` since it started
+    (memory kept by allocators after a big result) ends after its answer and is replaced."""
     # Ctrl-C in a terminal reaches the whole process group: the loader ends its workers itself (and a worker
     # whose loader is gone reads the end of its pipe), so a worker does not print a traceback for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -424,6 +424,7 @@ class QueryProcesses:
 
     def _start(self, work: CappedRead | Statement, name: str) -> _Worker:
         """A worker that took `work`; workers that died while idle are passed over."""
+        check_stopped()  # a call cancelled already would only kill the worker it is given
         for _ in range(self._idle_most + 1):  # every idle worker may be dead; then a new one
             worker = self._acquire(work.limits, name)
             try:
@@ -435,6 +436,8 @@ class QueryProcesses:
             except (EOFError, OSError):
                 pass
             self._give_back(worker, reusable=False)
+            if (stop := current_stop()) is not None and stop.requested:
+                raise stop.error()  # the cancel killed it: do not hand the call to (and kill) another
         raise WarehouseError("the statement's process could not be reached; try again")
 
     def close(self) -> None:
