@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import resource
+import shutil
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,8 @@ from lakegate.common.contracts.rpc import CancelCall
 from lakegate.common.contracts.warehouse import QueryResult, RunQuery
 from lakegate.common.errors import Cancelled, InvalidInput, NotFound, WarehouseError
 from lakegate.loader.app import LoaderState
+from lakegate.loader.warehouses.delta import LocalLakehouse
+from lakegate.loader.warehouses.queryprocess import IDLE_NAME, IDLE_WORKERS
 
 if TYPE_CHECKING:
     from conftest import Extractor
@@ -245,6 +249,59 @@ async def test_a_list_that_fits_the_process_limit_is_answered(extractor: Extract
     result = await query("SELECT len(range(0, 2000000)) AS n FROM orders LIMIT 1")
 
     assert result.rows == [[2000000]]
+
+
+@pytest.mark.parametrize("loader_settings", [{"query_process_memory": "256MB"}], indirect=True)
+async def test_every_statement_a_reused_worker_runs_gets_the_whole_process_limit_and_no_more(
+    extractor: Extractor, query: Query
+) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+
+    # More rounds than idle workers, so workers that answered before (and ones that replaced a failed
+    # one) run each kind of statement again.
+    for _ in range(IDLE_WORKERS + 2):
+        with pytest.raises(WarehouseError) as refused:
+            await query("SELECT len(range(0, 100000000)) AS n")
+        fits = await query("SELECT len(range(0, 2000000)) AS n FROM orders LIMIT 1")
+
+        assert "more memory than one query may use" in str(refused.value)
+        assert fits.rows == [[2000000]]
+
+
+async def test_statement_processes_killed_while_idle_cost_no_caller_an_error(
+    extractor: Extractor, query: Query
+) -> None:
+    await extractor.sync(extractor.target("orders"), [numbers(3)])
+    await query("SELECT count(*) FROM orders")  # the loader's workers are up
+    idle = [child for child in multiprocessing.active_children() if child.name == IDLE_NAME]
+    for child in idle:
+        child.kill()  # as the OOM killer would
+
+    answers = [(await query("SELECT count(*) FROM orders")).rows for _ in range(IDLE_WORKERS + 1)]
+
+    assert idle
+    assert answers == [[[3]]] * (IDLE_WORKERS + 1)
+
+
+async def test_a_table_replaced_or_written_anew_is_read_at_its_latest_version_by_every_worker(
+    loader: LoaderState, extractor: Extractor, query: Query
+) -> None:
+    target = extractor.target("orders")
+    assert isinstance(loader.warehouse, LocalLakehouse)
+    path = loader.warehouse.table_path(target)
+    rounds = IDLE_WORKERS + 2  # every kept worker has the table open before it changes
+
+    await extractor.sync(target, [numbers(3)])
+    first = [(await query("SELECT count(*) FROM orders")).rows for _ in range(rounds)]
+    await extractor.sync(target, [numbers(5)])
+    replaced = [(await query("SELECT count(*) FROM orders")).rows for _ in range(rounds)]
+    shutil.rmtree(path)  # the table is gone; the next sync writes a new one at the same path, version 0 again
+    await extractor.sync(target, [numbers(2)])
+    anew = [(await query("SELECT count(*), max(n) FROM orders")).rows for _ in range(rounds)]
+
+    assert first == [[[3]]] * rounds
+    assert replaced == [[[5]]] * rounds
+    assert anew == [[[2, 1]]] * rounds
 
 
 @pytest.mark.parametrize("loader_settings", [{"query_timeout_seconds": 600.0}], indirect=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -116,6 +117,8 @@ def local_lakehouse(settings: LoaderSettings) -> LocalLakehouse:
         max_result_bytes=settings.max_result_bytes,
         queue_depth=settings.load_queue_depth,
         sql_limits=settings.sql_limits,
+        # As many ready statement processes as statements may run at once: none waits for a fork.
+        idle_processes=settings.query_slots,
     )
 
 
@@ -145,9 +148,14 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots), rt
     )
     _register(rt, handlers, settings)
+    if isinstance(warehouse, LocalLakehouse):
+        # The fork server imports the engine (seconds): do it now, beside start-up, not in the first query.
+        threading.Thread(target=warehouse.warm, daemon=True, name="lakegate-query-warm").start()
     try:
         async with started(rt, settings) as health_port:
             yield LoaderState(settings, rt, warehouse, handlers, health_port)
     finally:
-        if not isinstance(warehouse, LocalLakehouse):
+        if isinstance(warehouse, LocalLakehouse):
+            warehouse.close()
+        else:
             await warehouse.close()

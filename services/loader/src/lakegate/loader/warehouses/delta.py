@@ -46,7 +46,7 @@ from lakegate.loader.warehouses import deltaloads, deltalog
 from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
-from lakegate.loader.warehouses.queryprocess import CappedRead, QueryProcesses, Statement
+from lakegate.loader.warehouses.queryprocess import IDLE_WORKERS, CappedRead, QueryProcesses, Statement
 from lakegate.loader.warehouses.spool import spooled
 from lakegate.loader.warehouses.sqlengine import EngineLimits
 
@@ -81,6 +81,7 @@ class LocalLakehouse:
         max_result_bytes: int = 4 * 1024 * 1024,
         queue_depth: int = 4,
         sql_limits: SizeLimits | None = None,
+        idle_processes: int = IDLE_WORKERS,
     ) -> None:
         self.root = root
         self.views = ViewStore(root)
@@ -89,7 +90,17 @@ class LocalLakehouse:
         self._max_result_bytes = max_result_bytes
         self._queue_depth = queue_depth
         self.sql_limits = sql_limits or SizeLimits()
-        self._processes = QueryProcesses()
+        self._processes = QueryProcesses(idle_processes)
+
+    def warm(self) -> None:
+        """Start the statement processes now rather than at the first query (blocks: seconds of imports)."""
+        self._processes.warm(self._limits)
+        # The guard and the translation load their SQL dialects on first use (~0.2 s): load them now too.
+        to_engine(check_select("SELECT 1", "tenant_warm", lambda layer: []), lambda ref: None, limit=1)
+
+    def close(self) -> None:
+        """End the idle statement processes."""
+        self._processes.close()
 
     # names
 

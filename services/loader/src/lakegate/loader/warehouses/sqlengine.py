@@ -159,6 +159,11 @@ def _database(limits: EngineLimits) -> duckdb.DuckDBPyConnection:
     return database
 
 
+def warm_database(limits: EngineLimits) -> None:
+    """Open this thread's database for `limits` now, so the first statement does not pay for it."""
+    _database(limits)
+
+
 @atexit.register
 def _close_databases() -> None:
     with _OPENED_LOCK:
