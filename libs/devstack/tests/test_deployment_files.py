@@ -1,8 +1,10 @@
+import functools
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lakegate.devstack.layout import repo_root
@@ -18,6 +20,22 @@ def compose_binary() -> str:
     return found
 
 
+@functools.cache
+def compose_config(*profiles: str) -> dict[str, Any]:
+    """`docker-compose config` of the compose file (with `profiles` on), parsed; run once per set of profiles."""
+    flags = [arg for profile in profiles for arg in ("--profile", profile)]
+    result = subprocess.run(
+        [compose_binary(), "-f", str(REPO / "docker-compose.yml"), *flags, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
 def test_the_compose_file_is_valid_compose() -> None:
     result = subprocess.run(
         [compose_binary(), "-f", str(REPO / "docker-compose.yml"), "config", "--quiet"],
@@ -31,24 +49,7 @@ def test_the_compose_file_is_valid_compose() -> None:
 
 
 def test_the_observability_profile_adds_a_collector_jaeger_prometheus_and_grafana_with_the_dashboard() -> None:
-    result = subprocess.run(
-        [
-            compose_binary(),
-            "-f",
-            str(REPO / "docker-compose.yml"),
-            "--profile",
-            "observability",
-            "config",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    compose = json.loads(result.stdout)
+    compose = compose_config("observability")
     services = compose["services"]
 
     assert set(services) >= {"otel-collector", "jaeger", "prometheus", "grafana"}
@@ -62,15 +63,7 @@ def test_the_observability_profile_adds_a_collector_jaeger_prometheus_and_grafan
 
 
 def test_the_compose_stack_gives_each_service_the_environment_make_up_gives_it() -> None:
-    result = subprocess.run(
-        [compose_binary(), "-f", str(REPO / "docker-compose.yml"), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=True,
-    )
-    services = json.loads(result.stdout)["services"]
+    services = compose_config()["services"]
 
     assert set(services) >= {"nats", "postgres", "catalog", "extractor", "loader", "edge"}
     for name in ("catalog", "extractor", "loader", "edge"):
@@ -85,15 +78,7 @@ def test_the_compose_stack_gives_each_service_the_environment_make_up_gives_it()
 
 
 def test_each_compose_service_logs_in_to_nats_as_its_own_user_with_only_its_own_password() -> None:
-    result = subprocess.run(
-        [compose_binary(), "-f", str(REPO / "docker-compose.yml"), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=True,
-    )
-    compose = json.loads(result.stdout)
+    compose = compose_config()
     services = compose["services"]
 
     assert services["nats-auth"]["command"][:4] == ["python", "-m", "lakegate.devstack", "nats-auth"]
