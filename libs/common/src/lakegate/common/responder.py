@@ -84,11 +84,6 @@ class Responder:
             _Answering(subject, encoded(handler), request_model(handler), queue, asyncio.Semaphore(workers), name)
         )
 
-    @property
-    def subjects(self) -> list[str]:
-        """The subjects answered, in the order they were listed."""
-        return [answering.subject for answering in self._answering]
-
     async def start(self, connection: NatsClient) -> None:
         """Subscribe every subject on `connection` (the caller flushes before it reports ready)."""
         for answering in self._answering:
