@@ -60,15 +60,18 @@ L = TypeVar("L", bound=SizeLimits)
 
 
 class QuerySizeSettings(BaseSettings):
-    """A service's `…_QUERY_MAX_*` settings: the `SizeLimits` of its guard, read with the service's prefix."""
+    """A service's `…_QUERY_MAX_*` settings: the `SizeLimits` of its guard, read with the service's prefix.
+
+    The defaults are `SizeLimits`'s own, so a guard made without settings reads the same statements.
+    """
 
     query_max_chars: int = Field(
-        default=100_000,
+        default=SizeLimits.chars,
         ge=100,
         description="Longest SQL text read, in characters; checked before anything parses it.",
     )
     query_max_nesting: int = Field(
-        default=24,
+        default=SizeLimits.nesting,
         ge=1,
         le=32,
         description="How deep brackets and CASE expressions may nest, counted before parsing. The "
@@ -76,20 +79,24 @@ class QuerySizeSettings(BaseSettings):
         "(which is refused too, less precisely).",
     )
     query_max_depth: int = Field(
-        default=100,
+        default=SizeLimits.depth,
         ge=1,
         le=200,
         description="How deep a statement's parse tree may be (`a + b + c` is two levels, a chain of UNIONs one); "
         "rendering and translating the tree recurse, so more than 200 is not accepted.",
     )
     query_max_nodes: int = Field(
-        default=10_000, ge=1, description="Most nodes (expressions, names, literals) in a statement's parse tree."
+        default=SizeLimits.nodes,
+        ge=1,
+        description="Most nodes (expressions, names, literals) in a statement's parse tree.",
     )
     query_max_set_operations: int = Field(
-        default=256, ge=0, description="Most UNION, INTERSECT and EXCEPT operations in one statement."
+        default=SizeLimits.set_operations,
+        ge=0,
+        description="Most UNION, INTERSECT and EXCEPT operations in one statement.",
     )
-    query_max_ctes: int = Field(default=128, ge=0, description="Most WITH entries (CTEs) in one statement.")
-    query_max_joins: int = Field(default=64, ge=0, description="Most joins in one statement.")
+    query_max_ctes: int = Field(default=SizeLimits.ctes, ge=0, description="Most WITH entries (CTEs) in one statement.")
+    query_max_joins: int = Field(default=SizeLimits.joins, ge=0, description="Most joins in one statement.")
 
     def size_limits(self, limits: type[L]) -> L:
         """These settings as the service's `SizeLimits` (whose refusals name the service's settings)."""
