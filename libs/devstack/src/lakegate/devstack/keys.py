@@ -6,35 +6,21 @@ passwords the edge seals for it (the edge is given only the public half).
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from lakegate.common.errors import InvalidInput
 from lakegate.common.sealing import Unsealer, new_private_key
+from lakegate.devstack.private import ensure_private
 from lakegate.devstack.processes import StartupError
 
 
 def ensure_fernet_key(path: Path) -> Path:
     """Create the key at `path` on first use (mode 0600); afterwards check it is still private and valid."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _checked(path)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(Fernet.generate_key())
-    return path
-
-
-def _checked(path: Path) -> Path:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise StartupError(f"the catalog key {path} can be read by other users (mode {mode:o}): run `chmod 600 {path}`")
+    text = ensure_private(path, lambda: Fernet.generate_key().decode(), f"the catalog key {path}")
     try:
         # Several comma-separated keys rotate: the catalog encrypts with the first, decrypts with any.
-        for key in path.read_text().strip().split(","):
+        for key in text.strip().split(","):
             Fernet(key.strip())
     except ValueError as exc:
         raise StartupError(
@@ -46,20 +32,9 @@ def _checked(path: Path) -> Path:
 
 def ensure_seal_key(path: Path) -> str:
     """Create the extractor's sealing key at `path` on first use (mode 0600); its public key (for the edge)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    text = ensure_private(path, lambda: new_private_key() + "\n", f"the sealing key {path}")
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise StartupError(
-                f"the sealing key {path} can be read by other users (mode {mode:o}): run `chmod 600 {path}`"
-            ) from None
-    else:
-        with os.fdopen(descriptor, "w") as out:
-            out.write(new_private_key() + "\n")
-    try:
-        keys = [part.strip() for part in path.read_text().split(",") if part.strip()]
+        keys = [part.strip() for part in text.split(",") if part.strip()]
         return Unsealer(keys, origin=f"the sealing key {path}").public_key
     except InvalidInput as exc:
         raise StartupError(
