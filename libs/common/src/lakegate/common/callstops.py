@@ -187,13 +187,6 @@ class CallStops:
         if self._subscription is None:
             self._subscription = await connection.subscribe(self._topology.call_cancel("*"), cb=self._heard)
 
-    async def close(self) -> None:
-        """Stop listening."""
-        if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
-            self._subscription = None
-
     async def _heard(self, msg: Msg) -> None:
         try:
             call_id = CancelCall.model_validate_json(msg.data).call_id
