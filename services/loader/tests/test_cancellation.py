@@ -112,6 +112,18 @@ def big_csv(rows: int = 300_000) -> bytes:
     return b"id,label\n" + b"".join(b"%d,row %d\n" % (i, i) for i in range(rows))
 
 
+async def gold_view_over_seed(loader: LoaderState, tenant_id: str, rows: int, name: str, sql: str) -> None:
+    """A bronze `seed` of `rows` rows, its silver table, and the gold view `name` defined by `sql` over it."""
+    write_big_bronze(bronze_path(loader, tenant_id, "seed"), rows=rows)
+    rt = loader.runtime
+    await rt.rpc.call(
+        rt.topology.warehouse_transform, TransformToSilver(tenant_id=tenant_id, bronze_table="seed"), TransformResult
+    )
+    await rt.rpc.call(
+        rt.topology.warehouse_gold_view, CreateGoldView(tenant_id=tenant_id, name=name, sql=sql), GoldView
+    )
+
+
 @pytest.mark.parametrize("loader_settings", [{"transform_timeout_seconds": 600.0}], indirect=True)
 async def test_a_transform_cancelled_midway_writes_nothing_and_the_previous_silver_version_stays(
     loader: LoaderState, tenant_id: str, lineage: LineageReader
@@ -206,15 +218,9 @@ async def test_a_transform_past_the_memory_limit_fails_naming_the_settings_write
 async def test_statistics_of_a_hostile_gold_view_fail_at_the_process_limit_and_the_loader_stays_small(
     loader: LoaderState, tenant_id: str
 ) -> None:
-    write_big_bronze(bronze_path(loader, tenant_id, "seed"), rows=3)
     topology = loader.runtime.topology
-    await loader.runtime.rpc.call(
-        topology.warehouse_transform, TransformToSilver(tenant_id=tenant_id, bronze_table="seed"), TransformResult
-    )
     hostile = "SELECT id, len(range(0, 100000000)) AS n FROM silver.seed"
-    await loader.runtime.rpc.call(
-        topology.warehouse_gold_view, CreateGoldView(tenant_id=tenant_id, name="hostile", sql=hostile), GoldView
-    )
+    await gold_view_over_seed(loader, tenant_id, rows=3, name="hostile", sql=hostile)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     with pytest.raises(WarehouseError) as refused:
@@ -235,16 +241,10 @@ async def test_statistics_of_a_hostile_gold_view_fail_at_the_process_limit_and_t
 async def test_statistics_cancelled_midway_stop_their_process_and_answer_cancelled(
     loader: LoaderState, tenant_id: str
 ) -> None:
-    write_big_bronze(bronze_path(loader, tenant_id, "seed"), rows=3000)
     topology = loader.runtime.topology
-    await loader.runtime.rpc.call(
-        topology.warehouse_transform, TransformToSilver(tenant_id=tenant_id, bronze_table="seed"), TransformResult
-    )
     # Minutes of work for each statistic; only the cancel stops it before the 600 s timeout.
     slow = "SELECT a.id FROM silver.seed a CROSS JOIN silver.seed b CROSS JOIN silver.seed c WHERE a.id + b.id = c.id"
-    await loader.runtime.rpc.call(
-        topology.warehouse_gold_view, CreateGoldView(tenant_id=tenant_id, name="slow", sql=slow), GoldView
-    )
+    await gold_view_over_seed(loader, tenant_id, rows=3000, name="slow", sql=slow)
     call_id = new_call_id()
     describing = request_task(
         loader,

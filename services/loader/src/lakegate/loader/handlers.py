@@ -76,17 +76,13 @@ class LoaderHandlers:
             "warehouse query", attributes={"lakegate.tenant_id": request.tenant_id}
         ):
             try:
-                async with (
-                    self.runtime.call_stops.stoppable(request.call_id, "the query"),
-                    self.lanes.enter(request.tenant_id),
-                ):
-                    with interruptible():  # a cancelled query interrupts the engine, not only this task
-                        return await self.warehouse.query(
-                            tenant_catalog(request.tenant_id),
-                            request.sql,
-                            min(asked, self.settings.max_rows_limit),
-                            self.settings.query_timeout_seconds,
-                        )
+                async with self._stoppable(request.call_id, "the query", request.tenant_id):
+                    return await self.warehouse.query(
+                        tenant_catalog(request.tenant_id),
+                        request.sql,
+                        min(asked, self.settings.max_rows_limit),
+                        self.settings.query_timeout_seconds,
+                    )
             finally:
                 self.worker.metrics.query("warehouse", time.monotonic() - began)
 

@@ -210,10 +210,7 @@ class LocalLakehouse:
         if not landed.committed:
             version = await asyncio.to_thread(lambda: DeltaTable(str(path)).version())
             return LoadResult(0, 0, version, already_committed=False)
-        commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, plan.run_id)
-        if commit is None:
-            raise WarehouseError(f"the commit of run {plan.run_id} is missing from the history of {target}")
-        return _result(commit, already_committed=False)
+        return await _new_commit(path, plan)
 
     async def commit_files(self, plan: LoadPlan, files: Sequence[Path], rows: int) -> LoadResult | None:
         """Full: the extractor's data files become the table in one commit tagged with the run id (`adopt`)."""
@@ -232,10 +229,7 @@ class LocalLakehouse:
             adopted = await asyncio.to_thread(deltaloads.adopt, path, files, drift.schema, rows, notes)
         if not adopted:
             return None
-        commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, plan.run_id)
-        if commit is None:
-            raise WarehouseError(f"the commit of run {plan.run_id} is missing from the history of {target}")
-        return _result(commit, already_committed=False)
+        return await _new_commit(path, plan)
 
     async def query(self, catalog: str, sql: str, max_rows: int, timeout: float) -> QueryResult:
         """Guard, translate and run one statement; see `lakegate.loader.results` for how values are written."""
@@ -456,6 +450,14 @@ class LocalLakehouse:
             return Written(table_schema, data.num_rows, version)
 
         return await in_thread(write)
+
+
+async def _new_commit(path: Path, plan: LoadPlan) -> LoadResult:
+    """The result of the commit `plan`'s run just made; its absence from the history is an error."""
+    commit = await asyncio.to_thread(deltalog.find_commit, path, RUN_ID_KEY, plan.run_id)
+    if commit is None:
+        raise WarehouseError(f"the commit of run {plan.run_id} is missing from the history of {plan.target}")
+    return _result(commit, already_committed=False)
 
 
 def _result(commit: deltalog.Commit, *, already_committed: bool) -> LoadResult:
