@@ -36,7 +36,7 @@ from faststream import AckPolicy
 from faststream._internal.context import Context
 from faststream.nats import JStream, NatsMessage, PullSub
 from faststream.nats.message import NatsMessage as NatsMessageClass
-from lakegate.common.errors import InvalidInput, LakegateError, TerminalError, TransientError
+from lakegate.common.errors import InvalidInput, LakegateError, TerminalError, TransientError, first_invalid
 from lakegate.common.logs import log_context
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as AckPolicyConfig
@@ -157,7 +157,7 @@ def parsed_body(model: type[B]) -> Callable[[str, bytes], B]:
             return model.model_validate_json(body)
         except ValidationError as exc:
             raise InvalidInput(
-                f"message on {subject} is not a valid {model.__name__}: {exc}; the sender must be fixed"
+                f"message on {subject} is not a valid {model.__name__}: {first_invalid(exc)}; the sender must be fixed"
             ) from None
 
     return parse

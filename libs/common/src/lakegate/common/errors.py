@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import ValidationError
+
 
 class LakegateError(Exception):
     """Base of every error lakegate raises on purpose."""
@@ -106,3 +108,11 @@ def error_from_code(code: str, message: str, *, transient: bool = False) -> Lake
     """Rebuild an error received over the wire; an unknown code keeps only its transience."""
     cls = ERRORS_BY_CODE.get(code) or (TransientError if transient else TerminalError)
     return cls(message)
+
+
+def first_invalid(exc: ValidationError) -> str:
+    """Where a body failed its model and why, without the values it held (a message body may carry a secret)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    where = ".".join(str(part) for part in errors[0]["loc"]) or "the body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {errors[0]['msg']}{more}"

@@ -30,6 +30,7 @@ from typing import Any
 
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.runs import ErrorInfo
+from lakegate.common.errors import first_invalid
 from lakegate.common.rpc import encoded, reply_json
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -144,14 +145,7 @@ class Responder:
                 ErrorInfo(
                     code="invalid_input",
                     message=f"the request on {answering.subject} is not a valid {answering.request.__name__}: "
-                    f"{_first_error(exc)}; the sender must be fixed",
+                    f"{first_invalid(exc)}; the sender must be fixed",
                 )
             )
         return await answering.handler(request)
-
-
-def _first_error(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    where = ".".join(str(part) for part in errors[0]["loc"]) or "the body"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {errors[0]['msg']}{more}"

@@ -41,7 +41,7 @@ from lakegate.common.contracts.runs import (
     Loading,
     RunStatus,
 )
-from lakegate.common.errors import Cancelled, Conflict, InvalidInput, LakegateError
+from lakegate.common.errors import Cancelled, Conflict, InvalidInput, LakegateError, first_invalid
 from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.subjects import RunStep
 from pydantic import ValidationError
@@ -85,7 +85,7 @@ def parse_step(subject: str, body: bytes) -> Step:
     try:
         step = model.model_validate_json(body)
     except ValidationError as exc:
-        raise InvalidInput(f"step on {subject} is not a valid {model.__name__} message: {exc}") from None
+        raise InvalidInput(f"step on {subject} is not a valid {model.__name__} message: {first_invalid(exc)}") from None
     if not subject.endswith(f".{step.run_id}.{name}"):
         raise InvalidInput(f"step on {subject} is about run {step.run_id}; a step is published on its own run")
     return step
