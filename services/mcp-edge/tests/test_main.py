@@ -62,14 +62,15 @@ async def stderr_until(process: asyncio.subprocess.Process, pattern: str) -> re.
     raise AssertionError(f"the edge exited without logging {pattern!r}")
 
 
+def stdio_edge(env: dict[str, str]) -> StdioServerParameters:
+    """The edge run as a child process serving MCP over stdio, with `env` as its whole environment."""
+    return StdioServerParameters(command=sys.executable, args=["-m", "lakegate.edge", "--transport", "stdio"], env=env)
+
+
 async def test_over_stdio_the_tools_answer_and_the_logs_go_to_stderr(
     nats_settings: NatsSettings, tenant_id: str, fakes: Fakes, tmp_path: Path
 ) -> None:
-    server = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "lakegate.edge", "--transport", "stdio"],
-        env=edge_env(nats_settings, tenant_id),
-    )
+    server = stdio_edge(edge_env(nats_settings, tenant_id))
     stderr = tmp_path / "edge.stderr"
     with stderr.open("w") as errlog:
         async with Client(stdio_client(server, errlog=errlog)) as client:
@@ -88,12 +89,8 @@ async def test_over_stdio_the_tools_answer_and_the_logs_go_to_stderr(
 async def test_over_stdio_in_the_handshake_era_resources_list_changed_is_claimed_and_sent_after_connect_postgres(
     nats_settings: NatsSettings, tenant_id: str, fakes: Fakes, seal_public_key: str
 ) -> None:
-    server = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "lakegate.edge", "--transport", "stdio"],
-        # The edge seals the password for the extractor: without the public key it registers nothing.
-        env=edge_env(nats_settings, tenant_id, LAKEGATE_EDGE_SEAL_PUBLIC_KEY=seal_public_key),
-    )
+    # The edge seals the password for the extractor: without the public key it registers nothing.
+    server = stdio_edge(edge_env(nats_settings, tenant_id, LAKEGATE_EDGE_SEAL_PUBLIC_KEY=seal_public_key))
     changed = asyncio.Event()
 
     async def on_message(message: object) -> None:
@@ -149,11 +146,7 @@ async def test_over_stdio_with_nats_down_the_edge_answers_initialize_and_tools_n
     tmp_path: Path,
 ) -> None:
     nobody = f"nats://127.0.0.1:{free_port()}"
-    server = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "lakegate.edge", "--transport", "stdio"],
-        env=minimal_env(LAKEGATE_NATS_URL=nobody),
-    )
+    server = stdio_edge(minimal_env(LAKEGATE_NATS_URL=nobody))
     stderr = tmp_path / "edge.stderr"
     with stderr.open("w") as errlog:
         async with asyncio.timeout(60), Client(stdio_client(server, errlog=errlog)) as client:

@@ -32,6 +32,19 @@ def _record(row: asyncpg.Record) -> AuditRecord:
     )
 
 
+def refusal(records: Sequence[AuditRecord]) -> InvalidInput | None:
+    """Why none of `records` can ever be stored (none names a valid tenant); None when one can."""
+    first: InvalidInput | None = None
+    for record in records:
+        try:
+            check_tenant_id(record.tenant_id)
+        except InvalidInput as exc:
+            first = first or exc
+        else:
+            return None
+    return first
+
+
 class AuditLog:
     """The `audit` table."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from faststream.nats.annotations import NatsMessage
-from lakegate.catalog.audit import AuditLog
+from lakegate.catalog.audit import AuditLog, refusal
 from lakegate.catalog.datasets import DatasetStore
 from lakegate.catalog.launcher import RunLauncher
 from lakegate.catalog.lifecycle import RunLifecycle, Step, parse_step, step_name, tracked
@@ -34,7 +34,6 @@ from lakegate.common.contracts.sources import (
 from lakegate.common.contracts.transforms import DatasetRecord
 from lakegate.common.delivery import Batched, Delivery, Work, parsed, parsed_body
 from lakegate.common.errors import InvalidInput, LakegateError
-from lakegate.common.names import check_tenant_id
 from lakegate.common.rpc import answers
 from pydantic import BaseModel
 
@@ -166,14 +165,8 @@ class CatalogHandlers:
             except InvalidInput:
                 # One record a message: what edges before batching sent, and what may still be queued.
                 command = AuditRecords(records=[single(subject, body)])
-            refused: list[InvalidInput] = []
-            for record in command.records:
-                try:
-                    check_tenant_id(record.tenant_id)
-                except InvalidInput as exc:
-                    refused.append(exc)
-            if refused and len(refused) == len(command.records):
-                raise refused[0]  # nothing of the message can ever be stored (a mixed one keeps its valid records)
+            if (refused := refusal(command.records)) is not None:
+                raise refused  # nothing of the message can ever be stored (a mixed one keeps its valid records)
             return command
 
         async def run(commands: Sequence[AuditRecords]) -> None:

@@ -93,6 +93,11 @@ class AuditTrail:
         self._batch_records, self._batch_bytes = batch_records, batch_bytes
         self._linger = linger_seconds
 
+    @property
+    def queued(self) -> int:
+        """How many records wait for the publisher to take them right now."""
+        return self._queue.qsize()
+
     def record(self, record: AuditRecord) -> None:
         """Queue one record; when the queue is full the record is dropped and the drop logged."""
         try:

@@ -113,10 +113,7 @@ class PasswordPages:
     def find(self, elicitation_id: str, tenant_id: str, address: SourceAddress) -> PasswordPage | None:
         """The pending page a repeated call names, if it is this tenant's and for the same address."""
         self._forget_expired()
-        for page in self._by_token.values():
-            if page.elicitation_id == elicitation_id and page.tenant_id == tenant_id and page.address == address:
-                return page
-        for page in self._used.values():
+        for page in (*self._by_token.values(), *self._used.values()):
             if page.elicitation_id == elicitation_id and page.tenant_id == tenant_id and page.address == address:
                 return page
         return None

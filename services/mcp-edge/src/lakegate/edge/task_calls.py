@@ -94,8 +94,12 @@ class UpdateTaskRequestParams(RequestParams):
     input_responses: dict[str, Any] = Field(default_factory=dict, alias="inputResponses")
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _stamp(datetime.now(UTC))
 
 
 @dataclass
@@ -108,7 +112,6 @@ class TaskRecord:
     status: TaskStatus = "working"
     status_message: str | None = "started"
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
-    created_at: str = field(default_factory=_now)
     last_updated_at: str = field(default_factory=_now)
     result: dict[str, Any] | None = None
     error: MCPError | None = None
@@ -124,6 +127,10 @@ class TaskRecord:
         if self.status == "working":
             self.status, self.status_message, self.last_updated_at = status, message, _now()
         self.done.set()
+
+    @property
+    def created_at(self) -> str:
+        return _stamp(self.created)
 
     def view(self) -> dict[str, Any]:
         """The task as 2025-11-25 shows it."""

@@ -110,19 +110,9 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
         """
         task = current_task()  # a call run as an MCP task waits for the runs' end and reports to the task
         wait, report = (math.inf, task.report) if task else (settings.sync_wait_seconds, ctx.report_progress)
-        if isinstance(table_name, str) and schema_name is None:
-            start = StartRun(
-                tenant_id=backend.tenant(),
-                connection_id=connection_id,
-                table_name=table_name,
-                sync_mode=sync_mode,
-                cursor_column=cursor_column,
-                detect_deletes=detect_deletes,
-            )
-            return SyncResult.of_run(await _sync_one(backend, watch, start, wait, report))
-        names = await _tables_to_sync(backend, connection_id, table_name, schema_name)
-        starts = [
-            StartRun(
+
+        def start(name: str) -> StartRun:
+            return StartRun(
                 tenant_id=backend.tenant(),
                 connection_id=connection_id,
                 table_name=name,
@@ -130,8 +120,11 @@ def add_sync_tools(server: MCPServer, backend: Backend, watch: RunWatch) -> None
                 cursor_column=cursor_column,
                 detect_deletes=detect_deletes,
             )
-            for name in names
-        ]
+
+        if isinstance(table_name, str) and schema_name is None:
+            return SyncResult.of_run(await _sync_one(backend, watch, start(table_name), wait, report))
+        names = await _tables_to_sync(backend, connection_id, table_name, schema_name)
+        starts = [start(name) for name in names]
         finished = await _sync_many(backend, watch, starts, wait, CombinedProgress(report, len(names)))
         return _tables_result(connection_id, sync_mode, names, finished, failures.public)
 
