@@ -16,6 +16,7 @@ import nats
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.devstack.stack import SERVICES, Stack, StackConfig, StackPorts
+from lakegate.devstack.toolresults import text_of
 from mcp import Client
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
@@ -173,7 +174,7 @@ class Agent:
         """The tool's structured result; raises ToolFailed with the text the model would read."""
         result = await self._client.call_tool(tool, arguments, read_timeout_seconds=CALL_TIMEOUT)
         if result.is_error:
-            raise ToolFailed(tool, " ".join(getattr(block, "text", "") for block in result.content))
+            raise ToolFailed(tool, text_of(result))
         if result.structured_content is None:
             raise ToolFailed(tool, "the tool returned no structured content")
         return dict(result.structured_content)

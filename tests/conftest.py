@@ -62,6 +62,14 @@ class Source:
     password: str
     admin_dsn: str
 
+    async def execute(self, sql: str) -> None:
+        """Run `sql` in the source as its owner (to create, change or drop what the tests read)."""
+        admin = await asyncpg.connect(self.admin_dsn)
+        try:
+            await admin.execute(sql)
+        finally:
+            await admin.close()
+
     def connect_arguments(self, name: str) -> dict[str, object]:
         return {
             "name": name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import asyncpg
 from lakegate.devstack.stack import Stack
 from lakegate.devstack.toolresults import structured, text_of
 from mcp import Client
@@ -33,11 +32,7 @@ FROM generate_series(0, 2999) g;
 async def test_a_wide_long_query_answer_fits_the_clients_limit_and_pages_to_the_end(
     stack: Stack, source: Source, unique: str
 ) -> None:
-    admin = await asyncpg.connect(source.admin_dsn)
-    try:
-        await admin.execute(LINEITEM)
-    finally:
-        await admin.close()
+    await source.execute(LINEITEM)
     name = f"ans{unique}"
     table = f"bronze.{name}_lineitem"
     async with Client(stack.urls.mcp) as client:

@@ -14,7 +14,6 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 
-import asyncpg
 import nats
 from lakegate.common.contracts.rpc import CancelCall
 from lakegate.devstack.stack import Stack
@@ -71,16 +70,10 @@ async def cancel_once_sent(call: asyncio.Task[object], sent: asyncio.Event, canc
 async def test_a_cancelled_transform_and_a_cancelled_upload_write_nothing(
     stack: Stack, source: Source, unique: str, edge_env: dict[str, str]
 ) -> None:
-    admin = await asyncpg.connect(source.admin_dsn)
-    try:
-        await admin.execute(
-            "CREATE TABLE small AS SELECT g::bigint AS id, g::text AS label FROM generate_series(1, 3) g"
-        )
-        await admin.execute(
-            f"CREATE TABLE big AS SELECT g::bigint AS id, g::text AS label FROM generate_series(1, {BIG_ROWS}) g"
-        )
-    finally:
-        await admin.close()
+    await source.execute(
+        "CREATE TABLE small AS SELECT g::bigint AS id, g::text AS label FROM generate_series(1, 3) g;"
+        f"CREATE TABLE big AS SELECT g::bigint AS id, g::text AS label FROM generate_series(1, {BIG_ROWS}) g"
+    )
     name, clean, people = f"cancel{unique}", f"clean{unique}", f"people{unique}"
     server = StdioServerParameters(
         command=sys.executable, args=["-m", "lakegate.edge", "--transport", "stdio"], env=edge_env

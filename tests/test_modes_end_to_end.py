@@ -25,14 +25,6 @@ FROM generate_series(1, 1000) g;
 """
 
 
-async def _execute(source: Source, sql: str) -> None:
-    conn = await asyncpg.connect(source.admin_dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _source_rows(source: Source) -> list[list[str]]:
     conn = await asyncpg.connect(source.admin_dsn)
     try:
@@ -56,7 +48,7 @@ INSERT INTO accounts (id, owner, balance) VALUES (1001, 'new one', 5), (1002, 'n
 
 
 async def test_incremental_appends_only_rows_past_the_cursor(stack: Stack, source: Source, unique: str) -> None:
-    await _execute(source, ACCOUNTS)
+    await source.execute(ACCOUNTS)
     name = f"inc{unique}"
     async with Client(stack.urls.mcp) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
@@ -68,7 +60,7 @@ async def test_incremental_appends_only_rows_past_the_cursor(stack: Stack, sourc
         again = await call(client, "sync_table_to_bronze", arguments)
         assert again["row_count"] == 0, "nothing changed, so nothing is appended"
 
-        await _execute(source, CHANGES)
+        await source.execute(CHANGES)
         third = await call(client, "sync_table_to_bronze", arguments)
         assert third["row_count"] == 5, "3 updated and 2 inserted rows, and only those"
         result = await call(
@@ -80,14 +72,14 @@ async def test_incremental_appends_only_rows_past_the_cursor(stack: Stack, sourc
 async def test_merge_upserts_on_the_primary_key_so_the_target_equals_the_source(
     stack: Stack, source: Source, unique: str
 ) -> None:
-    await _execute(source, ACCOUNTS)
+    await source.execute(ACCOUNTS)
     name = f"mrg{unique}"
     table = f"bronze.{name}_accounts"
     async with Client(stack.urls.mcp) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
         arguments = {"connection_id": connection["connection_id"], "table_name": "accounts", "sync_mode": "merge"}
         await call(client, "sync_table_to_bronze", arguments)
-        await _execute(source, CHANGES)
+        await source.execute(CHANGES)
         second = await call(client, "sync_table_to_bronze", arguments)
         assert second["row_count"] == 5
         assert await _target_rows(client, table) == await _source_rows(source)
@@ -96,7 +88,7 @@ async def test_merge_upserts_on_the_primary_key_so_the_target_equals_the_source(
 async def test_schema_drift_adds_columns_keeps_dropped_ones_and_refuses_incompatible_types(
     stack: Stack, source: Source, unique: str
 ) -> None:
-    await _execute(source, ACCOUNTS)
+    await source.execute(ACCOUNTS)
     name = f"dr{unique}"
     table = f"bronze.{name}_accounts"
     async with Client(stack.urls.mcp) as client:
@@ -104,8 +96,7 @@ async def test_schema_drift_adds_columns_keeps_dropped_ones_and_refuses_incompat
         arguments = {"connection_id": connection["connection_id"], "table_name": "accounts", "sync_mode": "merge"}
         await call(client, "sync_table_to_bronze", arguments)
 
-        await _execute(
-            source,
+        await source.execute(
             "ALTER TABLE accounts ADD COLUMN tier text; ALTER TABLE accounts DROP COLUMN owner;"
             "UPDATE accounts SET tier = 'gold', updated_at = clock_timestamp() WHERE id = 7",
         )
@@ -119,8 +110,7 @@ async def test_schema_drift_adds_columns_keeps_dropped_ones_and_refuses_incompat
 
         described = await call(client, "describe_table", {"table_name": table, "with_stats": False})
         version = described["version"]
-        await _execute(
-            source,
+        await source.execute(
             "ALTER TABLE accounts ALTER COLUMN tier TYPE int USING 1;"
             "UPDATE accounts SET updated_at = clock_timestamp()",
         )
@@ -131,9 +121,9 @@ async def test_schema_drift_adds_columns_keeps_dropped_ones_and_refuses_incompat
 
 
 async def test_a_cancelled_sync_leaves_the_target_as_it_was(stack: Stack, source: Source, unique: str) -> None:
-    await _execute(source, ACCOUNTS)
-    await _execute(
-        source, "INSERT INTO accounts (id, owner, balance) SELECT g, 'x', 1 FROM generate_series(1001, 1000000) g"
+    await source.execute(ACCOUNTS)
+    await source.execute(
+        "INSERT INTO accounts (id, owner, balance) SELECT g, 'x', 1 FROM generate_series(1001, 1000000) g"
     )
     name = f"can{unique}"
     async with (
@@ -163,7 +153,7 @@ async def test_a_cancelled_sync_leaves_the_target_as_it_was(stack: Stack, source
 async def test_schedules_are_created_listed_kept_across_a_catalog_restart_and_deleted(
     stack: Stack, source: Source, unique: str
 ) -> None:
-    await _execute(source, ACCOUNTS)
+    await source.execute(ACCOUNTS)
     name = f"sch{unique}"
     async with Client(stack.urls.mcp) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
@@ -199,14 +189,14 @@ async def test_schedules_are_created_listed_kept_across_a_catalog_restart_and_de
 async def test_a_merge_with_detect_deletes_removes_rows_deleted_at_the_source(
     stack: Stack, source: Source, unique: str
 ) -> None:
-    await _execute(source, ACCOUNTS)
+    await source.execute(ACCOUNTS)
     name = f"del{unique}"
     table = f"bronze.{name}_accounts"
     async with Client(stack.urls.mcp) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
         arguments = {"connection_id": connection["connection_id"], "table_name": "accounts", "sync_mode": "merge"}
         await call(client, "sync_table_to_bronze", arguments)
-        await _execute(source, "DELETE FROM accounts WHERE id % 100 = 7;" + CHANGES)
+        await source.execute("DELETE FROM accounts WHERE id % 100 = 7;" + CHANGES)
 
         kept = await call(client, "sync_table_to_bronze", arguments)
         still = await call(client, "query_sql", {"sql": f"SELECT count(*) FROM {table}"})
@@ -227,27 +217,25 @@ async def test_a_merge_with_detect_deletes_removes_rows_deleted_at_the_source(
 async def test_full_then_merge_adding_a_column_merge_incremental_and_merge_again_end_equal_to_the_source(
     stack: Stack, source: Source, unique: str
 ) -> None:
-    await _execute(source, ACCOUNTS)
+    await source.execute(ACCOUNTS)
     name = f"chain{unique}"
     table = f"bronze.{name}_accounts"
     async with Client(stack.urls.mcp) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))
         arguments = {"connection_id": connection["connection_id"], "table_name": "accounts"}
         await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "full"})
-        await _execute(
-            source,
+        await source.execute(
             "ALTER TABLE accounts ADD COLUMN email text;"
             "UPDATE accounts SET email = 'e' || id, updated_at = clock_timestamp() WHERE id <= 10;",
         )
         added = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "merge"})
-        await _execute(source, CHANGES)
+        await source.execute(CHANGES)
         merged = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "merge"})
-        await _execute(
-            source,
+        await source.execute(
             "INSERT INTO accounts (id, owner, balance, email) VALUES (1003, 'three', 7, 'x@y');",
         )
         appended = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "incremental"})
-        await _execute(source, "UPDATE accounts SET owner = 'moved', updated_at = clock_timestamp() WHERE id = 5;")
+        await source.execute("UPDATE accounts SET owner = 'moved', updated_at = clock_timestamp() WHERE id = 5;")
         last = await call(client, "sync_table_to_bronze", {**arguments, "sync_mode": "merge"})
         emails = await call(
             client, "query_sql", {"sql": f"SELECT count(email), count(*), count(DISTINCT id) FROM {table}"}

@@ -44,14 +44,6 @@ AFTERWARDS = (
 NOTES = "CREATE TABLE notes AS SELECT g AS id, 'n' || g AS body FROM generate_series(1, 7) g"
 
 
-async def _execute(source: Source, sql: str) -> None:
-    conn = await asyncpg.connect(source.admin_dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @asynccontextmanager
 async def _locked(source: Source, table: str) -> AsyncIterator[None]:
     """Hold an ACCESS EXCLUSIVE lock on `table` in the source: every read of it waits until the block ends."""
@@ -94,7 +86,7 @@ async def _client(stack: Stack, edge_env: dict[str, str], transport: str, era: s
 async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_cursor_as_they_were(
     stack: Stack, source: Source, unique: str, edge_env: dict[str, str], transport: str, era: str
 ) -> None:
-    await _execute(source, ACCOUNTS)
+    await source.execute(ACCOUNTS)
     name = f"task{unique}"
     table = f"bronze.{name}_accounts"
     async with _client(stack, edge_env, transport, era) as client:
@@ -102,7 +94,7 @@ async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_c
         arguments = {"connection_id": connection["connection_id"], "table_name": "accounts", "sync_mode": "incremental"}
         first = await wait_task(client, await start_task(client, "sync_table_to_bronze", arguments), TERMINAL, 120)
 
-        await _execute(source, MANY)
+        await source.execute(MANY)
         # The second run's read waits on a lock until its task is cancelled: it cannot finish first.
         async with _locked(source, "accounts"):
             task_id = await start_task(client, "sync_table_to_bronze", arguments)
@@ -114,7 +106,7 @@ async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_c
         ]
         rows = await call(client, "query_sql", {"sql": f"SELECT count(*) FROM {table}"})
 
-        await _execute(source, AFTERWARDS)
+        await source.execute(AFTERWARDS)
         after = await call(client, "sync_table_to_bronze", arguments)
 
     assert first.status == "completed", first
@@ -132,7 +124,7 @@ async def test_a_sync_task_completes_and_a_cancelled_one_leaves_bronze_and_the_c
 async def test_a_several_table_sync_runs_as_one_task_listing_every_run(
     stack: Stack, source: Source, unique: str, edge_env: dict[str, str], transport: str, era: str
 ) -> None:
-    await _execute(source, ACCOUNTS + NOTES)
+    await source.execute(ACCOUNTS + NOTES)
     name = f"tasks{unique}"
     async with _client(stack, edge_env, transport, era) as client:
         connection = await call(client, "connect_postgres", source.connect_arguments(name))

@@ -28,6 +28,7 @@ from lakegate.devstack.layout import StackHome
 from lakegate.devstack.postgres import PostgresCluster
 from lakegate.devstack.pytest_plugin import CreateDatabase, directory_outside_pytest
 from lakegate.devstack.stack import Stack, StackConfig, StackPorts
+from lakegate.devstack.toolresults import error_text
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -87,11 +88,6 @@ async def _client(url: str, token: str) -> AsyncIterator[Client]:
         Client(streamable_http_client(url, http_client=http)) as client,
     ):
         yield client
-
-
-def _error(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    return " ".join(getattr(part, "text", "") for part in result.content)
 
 
 @dataclass(frozen=True)
@@ -190,7 +186,7 @@ async def test_neither_tenant_reaches_the_others_sources_runs_tables_views_or_sc
                 assert result.structured_content["runs"] == [], tool
                 continue
             assert cid not in json.dumps(result.structured_content or {}), tool
-            _error(result)
+            error_text(result)
 
         # Three-part names and bare names of acme's tables: nothing to describe, preview, query or build on.
         for table in [*three_part, owned.bronze, f"silver.{owned.silver}", f"gold.{owned.gold}"]:
@@ -200,14 +196,16 @@ async def test_neither_tenant_reaches_the_others_sources_runs_tables_views_or_sc
                 ("query_sql", {"sql": f"SELECT count(*) FROM {table}"}),
                 ("analyze_schema", {"table_name": table}),
             ):
-                _error(await globex.call_tool(tool, arguments))
-        _error(
+                error_text(await globex.call_tool(tool, arguments))
+        error_text(
             await globex.call_tool(
                 "query_sql", {"sql": f"SELECT * FROM {three_part[0]} UNION ALL SELECT * FROM {three_part[0]}"}
             )
         )
-        _error(await globex.call_tool("transform_to_silver", {"bronze_table": three_part[0], "transformations": []}))
-        _error(
+        error_text(
+            await globex.call_tool("transform_to_silver", {"bronze_table": three_part[0], "transformations": []})
+        )
+        error_text(
             await globex.call_tool(
                 "create_gold_view", {"name": f"{name}_steal", "sql": f"SELECT count(*) AS n FROM {three_part[1]}"}
             )
@@ -224,7 +222,7 @@ async def test_neither_tenant_reaches_the_others_sources_runs_tables_views_or_sc
         )
         # A three-part name is not a dataset name: refused, so acme's table cannot be named from globex at all.
         content = base64.b64encode(b"id\n7\n").decode()
-        refused = _error(
+        refused = error_text(
             await globex.call_tool(
                 "upload_file", {"file_content": content, "file_name": "b.csv", "dataset_name": three_part[3]}
             )
@@ -314,7 +312,7 @@ async def test_bad_bearer_tokens_get_401_and_a_read_token_cannot_write_and_nothi
             ("connect_postgres", source.connect_arguments(f"{name}r")),
             ("upload_file", {"file_content": "aWQKMQo=", "file_name": "r.csv", "dataset_name": f"{name}_r"}),
         ):
-            text = _error(await reader.call_tool(tool, arguments))
+            text = error_text(await reader.call_tool(tool, arguments))
             assert "scope" in text, (tool, text)
         assert (await call(reader, "list_sync_runs", {"connection_id": cid}))["runs"] == []
         assert (await call(reader, "list_schedules", {}))["schedules"] == [] or cid not in json.dumps(
@@ -357,7 +355,7 @@ async def test_after_a_sync_and_refused_logins_no_secret_is_in_any_log_of_the_st
     await create_orders_table(source.admin_dsn, 5)
     async with _client(tenants.stack.urls.mcp, tenants.acme) as acme:
         wrong = {**source.connect_arguments(f"log{unique}x"), "password": f"pw-{unique}0-ünï"}
-        _error(await acme.call_tool("connect_postgres", wrong))
+        error_text(await acme.call_tool("connect_postgres", wrong))
         connection = await call(acme, "connect_postgres", source.connect_arguments(f"log{unique}"))
         run = await call(
             acme, "sync_table_to_bronze", {"connection_id": connection["connection_id"], "table_name": "orders"}

@@ -119,31 +119,25 @@ class FakeCatalog:
 
     def add_referenced_source(self, address: SourceAddress, reference: str, name: str = "shop") -> str:
         """Register a source whose password the extractor reads where `reference` points."""
-        connection_id = f"src_{uuid.uuid4().hex[:8]}"
-        info = SourceInfo(
-            connection_id=connection_id,
-            tenant_id=self.tenant_id,
-            name=name,
-            address=address,
-            created_at=datetime.now(UTC),
-        )
-        login = SourceLogin(address=address, password_ref=reference)
-        self.sources[connection_id] = SourceCredentials(source=info, login=login)
-        return connection_id
+        return self._register(SourceLogin(address=address, password_ref=reference), name).connection_id
 
     def add_source(self, login: Login, name: str = "shop") -> str:
         """Register a source; returns its connection id."""
-        connection_id = f"src_{uuid.uuid4().hex[:8]}"
+        info = self._register(self.seal(login), name)
+        self.opened[info.connection_id] = Credentials(info, login)
+        return info.connection_id
+
+    def _register(self, login: SourceLogin, name: str) -> SourceInfo:
+        """Store a source with `login` as the catalog would hand it out."""
         info = SourceInfo(
-            connection_id=connection_id,
+            connection_id=f"src_{uuid.uuid4().hex[:8]}",
             tenant_id=self.tenant_id,
             name=name,
             address=login.address,
             created_at=datetime.now(UTC),
         )
-        self.sources[connection_id] = SourceCredentials(source=info, login=self.seal(login))
-        self.opened[connection_id] = Credentials(info, login)
-        return connection_id
+        self.sources[info.connection_id] = SourceCredentials(source=info, login=login)
+        return info
 
     def credentials(self, request: SourceRef) -> SourceCredentials:
         if self.unavailable_for > 0:
