@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx2
 import psutil
 from lakegate.common.api_tokens import mint
+from lakegate.devstack.bearerclient import bearer_client
 from lakegate.devstack.layout import StackHome
 from lakegate.devstack.stack import SERVICES, Stack, StackConfig, StackPorts
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from bench.machine import describe_machine, load
 from bench.memory import PeakSampler
@@ -63,15 +62,6 @@ async def hung_host() -> AsyncIterator[int]:
         for writer in held:
             writer.close()
         server.close()
-
-
-@contextlib.asynccontextmanager
-async def client(url: str, token: str) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300) as http,
-        Client(streamable_http_client(url, http_client=http)) as session,
-    ):
-        yield session
 
 
 def fast_calls(tenant: str, count: int, connection_id: str, table: str) -> list[Call]:
@@ -184,7 +174,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         url, pids = stack.urls.mcp, service_pids(stack)
 
         async with contextlib.AsyncExitStack() as sessions, hung_host() as hung_port:
-            clients = {t: await sessions.enter_async_context(client(url, tokens[t])) for t in TENANTS}
+            clients = {
+                t: await sessions.enter_async_context(bearer_client(url, tokens[t], timeout=300)) for t in TENANTS
+            }
             connections: dict[str, str] = {}
             tables: dict[str, str] = {}
             for tenant, session in clients.items():

@@ -14,7 +14,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +24,13 @@ import nats
 import pytest
 from lakegate.common.api_tokens import mint
 from lakegate.common.nats_users import tenant_subscriber
+from lakegate.devstack.bearerclient import bearer_client
 from lakegate.devstack.layout import StackHome
 from lakegate.devstack.postgres import PostgresCluster
 from lakegate.devstack.pytest_plugin import CreateDatabase, directory_outside_pytest
 from lakegate.devstack.stack import Stack, StackConfig, StackPorts
 from lakegate.devstack.toolresults import error_text
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import ResourceTemplateReference
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -81,13 +81,8 @@ def tenants() -> Iterator[Tenants]:
             assert_no_secret_in_logs(made)
 
 
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=180) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        yield client
+def _client(url: str, token: str) -> contextlib.AbstractAsyncContextManager[Client]:
+    return bearer_client(url, token, timeout=180)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ tenant the request named, so what one token reaches is what the edge asked for o
 from __future__ import annotations
 
 import base64
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,13 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lakegate.common.api_tokens import ADMIN, READ, WRITE, ApiTokenFile, mint
 from lakegate.common.settings import NatsSettings
+from lakegate.devstack.bearerclient import bearer_client
 from lakegate.edge.app import http_app, serve
 from lakegate.edge.authentication import ApiTokenVerifier, JwtVerifier
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.listener import listening
 from lakegate.edge.scopes import TOOL_SCOPES
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
@@ -113,15 +112,6 @@ async def secured_url(
         yield f"{listener.url}{settings.path}"
 
 
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        yield client
-
-
 async def _post(url: str, token: str | None) -> httpx2.Response:
     headers = {**MCP_HEADERS, **({"Authorization": f"Bearer {token}"} if token else {})}
     async with httpx2.AsyncClient() as http:
@@ -191,7 +181,7 @@ async def test_a_valid_jwt_acts_for_the_tenant_its_claim_names(
     secured_url: str, signing_key: rsa.RSAPrivateKey, fakes: Fakes
 ) -> None:
     fakes.catalog.seed("globex")
-    async with _client(secured_url, _jwt(signing_key)) as client:
+    async with bearer_client(secured_url, _jwt(signing_key)) as client:
         listed = await client.call_tool("list_sources", {})
 
     assert not listed.is_error, listed.content
@@ -204,7 +194,7 @@ async def test_a_valid_jwt_acts_for_the_tenant_its_claim_names(
 async def test_a_read_token_sees_only_read_tools_and_a_write_tool_call_is_a_permission_error(
     secured_url: str, tokens: Tokens, fakes: Fakes
 ) -> None:
-    async with _client(secured_url, tokens.reader) as client:
+    async with bearer_client(secured_url, tokens.reader) as client:
         listed = {tool.name for tool in (await client.list_tools()).tools}
         synced = await client.call_tool("sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "orders"})
         connected = await client.call_tool("connect_postgres", CONNECT)
@@ -222,7 +212,7 @@ async def test_a_read_token_sees_only_read_tools_and_a_write_tool_call_is_a_perm
 
 
 async def test_an_admin_token_sees_every_tool(secured_url: str, tokens: Tokens) -> None:
-    async with _client(secured_url, tokens.admin) as client:
+    async with bearer_client(secured_url, tokens.admin) as client:
         listed = {tool.name for tool in (await client.list_tools()).tools}
 
     assert listed == set(TOOL_SCOPES)
@@ -238,7 +228,7 @@ async def test_every_tool_the_edge_serves_has_a_scope_in_the_table(edge_url: str
 async def test_two_tenants_tokens_never_reach_each_others_sources_runs_or_schedules(
     secured_url: str, tokens: Tokens, tenant_id: str, second_tenant: str, fakes: Fakes
 ) -> None:
-    async with _client(secured_url, tokens.other) as other:
+    async with bearer_client(secured_url, tokens.other) as other:
         mine = await other.call_tool("connect_postgres", {**CONNECT, "name": "others"})
         assert mine.structured_content is not None
         theirs = mine.structured_content["connection_id"]
@@ -252,7 +242,7 @@ async def test_two_tenants_tokens_never_reach_each_others_sources_runs_or_schedu
         assert schedule.structured_content is not None
         their_schedule = schedule.structured_content["schedule_id"]
 
-    async with _client(secured_url, tokens.admin) as first:
+    async with bearer_client(secured_url, tokens.admin) as first:
         sources = await first.call_tool("list_sources", {})
         runs = await first.call_tool("list_sync_runs", {})
         schedules = await first.call_tool("list_schedules", {})
@@ -328,9 +318,9 @@ async def test_only_an_admin_token_reads_the_audit_log_and_only_its_own_tenants(
                 at=datetime.now(UTC),
             )
         )
-    async with _client(secured_url, tokens.admin) as admin:
+    async with bearer_client(secured_url, tokens.admin) as admin:
         page = await admin.call_tool("list_audit_records", {})
-    async with _client(secured_url, tokens.reader) as reader:
+    async with bearer_client(secured_url, tokens.reader) as reader:
         refused = await reader.call_tool("list_audit_records", {})
 
     assert page.structured_content is not None
