@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from lakegate.common.errors import InvalidInput
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.postgres import PASSWORD_ROLE
 from lakegate.extractor.config import ExtractorSettings
-from lakegate.extractor.secret_references import resolve_reference
+from lakegate.extractor.secret_references import MAX_FILE_BYTES, resolve_reference
 
 from .conftest import SEAL_KEYS, FakeCatalog, login_for
 
@@ -137,4 +141,53 @@ async def test_a_missing_file_and_an_extractor_without_secret_directories_say_wh
 
     without = settings.model_copy(update={"secret_dirs": []})
     with pytest.raises(InvalidInput, match="this extractor reads no secret files; set LAKEGATE_EXTRACTOR_SECRET_DIRS"):
-        resolve_reference(f"file:{missing}", tenant_id=catalog.tenant_id, settings=without, source="source 'shop'")
+        await resolve_reference(f"file:{missing}", tenant_id=catalog.tenant_id, settings=without, source="shop")
+
+
+async def test_a_file_longer_than_a_password_is_refused_unread_past_the_bound(
+    secrets_dir: Path, settings: ExtractorSettings
+) -> None:
+    path = secrets_dir / "acme" / "huge.password"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x" * (MAX_FILE_BYTES + 1))
+
+    with pytest.raises(InvalidInput) as refused:
+        await resolve_reference(f"file:{path}", tenant_id="acme", settings=settings, source="source 'shop'")
+
+    assert refused.value.message == f"password_ref file:{path} of source 'shop': longer than {MAX_FILE_BYTES} bytes"
+
+
+def _write_when_read(fifo: Path, text: str) -> None:
+    """Open the pipe for writing without waiting for a reader: fails with ENXIO when nobody reads it yet."""
+    try:
+        descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return
+        raise
+    with os.fdopen(descriptor, "w") as pipe:
+        pipe.write(text)
+
+
+async def test_a_file_that_is_slow_to_read_does_not_stall_the_event_loop(
+    secrets_dir: Path, settings: ExtractorSettings
+) -> None:
+    # A named pipe blocks its reader until someone writes: a secret mount that does not answer.
+    fifo = secrets_dir / "acme" / "slow.password"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    # If the read blocked the loop, nothing below would run; this rescue unblocks it with a wrong password.
+    rescue = threading.Timer(30, _write_when_read, (fifo, "read-on-the-event-loop"))
+    rescue.start()
+    try:
+        resolving = asyncio.create_task(
+            resolve_reference(f"file:{fifo}", tenant_id="acme", settings=settings, source="source 'shop'")
+        )
+        await asyncio.sleep(0)  # the reference is being read now, waiting for a writer
+        assert not resolving.done(), "the file was read on the event loop: it blocked until the rescue wrote"
+        await asyncio.to_thread(fifo.write_text, PASSWORD + "\n")  # opening blocks until the reader has it open
+        password = await resolving
+    finally:
+        rescue.cancel()
+
+    assert password.get_secret_value() == PASSWORD

@@ -42,7 +42,7 @@ def register_handlers(rt: Runtime, settings: ExtractorSettings, logins: Logins) 
     async def sources_check(request: CheckSource) -> ConnectionStatus:
         """Try a login before the catalog stores it: version, read-only or not, latency."""
         address = where(request.login.address)
-        login = logins.open(request.login, tenant_id=request.tenant_id, source=address)
+        login = await logins.open(request.login, tenant_id=request.tenant_id, source=address)
         async with lanes.enter(request.tenant_id, address):
             return await check_source(login, settings)
 

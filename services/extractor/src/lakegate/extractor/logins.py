@@ -47,7 +47,7 @@ class Logins:
         """The public key the edge must seal with (LAKEGATE_EDGE_SEAL_PUBLIC_KEY)."""
         return self._unsealer.public_key
 
-    def open(self, login: SourceLogin, *, tenant_id: str, source: str) -> Login:
+    async def open(self, login: SourceLogin, *, tenant_id: str, source: str) -> Login:
         """The login of `source` with its password: unsealed (checked to be for this tenant and address) or resolved."""
         if login.sealed_password is not None:
             password = self._unsealer.open(
@@ -55,7 +55,7 @@ class Logins:
             )
         else:
             assert login.password_ref is not None  # a SourceLogin carries one of the two
-            password = resolve_reference(
+            password = await resolve_reference(
                 login.password_ref, tenant_id=tenant_id, settings=self._settings, source=source
             )
         return Login(login.address, password)
@@ -64,7 +64,7 @@ class Logins:
         """A registered source's credentials, asked of the catalog and opened."""
         answer = await rt.rpc.call(rt.topology.sources_credentials, ref, SourceCredentials)
         source = answer.source
-        login = self.open(answer.login, tenant_id=ref.tenant_id, source=f"source '{source.name}'")
+        login = await self.open(answer.login, tenant_id=ref.tenant_id, source=f"source '{source.name}'")
         return Credentials(source, login)
 
 

@@ -3,11 +3,13 @@
 The model and the edge only ever see the reference; the password stays on the server. Each tenant
 has its own namespace, so no tenant can point a reference at the extractor's own settings or at
 another tenant's secret: `env:` names start with `<secret_env_prefix><TENANT>_`, `file:` paths lie
-below `<one of secret_dirs>/<tenant>/` (after symbolic links are resolved).
+below `<one of secret_dirs>/<tenant>/` (after symbolic links are resolved). A file is resolved and
+read in a worker thread, so a slow mount (NFS, a CSI secret driver) never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
@@ -21,13 +23,13 @@ _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 MAX_FILE_BYTES = 64 * 1024
 
 
-def resolve_reference(reference: str, *, tenant_id: str, settings: ExtractorSettings, source: str) -> SecretStr:
+async def resolve_reference(reference: str, *, tenant_id: str, settings: ExtractorSettings, source: str) -> SecretStr:
     """The password a reference names, or an error that says which reference and what to fix."""
     kind, _, target = reference.partition(":")
     if kind == "env":
         return _from_env(target, tenant_id, settings, source)
     if kind == "file":
-        return _from_file(target, tenant_id, settings, source)
+        return await asyncio.to_thread(_from_file, target, tenant_id, settings, source)
     raise InvalidInput(f"password_ref {reference!r} of {source}: write `env:NAME` or `file:/path`")
 
 
