@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lakegate.common.staging import DATA_FILES_DIR
 from lakegate.devstack.layout import repo_root
 
 REPO = repo_root(Path(__file__).parent)
@@ -93,3 +94,27 @@ def test_each_compose_service_logs_in_to_nats_as_its_own_user_with_only_its_own_
         assert login["volume"]["subpath"] == f"users/{name}", "a service must see no other user's password"
         assert login["read_only"] is True
         assert env["LAKEGATE_NATS_PASSWORD_FILE"] == f"{login['target']}/password"
+
+
+def test_the_compose_extractor_stages_full_syncs_as_data_files_in_the_loaders_lakehouse() -> None:
+    services = compose_config()["services"]
+    extractor, loader = services["extractor"], services["loader"]
+
+    lakehouse = extractor["environment"]["LAKEGATE_EXTRACTOR_LAKEHOUSE_DIR"]
+    assert lakehouse == f"{loader['environment']['LAKEGATE_LOADER_HOME']}/lakehouse"
+    (tables,) = [v for v in loader["volumes"] if v.get("source") == "lakehouse"]
+    assert tables["target"] == lakehouse
+    assert not tables.get("volume", {}).get("subpath")
+    # The extractor sees only the staging directory of the same volume, never the tables.
+    (staging,) = [v for v in extractor["volumes"] if v.get("source") == "lakehouse"]
+    assert staging["target"] == f"{lakehouse}/{DATA_FILES_DIR}"
+    assert staging["volume"]["subpath"] == DATA_FILES_DIR
+    assert not staging.get("read_only")
+    # A subpath must exist before it is mounted: a job of the same image makes it first.
+    made = services["lakehouse-staging"]
+    assert extractor["depends_on"]["lakehouse-staging"]["condition"] == "service_completed_successfully"
+    assert made["command"] == ["mkdir", "-p", f"{lakehouse}/{DATA_FILES_DIR}"]
+    assert [v["target"] for v in made["volumes"] if v.get("source") == "lakehouse"] == [lakehouse]
+    # Both write there (the extractor the files, the loader moves them into a table): one image, one uid.
+    assert made["image"] == extractor["image"] == loader["image"]
+    assert [name for name in ("lakehouse-staging", "extractor", "loader") if "user" in services[name]] == []

@@ -234,6 +234,10 @@ def test_in_dev_postgres_runs_in_the_cluster_and_the_loader_keeps_its_lakehouse_
     assert (loader["spec"]["replicas"], loader["spec"]["strategy"]["type"]) == (1, "Recreate")
     mounts = {m["name"]: m["mountPath"] for m in container(loader)["volumeMounts"]}
     assert mounts[lakehouse["name"]] == env(container(loader))["LAKEGATE_LOADER_HOME"]["value"] + "/lakehouse"
+    # Its extractors may run on other nodes than that one writer: they stage parts in JetStream (k8s/README.md).
+    extractor = find(objects, "Deployment", "extractor")
+    assert "LAKEGATE_EXTRACTOR_LAKEHOUSE_DIR" not in env(container(extractor))
+    assert not [v for v in extractor["spec"]["template"]["spec"].get("volumes", []) if "persistentVolumeClaim" in v]
 
 
 def kustomizations() -> list[Path]:
