@@ -201,14 +201,17 @@ async def test_a_merge_with_detect_deletes_removes_rows_deleted_at_the_source(
         kept = await call(client, "sync_table_to_bronze", arguments)
         still = await call(client, "query_sql", {"sql": f"SELECT count(*) FROM {table}"})
         seen = await call(client, "sync_table_to_bronze", {**arguments, "detect_deletes": True})
+        recorded = await call(client, "get_sync_run", {"run_id": seen["run_id"]})
         refused = await failure(
             client, "sync_table_to_bronze", {**arguments, "sync_mode": "full", "detect_deletes": True}
         )
         after = await _target_rows(client, table)
 
     assert kept["row_count"] == 5
+    assert kept["deleted_rows"] is None
     assert still["rows"] == [[1002]], "without detect_deletes the 10 deleted rows stay"
     assert seen["status"] == "succeeded"
+    assert seen["deleted_rows"] == recorded["deleted_rows"] == 10
     assert after == await _source_rows(source)
     assert len(after) == 992
     assert "detect_deletes applies to sync_mode 'merge' only" in refused

@@ -186,6 +186,24 @@ async def test_a_second_run_of_the_same_table_updates_its_dataset(catalog: Catal
     assert (dataset.row_count, dataset.last_run_id) == (20, run.run_id)
 
 
+async def test_a_run_reports_the_rows_its_merge_deleted_and_none_when_it_did_not_detect_deletes(
+    catalog: CatalogState, peer: Peer, db: asyncpg.Connection
+) -> None:
+    source = await peer.register("shop")
+    events = await peer.events()
+    reported: list[tuple[int | None, int | None, int | None]] = []
+    for deleted in (7, None):
+        run = await peer.start(source.connection_id, "orders", sync_mode="merge", cursor_column="id")
+        await peer.step(run.run_id, RunStep.EXTRACTED, _extracted(peer, run))
+        loaded = _loaded(peer, run).model_copy(update={"deleted_rows": deleted})
+        await peer.step(run.run_id, RunStep.LOADED, loaded)
+        _, event = await peer.next_event(events)
+        stored = await db.fetchval("SELECT deleted_rows FROM runs WHERE run_id = $1", run.run_id)
+        reported.append((event.data.deleted_rows, (await _run_view(peer, run.run_id)).deleted_rows, stored))
+
+    assert reported == [(7, 7, 7), (None, None, None)]
+
+
 async def test_a_loaded_step_that_overtakes_extracted_waits_for_it(catalog: CatalogState, peer: Peer) -> None:
     source = await peer.register("shop")
     run = await peer.start(source.connection_id, "orders")

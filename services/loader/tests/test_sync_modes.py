@@ -348,6 +348,7 @@ async def test_a_merge_with_detect_deletes_removes_the_rows_deleted_at_the_sourc
     assert rows[2][:3] == [3, "n3b", 2]
     assert rows[-1][:3] == [201, "new", 2]
     assert loaded.row_count == 2
+    assert loaded.deleted_rows == 10
     assert commits_of(loader, target, extracted.run_id) == 1
     assert history(loader, target)[0]["lakegate.deleted"] == "10"
 
@@ -358,9 +359,10 @@ async def test_a_merge_without_detect_deletes_keeps_rows_deleted_at_the_source(
     target = extractor.target("kept")
     await extractor.sync(target, [orders(*((n, f"n{n}", 1) for n in range(1, 21)))])
 
-    await extractor.sync(target, [orders((3, "n3b", 2))], "merge", primary_key=["id"], cursor="version")
+    _, loaded = await extractor.sync(target, [orders((3, "n3b", 2))], "merge", primary_key=["id"], cursor="version")
 
     assert [row[0] for row in await table_rows(query, "kept")] == list(range(1, 21))
+    assert loaded.deleted_rows is None
 
 
 async def test_a_merge_with_detect_deletes_and_no_changed_rows_still_removes_the_deleted_ones(
@@ -369,11 +371,29 @@ async def test_a_merge_with_detect_deletes_and_no_changed_rows_still_removes_the
     target = extractor.target("only_deletes")
     await extractor.sync(target, [orders(*((n, f"n{n}", 1) for n in range(1, 21)))])
 
-    await extractor.sync(
+    _, loaded = await extractor.sync(
+        target, [orders()], "merge", primary_key=["id"], cursor="version", source_keys=keys_of(range(1, 11))
+    )
+    _, again = await extractor.sync(
         target, [orders()], "merge", primary_key=["id"], cursor="version", source_keys=keys_of(range(1, 11))
     )
 
     assert [row[0] for row in await table_rows(query, "only_deletes")] == list(range(1, 11))
+    assert (loaded.row_count, loaded.deleted_rows) == (0, 10)
+    assert (again.row_count, again.deleted_rows) == (0, 0), "nothing left to delete, and nothing committed"
+
+
+async def test_a_merge_with_detect_deletes_that_creates_the_table_deleted_nothing(
+    extractor: Extractor, query: Query
+) -> None:
+    target = extractor.target("new_with_deletes")
+
+    _, loaded = await extractor.sync(
+        target, [orders((1, "a", 1))], "merge", primary_key=["id"], cursor="version", source_keys=keys_of([1])
+    )
+
+    assert [row[0] for row in await table_rows(query, "new_with_deletes")] == [1]
+    assert loaded.deleted_rows == 0
 
 
 @pytest.mark.parametrize("mode", ["incremental", "merge"])

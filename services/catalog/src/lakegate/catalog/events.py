@@ -41,6 +41,7 @@ def sync_event(run: RunRecord) -> SyncEvent:
         status=status,
         row_count=run.row_count,
         bytes=run.bytes,
+        deleted_rows=run.deleted_rows,
         duration_seconds=run.duration(),
         columns=run.columns or [],
         error=run.error,

@@ -126,6 +126,7 @@ def _loaded(run: RunRecord, step: Loaded, now: datetime) -> RunRecord:
         bytes=step.bytes,
         table_version=step.table_version,
         schema_changes=step.schema_changes,
+        deleted_rows=step.deleted_rows,
         finished_at=now,
     )
 

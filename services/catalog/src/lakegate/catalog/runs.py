@@ -72,6 +72,7 @@ class RunRecord:
     schema_changes: list[SchemaChange] = field(default_factory=list)
     schedule_id: str | None = None
     cancelled_at: datetime | None = None
+    deleted_rows: int | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> RunRecord:
@@ -111,6 +112,7 @@ class RunRecord:
             schema_changes=[SchemaChange.model_validate(c) for c in row["schema_changes"]],
             schedule_id=row["schedule_id"],
             cancelled_at=row["cancelled_at"],
+            deleted_rows=row["deleted_rows"],
         )
 
     def duration(self) -> float | None:
@@ -156,6 +158,7 @@ class RunRecord:
             cursor=None if self.status in ("failed", "cancelled") else self.cursor,
             schema_changes=self.schema_changes,
             rows_extracted=self.staged_rows,
+            deleted_rows=self.deleted_rows,
             schedule_id=self.schedule_id,
         )
 
@@ -181,7 +184,8 @@ async def write_run(conn: Connection, run: RunRecord) -> None:
         UPDATE runs SET status = $2, attempt = $3, attempts = $4, columns = $5, staged_rows = $6,
                staged_bytes = $7, row_count = $8, bytes = $9, table_version = $10, error_code = $11,
                error_message = $12, error_transient = $13, failed_step = $14, started_at = $15, finished_at = $16,
-               primary_key = $17, cursor = $18, schema_changes = $19, cancelled_at = $20, event_published_at = $21
+               primary_key = $17, cursor = $18, schema_changes = $19, cancelled_at = $20, event_published_at = $21,
+               deleted_rows = $22
          WHERE run_id = $1
         """,
         run.run_id,
@@ -205,6 +209,7 @@ async def write_run(conn: Connection, run: RunRecord) -> None:
         [c.model_dump(mode="json") for c in run.schema_changes],
         run.cancelled_at,
         run.event_published_at,
+        run.deleted_rows,
     )
 
 

@@ -127,6 +127,7 @@ class LoadWorker:
             bytes=result.bytes,
             table_version=result.version,
             schema_changes=list(result.schema_changes),
+            deleted_rows=result.deleted_rows,
         )
         await self._step(loaded, RunStep.LOADED, run_id)
         if not result.already_committed:

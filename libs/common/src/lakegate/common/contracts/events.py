@@ -25,6 +25,11 @@ class SyncOutcome(Message):
     status: Literal["succeeded", "failed", "cancelled"]
     row_count: int | None = None
     bytes: int | None = None
+    deleted_rows: int | None = Field(
+        default=None,
+        description="Merge with detect_deletes: target rows deleted because the source no longer has their key; "
+        "None when the run did not detect deletes.",
+    )
     duration_seconds: float | None = None
     columns: list[ColumnMapping] = Field(default_factory=list)
     error: ErrorInfo | None = None

@@ -107,6 +107,11 @@ class RunView(Message):
     cursor: Cursor | None = Field(default=None, description="Incremental/merge: the cursor after this run.")
     schema_changes: list[SchemaChange] = Field(default_factory=list)
     rows_extracted: int | None = None
+    deleted_rows: int | None = Field(
+        default=None,
+        description="Merge with detect_deletes: target rows deleted because the source no longer has their key; "
+        "None when the run did not detect deletes.",
+    )
     schedule_id: str | None = None
     duration_seconds: float | None = Field(
         default=None, description="Seconds from start (or creation) to finish; None until the run finishes."
@@ -255,6 +260,11 @@ class Loaded(Message):
     bytes: int
     table_version: int | None = Field(default=None, description="Delta table version of the commit, if any.")
     schema_changes: list[SchemaChange] = Field(default_factory=list)
+    deleted_rows: int | None = Field(
+        default=None,
+        description="Merge with detect_deletes: target rows deleted because the source no longer has their key; "
+        "None when the run did not detect deletes.",
+    )
 
 
 class Failed(Message):

@@ -51,6 +51,8 @@ class LoadResult:
     version: int | None
     already_committed: bool
     schema_changes: tuple[SchemaChange, ...] = ()
+    #: Merge with detect_deletes: rows deleted because the source no longer has them; None otherwise.
+    deleted_rows: int | None = None
 
 
 @dataclass(frozen=True)

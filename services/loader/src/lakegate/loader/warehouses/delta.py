@@ -209,7 +209,8 @@ class LocalLakehouse:
             await asyncio.to_thread(pa.default_memory_pool().release_unused)
         if not landed.committed:
             version = await asyncio.to_thread(lambda: DeltaTable(str(path)).version())
-            return LoadResult(0, 0, version, already_committed=False)
+            deleted = 0 if columns is not None and plan.source_keys is not None else None
+            return LoadResult(0, 0, version, already_committed=False, deleted_rows=deleted)
         return await _new_commit(path, plan)
 
     async def commit_files(self, plan: LoadPlan, files: Sequence[Path], rows: int) -> LoadResult | None:
@@ -463,7 +464,15 @@ async def _new_commit(path: Path, plan: LoadPlan) -> LoadResult:
 def _result(commit: deltalog.Commit, *, already_committed: bool) -> LoadResult:
     """What a load commit wrote, with the schema changes it noted (the same for every delivery of the run)."""
     changes = tuple(SchemaChange.model_validate(found) for found in json.loads(commit.notes.get(CHANGES_KEY, "[]")))
-    return LoadResult(commit.row_count, commit.bytes, commit.version, already_committed, changes)
+    deleted = commit.notes.get(deltaloads.DELETED_KEY)
+    return LoadResult(
+        commit.row_count,
+        commit.bytes,
+        commit.version,
+        already_committed,
+        changes,
+        deleted_rows=None if deleted is None else int(deleted),
+    )
 
 
 def _notes(plan: LoadPlan, drift: Drift, latest: Mapping[str, str]) -> dict[str, str]:

@@ -214,8 +214,8 @@ def _merge_spooled(landing: Landing, columns: MergeColumns, spooled: Spool, dete
     if landing.nothing_to_do(rows) and (deleted is None or deleted.num_rows == 0):
         return Landed(0, committed=False)
     notes = {**landing.notes, deltalog.ROWS_KEY: str(rows)}
-    if deleted is not None:
-        notes[DELETED_KEY] = str(deleted.num_rows)
+    if detect_deletes:  # a table made by this run had nothing to delete
+        notes[DELETED_KEY] = str(deleted.num_rows if deleted is not None else 0)
     # A cursor column the table is only now gaining has nothing stored to compare with.
     cursor_in_target = columns.cursor is not None and columns.cursor not in landing.drift.added
     if not landing.exists:

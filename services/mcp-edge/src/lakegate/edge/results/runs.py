@@ -63,6 +63,11 @@ class SyncRunResult(ToolResult):
         description="Rows this run wrote: the whole table (full), rows appended (incremental) or "
         "rows inserted or updated (merge).",
     )
+    deleted_rows: int | None = Field(
+        default=None,
+        description="Merge with detect_deletes: rows deleted from bronze because the source no longer has them; "
+        "null otherwise.",
+    )
     bytes: int | None = None
     cursor: RunCursor | None = Field(
         default=None, description="Incremental/merge: the cursor after this run; the next run picks up from there."
@@ -100,6 +105,7 @@ class SyncRunResult(ToolResult):
             sync_mode=run.sync_mode,
             rows_extracted=run.rows_extracted,
             row_count=run.row_count,
+            deleted_rows=run.deleted_rows,
             bytes=run.bytes,
             cursor=RunCursor.of(run.cursor) if run.cursor else None,
             schema_changes=[ColumnChange.of(change) for change in run.schema_changes],
@@ -184,6 +190,7 @@ class SyncResult(ToolResult):
     sync_mode: SyncMode
     rows_extracted: int | None = None
     row_count: int | None = None
+    deleted_rows: int | None = None
     bytes: int | None = None
     cursor: RunCursor | None = None
     schema_changes: list[ColumnChange] = Field(default_factory=list)
