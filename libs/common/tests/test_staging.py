@@ -1,4 +1,5 @@
 import os
+import time
 from pathlib import Path
 
 import nats
@@ -8,7 +9,16 @@ from lakegate.common.broker import ensure_streams
 from lakegate.common.contracts.runs import StagedParts, TableRef
 from lakegate.common.errors import TerminalError
 from lakegate.common.settings import NatsSettings
-from lakegate.common.staging import DataFileStaging, JetStreamStaging, MemoryStaging, StagingStore, encode_bounded
+from lakegate.common.staging import (
+    STALE_AFTER,
+    SWEEP_EVERY,
+    DataFileStaging,
+    JetStreamStaging,
+    MemoryStaging,
+    StagingStore,
+    StaleSweep,
+    encode_bounded,
+)
 
 
 def _batch(start: int, rows: int) -> pa.RecordBatch:
@@ -100,3 +110,61 @@ def test_data_file_staging_refuses_a_location_or_file_name_outside_its_directory
 
     with pytest.raises(TerminalError):
         store.data_files([staged])
+
+
+def _abandoned(root: Path, run_id: str) -> Path:
+    """A run's staged directory nobody has touched for longer than STALE_AFTER."""
+    directory = root / run_id / "a1"
+    directory.mkdir(parents=True)
+    long_ago = time.time() - STALE_AFTER - 60
+    os.utime(directory.parent, (long_ago, long_ago))
+    return directory.parent
+
+
+def _names(root: Path) -> list[str]:
+    return sorted(entry.name for entry in root.iterdir())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_runs_abandoned_for_a_day_are_swept_at_a_processs_first_attempt_and_fresh_ones_kept(
+    tmp_path: Path,
+) -> None:
+    abandoned, fresh = _abandoned(tmp_path, "old"), tmp_path / "fresh"
+    fresh.mkdir()
+    store = DataFileStaging(MemoryStaging(), tmp_path)
+    target = TableRef(catalog="tenant_t", schema_name="bronze", name="orders")
+
+    await store.file_writer("run1", "a1", _batch(0, 1).schema, target)
+
+    assert not abandoned.exists()
+    assert fresh.is_dir()
+    assert (tmp_path / "run1" / "a1").is_dir()
+
+
+async def test_the_stores_of_one_process_sweep_the_staging_root_once_an_hour_not_at_every_attempt(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    sweep = StaleSweep(clock=clock)
+    target = TableRef(catalog="tenant_t", schema_name="bronze", name="orders")
+    schema = _batch(0, 1).schema
+    # The extractor makes a store per run and shares one sweep between them.
+    await DataFileStaging(MemoryStaging(), tmp_path, sweep).file_writer("run1", "a1", schema, target)
+    left = _abandoned(tmp_path, "old")
+
+    clock.now += SWEEP_EVERY - 1
+    await DataFileStaging(MemoryStaging(), tmp_path, sweep).file_writer("run2", "a1", schema, target)
+    kept_within_the_hour = left.exists()
+    clock.now += 1
+    await DataFileStaging(MemoryStaging(), tmp_path, sweep).file_writer("run3", "a1", schema, target)
+
+    assert kept_within_the_hour
+    assert not left.exists()
+    assert _names(tmp_path) == ["run1", "run2", "run3"]

@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import re
 import shutil
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +46,8 @@ DATA_FILES_DIR = "_staging"
 DATA_FILES_STORE = "datafiles"
 #: Staged data files of a run nobody has touched for this long are removed: its extractor and loader gave up.
 STALE_AFTER = 24 * 3600.0
+#: How often a process looks for such runs: at its first attempt, then at most once an hour.
+SWEEP_EVERY = 3600.0
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 _FILE = re.compile(r"part-[0-9]{5}-[0-9a-f-]{36}-c000\.zstd\.parquet")
 
@@ -203,11 +206,38 @@ def _refuse_files(staged: StagedParts) -> None:
         )
 
 
+class StaleSweep:
+    """Removes runs abandoned under a staging root, at most once per `every` seconds (blocking; thread-safe).
+
+    One per process, shared by the stores made for each run, so an attempt does not list and stat
+    the whole staging root every time it starts.
+    """
+
+    def __init__(self, every: float = SWEEP_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every, self._clock = every, clock
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, root: Path) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last < self._every:
+                return
+            self._last = now
+        if root.is_dir():
+            cutoff = time.time() - STALE_AFTER
+            for entry in root.iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        shutil.rmtree(entry, ignore_errors=True)
+
+
 class DataFileStaging:
     """Data files under `root` (`<lakehouse>/_staging`) for the runs that ask for them; every other part in `parts`."""
 
-    def __init__(self, parts: StagingStore, root: Path) -> None:
+    def __init__(self, parts: StagingStore, root: Path, sweep: StaleSweep | None = None) -> None:
         self._parts, self.root = parts, root
+        self._sweep = StaleSweep() if sweep is None else sweep
 
     async def writer(self, run_id: str, attempt: str) -> PartWriter:
         return await self._parts.writer(run_id, attempt)
@@ -253,13 +283,8 @@ class DataFileStaging:
         return [directory / name for name in staged.files]
 
     def _prepare(self, directory: Path) -> None:
-        """A fresh directory for one attempt; runs abandoned long ago are swept away first."""
-        if self.root.is_dir():
-            cutoff = time.time() - STALE_AFTER
-            for entry in self.root.iterdir():
-                with contextlib.suppress(OSError):
-                    if entry.stat().st_mtime < cutoff:
-                        shutil.rmtree(entry, ignore_errors=True)
+        """A fresh directory for one attempt; runs abandoned long ago are swept away first, when a sweep is due."""
+        self._sweep(self.root)
         shutil.rmtree(directory, ignore_errors=True)  # left by a delivery of the same attempt that was killed
         directory.mkdir(parents=True)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.service import Runtime, runtime, started
-from lakegate.common.staging import DATA_FILES_DIR, DataFileStaging, JetStreamStaging, StagingStore
+from lakegate.common.staging import DATA_FILES_DIR, DataFileStaging, JetStreamStaging, StagingStore, StaleSweep
 from lakegate.common.subjects import Topology
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.extraction import Extractor
@@ -59,13 +59,14 @@ async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
     """Run the extractor's handlers until the block exits, then drain."""
     logins = logins_from_settings(settings)  # before anything starts: no key, no extractor
     rt = runtime(SERVICE, settings, answers_cancels=True)
+    sweep = StaleSweep()  # abandoned staged runs: looked for at the first attempt, then hourly, not per attempt
 
     def staging() -> StagingStore:
         # The JetStream context exists only once the broker is connected, so it is made per run.
         parts = JetStreamStaging(rt.broker.connection.jetstream(), rt.topology, settings.max_part_bytes)
         if settings.lakehouse_dir is None:
             return parts
-        return DataFileStaging(parts, settings.lakehouse_dir / DATA_FILES_DIR)
+        return DataFileStaging(parts, settings.lakehouse_dir / DATA_FILES_DIR, sweep)
 
     steps = RunSteps(rt)
     extractor = Extractor(rt, settings, staging, steps, logins)
