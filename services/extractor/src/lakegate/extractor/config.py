@@ -112,7 +112,7 @@ class ExtractorSettings(ServiceSettings, QuerySizeSettings):
     )
     parallel_ranges: int = Field(default=4, ge=2, le=256, description="How many ranges a large table is split into.")
     max_concurrent_runs: int = Field(
-        default=3,
+        default=2,
         ge=1,
         le=64,
         description="Tables (`cmd.extract`) one replica extracts at the same time; fewer when the memory budget "
