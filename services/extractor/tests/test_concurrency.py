@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -13,6 +13,7 @@ from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep
 from lakegate.devstack.pytest_plugin import CreateDatabase
 from lakegate.extractor.config import ExtractorSettings
+from lakegate.extractor.connections import SourceConnections
 
 from .conftest import OUTCOME_TIMEOUT, SEAL_KEYS, FakeCatalog, StartedRun, eventually, login_for
 from .hostile_source import sessions_of_the_extractor
@@ -129,3 +130,43 @@ async def test_a_source_never_gets_more_connections_than_its_limit_while_other_s
 
     assert all(isinstance(o, Extracted) and o.row_count == 500 for o in outcomes), outcomes
     assert 0 < seen[0] <= SOURCE_CONNECTIONS, seen
+
+
+async def test_a_coordinator_waiting_for_its_ranges_lends_its_readers_place_so_a_range_can_be_read() -> None:
+    pool = SourceConnections(3)
+    async with pool.hold("t/src") as coordinator:
+        assert pool.in_use("t/src") == 2
+        # A range needs two: it gets them beside the coordinator's snapshot session.
+        async with coordinator.lend(1), asyncio.timeout(5), pool.hold("t/src"):
+            assert pool.in_use("t/src") == 3
+        assert pool.in_use("t/src") == 2
+    assert pool.in_use("t/src") == 0
+
+
+async def test_a_run_that_stops_while_waiting_for_its_source_leaves_the_places_to_the_next() -> None:
+    pool = SourceConnections(4)
+    first, second = pool.hold("t/src"), pool.hold("t/src")
+    await first.__aenter__()
+    await second.__aenter__()
+    waiting = asyncio.create_task(_hold_once(pool))
+    after = asyncio.create_task(_hold_once(pool))
+    await eventually(_idle(waiting, after), "both waiting for a place")
+    waiting.cancel()
+    await first.__aexit__(None, None, None)
+    async with asyncio.timeout(5):
+        await after  # the cancelled waiter's turn went to the next one
+    await second.__aexit__(None, None, None)
+    assert pool.in_use("t/src") == 0
+
+
+async def _hold_once(pool: SourceConnections) -> None:
+    async with pool.hold("t/src"):
+        pass
+
+
+def _idle(*tasks: asyncio.Task[None]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        await asyncio.sleep(0)
+        return not any(task.done() for task in tasks)
+
+    return check

@@ -230,7 +230,8 @@ class SourceConnections:
             if waiter.done() and not waiter.cancelled():
                 self._give(source, count)  # granted just as it was cancelled
             else:
-                state.waiting.remove((count, waiter))
+                with contextlib.suppress(ValueError):  # `_wake` may have dropped it already
+                    state.waiting.remove((count, waiter))
                 self._wake(source, state)
             raise
 
@@ -240,11 +241,17 @@ class SourceConnections:
         self._wake(source, state)
 
     def _wake(self, source: str, state: _Source) -> None:
-        while state.waiting and state.used + state.waiting[0][0] <= self.limit:
-            count, waiter = state.waiting.popleft()
+        while state.waiting:
+            count, waiter = state.waiting[0]
+            if waiter.done():  # cancelled while it waited: it takes nothing
+                state.waiting.popleft()
+                continue
+            if state.used + count > self.limit:
+                break
+            state.waiting.popleft()
             state.used += count
             waiter.set_result(None)
-        if state.used == 0 and not state.waiting:
+        if state.used == 0 and not state.waiting and self._sources.get(source) is state:
             del self._sources[source]
 
 
