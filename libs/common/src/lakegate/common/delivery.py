@@ -20,6 +20,11 @@ extra deliveries only record the failure (and are retried if recording it fails 
 
 While the work runs, `heartbeat` tells JetStream the message is in progress (every third of the
 ack wait) so a long step is not redelivered to another replica.
+
+A subscription with `workers` > 1 does that many deliveries at once in each replica (`WorkPuller`):
+it fetches a message only when one of its slots is free, so it never holds a message it is not
+working on (such a message would get no heartbeat, be redelivered after the ack wait and then be
+worked on twice), and the messages it does not take stay for the other replicas.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from lakegate.common.logs import log_context
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as AckPolicyConfig
 from nats.js.api import ConsumerConfig
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
@@ -137,6 +144,8 @@ class Subscription:
     title: str
     description: str
     work: Work[Any] | Batched[Any]
+    #: Deliveries one replica works on at the same time (`WorkPuller` when more than one).
+    workers: int = 1
 
 
 def parsed(model: type[B]) -> Callable[[NatsMessage], B]:
@@ -385,6 +394,9 @@ def subscribe(rt: Runtime, subscriptions: Sequence[Subscription], *, ack_wait: f
         if isinstance(subscription.work, Batched):
             rt.pullers.append(BatchPuller(rt.service, subscription, rt.inbox, ack_wait, rt.metrics.delivered))
             continue
+        if subscription.workers > 1:
+            rt.pullers.append(WorkPuller(rt.service, subscription, rt.inbox, ack_wait, rt.metrics.delivered))
+            continue
         rt.broker.subscriber(
             subscription.subject,
             stream=JStream(subscription.stream, declare=False),
@@ -481,3 +493,109 @@ class BatchPuller:
             if self._task is None:
                 return
             await asyncio.sleep(self._work.linger)
+
+
+#: Seconds the deliveries under way may take to finish when a `WorkPuller` stops; the rest are
+#: cancelled unsettled, so JetStream redelivers them after the ack wait (as after a crash).
+STOP_GRACE = 30.0
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class WorkPuller:
+    """Works on up to `workers` deliveries of a `Work` subscription at once, each settled by `consume`.
+
+    Its own pull loop, not FastStream's concurrent pull subscriber: that one fetches the next
+    message while every worker is busy and holds it, without heartbeat, until one is free. Here a
+    slot is taken first, then one message fetched for it, so each message this replica holds is
+    being worked on (and kept in progress). Each delivery is a consumer span, a child of the
+    publisher's trace context from the message headers.
+    """
+
+    def __init__(
+        self, service: str, subscription: Subscription, inbox: str, ack_wait: float, observe: Observer
+    ) -> None:
+        assert isinstance(subscription.work, Work)
+        self._service, self._subscription = service, subscription
+        self._inbox, self._ack_wait, self._observe = inbox, ack_wait, observe
+        self._slots = asyncio.Semaphore(subscription.workers)
+        self._running: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._pull: JetStreamContext.PullSubscription | None = None
+        self._tracer = trace.get_tracer(__name__)
+
+    @property
+    def running(self) -> int:
+        """Deliveries being worked on now."""
+        return len(self._running)
+
+    async def start(self, js: JetStreamContext) -> None:
+        """Bind to the durable consumer (`ensure_consumers` made it) and start pulling."""
+        self._pull = await js.pull_subscribe_bind(
+            self._subscription.durable, self._subscription.stream, inbox_prefix=f"{self._inbox}.".encode()
+        )
+        self._task = asyncio.create_task(self._loop(self._pull), name=f"pull {self._subscription.title}")
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop fetching; deliveries under way get `grace` seconds to finish, then are cancelled unsettled."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._running:
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            for running in late:
+                running.cancel()
+            if late:
+                await asyncio.wait(late)
+        if self._pull is not None:
+            with contextlib.suppress(Exception):
+                await self._pull.unsubscribe()
+
+    async def _loop(self, pull: JetStreamContext.PullSubscription) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                messages = await self._fetch(pull)
+            except BaseException:
+                self._slots.release()
+                raise
+            if not messages:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._settle(messages[0]))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _fetch(self, pull: JetStreamContext.PullSubscription) -> list[Msg]:
+        try:
+            return await pull.fetch(1, timeout=5.0)
+        except TimeoutError:  # nothing arrived: nats-py raises asyncio's (or its own subclass of it)
+            return []
+        except Exception as exc:  # NATS away or reconnecting: the messages stay in the stream
+            log.warning("could not fetch %s (%s); retrying", self._subscription.title, exc)
+            await asyncio.sleep(1.0)
+            return []
+
+    async def _settle(self, raw: Msg) -> None:
+        try:
+            parent = _PROPAGATOR.extract(raw.headers) if raw.headers else None
+            with self._tracer.start_as_current_span(
+                f"{self._subscription.subject} process",
+                context=parent,
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"messaging.system": "nats", "messaging.destination.name": raw.subject},
+            ):
+                await consume(
+                    self._service, self._subscription, _message(raw), ack_wait=self._ack_wait, observe=self._observe
+                )
+        except Exception:  # an ack that did not go out: the message is redelivered after the ack wait
+            log.exception("could not settle a message of %s", self._subscription.title)
+        finally:
+            self._slots.release()
+
+
+def _message(raw: Msg) -> NatsMessage:
+    """The raw delivery as FastStream's message, which `consume` and the works read."""
+    headers = raw.headers or {}
+    return NatsMessageClass(raw_message=raw, body=raw.data, reply_to="", headers=headers, path={})

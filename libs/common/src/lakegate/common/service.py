@@ -21,7 +21,7 @@ import uvloop
 from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker, ensure_streams
 from lakegate.common.callstops import CallStops
-from lakegate.common.delivery import BatchPuller, Subscription, ensure_consumers
+from lakegate.common.delivery import BatchPuller, Subscription, WorkPuller, ensure_consumers
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
 from lakegate.common.metrics import ServiceMetrics
@@ -53,8 +53,8 @@ class Runtime:
     inbox: str = "_INBOX"
     #: The JetStream subscriptions `delivery.subscribe` registered, with their ack wait.
     subscriptions: list[tuple[Subscription, float]] = field(default_factory=list)
-    #: The subscriptions among them taken in batches, each by its own pull loop.
-    pullers: list[BatchPuller] = field(default_factory=list)
+    #: The subscriptions among them taken in batches or several at a time, each by its own pull loop.
+    pullers: list[BatchPuller | WorkPuller] = field(default_factory=list)
     #: Cancelled calls (`callcancel.*`), heard from before serving when `answers_cancels`; else unused.
     stops: CallStops | None = None
 

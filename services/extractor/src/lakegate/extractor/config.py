@@ -111,6 +111,31 @@ class ExtractorSettings(ServiceSettings, QuerySizeSettings):
         "several extractor replicas read in parallel, in one snapshot.",
     )
     parallel_ranges: int = Field(default=4, ge=2, le=256, description="How many ranges a large table is split into.")
+    max_concurrent_runs: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Tables (`cmd.extract`) one replica extracts at the same time; fewer when the memory budget "
+        "or a source's connection limit says so. Ranges of large tables (`cmd.extract_range`) are read one at a time "
+        "per replica beside them.",
+    )
+    source_connections: int = Field(
+        default=6,
+        ge=3,
+        le=1000,
+        description="Most connections one replica opens to one source database for syncs at the same time. Each "
+        "table or range being read holds two (its snapshot session and its reader); a coordinator waiting for its "
+        "ranges holds one. At least 3, so a range can always be read beside a waiting coordinator.",
+    )
+    memory_budget_bytes: int = Field(
+        default=192 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Memory one replica's extractions may hold in batches at once, beside the process's own "
+        "(~250 MiB). Each table run and the range read count `(queue_batches + 2) * batch_bytes` (its queued "
+        "batches, the one being read, the one being staged), twice that when runs are staged as data files "
+        "(`lakehouse_dir`: a row group gathered and encoded); no more tables are extracted at once than fit "
+        "(at least one).",
+    )
     query_timeout: float = Field(
         default=30.0, gt=0, description="Seconds one source_query statement may run before the server cancels it."
     )
@@ -129,6 +154,26 @@ class ExtractorSettings(ServiceSettings, QuerySizeSettings):
     sample_max_chars: int = Field(
         default=200, ge=8, description="Longest sample value shown, in characters; longer ones are cut short."
     )
+
+    @property
+    def run_memory_bytes(self) -> int:
+        """What one run holds in batches: the queue, the batch being read and the one being staged.
+
+        Data files (`lakehouse_dir`) also hold a row group being gathered and its encoded columns:
+        measured on the bench's mixed table, each run at once beyond the first added 40-60 MiB of
+        peak RSS, so such a run counts twice.
+        """
+        batches = (self.queue_batches + 2) * self.batch_bytes
+        return batches * 2 if self.lakehouse_dir is not None else batches
+
+    @property
+    def concurrent_runs(self) -> int:
+        """Tables one replica extracts at once: `max_concurrent_runs`, fewer when their batches exceed the budget.
+
+        The range consumer's one read counts against the budget too.
+        """
+        fit = self.memory_budget_bytes // self.run_memory_bytes - 1
+        return max(1, min(self.max_concurrent_runs, fit))
 
     @property
     def query_limits(self) -> SizeLimits:

@@ -9,14 +9,19 @@ lakegate error that names the server and says what to do, and never carries the 
     unknown database                  SourceError
     no privilege                      SourceError
     refused, timed out, overloaded    Unavailable (transient: retried)
+
+`SourceConnections` bounds how many connections one replica's syncs hold to each source at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 
 import asyncpg
 from lakegate.common.contracts.sources import SourceAddress
@@ -170,3 +175,106 @@ async def connect(
 
 def _named(error: LakegateError, source: str | None) -> LakegateError:
     return type(error)(f"source '{source}': {error.message}") if source else error
+
+
+#: Connections a table run or a range holds while it reads: its snapshot session and its reader.
+READ_CONNECTIONS = 2
+
+
+@dataclass
+class _Source:
+    used: int = 0
+    waiting: deque[tuple[int, asyncio.Future[None]]] = field(default_factory=deque)
+
+
+class SourceConnections:
+    """At most `limit` connections to each source held by this replica's syncs; waiters are served in order.
+
+    A source is a registered source of a tenant (`<tenant>/<connection id>`). A run enters with the
+    connections it will open and holds them until it ends; one that waits for others (a coordinator
+    waiting for its ranges) lends back what it does not use meanwhile (`Held.lend`).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._sources: dict[str, _Source] = {}
+
+    def in_use(self, source: str) -> int:
+        """Connections to `source` held now."""
+        held = self._sources.get(source)
+        return held.used if held else 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self, source: str, count: int = READ_CONNECTIONS) -> AsyncIterator[Held]:
+        """Wait until `count` connections to `source` are free, and hold them for the block."""
+        held = Held(self, source, 0)
+        await self._take(source, count)
+        held.count = count
+        token = CURRENT.set(held)
+        try:
+            yield held
+        finally:
+            CURRENT.reset(token)
+            self._give(source, held.count)
+
+    async def _take(self, source: str, count: int) -> None:
+        state = self._sources.setdefault(source, _Source())
+        if not state.waiting and state.used + count <= self.limit:
+            state.used += count
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        state.waiting.append((count, waiter))
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give(source, count)  # granted just as it was cancelled
+            else:
+                with contextlib.suppress(ValueError):  # `_wake` may have dropped it already
+                    state.waiting.remove((count, waiter))
+                self._wake(source, state)
+            raise
+
+    def _give(self, source: str, count: int) -> None:
+        state = self._sources[source]
+        state.used -= count
+        self._wake(source, state)
+
+    def _wake(self, source: str, state: _Source) -> None:
+        while state.waiting:
+            count, waiter = state.waiting[0]
+            if waiter.done():  # cancelled while it waited: it takes nothing
+                state.waiting.popleft()
+                continue
+            if state.used + count > self.limit:
+                break
+            state.waiting.popleft()
+            state.used += count
+            waiter.set_result(None)
+        if state.used == 0 and not state.waiting and self._sources.get(source) is state:
+            del self._sources[source]
+
+
+@dataclass
+class Held:
+    """Connections to one source a run holds (`SourceConnections.hold`)."""
+
+    pool: SourceConnections
+    source: str
+    count: int
+
+    @contextlib.asynccontextmanager
+    async def lend(self, count: int) -> AsyncIterator[None]:
+        """Give `count` of them back while the block runs (the run does not use them meanwhile), then retake them."""
+        count = min(count, self.count)
+        self.count -= count
+        self.pool._give(self.source, count)
+        try:
+            yield
+        finally:
+            await self.pool._take(self.source, count)
+            self.count += count
+
+
+#: What the run of the current task holds, so code deep in a run can lend it back while it waits.
+CURRENT: contextvars.ContextVar[Held | None] = contextvars.ContextVar("lakegate_source_connections", default=None)

@@ -11,6 +11,10 @@ once. Reports of another attempt (an earlier coordinator that stopped, with anot
 ignored; when a range is staged twice (its command was redelivered), the first report counts. A
 `RangeFailed` fails the run. The consumer is durable while the coordinator waits (and removed
 after), so a NATS restart loses no report; a coordinator that dies leaves it to expire.
+
+While it waits, the coordinator uses only its snapshot session, so it lends its reader's place in
+the source's connection limit (`SourceConnections`) to the ranges: however many coordinators of a
+source wait at once, a range of theirs can always be read.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from lakegate.common.contracts.runs import Cursor, ExtractRange, ExtractTable, R
 from lakegate.common.errors import LakegateError, TerminalError, error_from_code
 from lakegate.common.service import Runtime
 from lakegate.common.subjects import RunStep
+from lakegate.extractor.connections import CURRENT
 from lakegate.extractor.cursors import CursorColumn
 from lakegate.extractor.ranges import RangeBounds
 from lakegate.extractor.transfer import data_files_for
@@ -75,7 +80,9 @@ async def extract_in_ranges(
                 headers={"Nats-Msg-Id": f"{command.run_id}.range.{index}.{attempt}"},
             )
         log.info("run %s: %d ranges of %s.%s handed out", command.run_id, len(ranges), *_table(command))
-        return await _collect(reports, command, attempt, len(ranges))
+        held = CURRENT.get()
+        async with held.lend(1) if held is not None else contextlib.nullcontext():
+            return await _collect(reports, command, attempt, len(ranges))
 
 
 async def _collect(

@@ -17,7 +17,7 @@ from lakegate.common.staging import DATA_FILES_DIR, DataFileStaging, JetStreamSt
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
-from lakegate.loader.handlers import LoaderHandlers
+from lakegate.loader.handlers import LoaderHandlers, LoadSlots
 from lakegate.loader.lineage import Lineage
 from lakegate.loader.uploads import UploadLimits
 from lakegate.loader.warehouses.delta import LocalLakehouse, Timeouts
@@ -60,11 +60,14 @@ def _register(rt: Runtime, handlers: LoaderHandlers, settings: LoaderSettings) -
     }
     for subject, handler in answering.items():
         broker.subscriber(subject, queue=QUEUE, max_workers=settings.request_workers)(handler)
-    subscribe(rt, _subscriptions(topology, handlers), ack_wait=settings.ack_wait_seconds)
+    subscribe(rt, _subscriptions(topology, handlers, settings), ack_wait=settings.ack_wait_seconds)
 
 
-def _subscriptions(topology: Topology, handlers: LoaderHandlers) -> list[Subscription]:
-    """The loader's JetStream consumers; `lakegate.common.delivery` owns how each is consumed."""
+def _subscriptions(topology: Topology, handlers: LoaderHandlers, settings: LoaderSettings) -> list[Subscription]:
+    """The loader's JetStream consumers; `lakegate.common.delivery` owns how each is consumed.
+
+    `max_concurrent_loads` runs are loaded at once, so the tables of one call commit side by side.
+    """
     return [
         Subscription(
             topology.run_steps(RunStep.EXTRACTED),
@@ -73,6 +76,7 @@ def _subscriptions(topology: Topology, handlers: LoaderHandlers) -> list[Subscri
             "loader extracted runs",
             "Loads each extracted run into the warehouse in one commit; reports loading, loaded or failed.",
             handlers.extracted,
+            workers=settings.max_concurrent_loads,
         ),
     ]
 
@@ -145,7 +149,13 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         settings.sql_limits,
     )
     handlers = LoaderHandlers(
-        settings, warehouse, curator, worker, RequestLanes.from_settings(settings, shared=settings.query_slots), rt
+        settings,
+        warehouse,
+        curator,
+        worker,
+        RequestLanes.from_settings(settings, shared=settings.query_slots),
+        rt,
+        LoadSlots.of(settings.max_concurrent_writes),
     )
     _register(rt, handlers, settings)
     if isinstance(warehouse, LocalLakehouse):

@@ -179,6 +179,21 @@ class LoaderSettings(ServiceSettings, QuerySizeSettings):
         description="Warehouse statements (queries, previews, listings, transforms, uploads) one replica runs at the "
         "same time, in arrival order; a tenant holds at most LAKEGATE_LOADER_LANE_PER_TENANT of them.",
     )
+    max_concurrent_loads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Extracted runs one replica loads at the same time, each into its own table (two runs of one "
+        "table commit one after the other).",
+    )
+    max_concurrent_writes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Of those, loads that write the rows themselves (Arrow parts into Parquet, appends, merges) at the "
+        "same time; each holds up to LAKEGATE_LOADER_LOAD_QUEUE_DEPTH batches and a merge its memory limit. Commits of "
+        "data files the extractor wrote do not count.",
+    )
     load_queue_depth: int = Field(
         default=4, ge=1, description="Staged batches read ahead of the Delta writer; bounds a load's memory."
     )

@@ -6,10 +6,11 @@ tenant's catalog always comes from the request's `tenant_id`, never from anythin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lakegate.common.contracts.runs import Extracted
 from lakegate.common.contracts.transforms import (
@@ -42,6 +43,45 @@ from lakegate.loader.warehouses.sqlengine import interruptible
 from lakegate.loader.worker import LoadWorker
 
 
+@dataclass
+class LoadSlots:
+    """Which loads of one replica run at once: one per target table, and `writes` of those that write rows.
+
+    A full run whose parts are data files the extractor wrote is only a commit (cheap, little
+    memory), so it never waits behind another table's load; a load that writes the rows itself
+    waits for one of the `writes` slots, which bound the memory of loads (batches, a merge's
+    deduplication).
+    """
+
+    writes: asyncio.Semaphore
+    _targets: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _users: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, writes: int) -> LoadSlots:
+        return cls(asyncio.Semaphore(writes))
+
+    @contextlib.asynccontextmanager
+    async def enter(self, extracted: Extracted) -> AsyncIterator[None]:
+        """Hold the run's target (and a write slot unless it only commits data files) for the block."""
+        target = str(extracted.target)
+        lock = self._targets.setdefault(target, asyncio.Lock())
+        self._users[target] = self._users.get(target, 0) + 1
+        try:
+            async with lock, self.writes if writes_rows(extracted) else contextlib.nullcontext():
+                yield
+        finally:
+            self._users[target] -= 1
+            if not self._users[target]:
+                del self._users[target], self._targets[target]
+
+
+def writes_rows(extracted: Extracted) -> bool:
+    """Whether loading the run writes its rows (rather than committing the extractor's data files)."""
+    only_files = all(parts.store == "datafiles" for parts in (extracted.staged, *extracted.ranges))
+    return extracted.sync_mode != "full" or not only_files
+
+
 @dataclass(frozen=True)
 class LoaderHandlers:
     """Handlers bound to the warehouse, the curator and the load worker."""
@@ -52,13 +92,16 @@ class LoaderHandlers:
     worker: LoadWorker
     lanes: RequestLanes  # every request waits in its tenant's lane, then for one of the query slots
     runtime: Runtime
+    loads: LoadSlots
 
     @property
     def extracted(self) -> Work[Extracted]:
         """`run.<id>.extracted`: load the run; acked, retried, or the run failed, by the delivery policy."""
 
         async def run(extracted: Extracted, _: Delivery) -> None:
-            await self.worker.load(extracted)
+            # Waiting here keeps the delivery in progress (the heartbeat runs), so it is not redelivered.
+            async with self.loads.enter(extracted):
+                await self.worker.load(extracted)
 
         return Work(
             parse=parsed(Extracted),
