@@ -41,7 +41,6 @@ import asyncpg
 import psutil
 import pyarrow as pa
 from adbc_driver_postgresql import StatementOptions
-from adbc_driver_postgresql import dbapi as adbc
 from lakegate.common.contracts.runs import StagedParts, TableRef
 from lakegate.common.contracts.sources import SourceAddress, SourceInfo
 from lakegate.common.names import SourceTableName
@@ -53,7 +52,7 @@ from lakegate.extractor.introspection import describe_source, resolve_table
 from lakegate.extractor.logins import Credentials, Login
 from lakegate.extractor.query import TableQuery
 from lakegate.extractor.ranges import block_ranges
-from lakegate.extractor.reader import conninfo
+from lakegate.extractor.reader import connect_adbc, conninfo
 from lakegate.extractor.snapshots import source_snapshot
 from lakegate.extractor.transfer import transfer
 from pydantic import SecretStr
@@ -165,7 +164,8 @@ async def copy_planned(target: Target, tally: Tally) -> None:
 
 
 def _adbc_stream(target: Target, sql: str, tally: Tally) -> None:
-    with adbc.connect(conninfo(target.login, target.settings), autocommit=True) as conn, conn.cursor() as cursor:
+    uri = conninfo(target.login, target.settings)
+    with connect_adbc(uri, target.settings.adbc_driver) as conn, conn.cursor() as cursor:
         cursor.adbc_statement.set_options(
             **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(target.settings.batch_bytes)}
         )
