@@ -21,6 +21,7 @@ Paths (all read the same table through the same read-only login):
     asyncpg-fetch    asyncpg cursor fetch of the extractor's SELECT, rows → Arrow, then its convert
     ranges-2/4       extractor, but the table split by the extractor's own block ranges (ctid, TID Range Scans)
                      into 2 or 4 reads at once in this one process, as that many replicas would read them
+    extractor-files-2  extractor-files, but in 2 block ranges read at once, each writing its own data files
 """
 
 from __future__ import annotations
@@ -274,6 +275,12 @@ async def extractor_files(target: Target, tally: Tally) -> None:
         await _extract(target, tally, encode=False, files=DataFileStaging(MemoryStaging(), Path(lakehouse)))
 
 
+async def extractor_files_2(target: Target, tally: Tally) -> None:
+    with tempfile.TemporaryDirectory(prefix="lakegate-bench-") as lakehouse:
+        files = DataFileStaging(MemoryStaging(), Path(lakehouse))
+        await _extract(target, tally, encode=False, ranges=2, files=files)
+
+
 async def ranges_2(target: Target, tally: Tally) -> None:
     await _extract(target, tally, encode=False, ranges=2)
 
@@ -318,6 +325,7 @@ PATHS: dict[str, Callable[[Target, Tally], Awaitable[None]]] = {
     "extractor": extractor,
     "extractor-staged": extractor_staged,
     "extractor-files": extractor_files,
+    "extractor-files-2": extractor_files_2,
     "asyncpg-fetch": asyncpg_fetch,
     "ranges-2": ranges_2,
     "ranges-4": ranges_4,
