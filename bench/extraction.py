@@ -30,6 +30,7 @@ PATHS = (
     "extractor",
     "extractor-staged",
     "extractor-files",
+    "extractor-files-2",
     "asyncpg-fetch",
     "ranges-2",
     "ranges-4",

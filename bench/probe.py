@@ -21,6 +21,7 @@ Paths (all read the same table through the same read-only login):
     asyncpg-fetch    asyncpg cursor fetch of the extractor's SELECT, rows → Arrow, then its convert
     ranges-2/4       extractor, but the table split by the extractor's own block ranges (ctid, TID Range Scans)
                      into 2 or 4 reads at once in this one process, as that many replicas would read them
+    extractor-files-2  extractor-files, but in 2 block ranges read at once, each writing its own data files
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ import asyncpg
 import psutil
 import pyarrow as pa
 from adbc_driver_postgresql import StatementOptions
-from adbc_driver_postgresql import dbapi as adbc
 from lakegate.common.contracts.runs import StagedParts, TableRef
 from lakegate.common.contracts.sources import SourceAddress, SourceInfo
 from lakegate.common.names import SourceTableName
@@ -53,7 +53,7 @@ from lakegate.extractor.introspection import describe_source, resolve_table
 from lakegate.extractor.logins import Credentials, Login
 from lakegate.extractor.query import TableQuery
 from lakegate.extractor.ranges import block_ranges
-from lakegate.extractor.reader import conninfo
+from lakegate.extractor.reader import connect_adbc, conninfo
 from lakegate.extractor.snapshots import source_snapshot
 from lakegate.extractor.transfer import transfer
 from pydantic import SecretStr
@@ -165,7 +165,8 @@ async def copy_planned(target: Target, tally: Tally) -> None:
 
 
 def _adbc_stream(target: Target, sql: str, tally: Tally) -> None:
-    with adbc.connect(conninfo(target.login, target.settings), autocommit=True) as conn, conn.cursor() as cursor:
+    uri = conninfo(target.login, target.settings)
+    with connect_adbc(uri, target.settings.adbc_driver) as conn, conn.cursor() as cursor:
         cursor.adbc_statement.set_options(
             **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(target.settings.batch_bytes)}
         )
@@ -274,6 +275,12 @@ async def extractor_files(target: Target, tally: Tally) -> None:
         await _extract(target, tally, encode=False, files=DataFileStaging(MemoryStaging(), Path(lakehouse)))
 
 
+async def extractor_files_2(target: Target, tally: Tally) -> None:
+    with tempfile.TemporaryDirectory(prefix="lakegate-bench-") as lakehouse:
+        files = DataFileStaging(MemoryStaging(), Path(lakehouse))
+        await _extract(target, tally, encode=False, ranges=2, files=files)
+
+
 async def ranges_2(target: Target, tally: Tally) -> None:
     await _extract(target, tally, encode=False, ranges=2)
 
@@ -318,6 +325,7 @@ PATHS: dict[str, Callable[[Target, Tally], Awaitable[None]]] = {
     "extractor": extractor,
     "extractor-staged": extractor_staged,
     "extractor-files": extractor_files,
+    "extractor-files-2": extractor_files_2,
     "asyncpg-fetch": asyncpg_fetch,
     "ranges-2": ranges_2,
     "ranges-4": ranges_4,
@@ -382,7 +390,9 @@ def main(argv: list[str] | None = None) -> None:
     login = Login(
         SourceAddress(host=args.host, port=args.port, database=args.database, user=args.user), SecretStr(password)
     )
-    result = asyncio.run(measure(args.path, Target(login, args.table, ExtractorSettings())))
+    # The bench's source runs on this machine, which the extractor refuses unless told otherwise.
+    settings = ExtractorSettings(allow_private_sources=True)
+    result = asyncio.run(measure(args.path, Target(login, args.table, settings)))
     print(json.dumps(asdict(result)))
 
 

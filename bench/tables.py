@@ -3,8 +3,8 @@
 Creates the mixed table (`bench.source`) at each of `--sizes` rows in a fresh source cluster,
 times PostgreSQL's binary COPY of each (psql into /dev/null, as `bench.run`'s baseline), then
 syncs them all with one `sync_table_to_bronze` call through a whole stack and reports the call's
-wall time over the sum of the COPY times, with every service's peak RSS. With one size it is the
-plain "full sync vs binary COPY" figure.
+wall time over the sum of the COPY times, with every service's peak RSS and the CPU it used during
+the call. With one size it is the plain "full sync vs binary COPY" figure.
 
 `--pin` puts PostgreSQL (the postmaster and every process it has or will fork) on CPU 0 and the
 services and NATS on CPU 1 with `taskset`, the shape of a deployment where the source has CPUs of
@@ -45,6 +45,18 @@ def pin(pid: int, cpu: int) -> None:
         subprocess.run(["taskset", "-a", "-c", "-p", str(cpu), str(process.pid)], capture_output=True, check=False)
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU each process has used so far (threads included)."""
+    used = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        used[name] = times.user + times.system
+    return used
+
+
 def copy_seconds(source: SourceDatabase, table: str) -> float:
     """Wall time of `COPY (SELECT * FROM table) TO STDOUT (FORMAT binary)` read by psql into /dev/null."""
     command = [str(server_binaries() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", source.host]
@@ -83,16 +95,17 @@ async def _figure(
     async with agent(stack, source, name=f"bench{'pinned' if pinned else ''}") as driver:
         for _ in range(repeat):
             with PeakSampler(pids) as sampler:
-                began = time.perf_counter()
+                cpu_before, began = cpu_seconds(pids), time.perf_counter()
                 answer = await driver.call(
                     "sync_table_to_bronze", {"connection_id": driver.connection_id, "table_name": tables}
                 )
-                seconds = time.perf_counter() - began
+                seconds, cpu_after = time.perf_counter() - began, cpu_seconds(pids)
             calls.append(
                 {
                     "seconds": seconds,
                     "outcomes": {t["source_table"]: t["outcome"] for t in answer["tables"]},
                     "peak_rss_mib": {name: round(b / MIB, 1) for name, b in sampler.peaks.items()},
+                    "cpu_seconds": {name: round(cpu_after[name] - cpu_before[name], 2) for name in cpu_after},
                 }
             )
     copy_sum = sum(copies.values())
@@ -133,7 +146,7 @@ def main() -> None:
             f"one call, {len(sizes)} tables{' (pinned)' if figure['pinned'] else ''}: "
             f"{figure['best_call_seconds']:.2f} s vs COPY sum {figure['copy_sum_seconds']:.2f} s = "
             f"{figure['ratio']:.2f}x; outcomes {sorted(set(best['outcomes'].values()))}; "
-            f"peak RSS MiB {best['peak_rss_mib']}"
+            f"peak RSS MiB {best['peak_rss_mib']}; CPU s {best['cpu_seconds']}"
         )
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"tables-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"

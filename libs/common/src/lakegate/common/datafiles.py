@@ -37,6 +37,23 @@ COMPRESSION = "zstd"
 DICTIONARY_PAGE_BYTES = 64 * 1024
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth a dictionary: strings and binaries (a status, a country), where one saves readers work.
+
+    Numbers, decimals, dates and instants are written plain: zstd packs their plain pages as small as
+    a dictionary would, and hashing every value into one costs the writer more than it saves. On the
+    bench's 1M mixed rows: ~10% less Parquet CPU, 35.7 -> 35.0 MiB (measured, docs/overlapping-phases.md).
+    """
+    return [
+        field.name
+        for field in schema
+        if pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+        or pa.types.is_binary(field.type)
+        or pa.types.is_large_binary(field.type)
+    ]
+
+
 @dataclass(frozen=True)
 class DataFile:
     """One finished data file, as a Delta `add` action describes it."""
@@ -83,6 +100,7 @@ class _File:
             self._sink,
             schema,
             compression=COMPRESSION,
+            use_dictionary=dictionary_columns(schema),
             dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
             metadata_collector=self._footer,
         )

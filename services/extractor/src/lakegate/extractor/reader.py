@@ -16,9 +16,11 @@ import math
 import re
 import threading
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import adbc_driver_manager
+import adbc_driver_manager.dbapi
 import pyarrow as pa
 from adbc_driver_manager._reader import AdbcRecordBatchReader
 from adbc_driver_postgresql import StatementOptions
@@ -65,6 +67,20 @@ def conninfo(login: Login, settings: ExtractorSettings, hostaddr: str | None = N
         "options": " ".join(f"-c {name}={value}" for name, value in session.items()),
     }
     return " ".join(f"{keyword}={_quoted(value)}" for keyword, value in params.items())
+
+
+def connect_adbc(uri: str, driver: Path | None) -> adbc_driver_manager.dbapi.Connection:
+    """An autocommit ADBC connection to `uri`, through `driver` (a driver library) or the wheel's own driver."""
+    if driver is None:
+        wheel: adbc_driver_manager.dbapi.Connection = adbc.connect(uri, autocommit=True)
+        return wheel
+    database = adbc_driver_manager.AdbcDatabase(driver=str(driver), uri=uri)
+    try:
+        connection = adbc_driver_manager.AdbcConnection(database)
+    except BaseException:
+        database.close()
+        raise
+    return adbc_driver_manager.dbapi.Connection(database, connection, autocommit=True)
 
 
 def server_message(text: str) -> str:
@@ -157,7 +173,8 @@ class _Producer:
         return not self._stopped.is_set()
 
     def _read(self) -> None:
-        with adbc.connect(conninfo(self._login, self._settings, self._hostaddr), autocommit=True) as conn:
+        uri = conninfo(self._login, self._settings, self._hostaddr)
+        with connect_adbc(uri, self._settings.adbc_driver) as conn:
             cursor = conn.cursor()
             with self._lock:
                 self._cursor = cursor
