@@ -3,7 +3,8 @@
 DuckDB itself says: `duckdb_functions()` has a `stability` for every scalar, aggregate and window
 function, and only `CONSISTENT` ones are the same on every run (`random()`, `uuid()`, `nextval` are
 `VOLATILE`; `now()`, `current_date`, `current_setting` are `CONSISTENT_WITHIN_QUERY`). Macros, table
-functions and pragmas have no stability, so they count as not deterministic. The statement is read
+functions have no stability, so they count as not deterministic (the guard refuses table functions
+anyway). The statement is read
 by DuckDB's own parser (`json_serialize_sql`), so the names are the ones DuckDB will bind; a bare
 name such as `current_date` or `current_user` parses as a column and binds to a function when no
 column has it, so a bare column named like a function that is not `CONSISTENT` (or one of the SQL
@@ -42,11 +43,13 @@ class Determinism:
         for name, kind, stability in rows:
             if kind in {"scalar", "aggregate", "window"} and stability == "CONSISTENT":
                 consistent.add(name.lower())
-            else:
+            elif kind in {"scalar", "aggregate", "window", "macro"}:
                 other.add(name.lower())
+        # A function call in an expression binds to a scalar, aggregate or window function or a macro; table
+        # functions (in FROM) are refused outright, so a table function sharing a name (`repeat`) is no matter.
         #: Names every overload of which is CONSISTENT.
         self.consistent = frozenset(consistent - other)
-        #: Names some overload of which is not (or has no stability at all).
+        #: Names some overload of which is not (or is a macro, which has no stability).
         self.inconsistent = frozenset(other)
 
     def close(self) -> None:
@@ -68,7 +71,7 @@ class Determinism:
         return all(self._fine(node) for node in _nodes(tree))
 
     def _fine(self, node: dict[str, Any]) -> bool:
-        if node.get("sample") is not None:
+        if node.get("sample") is not None or node.get("type") == "TABLE_FUNCTION":
             return False
         kind = node.get("class")
         if kind in {"FUNCTION", "WINDOW", "AGGREGATE"} or "function_name" in node:
