@@ -112,6 +112,7 @@ class LocalLakehouse:
         self.answers = Answers(query_cache_bytes)
         self._determinism: Determinism | None = None
         self._determinism_lock = threading.Lock()
+        self._closed = False
 
     def warm(self) -> None:
         """Start the statement processes now rather than at the first query (blocks: seconds of imports)."""
@@ -125,6 +126,7 @@ class LocalLakehouse:
         """End the idle statement processes."""
         self._processes.close()
         with self._determinism_lock:
+            self._closed = True
             if self._determinism is not None:
                 self._determinism.close()
                 self._determinism = None
@@ -176,11 +178,14 @@ class LocalLakehouse:
         return None if table is None and view is None else (table, view)
 
     def _deterministic(self, sql: str) -> bool:
+        """Whether `sql` may be answered from the cache; False once the lakehouse is closed."""
         with self._determinism_lock:
+            if self._closed:
+                return False
             if self._determinism is None:
+                # Opened on first use (`warm` at start, in its thread): reading DuckDB's functions takes ~0.3 s.
                 self._determinism = Determinism()
-            determinism = self._determinism
-        return determinism.deterministic(sql)
+            return self._determinism.deterministic(sql)
 
     def _plan(self, catalog: str, checked: ReadQuery, max_rows: int) -> Plan:
         """Translate a guarded query, noting the state of each table and view before it is read."""
