@@ -20,7 +20,7 @@ from lakegate.common.contracts.transforms import (
     UploadResult,
 )
 from lakegate.common.contracts.warehouse import QueryResult, ResultColumn, RunQuery
-from lakegate.common.errors import Unavailable
+from lakegate.common.errors import NotFound, Unavailable
 from lakegate.loader.app import LoaderState
 from lakegate.loader.warehouses.delta import LocalLakehouse
 from lakegate.loader.warehouses.determinism import Determinism
@@ -353,3 +353,18 @@ def test_a_table_state_changes_with_every_commit_and_when_the_table_is_written_a
     write_deltalake(path, pa.table(numbers(1)))
     write_deltalake(path, pa.table(numbers(1)), mode="append")
     assert states.delta(path) != second  # the same version of another table
+
+
+async def test_a_table_dropped_after_its_statement_was_planned_is_not_found_again(
+    loader: LoaderState, extractor: Extractor, query: Query
+) -> None:
+    orders = extractor.target("orders")
+    await extractor.sync(orders, [numbers(3)])
+    await extractor.sync(extractor.target("users"), [numbers(1)])
+    assert (await query("SELECT count(*) FROM orders")).rows == [[3]]
+    assert isinstance(loader.warehouse, LocalLakehouse)
+
+    shutil.rmtree(loader.warehouse.table_path(orders))
+
+    with pytest.raises(NotFound, match="tables in bronze: users"):
+        await query("SELECT count(*) FROM orders")
