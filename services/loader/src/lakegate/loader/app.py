@@ -123,6 +123,7 @@ def local_lakehouse(settings: LoaderSettings) -> LocalLakehouse:
         sql_limits=settings.sql_limits,
         # As many ready statement processes as statements may run at once: none waits for a fork.
         idle_processes=settings.query_slots,
+        query_cache_bytes=settings.query_cache_bytes,
     )
 
 

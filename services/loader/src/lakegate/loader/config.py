@@ -194,6 +194,14 @@ class LoaderSettings(ServiceSettings, QuerySizeSettings):
         "same time; each holds up to LAKEGATE_LOADER_LOAD_QUEUE_DEPTH batches and a merge its memory limit. Commits of "
         "data files the extractor wrote do not count.",
     )
+    query_cache_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Bytes of query answers the local lakehouse keeps in memory (their JSON), least recently used out "
+        "first: the same statement from the same tenant over the same table versions is answered without a statement "
+        "process or a slot. Only statements whose every function is deterministic are kept; a commit to any table "
+        "read is a miss. 0 keeps none. The Databricks warehouse has its own result cache and ignores this.",
+    )
     load_queue_depth: int = Field(
         default=4, ge=1, description="Staged batches read ahead of the Delta writer; bounds a load's memory."
     )

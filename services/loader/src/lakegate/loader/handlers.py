@@ -38,7 +38,7 @@ from lakegate.common.service import Runtime
 from lakegate.common.telemetry import tracer
 from lakegate.loader.config import LoaderSettings
 from lakegate.loader.curation import Curator
-from lakegate.loader.warehouses.base import Warehouse
+from lakegate.loader.warehouses.base import CachedAnswers, Warehouse
 from lakegate.loader.warehouses.sqlengine import interruptible
 from lakegate.loader.worker import LoadWorker
 
@@ -112,20 +112,27 @@ class LoaderHandlers:
 
     @answers
     async def query(self, request: RunQuery) -> QueryResult:
-        """`query`: one read-only Databricks SQL statement over the tenant's catalog."""
+        """`query`: one read-only Databricks SQL statement over the tenant's catalog.
+
+        An answer the warehouse kept (`CachedAnswers`) is returned before the tenant's lane: it takes no slot.
+        """
         asked = request.max_rows if "max_rows" in request.model_fields_set else self.settings.default_max_rows
+        max_rows = min(asked, self.settings.max_rows_limit)
+        catalog = tenant_catalog(request.tenant_id)
         began = time.monotonic()
         with tracer(__name__).start_as_current_span(
             "warehouse query", attributes={"lakegate.tenant_id": request.tenant_id}
-        ):
+        ) as span:
+            if isinstance(self.warehouse, CachedAnswers):
+                kept = self.warehouse.cached_answer(catalog, request.sql, max_rows)
+                if kept is not None:
+                    span.set_attribute("lakegate.query.cached", True)
+                    self.worker.metrics.query("cached", time.monotonic() - began)
+                    return kept
             try:
                 async with self._stoppable(request.call_id, "the query", request.tenant_id):
-                    return await self.warehouse.query(
-                        tenant_catalog(request.tenant_id),
-                        request.sql,
-                        min(asked, self.settings.max_rows_limit),
-                        self.settings.query_timeout_seconds,
-                    )
+                    timeout = self.settings.query_timeout_seconds
+                    return await self.warehouse.query(catalog, request.sql, max_rows, timeout)
             finally:
                 self.worker.metrics.query("warehouse", time.monotonic() - began)
 

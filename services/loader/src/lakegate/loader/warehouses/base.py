@@ -87,6 +87,15 @@ class Warehouse(Protocol):
 
 
 @runtime_checkable
+class CachedAnswers(Protocol):
+    """Optional ability: answer a statement asked before from memory, without a statement slot."""
+
+    def cached_answer(self, catalog: str, sql: str, max_rows: int) -> QueryResult | None:
+        """The kept answer of this statement over the tables as they are now, or None; never blocks for long."""
+        ...
+
+
+@runtime_checkable
 class FileCommitter(Protocol):
     """Optional ability: commit data files already written in the warehouse's own format, without rewriting them."""
 

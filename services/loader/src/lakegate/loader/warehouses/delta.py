@@ -15,7 +15,8 @@ import contextlib
 import datetime as dt
 import functools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -38,17 +39,28 @@ from lakegate.loader.mergekeys import merge_columns
 from lakegate.loader.metastatements import describe_columns, show_schemas, show_tables
 from lakegate.loader.results import query_result
 from lakegate.loader.schemadrift import Drift, align, plan_drift
-from lakegate.loader.sqlguard import DescribeTarget, ReadQuery, ShowTables, check, check_select, unknown_table
+from lakegate.loader.sqlguard import (
+    DescribeTarget,
+    ReadQuery,
+    ShowSchemas,
+    ShowTables,
+    check,
+    check_select,
+    unknown_table,
+)
 from lakegate.loader.sqlsize import SizeLimits
 from lakegate.loader.tablenames import check_layer, check_ref, parse_table_name
 from lakegate.loader.tablestats import count_all, read_stats, select_all, stats_query
 from lakegate.loader.warehouses import deltaloads, deltalog
 from lakegate.loader.warehouses.base import LoadPlan, LoadResult, Written
+from lakegate.loader.warehouses.determinism import Determinism
 from lakegate.loader.warehouses.duckdbsql import EngineQuery, to_engine
 from lakegate.loader.warehouses.localviews import ViewFile, ViewStore
+from lakegate.loader.warehouses.querycache import Answers, Plan, Plans
 from lakegate.loader.warehouses.queryprocess import IDLE_WORKERS, CappedRead, QueryProcesses, Statement
 from lakegate.loader.warehouses.spool import spooled
 from lakegate.loader.warehouses.sqlengine import EngineLimits
+from lakegate.loader.warehouses.tablestate import TableStates, view_state
 
 T = TypeVar("T")
 RUN_ID_KEY = deltalog.RUN_ID_KEY
@@ -59,6 +71,8 @@ CHANGES_KEY = "lakegate.schema_changes"
 ABSENT_KEY = "lakegate.absent_columns"
 #: The source type of each column a sync wrote (JSON), kept from load to load for columns that stay.
 SOURCE_TYPES_KEY = "lakegate.source_types"
+#: Bytes of query answers kept by default (`LAKEGATE_LOADER_QUERY_CACHE_BYTES`).
+QUERY_CACHE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,8 @@ class Timeouts:
 
 
 class LocalLakehouse:
-    """Delta tables under `root`, queried with DuckDB; implements `Warehouse`, `FileCommitter` and `Builder`."""
+    """Delta tables under `root`, queried with DuckDB; implements `Warehouse`, `FileCommitter`, `Builder` and
+    `CachedAnswers` (see `querycache`)."""
 
     def __init__(
         self,
@@ -82,6 +97,7 @@ class LocalLakehouse:
         queue_depth: int = 4,
         sql_limits: SizeLimits | None = None,
         idle_processes: int = IDLE_WORKERS,
+        query_cache_bytes: int = QUERY_CACHE_BYTES,
     ) -> None:
         self.root = root
         self.views = ViewStore(root)
@@ -91,16 +107,29 @@ class LocalLakehouse:
         self._queue_depth = queue_depth
         self.sql_limits = sql_limits or SizeLimits()
         self._processes = QueryProcesses(idle_processes)
+        self._states = TableStates()
+        self._plans = Plans(self._state)
+        self.answers = Answers(query_cache_bytes)
+        self._determinism: Determinism | None = None
+        self._determinism_lock = threading.Lock()
+        self._closed = False
 
     def warm(self) -> None:
         """Start the statement processes now rather than at the first query (blocks: seconds of imports)."""
         self._processes.warm(self._limits)
         # The guard and the translation load their SQL dialects on first use (~0.2 s): load them now too.
         to_engine(check_select("SELECT 1", "tenant_warm", lambda layer: []), lambda ref: None, limit=1)
+        if self.answers.enabled:
+            self._deterministic("SELECT 1")
 
     def close(self) -> None:
         """End the idle statement processes."""
         self._processes.close()
+        with self._determinism_lock:
+            self._closed = True
+            if self._determinism is not None:
+                self._determinism.close()
+                self._determinism = None
 
     # names
 
@@ -137,6 +166,64 @@ class LocalLakehouse:
         if not DeltaTable.is_deltatable(str(path)):
             return None
         return pa.schema(DeltaTable(str(path)).schema().to_arrow())
+
+    # plans and cached answers (`querycache`)
+
+    def _state(self, ref: TableRef) -> Hashable:
+        """What `ref` holds now (`tablestate`); None when it is gone."""
+        table = self._states.delta(str(self.table_path(ref)))
+        if ref.schema_name != "gold":
+            return table
+        view = view_state(str(self.views.path(ref)))
+        return None if table is None and view is None else (table, view)
+
+    def _deterministic(self, sql: str) -> bool:
+        """Whether `sql` may be answered from the cache; False once the lakehouse is closed."""
+        with self._determinism_lock:
+            if self._closed:
+                return False
+            if self._determinism is None:
+                # Opened on first use (`warm` at start, in its thread): reading DuckDB's functions takes ~0.3 s.
+                self._determinism = Determinism()
+            return self._determinism.deterministic(sql)
+
+    def _plan(self, catalog: str, checked: ReadQuery, max_rows: int) -> Plan:
+        """Translate a guarded query, noting the state of each table and view before it is read."""
+        seen: dict[TableRef, Hashable] = {}
+
+        def note(ref: TableRef) -> None:
+            if ref not in seen:
+                seen[ref] = self._state(ref)
+
+        views = self._view(catalog)
+
+        def view(ref: TableRef) -> ReadQuery | None:
+            note(ref)
+            return views(ref)
+
+        def schema(ref: TableRef) -> pa.Schema | None:
+            note(ref)
+            return self._stored_schema(ref)
+
+        engine = to_engine(checked, view, limit=max_rows + 1, schema_of=schema, limits=self.sql_limits)
+        for ref in (*checked.tables, *engine.sources.values()):
+            note(ref)  # only their existence was used: noted after is early enough
+        reads = tuple(sorted(seen, key=str))
+        state = tuple(seen[ref] for ref in reads)
+        complete = all(found is not None for found in state)
+        deterministic = complete and self.answers.enabled and self._deterministic(engine.sql)
+        return Plan(engine, reads, state, deterministic)
+
+    def cached_answer(self, catalog: str, sql: str, max_rows: int) -> QueryResult | None:
+        """The kept answer of this exact statement over the tables as they are now; None when there is none.
+
+        A few `stat` calls per table read and no parse: cheap enough for the event loop."""
+        if not self.answers.enabled:
+            return None
+        plan = self._plans.get(catalog, sql, max_rows)
+        if plan is None or not plan.deterministic:
+            return None
+        return self.answers.get(catalog, plan, max_rows)
 
     # running statements (blocking: call from a worker thread)
 
@@ -236,16 +323,21 @@ class LocalLakehouse:
         """Guard, translate and run one statement; see `lakegate.loader.results` for how values are written."""
 
         def run() -> QueryResult:
-            checked = check(sql, catalog, functools.partial(self.tables_in, catalog), self.sql_limits)
-            if isinstance(checked, ReadQuery):
-                engine = to_engine(
-                    checked,
-                    self._view(catalog),
-                    limit=max_rows + 1,
-                    schema_of=self._stored_schema,
-                    limits=self.sql_limits,
-                )
-                return self._capped(engine, max_rows, timeout)
+            plan = self._plans.get(catalog, sql, max_rows)
+            if plan is None:
+                checked = check(sql, catalog, functools.partial(self.tables_in, catalog), self.sql_limits)
+                if not isinstance(checked, ReadQuery):
+                    return metadata(checked)
+                plan = self._plan(catalog, checked, max_rows)
+                if all(found is not None for found in plan.state):
+                    self._plans.put(catalog, sql, max_rows, plan)
+            if plan.deterministic and (kept := self.answers.get(catalog, plan, max_rows)) is not None:
+                return kept
+            answer = self._capped(plan.engine, max_rows, timeout)
+            self.answers.put(catalog, plan, max_rows, answer)
+            return answer
+
+        def metadata(checked: ShowTables | ShowSchemas | DescribeTarget) -> QueryResult:
             if isinstance(checked, ShowTables):
                 table = show_tables(checked.layer, self.tables_in(catalog, checked.layer), checked.pattern)
             elif isinstance(checked, DescribeTarget):

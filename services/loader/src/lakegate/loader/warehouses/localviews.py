@@ -42,7 +42,8 @@ class ViewStore:
     def directory(self, catalog: str) -> Path:
         return self.root / catalog / "gold" / VIEWS_DIRECTORY
 
-    def _path(self, ref: TableRef) -> Path:
+    def path(self, ref: TableRef) -> Path:
+        """Where the view's file is (whether or not it exists)."""
         check_ref(ref)
         return self.directory(ref.catalog) / f"{ref.name}.json"
 
@@ -57,7 +58,7 @@ class ViewStore:
         """The view's file, or None when `ref` is no view."""
         if ref.schema_name != "gold":
             return None
-        path = self._path(ref)
+        path = self.path(ref)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -71,7 +72,7 @@ class ViewStore:
 
     def write(self, ref: TableRef, view: ViewFile) -> None:
         """Store a view's definition atomically (temporary file, fsync, rename)."""
-        path = self._path(ref)
+        path = self.path(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{ref.name}.", suffix=".tmp")
         try:

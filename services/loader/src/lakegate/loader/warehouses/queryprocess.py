@@ -16,11 +16,12 @@ child opening its DuckDB database, unpickling its work and, under pytest or a sc
 parent's main module again; and the fork server's own start (importing the engine) cost the first
 query 5-13 s. Now the loader starts the fork server and `QUERY_SLOTS` workers at start-up
 (`warm`), each with its database open and one `SELECT 1` answered, and a statement goes to an idle
-worker over its pipe. A worker keeps its Delta tables open (`OpenTables`) and catches them up per
-statement. A worker whose statement was cancelled, ran past its deadline or out of memory, failed
-in an unexpected way, or was not read to its end is killed (or ends itself) and replaced in the
-background; one whose resident memory grew by more than `RETIRE_GROWTH` retires after its answer.
-A late cancel of a call reaches its worker only while that call holds it.
+worker over its pipe. A worker keeps its Delta tables and their datasets (`OpenTables`) and uses
+them again while the table has no new commit. A worker whose statement was cancelled, ran past its
+deadline or out of memory, failed in an unexpected way, or was not read to its end is killed (or
+ends itself) and replaced in the background; one whose resident memory grew by more than
+`RETIRE_GROWTH` retires after its answer. A late cancel of a call reaches its worker only while
+that call holds it.
 
 Two kinds of work run so: a capped read (`CappedRead`: a query or preview, its rows turned into
 JSON in the child) and a statement stream (`Statement`: a transform's rows, statistics, a view's
@@ -34,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
-import os
 import resource
 import signal
 import threading
@@ -63,6 +63,7 @@ from lakegate.loader.warehouses.sqlengine import (
     too_much_memory,
     warm_database,
 )
+from lakegate.loader.warehouses.tablestate import TableState, TableStates
 
 #: Seconds past its timeout a query process may take to stop by itself before it is killed.
 KILL_GRACE_SECONDS = 5.0
@@ -77,7 +78,6 @@ IDLE_NAME, QUERY_NAME, STATEMENT_NAME = "lakegate-query-idle", "lakegate-query",
 READY_SECONDS = 120.0
 #: Delta tables a worker keeps open between statements.
 OPEN_TABLES = 64
-FIRST_COMMIT = "00000000000000000000.json"
 #: The errors a child sends back by name; anything else becomes a WarehouseError.
 _ERRORS: dict[str, type[LakegateError]] = {
     "Stopped": Stopped,
@@ -112,30 +112,37 @@ class Statement:
 
 
 class OpenTables:
-    """A worker's open Delta tables, brought up to date per statement instead of read from scratch (opening
-    a table reads its log: ~2.5 ms for a small table, ~0.4 ms to catch up). A table is known by its path
-    and its first log entry, so one dropped and written again at the same path is opened afresh."""
+    """A worker's open Delta tables and their Arrow datasets, kept between statements. Two `stat` calls say
+    whether a table is still at the version its dataset was made from (`tablestate`): then the dataset is
+    used again as it is (measured: ~1 ms less per table per statement than catching the table up and making
+    its dataset again); after a commit the table is caught up (~0.4 ms) rather than opened again (~2.5 ms).
+    A table dropped and written again at the same path is another table and is opened afresh."""
 
     def __init__(self, most: int = OPEN_TABLES) -> None:
         self._most = most
-        self._open: OrderedDict[tuple[str, int, int], DeltaTable] = OrderedDict()
+        self._states = TableStates()
+        self._open: OrderedDict[str, tuple[TableState, DeltaTable, ds.Dataset]] = OrderedDict()
 
-    def dataset(self, path: str) -> ds.Dataset:
-        """The Arrow dataset of the table's latest version."""
-        try:
-            first = os.stat(os.path.join(path, "_delta_log", FIRST_COMMIT))
-        except OSError:  # the first log entry was cleaned up after a checkpoint: open it plainly
-            return DeltaTable(path).to_pyarrow_dataset()
-        key = (path, first.st_ino, first.st_mtime_ns)
-        table = self._open.pop(key, None)
-        if table is None:
-            table = DeltaTable(path)
+    def dataset(self, path: str) -> ds.Dataset | None:
+        """The Arrow dataset of the table's latest version; None when there is no table at `path`."""
+        state = self._states.delta(path)
+        if state is None:
+            return None
+        kept = self._open.pop(path, None)
+        if kept is not None and kept[0] == state:
+            table, dataset = kept[1], kept[2]
         else:
-            table.update_incremental()
-        self._open[key] = table
+            if kept is not None and kept[0][:2] == state[:2]:
+                table = kept[1]
+                table.update_incremental()
+            else:
+                table = DeltaTable(path)
+            dataset = table.to_pyarrow_dataset()
+        # The version read, which a commit made since the `stat` calls may have moved past `state`.
+        self._open[path] = ((state[0], state[1], table.version()), table, dataset)
         while len(self._open) > self._most:
             self._open.popitem(last=False)
-        return table.to_pyarrow_dataset()
+        return dataset
 
 
 def datasets(
@@ -144,9 +151,13 @@ def datasets(
     """The Arrow dataset of each engine name's Delta table."""
     opened = {}
     for name, path in paths.items():
-        if not DeltaTable.is_deltatable(path):
+        if tables is not None:
+            dataset = tables.dataset(path)
+        else:
+            dataset = DeltaTable(path).to_pyarrow_dataset() if DeltaTable.is_deltatable(path) else None
+        if dataset is None:
             raise NotFound(f"table {sources[name]} no longer exists; a view that reads it must be defined again")
-        opened[name] = tables.dataset(path) if tables is not None else DeltaTable(path).to_pyarrow_dataset()
+        opened[name] = dataset
     return opened
 
 
