@@ -74,6 +74,14 @@ def _subscriptions(topology: Topology, handlers: LoaderHandlers) -> list[Subscri
             "Loads each extracted run into the warehouse in one commit; reports loading, loaded or failed.",
             handlers.extracted,
         ),
+        Subscription(
+            topology.run_streamings(),
+            topology.run_stream.name,
+            topology.durable("loader_streaming"),
+            "loader streaming runs",
+            "Loads a run while it is extracted: follows its staged parts, commits once `extracted` counts them.",
+            handlers.streaming,
+        ),
     ]
 
 
