@@ -8,9 +8,8 @@ overlap is shown by the loader's own steps, not by timing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
@@ -26,7 +25,6 @@ from lakegate.common.contracts.runs import (
     SyncMode,
     TableRef,
 )
-from lakegate.common.contracts.warehouse import QueryResult
 from lakegate.common.staging import PartWriter
 from lakegate.common.subjects import RunStep
 from lakegate.loader.app import LoaderState, serve
@@ -36,7 +34,6 @@ from nats.aio.msg import Msg
 if TYPE_CHECKING:
     from conftest import Extractor, LoaderProcess
 
-Query = Callable[..., Coroutine[Any, Any, QueryResult]]
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
 
 
@@ -117,7 +114,7 @@ async def test_a_streamed_run_is_loaded_while_its_parts_arrive_and_committed_onc
 
 
 async def test_a_streamed_incremental_run_appends_its_rows_once_and_the_cursor_comes_from_extracted(
-    loader: LoaderState, extractor: Extractor, query: Query
+    loader: LoaderState, extractor: Extractor
 ) -> None:
     target = extractor.target("streamed_incremental")
     await extractor.sync(target, [rows(0, 10)])
@@ -135,8 +132,7 @@ async def test_a_streamed_incremental_run_appends_its_rows_once_and_the_cursor_c
 
     assert (loaded.row_count, loaded.table_version) == (10, 1)
     assert ids_in(table_path(loader, target)) == list(range(20))
-    result = await query("SELECT count(*), max(id) FROM bronze.streamed_incremental")
-    assert result.rows == [[20, 19]]
+    assert commits_of(table_path(loader, target), run_id) == 1
 
 
 async def test_an_extraction_attempt_that_stops_mid_stream_is_abandoned_and_the_next_attempt_commits_once(
@@ -267,3 +263,24 @@ async def test_a_loader_killed_mid_stream_commits_nothing_and_its_redelivery_com
     assert loaded.row_count == 1200
     expected = list(range(10, 1210)) if mode == "full" else list(range(1210))
     assert ids_in(path) == expected
+
+
+@pytest.mark.parametrize("loader_settings", [{"stream_idle_seconds": 1.0}], indirect=True)
+async def test_a_streamed_load_that_hears_nothing_for_a_while_is_retried_and_commits_once_the_run_is_extracted(
+    loader: LoaderState, extractor: Extractor
+) -> None:
+    target = extractor.target("streamed_idle")
+    run_id = extractor.new_run_id()
+    steps = await extractor.watch(run_id)
+    streaming_acks = await extractor.acks("loader_streaming")
+
+    writer = await stream(extractor, "full", target, run_id)
+    await writer.write(rows(0, 100))
+    # Nothing more for longer than the loader waits: it lets the message go, to read it again later.
+    assert (await asyncio.wait_for(streaming_acks.get(), 30)).startswith(b"-NAK")
+    await writer.write(rows(100, 100))
+    await extractor.announce(extractor.extracted(run_id, target, SCHEMA, await writer.close(), 200))
+    loaded = await steps.next(Loaded, timeout=60)
+
+    assert loaded.row_count == 200
+    assert commits_of(table_path(loader, target), run_id) == 1

@@ -103,7 +103,9 @@ class StagingStore(Protocol):
 class PartsEnd:
     """How a followed attempt ends: its part count, once known, or why its parts no longer matter."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle: float | None = None) -> None:
+        #: Seconds a reader waits for a part or news of the end before it gives up (transiently); None: forever.
+        self.idle = idle
         self.parts: int | None = None
         self.abandoned: LakegateError | None = None
         self._waiters: list[asyncio.Future[None]] = []
@@ -269,7 +271,7 @@ class JetStreamStaging:
         changed = end.changed()
         waits: set[asyncio.Future[object]] = {getting, changed, puller}  # type: ignore[arg-type]
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, timeout=end.idle, return_when=asyncio.FIRST_COMPLETED)
         finally:
             changed.cancel()
             if not getting.done():
@@ -281,6 +283,10 @@ class JetStreamStaging:
         if puller.done():
             error = puller.exception() if not puller.cancelled() else None
             raise Unavailable(f"staging stopped returning the parts at {location} ({error}); retrying") from error
+        if not done:
+            raise Unavailable(
+                f"no part arrived at {location} and its extraction did not end in {end.idle:.0f}s; retrying later"
+            )
         return []
 
     async def delete(self, run_id: str) -> None:

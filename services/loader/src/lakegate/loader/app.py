@@ -143,7 +143,13 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         return DataFileStaging(parts, settings.lakehouse / DATA_FILES_DIR)
 
     worker = LoadWorker(
-        rt.broker, rt.topology, staging, warehouse, fault_exit_while=settings.fault_exit_while, metrics=rt.metrics
+        rt.broker,
+        rt.topology,
+        staging,
+        warehouse,
+        fault_exit_while=settings.fault_exit_while,
+        metrics=rt.metrics,
+        stream_idle=settings.stream_idle_seconds,
     )
     curator = Curator(
         warehouse,

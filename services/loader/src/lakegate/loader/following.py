@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lakegate.common.contracts.runs import Extracted, Extracting, Streaming
 from lakegate.common.errors import TerminalError, Unavailable
@@ -45,7 +45,7 @@ class RunSteps:
     """What the run's steps after one `Streaming` said: its `Extracted`, once it came."""
 
     streaming: Streaming
-    end: PartsEnd = field(default_factory=PartsEnd)
+    end: PartsEnd
     extracted: Extracted | None = None
 
     def read(self, subject: str, data: bytes) -> None:
@@ -77,10 +77,11 @@ class RunSteps:
 
 @contextlib.asynccontextmanager
 async def following(
-    js: JetStreamContext, topology: Topology, streaming: Streaming, after: int
+    js: JetStreamContext, topology: Topology, streaming: Streaming, after: int, idle: float
 ) -> AsyncIterator[RunSteps]:
-    """The run's steps stored after stream sequence `after` (the `Streaming`'s), read while the body runs."""
-    steps = RunSteps(streaming)
+    """The run's steps stored after stream sequence `after` (the `Streaming`'s), read while the body runs;
+    its parts are given up on (transiently) after `idle` seconds without a part or an end."""
+    steps = RunSteps(streaming, PartsEnd(idle))
     sub = await js.pull_subscribe(
         f"{topology.prefix}.run.{streaming.run_id}.*",
         stream=topology.run_stream.name,

@@ -100,6 +100,8 @@ class LoadWorker:
     publish_timeout: float = 10.0
     #: Fault tests: while this file exists, a load ends the process (`LoaderSettings.fault_exit_while`).
     fault_exit_while: Path | None = None
+    #: Seconds a load on `streaming` waits for the next part or the end (`LoaderSettings.stream_idle_seconds`).
+    stream_idle: float = 300.0
     metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("loader"))
 
     async def load(self, extracted: Extracted) -> None:
@@ -153,7 +155,7 @@ class LoadWorker:
         js = self.broker.connection.jetstream()
         async with (
             self._cancellation(run_id) as cancelled,
-            following(js, self.topology, streaming, after) as steps,
+            following(js, self.topology, streaming, after, self.stream_idle) as steps,
         ):
             await self._step(Loading(tenant_id=streaming.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
             if self.fault_exit_while is not None and self.fault_exit_while.exists():
