@@ -284,3 +284,31 @@ async def test_a_streamed_load_that_hears_nothing_for_a_while_is_retried_and_com
 
     assert loaded.row_count == 200
     assert commits_of(table_path(loader, target), run_id) == 1
+
+
+async def test_while_the_loader_follows_one_run_another_extracted_run_is_loaded_on_extracted_and_only_once(
+    loader: LoaderState, extractor: Extractor
+) -> None:
+    slow, quick = extractor.target("streamed_slow"), extractor.target("streamed_quick")
+    slow_id, quick_id = extractor.new_run_id(), extractor.new_run_id()
+    slow_steps, quick_steps = await extractor.watch(slow_id), await extractor.watch(quick_id)
+    progress = await rows_loaded(extractor, slow_id)
+    streaming_acks = await extractor.acks("loader_streaming")
+
+    slow_writer = await stream(extractor, "full", slow, slow_id)
+    await slow_writer.write(rows(0, 100))
+    await reach(progress, 100)  # the loader's one streamed load follows the slow run
+    quick_writer = await stream(extractor, "full", quick, quick_id)
+    await quick_writer.write(rows(0, 50))
+    await extractor.announce(extractor.extracted(quick_id, quick, SCHEMA, await quick_writer.close(), 50))
+    quick_loaded = await quick_steps.next(Loaded)  # not held up behind the slow run's extraction
+
+    assert quick_loaded.row_count == 50
+    assert not any(isinstance(step, Loaded) for step in slow_steps.drain())
+    await slow_writer.write(rows(100, 100))
+    await extractor.announce(extractor.extracted(slow_id, slow, SCHEMA, await slow_writer.close(), 200))
+    assert (await slow_steps.next(Loaded)).row_count == 200
+    # The quick run's `streaming`, taken last, finds it loaded and stops.
+    assert [await asyncio.wait_for(streaming_acks.get(), 10) for _ in range(2)] == [b"+ACK", b"+ACK"]
+    assert commits_of(table_path(loader, quick), quick_id) == 1
+    assert ids_in(table_path(loader, quick)) == list(range(50))

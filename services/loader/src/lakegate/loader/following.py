@@ -10,6 +10,8 @@ and whether those parts still matter. `RunSteps` reads the run's steps stored af
     extracting / streaming of another attempt → abandon: the extraction started over
     failed                      → abandon: the run failed; nothing is committed
     loaded                      → abandon: an earlier delivery already committed the run
+    loading of a load on `extracted` → abandon: no loader followed the parts in time, and one took the
+                                  whole run on `extracted` instead (the message id tells the two apart)
 
 An abandoned load commits nothing and publishes nothing: whoever took the run over reports it.
 """
@@ -34,6 +36,11 @@ from pydantic import ValidationError
 log = logging.getLogger(__name__)
 
 
+def loading_id(run_id: str, attempt: str = "") -> str:
+    """The message id of a `loading` step: of a load on `extracted`, or of the load that follows `attempt`."""
+    return f"{run_id}.{RunStep.LOADING}" + (f".{attempt}" if attempt else "")
+
+
 class Abandoned(TerminalError):
     """The followed attempt's parts no longer matter; the load stops without a commit or a step."""
 
@@ -48,9 +55,12 @@ class RunSteps:
     end: PartsEnd
     extracted: Extracted | None = None
 
-    def read(self, subject: str, data: bytes) -> None:
-        """Apply one step of the run to the end of the followed attempt."""
+    def read(self, subject: str, data: bytes, message_id: str | None = None) -> None:
+        """Apply one step of the run (with its `Nats-Msg-Id`) to the end of the followed attempt."""
         step, run, mine = subject.rsplit(".", 1)[-1], self.streaming.run_id, self.streaming.location
+        if step == RunStep.LOADING and message_id == loading_id(run):
+            self.end.abandon(Abandoned(f"run {run} is loaded on its `extracted` step instead"))
+            return
         try:
             if step == RunStep.EXTRACTED:
                 extracted = Extracted.model_validate_json(data)
@@ -103,7 +113,7 @@ async def following(
                 steps.end.abandon(Unavailable(f"the steps of run {streaming.run_id} cannot be read ({exc}); retrying"))
                 return
             for message in messages:
-                steps.read(message.subject, message.data)
+                steps.read(message.subject, message.data, (message.headers or {}).get("Nats-Msg-Id"))
 
     reader = asyncio.create_task(read(), name=f"steps of run {streaming.run_id}")
     try:

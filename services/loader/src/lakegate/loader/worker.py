@@ -67,9 +67,10 @@ from lakegate.common.names import tenant_catalog
 from lakegate.common.staging import DATA_FILES_STORE, DataFileStaging, JetStreamStaging, StagingStore
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.common.telemetry import tracer
-from lakegate.loader.following import Abandoned, RunSteps, following
+from lakegate.loader.following import Abandoned, RunSteps, following, loading_id
 from lakegate.loader.warehouses.base import FileCommitter, LoadPlan, LoadResult, Warehouse
 from nats.aio.msg import Msg
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ValidationError
 
@@ -157,7 +158,9 @@ class LoadWorker:
             self._cancellation(run_id) as cancelled,
             following(js, self.topology, streaming, after, self.stream_idle) as steps,
         ):
-            await self._step(Loading(tenant_id=streaming.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
+            # Its message id names the attempt: an `extracted` run whose parts a load follows is not loaded twice.
+            loading = Loading(tenant_id=streaming.tenant_id, run_id=run_id)
+            await self._step(loading, RunStep.LOADING, run_id, suffix=streaming.attempt)
             if self.fault_exit_while is not None and self.fault_exit_while.exists():
                 log.error("run %s: %s exists, so the loader exits now (a fault test)", run_id, self.fault_exit_while)
                 os._exit(70)
@@ -189,6 +192,8 @@ class LoadWorker:
                     )
                     return
                 span.set_attributes({"lakegate.rows": result.row_count, "lakegate.version": result.version or 0})
+            if result.already_committed and steps.end.abandoned is not None:
+                return  # committed and reported by whoever took the run over
         await self._loaded(streaming.tenant_id, run_id, streaming.target, streaming.sync_mode, result, staging)
 
     async def _loaded(
@@ -228,21 +233,37 @@ class LoadWorker:
             await self.staging().delete(extracted.run_id)
 
     async def _followed(self, extracted: Extracted) -> bool:
-        """Whether a load on the run's `Streaming` follows (or followed) exactly these parts."""
+        """Whether a load on the run's `Streaming` follows (or followed) exactly these parts.
+
+        Only a load that has begun counts (its `loading` names the attempt): a `Streaming` no loader
+        has taken yet (every replica busy) is loaded here, and that load's `loading` tells the one
+        that takes it later to stop (`following.py`).
+        """
         if extracted.ranges or extracted.staged.store != "jetstream" or not _follows(self.staging()):
             return False
-        js = self.broker.connection.jetstream()
-        try:
-            stored = await js.get_last_msg(self.topology.run_stream.name, self.topology.run_streaming(extracted.run_id))
-        except NotFoundError:
+        streaming = await self._last(extracted.run_id, self.topology.run_streaming(extracted.run_id))
+        if streaming is None:
             return False
-        except Exception as exc:
-            raise Unavailable(f"could not look up the streaming step of run {extracted.run_id}: {exc}") from exc
         try:
-            streaming = Streaming.model_validate_json(stored.data or b"")
+            attempt = Streaming.model_validate_json(streaming.data or b"").attempt
         except ValidationError:
             return False
-        return streaming.location == extracted.staged.location
+        if self.topology.stage(extracted.run_id, attempt) != extracted.staged.location:
+            return False
+        loading = await self._last(extracted.run_id, self.topology.run_step(extracted.run_id, RunStep.LOADING))
+        return loading is not None and (loading.headers or {}).get("Nats-Msg-Id") == loading_id(
+            extracted.run_id, attempt
+        )
+
+    async def _last(self, run_id: str, subject: str) -> RawStreamMsg | None:
+        """The last message the run stream holds on `subject`, if any."""
+        js = self.broker.connection.jetstream()
+        try:
+            return await js.get_last_msg(self.topology.run_stream.name, subject)
+        except NotFoundError:
+            return None
+        except Exception as exc:
+            raise Unavailable(f"could not read the steps of run {run_id}: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def _cancellation(self, run_id: str) -> AsyncIterator[asyncio.Event]:
@@ -341,13 +362,13 @@ class LoadWorker:
                 "extracted; nothing was loaded, start the sync again"
             )
 
-    async def _step(self, message: BaseModel, step: RunStep, run_id: str) -> None:
+    async def _step(self, message: BaseModel, step: RunStep, run_id: str, *, suffix: str = "") -> None:
         try:
             await self.broker.publish(
                 message,
                 self.topology.run_step(run_id, step),
                 stream=self.topology.run_stream.name,
-                headers={"Nats-Msg-Id": f"{run_id}.{step.value}"},
+                headers={"Nats-Msg-Id": loading_id(run_id, suffix) if step is RunStep.LOADING else f"{run_id}.{step}"},
                 timeout=self.publish_timeout,
             )
         except Exception as exc:
