@@ -45,11 +45,11 @@ class ToolFailed(RuntimeError):
 
 
 @contextlib.contextmanager
-def running_stack(*, data_files: bool = True) -> Iterator[Stack]:
+def running_stack(*, data_files: bool = True, overlap: bool = True) -> Iterator[Stack]:
     """NATS, the catalog's PostgreSQL and the four services, in a temporary home on free ports.
 
     `data_files` False: the extractor stages every run as JetStream parts (no shared lakehouse), as in
-    docker-compose and Kubernetes.
+    docker-compose and Kubernetes. `overlap` False: the loader starts on `extracted`, as before `streaming`.
     """
     with tempfile.TemporaryDirectory(prefix="lakegate-bench-stack-") as parent:
         env = {
@@ -57,6 +57,7 @@ def running_stack(*, data_files: bool = True) -> Iterator[Stack]:
             "LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES": "true",  # the bench source is on this machine
             # The bench is one tenant calling as fast as it can: measure serving, not the per-tenant rate limit.
             "LAKEGATE_EDGE_RATE_LIMIT_PER_SECOND": "0",
+            "LAKEGATE_EXTRACTOR_ANNOUNCE_STREAMING": str(overlap).lower(),
         }
         config = StackConfig(
             home=Path(parent) / "home", ports=StackPorts.free(), env=env, extractor_data_files=data_files

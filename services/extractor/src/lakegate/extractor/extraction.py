@@ -201,7 +201,7 @@ class Extractor:
 
         writer = await staged_writer(self._staging(), command.run_id, attempt, query, data_files_for(command))
         location = followed_location(writer)
-        if location is not None and command.sync_mode in STREAMED_MODES:
+        if location is not None and command.sync_mode in STREAMED_MODES and self._settings.announce_streaming:
             await self._steps.streaming(
                 Streaming(
                     tenant_id=command.tenant_id,
