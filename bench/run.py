@@ -95,6 +95,16 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-stack", action="store_true", help="extraction paths only; no services, no syncs")
     parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="stage every run as JetStream parts (the extractor does not share the lakehouse), as in docker-compose",
+    )
+    parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="the loader starts on `extracted` (no `streaming`): extraction and load one after the other",
+    )
+    parser.add_argument(
         "--results", type=Path, default=RESULTS, help="directory of the JSON file (default bench/results)"
     )
     args = parser.parse_args(argv)
@@ -207,7 +217,7 @@ async def bench(args: argparse.Namespace) -> Run:
             size.paths = await measure_paths(source, size.table, args.paths, args.repeat, REPO, postmaster, say=say)
         if not args.no_stack:
             say("starting the stack (NATS, catalog PostgreSQL, catalog, extractor, loader, edge)")
-            with running_stack() as stack:
+            with running_stack(data_files=not args.parts, overlap=not args.no_overlap) as stack:
                 async with agent(stack, source) as driver:
                     await _syncs(run, driver, source, args, overhead_table)
     run.machine["load_at_end"] = load()

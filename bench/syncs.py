@@ -45,16 +45,23 @@ class ToolFailed(RuntimeError):
 
 
 @contextlib.contextmanager
-def running_stack() -> Iterator[Stack]:
-    """NATS, the catalog's PostgreSQL and the four services, in a temporary home on free ports."""
+def running_stack(*, data_files: bool = True, overlap: bool = True) -> Iterator[Stack]:
+    """NATS, the catalog's PostgreSQL and the four services, in a temporary home on free ports.
+
+    `data_files` False: the extractor stages every run as JetStream parts (no shared lakehouse), as in
+    docker-compose and Kubernetes. `overlap` False: the loader starts on `extracted`, as before `streaming`.
+    """
     with tempfile.TemporaryDirectory(prefix="lakegate-bench-stack-") as parent:
         env = {
             "LAKEGATE_EDGE_SYNC_WAIT_SECONDS": str(int(CALL_TIMEOUT)),
             "LAKEGATE_EXTRACTOR_ALLOW_PRIVATE_SOURCES": "true",  # the bench source is on this machine
             # The bench is one tenant calling as fast as it can: measure serving, not the per-tenant rate limit.
             "LAKEGATE_EDGE_RATE_LIMIT_PER_SECOND": "0",
+            "LAKEGATE_EXTRACTOR_ANNOUNCE_STREAMING": str(overlap).lower(),
         }
-        config = StackConfig(home=Path(parent) / "home", ports=StackPorts.free(), env=env)
+        config = StackConfig(
+            home=Path(parent) / "home", ports=StackPorts.free(), env=env, extractor_data_files=data_files
+        )
         with Stack(config) as stack:
             yield stack
 
@@ -129,8 +136,8 @@ class SyncFigures:
         }
 
 
-#: The phases of a sync, in order, as `Timeline` cuts it.
-PHASES = ("dispatch", "extract_and_stage", "load", "finish")
+#: The phases of a sync, in order, as `Timeline` cuts it; then `overlap`, the seconds the load ran during extraction.
+PHASES = ("dispatch", "extract_and_stage", "load", "finish", "overlap")
 
 
 class Timeline:
@@ -138,8 +145,10 @@ class Timeline:
 
     dispatch            tool call sent → extractor publishes `extracting` (edge, catalog, cmd.extract, credentials)
     extract_and_stage   `extracting` → `extracted` (read the source, encode parts, publish them to staging)
-    load                `extracted` → `loaded` (read parts, write Parquet, one Delta commit)
+    load                `extracted` → `loaded` (read parts, write Parquet, one Delta commit; with `streaming`
+                        only what is left after the last part: the tail of the writing and the commit)
     finish              `loaded` → tool result back (catalog marks the run, the edge sees it, MCP answers)
+    overlap             `loading` → `extracted` when the loader started first (`streaming`), else 0
     """
 
     def __init__(self, connection: NatsClient, topology: Topology) -> None:
@@ -159,6 +168,8 @@ class Timeline:
             marks.append(await self._stored_at(run_id, step) or float("nan"))
         marks.append(answered)
         found = {name: end - start for name, start, end in zip(PHASES, marks, marks[1:], strict=False)}
+        loading = await self._stored_at(run_id, RunStep.LOADING) or float("nan")
+        found["overlap"] = max(0.0, marks[2] - loading)
         return {name: seconds for name, seconds in found.items() if seconds == seconds}  # NaN: a step not seen
 
 

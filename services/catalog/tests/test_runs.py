@@ -20,6 +20,7 @@ from lakegate.common.contracts.runs import (
     RunRef,
     RunView,
     StagedParts,
+    Streaming,
 )
 from lakegate.common.errors import InvalidInput, NotFound, Unavailable
 from lakegate.common.subjects import RunStep
@@ -303,3 +304,45 @@ async def test_a_run_whose_command_jetstream_refuses_is_failed_instead_of_left_q
     assert view.error.code == "unavailable"
     _, event = await peer.next_event(events)
     assert (event.subject, event.data.status) == (run_id, "failed")
+
+
+async def test_a_run_loaded_while_it_is_extracted_counts_a_new_attempt_and_succeeds_once_extracted_and_loaded(
+    catalog: CatalogState, peer: Peer, db: asyncpg.Connection
+) -> None:
+    settled = await peer.settlements("catalog_runs", peer.topology.run_stream.name)
+    source = await peer.register("shop")
+    run = await peer.start(source.connection_id, "orders")
+    events = await peer.events()
+
+    def extracting(attempt: str) -> Extracting:
+        return Extracting(tenant_id=peer.tenant_id, run_id=run.run_id, attempt=attempt)
+
+    await settled.of(await peer.step(run.run_id, RunStep.EXTRACTING, extracting("a1")))
+    streaming = Streaming(
+        tenant_id=peer.tenant_id,
+        run_id=run.run_id,
+        attempt="a1",
+        target=run.target,
+        sync_mode=run.sync_mode,
+        arrow_schema="",
+        columns=list(peer.columns),
+        location=peer.topology.stage(run.run_id, "a1"),
+    )
+    ack = await peer.js.publish(
+        peer.topology.run_streaming(run.run_id),
+        streaming.model_dump_json().encode(),
+        stream=peer.topology.run_stream.name,
+    )
+    assert await settled.of(ack.seq) == "+ACK"  # the loader's business: acknowledged, nothing recorded
+    await settled.of(await peer.step(run.run_id, RunStep.LOADING, Loading(tenant_id=peer.tenant_id, run_id=run.run_id)))
+    assert (await _run_view(peer, run.run_id)).status == "loading"
+    await settled.of(await peer.step(run.run_id, RunStep.EXTRACTING, extracting("a2")))
+    await settled.of(await peer.step(run.run_id, RunStep.EXTRACTED, _extracted(peer, run)))
+    await peer.step(run.run_id, RunStep.LOADED, _loaded(peer, run))
+
+    _, event = await peer.next_event(events)
+    assert event.data.status == "succeeded"
+    assert event.data.row_count == 1234
+    assert event.data.columns == list(peer.columns)
+    row = await db.fetchrow("SELECT attempt, attempts, status FROM runs WHERE run_id = $1", run.run_id)
+    assert (row["attempt"], row["attempts"], row["status"]) == ("a2", 2, "succeeded")

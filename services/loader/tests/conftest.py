@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from lakegate.common.contracts.runs import (
     Loaded,
     Loading,
     StagedParts,
+    Streaming,
     SyncMode,
     TableRef,
 )
@@ -194,6 +197,51 @@ class Extractor:
         await self.announce(extracted)
         return extracted, steps
 
+    def streaming(
+        self,
+        run_id: str,
+        target: TableRef,
+        schema: pa.Schema,
+        sync_mode: SyncMode = "full",
+        *,
+        attempt: str = "a1",
+        primary_key: Sequence[str] = (),
+        cursor: str | None = None,
+    ) -> Streaming:
+        """What the extractor announces before an attempt's first part (its parts go to `stage(run_id, attempt)`)."""
+        return Streaming(
+            tenant_id=self.tenant_id,
+            run_id=run_id,
+            attempt=attempt,
+            target=target,
+            sync_mode=sync_mode,
+            arrow_schema=base64.b64encode(schema.serialize().to_pybytes()).decode("ascii"),
+            columns=[
+                ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema
+            ],
+            location=self.topology.stage(run_id, attempt),
+            primary_key=list(primary_key),
+            cursor_column=cursor,
+        )
+
+    async def announce_streaming(self, streaming: Streaming) -> None:
+        """Publish `run.<id>.streaming`, as the extractor does before the attempt's first part."""
+        await self.js.publish(
+            self.topology.run_streaming(streaming.run_id),
+            streaming.model_dump_json().encode(),
+            stream=self.topology.run_stream.name,
+            headers={"Nats-Msg-Id": f"{streaming.run_id}.streaming.{streaming.attempt}"},
+        )
+
+    async def step(self, run_id: str, step: RunStep, message: BaseModel, suffix: str = "") -> None:
+        """Publish any other step of the run on the run stream."""
+        await self.js.publish(
+            self.topology.run_step(run_id, step),
+            message.model_dump_json().encode(),
+            stream=self.topology.run_stream.name,
+            headers={"Nats-Msg-Id": f"{run_id}.{step.value}{suffix}"},
+        )
+
     async def put_raw_part(self, location: str, index: int, data: bytes) -> None:
         """Stage bytes as part `index`, the way a broken writer would."""
         await self.js.publish(location, data, headers={PART_HEADER: str(index), "Nats-Msg-Id": f"{location}.{index}"})
@@ -204,8 +252,9 @@ class Extractor:
         info = await self.js.stream_info(stream, subjects_filter=subjects)
         return sum((info.state.subjects or {}).values())
 
-    async def acks(self) -> asyncio.Queue[bytes]:
-        """Acknowledgements the loader sends for `extracted` messages: `+ACK`, `-NAK`, `+TERM`.
+    async def acks(self, consumer: str = "loader") -> asyncio.Queue[bytes]:
+        """Acknowledgements the loader sends for `extracted` messages (`loader_streaming`: `streaming` ones):
+        `+ACK`, `-NAK`, `+TERM`.
 
         The loader acks only after it has finished with a run, so an ack is the event that says so.
         """
@@ -215,10 +264,34 @@ class Extractor:
             if not msg.data.startswith(b"+WPI"):  # in-progress heartbeats
                 await received.put(msg.data or b"+ACK")  # an empty body is an ack
 
-        durable = self.topology.durable("loader")
+        durable = self.topology.durable(consumer)
         await self.nc.subscribe(f"$JS.ACK.{self.topology.run_stream.name}.{durable}.>", cb=on_ack)
         await self.nc.flush()
         return received
+
+
+#: Starts a loader in a process of its own (`python -m lakegate.loader`) with these settings, logging to a file.
+LoaderProcess = Callable[[LoaderSettings, Path], Coroutine[Any, Any, asyncio.subprocess.Process]]
+
+
+@pytest.fixture
+def loader_process() -> LoaderProcess:
+    """A loader a test can kill: `await loader_process(settings, log_path)`."""
+
+    async def loader_process(settings: LoaderSettings, log: Path) -> asyncio.subprocess.Process:
+        env = {
+            **os.environ,
+            "LAKEGATE_NATS_URL": settings.nats.url,
+            "LAKEGATE_NATS_PREFIX": settings.nats.prefix,
+            "LAKEGATE_LOADER_HOME": str(settings.home),
+            "LAKEGATE_LOADER_ACK_WAIT_SECONDS": str(settings.ack_wait_seconds),
+        }
+        with log.open("wb") as out:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "lakegate.loader", env=env, stdout=out, stderr=out
+            )
+
+    return loader_process
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ once JetStream's ack wait has passed.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +21,7 @@ from lakegate.loader.config import LoaderSettings
 from nats.aio.msg import Msg
 
 if TYPE_CHECKING:
-    from conftest import Extractor
+    from conftest import Extractor, LoaderProcess
 
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
 ROWS_PER_PART = 1000
@@ -32,20 +30,6 @@ ROWS_PER_PART = 1000
 def part(index: int) -> pa.RecordBatch:
     ids = range(index * ROWS_PER_PART, (index + 1) * ROWS_PER_PART)
     return pa.record_batch({"id": pa.array(ids, pa.int64()), "name": pa.array([f"row {i}" for i in ids])}, SCHEMA)
-
-
-async def loader_process(settings: LoaderSettings, log: Path) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "LAKEGATE_NATS_URL": settings.nats.url,
-        "LAKEGATE_NATS_PREFIX": settings.nats.prefix,
-        "LAKEGATE_LOADER_HOME": str(settings.home),
-        "LAKEGATE_LOADER_ACK_WAIT_SECONDS": str(settings.ack_wait_seconds),
-    }
-    with log.open("wb") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lakegate.loader", env=env, stdout=out, stderr=out
-        )
 
 
 async def rows_loaded(extractor: Extractor, run_id: str) -> asyncio.Queue[int]:
@@ -61,7 +45,11 @@ async def rows_loaded(extractor: Extractor, run_id: str) -> asyncio.Queue[int]:
 
 @pytest.mark.parametrize("mode", ["incremental", "merge"])
 async def test_a_loader_killed_mid_load_leaves_no_commit_and_the_redelivery_commits_exactly_once(
-    mode: SyncMode, loader_settings: LoaderSettings, lone_extractor: Extractor, tmp_path: Path
+    mode: SyncMode,
+    loader_settings: LoaderSettings,
+    lone_extractor: Extractor,
+    tmp_path: Path,
+    loader_process: LoaderProcess,
 ) -> None:
     extractor = lone_extractor
     # A short acknowledgement deadline, so the message the killed loader held comes back in seconds.

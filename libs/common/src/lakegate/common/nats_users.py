@@ -143,6 +143,10 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
                 *base,
                 *_consumes(t.run_stream),
                 *_consumes(t.stage_stream),
+                # An `extracted` run looks up its `streaming` step: whether a load is already following its parts.
+                f"$JS.API.STREAM.MSG.GET.{t.run_stream.name}",
+                f"$JS.API.DIRECT.GET.{t.run_stream.name}",
+                f"$JS.API.DIRECT.GET.{t.run_stream.name}.>",
                 f"$JS.API.STREAM.PURGE.{t.stage_stream.name}",
                 t.cmd_record_dataset,
                 f"{p}.run.*.*",

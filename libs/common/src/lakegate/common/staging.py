@@ -13,6 +13,11 @@ with the loader's type decisions, `lakegate.common.deltatypes`) under `<lakehous
 <attempt>/`, and the loader commits them by moving them into the table's directory: the rows are
 encoded once instead of as Arrow IPC, sent, decoded and encoded again as Parquet. Everything else
 goes to the store it wraps.
+
+`Follower` is the optional ability to read an attempt's parts while they are still being staged
+(`JetStreamStaging.follow`): the loader starts loading on `Streaming` and the reading ends when a
+`PartsEnd` says how many parts the attempt staged (from `Extracted`), or fails at once when the
+parts no longer matter (another attempt took over, the run failed).
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ import pyarrow as pa
 from lakegate.common import datafiles
 from lakegate.common.contracts.runs import StagedParts, TableRef
 from lakegate.common.deltatypes import conform, delta_schema
-from lakegate.common.errors import TerminalError, Unavailable
+from lakegate.common.errors import LakegateError, TerminalError, Unavailable
 from lakegate.common.subjects import Topology
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -94,6 +100,47 @@ class StagingStore(Protocol):
 
     async def delete(self, run_id: str) -> None:
         """Remove every part of every attempt of the run."""
+        ...
+
+
+class PartsEnd:
+    """How a followed attempt ends: its part count, once known, or why its parts no longer matter."""
+
+    def __init__(self, idle: float | None = None) -> None:
+        #: Seconds a reader waits for a part or news of the end before it gives up (transiently); None: forever.
+        self.idle = idle
+        self.parts: int | None = None
+        self.abandoned: LakegateError | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def finish(self, parts: int) -> None:
+        """Every part is staged: there are `parts` of them."""
+        if self.parts is None:
+            self.parts = parts
+            self._wake()
+
+    def abandon(self, reason: LakegateError) -> None:
+        """Stop reading: `reason` is raised to the reader."""
+        if self.abandoned is None:
+            self.abandoned = reason
+            self._wake()
+
+    def changed(self) -> asyncio.Future[None]:
+        """Done at the next `finish` or `abandon`."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        return future
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+
+class Follower(Protocol):
+    def follow(self, location: str, end: PartsEnd) -> AsyncIterator[pa.RecordBatch]:
+        """The batches staged at `location`, in order, as they arrive, until `end` says how many there are."""
         ...
 
 
@@ -172,6 +219,79 @@ class JetStreamStaging:
         finally:
             await sub.unsubscribe()
 
+    async def follow(self, location: str, end: PartsEnd) -> AsyncIterator[pa.RecordBatch]:
+        """The parts at `location` as they are published; the subject may still grow while this reads it."""
+        sub = await self._js.pull_subscribe(
+            location,
+            stream=self._topology.stage_stream.name,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0),
+        )
+        # A fetch is never cut short (without acks, parts already sent to a cancelled fetch would be lost), so
+        # one task pulls, one fetch at a time, while the reader waits for either a part or news of the end.
+        fetched: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=1)
+
+        async def pull() -> None:
+            while True:
+                try:
+                    messages = await sub.fetch(self._fetch_batch, timeout=5)
+                except TimeoutError:
+                    continue
+                await fetched.put(messages)
+
+        puller = asyncio.create_task(pull(), name=f"follow {location}")
+        pending: list[Msg] = []
+        seen = 0
+        try:
+            while True:
+                if end.abandoned is not None:
+                    raise end.abandoned
+                if end.parts is not None and seen >= end.parts:
+                    if seen > end.parts:
+                        raise TerminalError(f"{seen} parts are staged at {location}, not the {end.parts} announced")
+                    return
+                if not pending:
+                    pending = await self._next_fetch(fetched, puller, end, location)
+                    continue
+                message = pending.pop(0)
+                part = int((message.headers or {}).get(PART_HEADER, "-1"))
+                if part != seen:
+                    raise TerminalError(f"staged part {part} arrived where part {seen} was expected")
+                seen += 1
+                yield decode_part(message.data)
+        finally:
+            puller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await puller
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    @staticmethod
+    async def _next_fetch(
+        fetched: asyncio.Queue[list[Msg]], puller: asyncio.Task[None], end: PartsEnd, location: str
+    ) -> list[Msg]:
+        """The next fetched parts, or nothing when the end changed first."""
+        getting = asyncio.ensure_future(fetched.get())
+        changed = end.changed()
+        waits: set[asyncio.Future[object]] = {getting, changed, puller}  # type: ignore[arg-type]
+        try:
+            done, _ = await asyncio.wait(waits, timeout=end.idle, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            if not getting.done():
+                getting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await getting
+        if getting.done() and not getting.cancelled():
+            return getting.result()
+        if puller.done():
+            error = puller.exception() if not puller.cancelled() else None
+            raise Unavailable(f"staging stopped returning the parts at {location} ({error}); retrying") from error
+        if not done:
+            raise Unavailable(
+                f"no part arrived at {location} and its extraction did not end in {end.idle:.0f}s; retrying later"
+            )
+        return []
+
     async def delete(self, run_id: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self._js.purge_stream(self._topology.stage_stream.name, subject=self._topology.stage_all(run_id))
@@ -193,8 +313,17 @@ class _JetStreamWriter:
             self._parts += 1
             self._bytes += len(data)
 
+    @property
+    def location(self) -> str:
+        return self._subject
+
     async def close(self) -> StagedParts:
         return StagedParts(store="jetstream", location=self._subject, parts=self._parts, bytes=self._bytes)
+
+
+def followed_location(writer: PartWriter) -> str | None:
+    """The subject a loader can follow while `writer` stages parts on it; None for any other writer."""
+    return writer.location if isinstance(writer, _JetStreamWriter) else None
 
 
 def _refuse_files(staged: StagedParts) -> None:
@@ -267,6 +396,17 @@ class DataFileStaging:
         rows = datafiles.batches(paths)
         while (batch := await asyncio.to_thread(next, rows, None)) is not None:
             yield batch
+
+    @property
+    def follows_parts(self) -> bool:
+        """Whether parts (not data files) can be read while they are staged (`follow`)."""
+        return isinstance(self._parts, JetStreamStaging)
+
+    def follow(self, location: str, end: PartsEnd) -> AsyncIterator[pa.RecordBatch]:
+        """Parts staged on JetStream as they arrive, when the wrapped store can follow them."""
+        if not isinstance(self._parts, JetStreamStaging):
+            raise TerminalError(f"the staging at {location} cannot be read while it is written; load on `extracted`")
+        return self._parts.follow(location, end)
 
     async def delete(self, run_id: str) -> None:
         await self._parts.delete(run_id)

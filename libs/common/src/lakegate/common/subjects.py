@@ -29,6 +29,11 @@ class RunStep(StrEnum):
     FAILED = "failed"
 
 
+#: The step that opens an overlapped load (`Streaming`), on `<prefix>.run.<run_id>.streaming`. Not a `RunStep`:
+#: only the loader acts on it, and whoever follows a run's progress by `RunStep` (the edge) needs nothing new.
+STREAMING_STEP = "streaming"
+
+
 @dataclass(frozen=True)
 class StreamSpec:
     name: str
@@ -175,6 +180,14 @@ class Topology:
     def run_steps(self, step: RunStep | None = None) -> str:
         """Wildcard over all runs, for one step or all of them."""
         return f"{self.prefix}.run.*.{step.value if step else '*'}"
+
+    def run_streaming(self, run_id: str) -> str:
+        """Where an extraction attempt says its parts are coming (`Streaming`)."""
+        return f"{self.prefix}.run.{run_id}.{STREAMING_STEP}"
+
+    def run_streamings(self) -> str:
+        """`Streaming` of every run."""
+        return f"{self.prefix}.run.*.{STREAMING_STEP}"
 
     # staging
     def stage(self, run_id: str, attempt: str) -> str:

@@ -87,6 +87,9 @@ class StackConfig:
     commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Extra environment for every service, e.g. a NATS subject prefix or a log level.
     env: Mapping[str, str] = field(default_factory=dict)
+    #: Full syncs staged as the lakehouse's own data files (one machine); False: every run on JetStream parts,
+    #: as where the extractor cannot reach the loader's files (docker-compose, Kubernetes, Databricks).
+    extractor_data_files: bool = True
     backoff: Backoff = field(default_factory=Backoff)
     ready_timeout: float = 90.0
     stop_timeout: float = 20.0
@@ -232,8 +235,6 @@ class Stack:
                 "LAKEGATE_EXTRACTOR_INFRASTRUCTURE": ",".join(self._own_endpoints()),
                 "LAKEGATE_EXTRACTOR_SEAL_KEYS_FILE": str(self.home.seal_key),
                 "LAKEGATE_EXTRACTOR_SECRET_DIRS": str(self.home.secrets),
-                # One machine: full syncs are staged as the lakehouse's own data files, which the loader commits.
-                "LAKEGATE_EXTRACTOR_LAKEHOUSE_DIR": str(self.home.lakehouse),
             },
             # The loader keeps its tables under `<its home>/lakehouse`, so its home is the stack's.
             "loader": {"LAKEGATE_LOADER_HOME": str(self.home.root)},
@@ -244,6 +245,9 @@ class Stack:
                 "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": ensure_seal_key(self.home.seal_key),
             },
         }
+        if config.extractor_data_files:
+            # One machine: full syncs are staged as the lakehouse's own data files, which the loader commits.
+            specific["extractor"]["LAKEGATE_EXTRACTOR_LAKEHOUSE_DIR"] = str(self.home.lakehouse)
         if self.home.api_tokens.exists():  # minted with `token create`: from now on the edge requires one
             specific["edge"]["LAKEGATE_EDGE_TOKENS_FILE"] = str(self.home.api_tokens)
         launches = []

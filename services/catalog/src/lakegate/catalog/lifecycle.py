@@ -1,6 +1,7 @@
 """The run state machine, driven by the steps on `run.<run_id>.<step>` and by cancellation.
 
-    queued ──▶ extracting ──▶ loading ──▶ succeeded
+    queued ──▶ extracting ──▶ loading ──▶ succeeded     (`loading` may come before `extracted`: a
+                                                      loader that loads while the run is extracted)
        ├───────────┴─────────────┴──────▶ failed
        └───────────┴─────────────┴──────▶ cancelled ──(a `loaded` that raced the cancel)──▶ succeeded
 
@@ -43,7 +44,7 @@ from lakegate.common.contracts.runs import (
 )
 from lakegate.common.errors import Cancelled, Conflict, InvalidInput, LakegateError, first_invalid
 from lakegate.common.metrics import ServiceMetrics
-from lakegate.common.subjects import RunStep
+from lakegate.common.subjects import STREAMING_STEP, RunStep
 from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ STEP_MODELS: dict[RunStep, type[Step]] = {
     RunStep.FAILED: Failed,
 }
 #: Steps on the run subjects that are not the catalog's business: a range is one part of an extraction,
-#: which reports the whole as `extracted`.
-UNTRACKED_STEPS: frozenset[RunStep] = frozenset({RunStep.RANGE})
+#: which reports the whole as `extracted`; `streaming` tells the loader where an attempt's parts are.
+UNTRACKED_STEPS: frozenset[str] = frozenset({RunStep.RANGE, STREAMING_STEP})
 _STEP_NAMES: dict[type[Step], RunStep] = {model: name for name, model in STEP_MODELS.items()}
 _RANK: dict[RunStatus, int] = {
     "queued": 0,
@@ -158,6 +159,9 @@ def advance(run: RunRecord, step: Step, now: datetime) -> RunRecord:
                 return replace(
                     run, status="extracting", started_at=started, attempt=step.attempt, attempts=run.attempts + 1
                 )
+            if run.status == "loading" and run.columns is None and step.attempt != run.attempt:
+                # A new attempt while a loader followed the last one's parts: it follows the new one's now.
+                return replace(run, attempt=step.attempt, attempts=run.attempts + 1)
             return run
         case Extracted():
             if _RANK[run.status] > _RANK["extracting"] and run.columns is not None:

@@ -93,6 +93,11 @@ class ExtractorSettings(ServiceSettings, QuerySizeSettings):
         description="Batches that may wait between the reading thread and staging; bounds memory.",
     )
     progress_interval: float = Field(default=1.0, gt=0, description="Seconds between progress messages.")
+    announce_streaming: bool = Field(
+        default=True,
+        description="Announce `streaming` before a full or incremental run's first JetStream part, so the loader "
+        "loads while the run is extracted. False: the loader starts on `extracted` (for comparisons).",
+    )
     ack_wait_seconds: float = Field(
         default=ACK_WAIT,
         gt=0,

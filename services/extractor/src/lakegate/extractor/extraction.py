@@ -3,7 +3,8 @@
     cmd.extract ─▶ cancelled or finished already? stop ─▶ credentials from the catalog ─▶ run.<id>.extracting
                 ─▶ asyncpg: BEGIN REPEATABLE READ READ ONLY, export the snapshot; in it resolve the table,
                    plan its columns, read its primary key, choose the cursor column, plan ranges
-                ─▶ small table: ADBC reads it in that snapshot (reader.py) ─▶ staged parts, progress
+                ─▶ small table: run.<id>.streaming (full, incremental: where the parts go, so a loader can load
+                   them as they arrive) ─▶ ADBC reads it in that snapshot (reader.py) ─▶ staged parts, progress
                    large table: K ranges read by the replicas in that snapshot (coordination.py)
                 ─▶ run.<id>.extracted with the new cursor, or run.<id>.failed when the error is terminal
 
@@ -30,13 +31,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
 import pyarrow as pa
-from lakegate.common.contracts.runs import Cursor, Extracted, Extracting, ExtractTable, StagedParts
+from lakegate.common.contracts.runs import Cursor, Extracted, Extracting, ExtractTable, StagedParts, Streaming
 from lakegate.common.contracts.sources import SourceRef
 from lakegate.common.delivery import Delivery, Work, parsed
 from lakegate.common.errors import InvalidInput, LakegateError
 from lakegate.common.names import SourceTableName
 from lakegate.common.service import Runtime
-from lakegate.common.staging import StagingStore
+from lakegate.common.staging import StagingStore, followed_location
 from lakegate.common.subjects import RunStep
 from lakegate.common.telemetry import tracer
 from lakegate.extractor.allowlist import refuse_sensitive_table
@@ -53,6 +54,9 @@ from lakegate.extractor.steps import RunSteps
 from lakegate.extractor.transfer import data_files_for, staged_writer, transfer
 
 log = logging.getLogger(__name__)
+
+#: Modes a loader can load while the parts are staged (`Streaming`); a merge keeps one row per key of all of them.
+STREAMED_MODES = frozenset({"full", "incremental"})
 
 
 def encode_schema(schema: pa.Schema) -> str:
@@ -144,7 +148,7 @@ class Extractor:
                 staged, rows, greatest = await self._in_ranges(command, attempt, snapshot, ranges, cursor, since)
             else:
                 staged, rows, greatest = await self._in_one(
-                    command, attempt, credentials, snapshot, relation, cursor, since
+                    command, attempt, credentials, snapshot, relation, key, cursor, since
                 )
             source_keys = None
             if command.detect_deletes and command.sync_mode == "merge":
@@ -184,10 +188,11 @@ class Extractor:
         credentials: Credentials,
         snapshot: SourceSnapshot,
         relation: Relation,
+        key: Sequence[str],
         cursor: CursorColumn | None,
         since: Cursor | None,
     ) -> tuple[list[StagedParts], int, CursorValue | None]:
-        """Read the whole table (past `since`) as one stream."""
+        """Read the whole table (past `since`) as one stream; a loader may follow its parts (`Streaming`)."""
         late = late_window(relation, self._settings)
         query = relation.query.where(cursor.after(since, late)) if cursor and since else relation.query
 
@@ -195,6 +200,22 @@ class Extractor:
             await self._steps.progress(command.run_id, rows)
 
         writer = await staged_writer(self._staging(), command.run_id, attempt, query, data_files_for(command))
+        location = followed_location(writer)
+        if location is not None and command.sync_mode in STREAMED_MODES and self._settings.announce_streaming:
+            await self._steps.streaming(
+                Streaming(
+                    tenant_id=command.tenant_id,
+                    run_id=command.run_id,
+                    attempt=attempt,
+                    target=command.target,
+                    sync_mode=command.sync_mode,
+                    arrow_schema=encode_schema(relation.query.schema),
+                    columns=[plan.as_mapping() for plan in relation.query.plans],
+                    location=location,
+                    primary_key=list(key),
+                    cursor_column=cursor.name if cursor else None,
+                )
+            )
         moved = await transfer(
             credentials.login, snapshot.id, query, writer, self._settings, cursor=cursor, report=report
         )

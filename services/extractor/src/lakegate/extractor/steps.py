@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 
-from lakegate.common.contracts.runs import ErrorInfo, Failed, Progress
+from lakegate.common.contracts.runs import ErrorInfo, Failed, Progress, Streaming
 from lakegate.common.errors import LakegateError
 from lakegate.common.service import Runtime
-from lakegate.common.subjects import RunStep
+from lakegate.common.subjects import STREAMING_STEP, RunStep
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 
@@ -30,6 +30,15 @@ class RunSteps:
             message,
             self._rt.topology.run_step(run_id, step),
             headers={"Nats-Msg-Id": message_id},
+            stream=self._rt.topology.run_stream.name,
+        )
+
+    async def streaming(self, streaming: Streaming) -> None:
+        """Tell the loader an attempt's parts are coming, before the first of them: it may load while they do."""
+        await self._rt.broker.publish(
+            streaming,
+            self._rt.topology.run_streaming(streaming.run_id),
+            headers={"Nats-Msg-Id": f"{streaming.run_id}.{STREAMING_STEP}.{streaming.attempt}"},
             stream=self._rt.topology.run_stream.name,
         )
 

@@ -78,6 +78,14 @@ def _subscriptions(topology: Topology, handlers: LoaderHandlers, settings: Loade
             handlers.extracted,
             workers=settings.max_concurrent_loads,
         ),
+        Subscription(
+            topology.run_streamings(),
+            topology.run_stream.name,
+            topology.durable("loader_streaming"),
+            "loader streaming runs",
+            "Loads a run while it is extracted: follows its staged parts, commits once `extracted` counts them.",
+            handlers.streaming,
+        ),
     ]
 
 
@@ -140,7 +148,13 @@ async def serve(settings: LoaderSettings) -> AsyncIterator[LoaderState]:
         return DataFileStaging(parts, settings.lakehouse / DATA_FILES_DIR)
 
     worker = LoadWorker(
-        rt.broker, rt.topology, staging, warehouse, fault_exit_while=settings.fault_exit_while, metrics=rt.metrics
+        rt.broker,
+        rt.topology,
+        staging,
+        warehouse,
+        fault_exit_while=settings.fault_exit_while,
+        metrics=rt.metrics,
+        stream_idle=settings.stream_idle_seconds,
     )
     curator = Curator(
         warehouse,

@@ -205,6 +205,12 @@ class LoaderSettings(ServiceSettings, QuerySizeSettings):
     load_queue_depth: int = Field(
         default=4, ge=1, description="Staged batches read ahead of the Delta writer; bounds a load's memory."
     )
+    stream_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A run loaded while it is extracted (`streaming`) waits this long for its next part or its "
+        "`extracted` step; then the load is retried from its first part (the extractor may have stopped unheard).",
+    )
     fault_exit_while: Path | None = Field(
         default=None,
         description="For fault tests only: while this file exists, the loader process exits at the start of every "

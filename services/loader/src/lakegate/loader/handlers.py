@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from lakegate.common.contracts.runs import Extracted
+from lakegate.common.contracts.runs import Extracted, Streaming
 from lakegate.common.contracts.transforms import (
     CreateGoldView,
     GoldView,
@@ -108,6 +108,20 @@ class LoaderHandlers:
             run=run,
             fail=self.worker.fail,
             doing=lambda extracted: f"loading run {extracted.run_id} into {extracted.target}",
+        )
+
+    @property
+    def streaming(self) -> Work[Streaming]:
+        """`run.<id>.streaming`: load the attempt's parts while they are staged; commit once `extracted` ends it."""
+
+        async def run(streaming: Streaming, delivery: Delivery) -> None:
+            await self.worker.stream(streaming, delivery.msg.raw_message.metadata.sequence.stream)
+
+        return Work(
+            parse=parsed(Streaming),
+            run=run,
+            fail=self.worker.fail,
+            doing=lambda streaming: f"loading run {streaming.run_id} into {streaming.target} while it is extracted",
         )
 
     @answers

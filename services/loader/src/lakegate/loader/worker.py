@@ -7,6 +7,16 @@
                                       ├──────── terminal error ────────▶ Failed(step="load"), delete parts
                                       └──────── cancel.<run_id> ───────▶ (nothing published), delete parts
 
+A run whose extraction announced `Streaming` (a single-stream full or incremental attempt staged on
+JetStream) is loaded while it is extracted, on that step instead (`stream`):
+
+    Streaming ──▶ Loading ──▶ follow the attempt's parts as they arrive ──▶ … `Extracted` (same location)
+                  gives the part count; all read, rows as announced ──▶ one atomic commit ──▶ Loaded ──▶ delete
+               ╰─ another attempt, `failed`, or `loaded` first (`following.py`): stop, commit and publish nothing
+
+and its `Extracted` is acknowledged without a second load. Without `Streaming` (an older extractor,
+a merge, ranges, data files) the run is loaded on `Extracted` as above.
+
 Every step is published with a `Nats-Msg-Id`, so a redelivered message that reaches the same
 point publishes nothing new within the stream's duplicate window. A redelivered load whose commit
 already exists commits nothing and still reports `Loaded`.
@@ -31,7 +41,18 @@ from pathlib import Path
 
 import pyarrow as pa
 from faststream.nats import NatsBroker
-from lakegate.common.contracts.runs import ErrorInfo, Extracted, Failed, Loaded, Loading, Progress, StagedParts
+from lakegate.common.contracts.runs import (
+    ErrorInfo,
+    Extracted,
+    Failed,
+    Loaded,
+    Loading,
+    Progress,
+    StagedParts,
+    Streaming,
+    SyncMode,
+    TableRef,
+)
 from lakegate.common.deltatypes import delta_schema
 from lakegate.common.errors import (
     Cancelled,
@@ -43,20 +64,23 @@ from lakegate.common.errors import (
 )
 from lakegate.common.metrics import ServiceMetrics
 from lakegate.common.names import tenant_catalog
-from lakegate.common.staging import DATA_FILES_STORE, DataFileStaging, StagingStore
+from lakegate.common.staging import DATA_FILES_STORE, DataFileStaging, JetStreamStaging, StagingStore
 from lakegate.common.subjects import RunStep, Topology
 from lakegate.common.telemetry import tracer
+from lakegate.loader.following import Abandoned, RunSteps, following, loading_id
 from lakegate.loader.warehouses.base import FileCommitter, LoadPlan, LoadResult, Warehouse
 from nats.aio.msg import Msg
-from pydantic import BaseModel
+from nats.js.api import RawStreamMsg
+from nats.js.errors import NotFoundError
+from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger(__name__)
 
 LOAD_STEP = "load"
 
 
-def decode_schema(extracted: Extracted) -> pa.Schema:
-    """The Arrow schema an `Extracted` message carries as base64 Arrow IPC."""
+def decode_schema(extracted: Extracted | Streaming) -> pa.Schema:
+    """The Arrow schema an `Extracted` or `Streaming` message carries as base64 Arrow IPC."""
     try:
         return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(extracted.arrow_schema, validate=True)))
     except (binascii.Error, ValueError, pa.ArrowInvalid) as exc:
@@ -77,16 +101,17 @@ class LoadWorker:
     publish_timeout: float = 10.0
     #: Fault tests: while this file exists, a load ends the process (`LoaderSettings.fault_exit_while`).
     fault_exit_while: Path | None = None
+    #: Seconds a load on `streaming` waits for the next part or the end (`LoaderSettings.stream_idle_seconds`).
+    stream_idle: float = 300.0
     metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("loader"))
 
     async def load(self, extracted: Extracted) -> None:
         """Commit one run's staged parts to its target, then report it and clear staging."""
         run_id = extracted.run_id
-        if extracted.target.catalog != tenant_catalog(extracted.tenant_id):
-            raise PermissionDenied(
-                f"run {run_id} targets {extracted.target}, outside tenant {extracted.tenant_id}'s catalog "
-                f"`{tenant_catalog(extracted.tenant_id)}`; nothing was loaded"
-            )
+        _check_target(extracted.tenant_id, run_id, extracted.target)
+        if await self._followed(extracted):
+            log.info("run %s: its parts are loaded as they were staged (`streaming`); nothing more to do", run_id)
+            return
         async with self._cancellation(run_id) as cancelled:
             await self._step(Loading(tenant_id=extracted.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
             if self.fault_exit_while is not None and self.fault_exit_while.exists():
@@ -114,15 +139,73 @@ class LoadWorker:
                 span.set_attributes(attributes)
                 result = await self._commit_files(extracted, plan, staging, cancelled)
                 if result is None:
-                    parts = _until(cancelled, self._checked_parts(extracted, schema, staging), extracted)
+                    parts = _until(cancelled, self._checked_parts(extracted, schema, staging), run_id, extracted.target)
                     result = await self.warehouse.load(plan, parts)
                 span.set_attributes({"lakegate.rows": result.row_count, "lakegate.version": result.version or 0})
+        await self._loaded(extracted.tenant_id, run_id, extracted.target, extracted.sync_mode, result, staging)
+
+    async def stream(self, streaming: Streaming, after: int) -> None:
+        """Load an attempt's parts while they are staged; commit once its `Extracted` (stored after
+        stream sequence `after`, the `Streaming`'s own) says every part is there."""
+        run_id = streaming.run_id
+        _check_target(streaming.tenant_id, run_id, streaming.target)
+        staging = self.staging()
+        if not _follows(staging):
+            log.info("run %s: this staging cannot be read while it grows; the run is loaded on `extracted`", run_id)
+            return
+        js = self.broker.connection.jetstream()
+        async with (
+            self._cancellation(run_id) as cancelled,
+            following(js, self.topology, streaming, after, self.stream_idle) as steps,
+        ):
+            # Its message id names the attempt: an `extracted` run whose parts a load follows is not loaded twice.
+            loading = Loading(tenant_id=streaming.tenant_id, run_id=run_id)
+            await self._step(loading, RunStep.LOADING, run_id, suffix=streaming.attempt)
+            if self.fault_exit_while is not None and self.fault_exit_while.exists():
+                log.error("run %s: %s exists, so the loader exits now (a fault test)", run_id, self.fault_exit_while)
+                os._exit(70)
+            schema = decode_schema(streaming)
+            plan = LoadPlan(
+                target=streaming.target,
+                schema=schema,
+                mode=streaming.sync_mode,
+                run_id=run_id,
+                keys=tuple(streaming.primary_key),
+                cursor=streaming.cursor_column,
+                source_types={column.name: column.source_type for column in streaming.columns},
+            )
+            attributes = {
+                "lakegate.run_id": run_id,
+                "lakegate.table": str(streaming.target),
+                "lakegate.mode": plan.mode,
+            }
+            with self.metrics.phase("load"), tracer(__name__).start_as_current_span("warehouse commit") as span:
+                span.set_attributes({**attributes, "lakegate.streaming": True})
+                parts = _until(
+                    cancelled, self._followed_parts(streaming, schema, staging, steps), run_id, streaming.target
+                )
+                try:
+                    result = await self.warehouse.load(plan, parts)
+                except Abandoned as exc:
+                    log.info(
+                        "run %s: the load of attempt %s stopped, nothing committed: %s", run_id, streaming.attempt, exc
+                    )
+                    return
+                span.set_attributes({"lakegate.rows": result.row_count, "lakegate.version": result.version or 0})
+            if result.already_committed and steps.end.abandoned is not None:
+                return  # committed and reported by whoever took the run over
+        await self._loaded(streaming.tenant_id, run_id, streaming.target, streaming.sync_mode, result, staging)
+
+    async def _loaded(
+        self, tenant_id: str, run_id: str, target: TableRef, mode: SyncMode, result: LoadResult, staging: StagingStore
+    ) -> None:
+        """Report a committed run, then clear its staging."""
         if result.already_committed:
-            log.info("run %s was already committed to %s as version %s", run_id, extracted.target, result.version)
+            log.info("run %s was already committed to %s as version %s", run_id, target, result.version)
         loaded = Loaded(
-            tenant_id=extracted.tenant_id,
+            tenant_id=tenant_id,
             run_id=run_id,
-            target=extracted.target,
+            target=target,
             row_count=result.row_count,
             bytes=result.bytes,
             table_version=result.version,
@@ -131,10 +214,10 @@ class LoadWorker:
         )
         await self._step(loaded, RunStep.LOADED, run_id)
         if not result.already_committed:
-            self.metrics.moved("loaded", extracted.sync_mode, result.row_count, result.bytes)
+            self.metrics.moved("loaded", mode, result.row_count, result.bytes)
         await staging.delete(run_id)
 
-    async def fail(self, extracted: Extracted, error: LakegateError) -> None:
+    async def fail(self, extracted: Extracted | Streaming, error: LakegateError) -> None:
         """Report that the run cannot be loaded (unless it was cancelled); the target is as it was.
 
         Staged parts are dropped either way.
@@ -149,6 +232,39 @@ class LoadWorker:
             await self._step(failed, RunStep.FAILED, extracted.run_id)
         with contextlib.suppress(Exception):  # staged parts expire on their own if this fails
             await self.staging().delete(extracted.run_id)
+
+    async def _followed(self, extracted: Extracted) -> bool:
+        """Whether a load on the run's `Streaming` follows (or followed) exactly these parts.
+
+        Only a load that has begun counts (its `loading` names the attempt): a `Streaming` no loader
+        has taken yet (every replica busy) is loaded here, and that load's `loading` tells the one
+        that takes it later to stop (`following.py`).
+        """
+        if extracted.ranges or extracted.staged.store != "jetstream" or not _follows(self.staging()):
+            return False
+        streaming = await self._last(extracted.run_id, self.topology.run_streaming(extracted.run_id))
+        if streaming is None:
+            return False
+        try:
+            attempt = Streaming.model_validate_json(streaming.data or b"").attempt
+        except ValidationError:
+            return False
+        if self.topology.stage(extracted.run_id, attempt) != extracted.staged.location:
+            return False
+        loading = await self._last(extracted.run_id, self.topology.run_step(extracted.run_id, RunStep.LOADING))
+        return loading is not None and (loading.headers or {}).get("Nats-Msg-Id") == loading_id(
+            extracted.run_id, attempt
+        )
+
+    async def _last(self, run_id: str, subject: str) -> RawStreamMsg | None:
+        """The last message the run stream holds on `subject`, if any."""
+        js = self.broker.connection.jetstream()
+        try:
+            return await js.get_last_msg(self.topology.run_stream.name, subject)
+        except NotFoundError:
+            return None
+        except Exception as exc:
+            raise Unavailable(f"could not read the steps of run {run_id}: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def _cancellation(self, run_id: str) -> AsyncIterator[asyncio.Event]:
@@ -223,13 +339,37 @@ class LoadWorker:
                 "extracted; nothing was loaded, start the sync again"
             )
 
-    async def _step(self, message: BaseModel, step: RunStep, run_id: str) -> None:
+    async def _followed_parts(
+        self, streaming: Streaming, schema: pa.Schema, staging: StagingStore, steps: RunSteps
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """The attempt's batches as they are staged; ends once `Extracted` came and every part was read."""
+        assert isinstance(staging, (JetStreamStaging, DataFileStaging))
+        rows = 0
+        async with _closing(staging.follow(streaming.location, steps.end)) as parts:
+            async for batch in _readable(parts, streaming.run_id):
+                if not batch.schema.equals(schema, check_metadata=False):
+                    raise TerminalError(
+                        f"a staged part of run {streaming.run_id} has schema {batch.schema}, not the announced "
+                        f"{schema}; start the sync again"
+                    )
+                rows += batch.num_rows
+                yield batch
+                await self._progress(streaming.run_id, rows)
+        extracted = steps.extracted
+        assert extracted is not None  # following ends only once `Extracted` gave the part count
+        if rows != extracted.row_count:
+            raise TerminalError(
+                f"staging holds {rows} rows for run {streaming.run_id}, but {extracted.row_count} were "
+                "extracted; nothing was loaded, start the sync again"
+            )
+
+    async def _step(self, message: BaseModel, step: RunStep, run_id: str, *, suffix: str = "") -> None:
         try:
             await self.broker.publish(
                 message,
                 self.topology.run_step(run_id, step),
                 stream=self.topology.run_stream.name,
-                headers={"Nats-Msg-Id": f"{run_id}.{step.value}"},
+                headers={"Nats-Msg-Id": loading_id(run_id, suffix) if step is RunStep.LOADING else f"{run_id}.{step}"},
                 timeout=self.publish_timeout,
             )
         except Exception as exc:
@@ -241,13 +381,26 @@ class LoadWorker:
             await self.broker.publish(progress, self.topology.progress(run_id))
 
 
+def _check_target(tenant_id: str, run_id: str, target: TableRef) -> None:
+    if target.catalog != tenant_catalog(tenant_id):
+        raise PermissionDenied(
+            f"run {run_id} targets {target}, outside tenant {tenant_id}'s catalog "
+            f"`{tenant_catalog(tenant_id)}`; nothing was loaded"
+        )
+
+
+def _follows(staging: StagingStore) -> bool:
+    """Whether this staging can be read while an extractor still writes it."""
+    return isinstance(staging, JetStreamStaging) or (isinstance(staging, DataFileStaging) and staging.follows_parts)
+
+
 def _every_part_set(extracted: Extracted) -> list[StagedParts]:
     """Where the run's parts are: the coordinator's own, then each range's, in order."""
     return [extracted.staged, *extracted.ranges]
 
 
 async def _until(
-    cancelled: asyncio.Event, batches: AsyncIterator[pa.RecordBatch], extracted: Extracted
+    cancelled: asyncio.Event, batches: AsyncIterator[pa.RecordBatch], run_id: str, target: TableRef
 ) -> AsyncIterator[pa.RecordBatch]:
     """`batches`, failing with `Cancelled` as soon as `cancelled` is set, even while waiting for a part."""
     waiting = asyncio.ensure_future(cancelled.wait())
@@ -260,10 +413,7 @@ async def _until(
                 await asyncio.wait({following})
                 if not following.cancelled():
                     following.exception()  # whatever the reader was doing no longer matters
-                raise Cancelled(
-                    f"run {extracted.run_id} was cancelled while it was loading; nothing was committed to "
-                    f"{extracted.target}"
-                )
+                raise Cancelled(f"run {run_id} was cancelled while it was loading; nothing was committed to {target}")
             try:
                 batch = following.result()
             except StopAsyncIteration:
@@ -290,6 +440,8 @@ async def _readable(parts: AsyncIterator[pa.RecordBatch], run_id: str, first: in
             batch = await anext(parts)
         except StopAsyncIteration:
             return
+        except Abandoned:
+            raise
         except pa.ArrowException as exc:
             raise TerminalError(
                 f"staged part {index} of run {run_id} is corrupt ({exc}); nothing was loaded, start the sync again"

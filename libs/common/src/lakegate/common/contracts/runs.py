@@ -243,6 +243,27 @@ class Extracted(Message):
     )
 
 
+class Streaming(Message):
+    """Step `run.<id>.streaming`: an extraction attempt starts staging parts; a loader may load them as they arrive.
+
+    Published before the attempt's first part, with everything `Extracted` says that is known up
+    front. `Extracted` (same `location`) still ends the attempt: it gives the part and row counts
+    and the cursor, and only then does the loader commit. Only single-stream `full` and
+    `incremental` attempts staged as JetStream parts send it; every other run is loaded on `Extracted`.
+    """
+
+    tenant_id: str
+    run_id: str
+    attempt: str = Field(description="The extraction attempt (`Extracting.attempt`) whose parts these are.")
+    target: TableRef
+    sync_mode: SyncMode
+    arrow_schema: str = Field(description="The Arrow schema of every part, as base64 Arrow IPC.")
+    columns: list[ColumnMapping]
+    location: str = Field(description="The staging subject the attempt's parts are published on, in order.")
+    primary_key: list[str] = Field(default_factory=list, description="The source table's primary key columns.")
+    cursor_column: str | None = Field(default=None, description="Incremental: the column the cursor is kept on.")
+
+
 class Loading(Message):
     """Step `run.<id>.loading`: a loader took the staged parts."""
 
