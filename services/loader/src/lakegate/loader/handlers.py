@@ -62,13 +62,12 @@ class LoadSlots:
         return cls(asyncio.Semaphore(writes))
 
     @contextlib.asynccontextmanager
-    async def enter(self, extracted: Extracted) -> AsyncIterator[None]:
-        """Hold the run's target (and a write slot unless it only commits data files) for the block."""
-        target = str(extracted.target)
+    async def enter(self, target: str, *, writes: bool) -> AsyncIterator[None]:
+        """Hold the run's target table (and a write slot if the load `writes` rows) for the block."""
         lock = self._targets.setdefault(target, asyncio.Lock())
         self._users[target] = self._users.get(target, 0) + 1
         try:
-            async with lock, self.writes if writes_rows(extracted) else contextlib.nullcontext():
+            async with lock, self.writes if writes else contextlib.nullcontext():
                 yield
         finally:
             self._users[target] -= 1
@@ -100,7 +99,7 @@ class LoaderHandlers:
 
         async def run(extracted: Extracted, _: Delivery) -> None:
             # Waiting here keeps the delivery in progress (the heartbeat runs), so it is not redelivered.
-            async with self.loads.enter(extracted):
+            async with self.loads.enter(str(extracted.target), writes=writes_rows(extracted)):
                 await self.worker.load(extracted)
 
         return Work(
@@ -115,7 +114,11 @@ class LoaderHandlers:
         """`run.<id>.streaming`: load the attempt's parts while they are staged; commit once `extracted` ends it."""
 
         async def run(streaming: Streaming, delivery: Delivery) -> None:
-            await self.worker.stream(streaming, delivery.msg.raw_message.metadata.sequence.stream)
+            # Its table takes one load at a time, as on `extracted`. Not a write slot: streamed loads have a
+            # consumer of their own (one at a time), and one waiting for the slot while the loads on `extracted`
+            # wait for its run to end would hold both up.
+            async with self.loads.enter(str(streaming.target), writes=False):
+                await self.worker.stream(streaming, delivery.msg.raw_message.metadata.sequence.stream)
 
         return Work(
             parse=parsed(Streaming),
