@@ -25,8 +25,10 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import anyio
@@ -49,7 +51,22 @@ M = TypeVar("M", bound=BaseModel)
 NO_RESPONDER_PAUSES: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
-def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Reply]]:
+@dataclass(frozen=True, slots=True)
+class Encoded(Generic[M]):
+    """An answer already written as the JSON of its model `M` (built by PostgreSQL, say): replied as it is.
+
+    A handler that returns one skips building and serializing the model; whoever makes it owns that
+    the bytes are exactly what `M.model_dump_json()` would write (the caller still reads them as `M`).
+    """
+
+    json: bytes
+
+
+#: What a request handler may answer with.
+Answer = BaseModel | Encoded[Any]
+
+
+def answers(fn: Callable[P, Awaitable[Answer]]) -> Callable[P, Awaitable[Reply]]:
     """Wrap a request handler so that it always replies, with a result or an error."""
 
     @functools.wraps(fn)
@@ -57,6 +74,8 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
         outcome = await _settle(fn, args, kwargs)
         if isinstance(outcome, ErrorInfo):
             return Reply(error=outcome)
+        if isinstance(outcome, Encoded):
+            return Reply(result=json.loads(outcome.json))
         return Reply(result=outcome.model_dump(mode="json"))
 
     handler.__annotations__ = {**fn.__annotations__, "return": Reply}
@@ -68,8 +87,8 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
 
 
 async def _settle(
-    fn: Callable[..., Awaitable[BaseModel]], args: Sequence[object], kwargs: dict[str, object]
-) -> BaseModel | ErrorInfo:
+    fn: Callable[..., Awaitable[Answer]], args: Sequence[object], kwargs: dict[str, object]
+) -> Answer | ErrorInfo:
     """The handler's answer, or the error to send instead."""
     try:
         for value in (*args, *kwargs.values()):
@@ -98,7 +117,7 @@ def encoded(handler: Callable[[Any], Awaitable[Reply]]) -> Callable[[BaseModel],
     if inner is None:
         raise TypeError(f"{handler!r} is not a request handler made with `answers`")
     owner = getattr(handler, "__self__", None)
-    call: Callable[..., Awaitable[BaseModel]] = inner.__get__(owner) if owner is not None else inner
+    call: Callable[..., Awaitable[Answer]] = inner.__get__(owner) if owner is not None else inner
 
     async def answer(request: BaseModel) -> bytes:
         return reply_json(await _settle(call, (request,), {}))
@@ -106,10 +125,12 @@ def encoded(handler: Callable[[Any], Awaitable[Reply]]) -> Callable[[BaseModel],
     return answer
 
 
-def reply_json(outcome: BaseModel | ErrorInfo) -> bytes:
+def reply_json(outcome: Answer | ErrorInfo) -> bytes:
     """The `Reply` envelope of an answer or an error, as JSON: what `Reply(...).model_dump_json()` writes."""
     if isinstance(outcome, ErrorInfo):
         return Reply(error=outcome).model_dump_json().encode()
+    if isinstance(outcome, Encoded):
+        return b'{"result":' + outcome.json + b',"error":null}'
     return b'{"result":' + outcome.__pydantic_serializer__.to_json(outcome) + b',"error":null}'
 
 

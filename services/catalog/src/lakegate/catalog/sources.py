@@ -11,18 +11,50 @@ import secrets
 
 import asyncpg
 from lakegate.catalog.cipher import PasswordCipher
+from lakegate.catalog.readers import Readers
 from lakegate.common.contracts.sources import (
     RegisterSource,
     SourceAddress,
     SourceCredentials,
     SourceInfo,
+    SourceList,
     SourceLogin,
 )
 from lakegate.common.errors import InvalidInput, NotFound
 from lakegate.common.names import check_tenant_id, warehouse_identifier
+from lakegate.common.rpc import Encoded
 
 MAX_NAME_LENGTH = 64
 _COLUMNS = 'id, tenant_id, name, host, port, database, "user", created_at, password_ref'
+
+
+#: A timestamptz as pydantic writes an aware UTC datetime: `2026-12-03T12:00:00.123456Z`, no fraction when it is 0.
+_INSTANT = """
+    to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN to_char({0}, 'US') = '000000' THEN '' ELSE to_char({0}, '.US') END || 'Z'
+"""
+
+#: Every source of tenant $1, oldest first, as the JSON of `SourceList`: byte for byte what
+#: `SourceList(sources=[...]).model_dump_json()` writes (`to_json` escapes text as pydantic does),
+#: so the catalog answers `sources.list` without building a model per row (tests/test_listings.py).
+_LISTING = f"""
+    SELECT '{{"version":1,"sources":[' || coalesce(string_agg(
+        '{{"version":1,"connection_id":' || to_json(id) || ',"tenant_id":' || to_json(tenant_id)
+        || ',"name":' || to_json(name) || ',"address":{{"version":1,"host":' || to_json(host)
+        || ',"port":' || port || ',"database":' || to_json(database) || ',"user":' || to_json("user")
+        || '}},"created_at":"' || {_INSTANT.format("created_at")} || '","password_ref":'
+        || coalesce(to_json(password_ref)::text, 'null') || '}}',
+        ',' ORDER BY created_at, name
+    ), '') || ']}}'
+    FROM sources WHERE tenant_id = $1
+"""
+
+
+async def source_listing(readers: Readers, tenant_id: str) -> Encoded[SourceList]:
+    """Every source of the tenant, oldest first, as the JSON PostgreSQL wrote for it."""
+    text = await readers.fetchval(_LISTING, tenant_id)
+    assert isinstance(text, str)  # string_agg's coalesce and the concatenation never give NULL
+    return Encoded(text.encode())
 
 
 def new_connection_id() -> str:
