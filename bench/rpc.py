@@ -12,8 +12,9 @@ tasks at once, in two ways:
 
 For each figure it prints this process's CPU per request (`time.process_time`: what the caller
 pays), the catalog's and the NATS server's (from `/proc/<pid>/stat`, so the catalog's is its
-whole process per answered listing). `--profile` samples the catalog with py-spy meanwhile and
-prints its hottest functions (`bench.profile.summarize`). The CPU time of a fixed Python loop
+whole process per answered listing). `--profile` runs the catalog under cProfile (`bench.profiled`, on during the
+concurrent `rpc` figure of round 1) and prints its Python function calls per request and the
+functions with the most own time (py-spy misleads here: see `bench.profiled`). The CPU time of a fixed Python loop
 (`bench.edge.reference_us`) is printed too: how fast a core of the shared machine runs now.
 Measurement only; nothing asserts.
 """
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
+import pstats
 import secrets
 import signal
 import subprocess
@@ -58,7 +61,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bench.edge import reference_us
-from bench.profile import _py_spy, summarize
 
 _TICK = os.sysconf("SC_CLK_TCK")
 PREFIX = "bench"
@@ -66,8 +68,14 @@ PREFIX = "bench"
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
 @dataclass(frozen=True)
@@ -78,12 +86,14 @@ class Figure:
     seconds: float
     caller_ms: float
     catalog_ms: float
+    catalog_system: float
     nats_ms: float
 
     def line(self) -> str:
         return (
             f"{self.way:5} {self.mode:10} {self.calls / self.seconds:7.0f} req/s   CPU ms/request: "
-            f"caller {self.caller_ms:.3f}  catalog {self.catalog_ms:.3f}  nats {self.nats_ms:.3f}"
+            f"caller {self.caller_ms:.3f}  catalog {self.catalog_ms:.3f} ({100 * self.catalog_system:.0f}% system)  "
+            f"nats {self.nats_ms:.3f}"
         )
 
 
@@ -97,22 +107,25 @@ async def _measure(
         for _ in range(per_task):
             await ask()
 
-    catalog0, nats0, wall0, cpu0 = (
-        cpu_seconds(catalog_pid),
+    (user0, system0), nats0, wall0, cpu0 = (
+        cpu_split(catalog_pid),
         cpu_seconds(nats_pid),
         time.perf_counter(),
         time.process_time(),
     )
     await asyncio.gather(*(asker() for _ in range(concurrency)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    user1, system1 = cpu_split(catalog_pid)
     done = per_task * concurrency
+    catalog = user1 - user0 + system1 - system0
     return Figure(
         way,
         mode,
         done,
         wall,
         cpu / done * 1e3,
-        (cpu_seconds(catalog_pid) - catalog0) / done * 1e3,
+        catalog / done * 1e3,
+        (system1 - system0) / catalog if catalog else 0.0,
         (cpu_seconds(nats_pid) - nats0) / done * 1e3,
     )
 
@@ -140,7 +153,7 @@ async def _ready(rpc: RpcClient, topology: Topology, tenant: str, timeout: float
             await asyncio.sleep(0.5)
 
 
-async def _run(args: argparse.Namespace, nats_url: str, pids: tuple[int, int], spy: list[str] | None) -> None:
+async def _run(args: argparse.Namespace, nats_url: str, pids: tuple[int, int]) -> None:
     settings = NatsSettings(url=nats_url, prefix=PREFIX, request_timeout=30.0)
     topology = settings.topology
     broker: NatsBroker = create_broker(settings, "bench")
@@ -175,36 +188,55 @@ async def _run(args: argparse.Namespace, nats_url: str, pids: tuple[int, int], s
         for round_ in range(args.rounds):
             for way in args.ways:
                 for mode, concurrency in (("sequential", 1), (f"c={args.concurrency}", args.concurrency)):
-                    sampler = None
-                    if spy is not None and round_ == 0 and way == "rpc" and concurrency > 1:
-                        sampler = subprocess.Popen(  # noqa: ASYNC220 (a sampler started between figures)
-                            [
-                                *spy,
-                                "record",
-                                "--nonblocking",
-                                "-r",
-                                "250",
-                                "-f",
-                                "raw",
-                                "-o",
-                                str(args.out),
-                                "-p",
-                                str(pids[0]),
-                            ],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                        )
-                        await asyncio.sleep(1.0)
+                    profiled = args.profile and round_ == 0 and way == "rpc" and concurrency > 1
+                    if profiled:
+                        os.kill(pids[0], signal.SIGUSR1)
+                    caller = cProfile.Profile(time.process_time) if args.profile_caller and round_ == 0 else None
+                    if caller is not None:
+                        caller.enable()
                     figure = await _measure(way, mode, ways[way], args.calls, concurrency, pids)
-                    if sampler is not None:
-                        sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
-                        sampler.wait(timeout=30)
+                    if caller is not None:
+                        caller.disable()
+                        caller.dump_stats(str(args.out.with_suffix(".caller.pstats")))
+                        print(_summary(args.out.with_suffix(".caller.pstats"), figure.calls, f"caller ({way} {mode})"))
+                    if profiled:
+                        os.kill(pids[0], signal.SIGUSR2)
+                        await _written(args.out)
+                        print(_summary(args.out, figure.calls))
                     print(figure.line(), flush=True)
     print(f"reference_us {reference_us():.1f}, load {os.getloadavg()[0]:.1f}")
     await broker.stop()
 
 
-def _start_catalog(home: Path, nats_url: str, dsn: str) -> subprocess.Popen[bytes]:
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+async def _written(path: Path, timeout: float = 30.0) -> None:
+    """Wait for the profiled catalog to write its statistics."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _size(path) > 0:
+            await asyncio.sleep(0.5)  # let it finish writing
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"the profiled catalog wrote no statistics to {path}")
+
+
+def _summary(path: Path, requests: int, who: str = "catalog", top: int = 25) -> str:
+    """Function calls per request and the functions with the most own time, from a pstats file."""
+    stats = pstats.Stats(str(path))
+    rows = stats.stats  # type: ignore[attr-defined]
+    calls = sum(row[1] for row in rows.values())
+    own = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    total = sum(row[2] for row in rows.values()) or 1.0
+    lines = [f"{who} under cProfile: {calls / requests:.0f} Python function calls per request"]
+    for (file, line, name), row in own:
+        lines.append(f"  {100 * row[2] / total:5.1f}%  {row[1] / requests:6.2f}/req  {Path(file).name}:{line}:{name}")
+    return "\n".join(lines)
+
+
+def _start_catalog(home: Path, nats_url: str, dsn: str, profile: Path | None) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "LAKEGATE_NATS_URL": nats_url,
@@ -215,7 +247,10 @@ def _start_catalog(home: Path, nats_url: str, dsn: str) -> subprocess.Popen[byte
         "LAKEGATE_LOG_LEVEL": "WARNING",
     }
     log = (home / "catalog.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "lakegate.catalog"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    command = (
+        ["-m", "lakegate.catalog"] if profile is None else ["-m", "bench.profiled", str(profile), "lakegate.catalog"]
+    )
+    return subprocess.Popen([sys.executable, *command], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def _create_database(dsn: str, name: str) -> None:
@@ -234,14 +269,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ways", nargs="+", default=["bare", "rpc"], choices=["bare", "rpc"])
     parser.add_argument(
-        "--profile", action="store_true", help="sample the catalog with py-spy in round 1 (rpc, concurrent)"
+        "--profile", action="store_true", help="run the catalog under cProfile in round 1 (rpc, concurrent)"
     )
-    parser.add_argument("--out", type=Path, default=Path("bench/results/catalog-rpc.txt"), help="py-spy raw output")
+    parser.add_argument(
+        "--profile-caller", action="store_true", help="run this process under cProfile in round 1's figures"
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench/results/catalog-rpc.pstats"), help="cProfile output")
     args = parser.parse_args()
-    spy = _py_spy() if args.profile else None
-    if spy is not None:
+    if args.profile or args.profile_caller:
         args.out = args.out.resolve()
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.unlink(missing_ok=True)
     trace.set_tracer_provider(TracerProvider())  # a span context to propagate, exported nowhere
     with tempfile.TemporaryDirectory(prefix="lakegate-bench-rpc-") as tmp:
         home = Path(tmp)
@@ -252,18 +290,15 @@ def main() -> None:
         catalog = None
         try:
             uvloop.run(_create_database(cluster.dsn(), "catalog"))
-            catalog = _start_catalog(home, nats.url, cluster.dsn("catalog"))
+            catalog = _start_catalog(home, nats.url, cluster.dsn("catalog"), args.out if args.profile else None)
             assert nats.proc is not None
-            uvloop.run(_run(args, nats.url, (catalog.pid, nats.proc.pid), spy))
+            uvloop.run(_run(args, nats.url, (catalog.pid, nats.proc.pid)))
         finally:
             if catalog is not None:
                 catalog.terminate()
                 catalog.wait(timeout=30)
             cluster.stop()
             nats.stop()
-    if spy is not None:
-        print(f"==== catalog ({args.out}) ====")
-        print(summarize(args.out, 20) if args.out.exists() else "  no samples (py-spy could not attach?)")
 
 
 if __name__ == "__main__":

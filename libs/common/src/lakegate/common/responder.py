@@ -89,7 +89,9 @@ class Responder:
         """Subscribe every subject on `connection` (the caller flushes before it reports ready)."""
         for answering in self._answering:
             self._subscriptions.append(
-                await connection.subscribe(answering.subject, queue=answering.queue, cb=self._receiver(answering))
+                await connection.subscribe(
+                    answering.subject, queue=answering.queue, cb=self._receiver(answering, connection)
+                )
             )
 
     async def stop(self, timeout: float) -> None:
@@ -105,18 +107,18 @@ class Responder:
             for task in late:
                 task.cancel()
 
-    def _receiver(self, answering: _Answering) -> Callable[[Msg], Awaitable[None]]:
+    def _receiver(self, answering: _Answering, connection: NatsClient) -> Callable[[Msg], Awaitable[None]]:
         # nats-py awaits this callback before it hands over the subscription's next message, so it
         # only waits for a free slot and leaves the work to a task of its own.
         async def receive(msg: Msg) -> None:
             await answering.slots.acquire()
-            task = asyncio.get_running_loop().create_task(self._reply(answering, msg))
+            task = asyncio.get_running_loop().create_task(self._reply(answering, connection, msg))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
         return receive
 
-    async def _reply(self, answering: _Answering, msg: Msg) -> None:
+    async def _reply(self, answering: _Answering, connection: NatsClient, msg: Msg) -> None:
         try:
             parent = _PROPAGATOR.extract(msg.headers) if msg.headers else None
             with self.tracer.start_as_current_span(
@@ -131,7 +133,9 @@ class Responder:
             ):
                 body = await self._answer(answering, msg.data)
             if msg.reply:
-                await msg.respond(body)
+                # Not `msg.respond`: it sends the request's headers back with the answer, which both
+                # sides then write and parse for nothing (the caller reads only the body).
+                await connection.publish(msg.reply, body)
         except Exception:
             log.exception("could not answer a request on %s", msg.subject)
         finally:
