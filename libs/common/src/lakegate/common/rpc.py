@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,10 +37,13 @@ from faststream.nats import NatsBroker
 from lakegate.common.contracts.rpc import CancelCall, Reply
 from lakegate.common.contracts.runs import ErrorInfo
 from lakegate.common.errors import InvalidInput, LakegateError, Unavailable, error_from_code
+from nats.aio.client import NO_RESPONDERS_STATUS
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import Header
 from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
@@ -153,7 +157,6 @@ def refuse_nul(value: object, path: str = "") -> None:
             refuse_nul(item, f"{path}[{index}]")
 
 
-_PROPAGATOR = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer(__name__)
 
 
@@ -177,6 +180,80 @@ def _answer_of(answer: type[M]) -> type[_Answer[M]]:
     return made
 
 
+class _Replies:
+    """One wildcard reply subscription on a connection, and the future of each request under way.
+
+    What nats-py's `request` does, less what a service call never needs per request: it checks the
+    subject and the reply inbox, makes a random token (an `os.urandom` system call), wraps the wait in
+    `asyncio.wait_for`, and builds the header block from a dict through a regex per key. Here a
+    request's inbox is the subscription's prefix and a counter, its timeout a timer on its future.
+    The subscription is made on the first request and, like every subscription, renewed by nats-py
+    when it reconnects.
+    """
+
+    def __init__(self, connection: NatsClient) -> None:
+        self.connection = connection
+        self._prefix = ""
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._tokens = itertools.count()
+        self._opening = asyncio.Lock()
+
+    async def ask(self, subject: str, payload: bytes, headers: dict[str, str], wait: float) -> bytes:
+        """The body of the answer to one request; NoRespondersError or TimeoutError when none comes."""
+        if not self._prefix:
+            await self._open()
+        token = str(next(self._tokens))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[token] = future
+        timer = loop.call_later(wait, _expire, future)
+        try:
+            await self.connection.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            message = await future
+        finally:
+            timer.cancel()
+            del self._waiting[token]
+        if message.headers and message.headers.get(Header.STATUS) == NO_RESPONDERS_STATUS and not message.data:
+            raise NoRespondersError
+        return message.data
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if self._prefix:
+                return
+            prefix = self.connection.new_inbox() + "."  # under the connection's own inbox prefix (its NATS user's)
+            await self.connection.subscribe(prefix + "*", cb=self._deliver)
+            self._prefix = prefix
+
+    async def _deliver(self, message: Msg) -> None:
+        future = self._waiting.get(message.subject[len(self._prefix) :])
+        if future is not None and not future.done():
+            future.set_result(message)
+
+
+def _expire(future: asyncio.Future[Msg]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _trace_headers() -> dict[str, str]:
+    """The request's headers: the body's content type and the current span's W3C trace context, if any.
+
+    What `TraceContextTextMapPropagator.inject` writes (`traceparent`, and `tracestate` when it has
+    entries), without its getter and setter machinery.
+    """
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {"content-type": "application/json"}
+    headers = {
+        "content-type": "application/json",
+        "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}",
+    }
+    if context.trace_state:
+        headers["tracestate"] = context.trace_state.to_header()
+    return headers
+
+
 class RpcClient:
     """Calls other services over NATS request/reply."""
 
@@ -184,6 +261,7 @@ class RpcClient:
         self._broker = broker
         self._timeout = timeout
         self._traced = traced
+        self._replies: _Replies | None = None
 
     async def call(
         self,
@@ -207,18 +285,21 @@ class RpcClient:
 
     async def _call(self, subject: str, request: BaseModel, answer: type[M], timeout: float | None) -> M:
         wait = timeout or self._timeout
-        service = subject.split(".rpc.", 1)[-1].split(".", 1)[0]
-        payload = request.model_dump_json().encode()
+        payload = request.__pydantic_serializer__.to_json(request)
         for pause in (*NO_RESPONDER_PAUSES, None):
             try:
                 body = await self._request(subject, payload, wait)
                 break
             except NoRespondersError as exc:
                 if pause is None:
-                    raise Unavailable(f"no {service} service is running to answer {subject}; start it, retry") from exc
+                    raise Unavailable(
+                        f"no {_service(subject)} service is running to answer {subject}; start it, retry"
+                    ) from exc
                 await asyncio.sleep(pause)  # a replica may be (re)starting: give it a moment
             except (TimeoutError, NatsTimeoutError) as exc:
-                raise Unavailable(f"the {service} service did not answer within {wait:g}s; retry shortly") from exc
+                raise Unavailable(
+                    f"the {_service(subject)} service did not answer within {wait:g}s; retry shortly"
+                ) from exc
         reply = _answer_of(answer).model_validate_json(body)
         if reply.error is not None:
             raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
@@ -235,7 +316,14 @@ class RpcClient:
             return await self._send(subject, payload, wait)
 
     async def _send(self, subject: str, payload: bytes, wait: float) -> bytes:
-        headers = {"content-type": "application/json"}
-        _PROPAGATOR.inject(headers)  # the caller's span: the answering service continues its trace
-        message = await self._broker.connection.request(subject, payload, timeout=wait, headers=headers)
-        return bytes(message.data)
+        connection = self._broker.connection
+        replies = self._replies
+        if replies is None or replies.connection is not connection:  # first call, or the broker connected anew
+            replies = self._replies = _Replies(connection)
+        # The caller's span goes along: the answering service continues its trace.
+        return await replies.ask(subject, payload, _trace_headers(), wait)
+
+
+def _service(subject: str) -> str:
+    """`catalog` of `<prefix>.rpc.catalog.sources.list`, for messages."""
+    return subject.split(".rpc.", 1)[-1].split(".", 1)[0]
