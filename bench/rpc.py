@@ -8,7 +8,13 @@ tasks at once, in two ways:
 
 - `bare`: `nc.request` of nats-py with the headers an edge sends (content-type, traceparent of a
   current span): what a NATS request costs with nothing of lakegate around it;
+- `legacy`: what `RpcClient.call` did before issue 14's fourth round: `bare`, then the reply parsed
+  once into the answer model;
 - `rpc`: `RpcClient.call(..., SourceList)`, what every service call of the edge goes through.
+
+`--baseline DIR` starts a second catalog from another checkout's sources (e.g. `git archive` of
+`main` unpacked in DIR) on a subject prefix of its own, and every round measures both in turn, so
+the two see the same machine load.
 
 For each figure it prints this process's CPU per request (`time.process_time`: what the caller
 pays), the catalog's and the NATS server's (from `/proc/<pid>/stat`, so the catalog's is its
@@ -50,12 +56,13 @@ from lakegate.common.contracts.sources import (
     SourceLogin,
 )
 from lakegate.common.errors import Unavailable
-from lakegate.common.rpc import RpcClient
+from lakegate.common.rpc import RpcClient, _answer_of
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import Topology
 from lakegate.devstack.nats_server import NatsServer
 from lakegate.devstack.ports import free_port
 from lakegate.devstack.postgres import PostgresCluster
+from nats.aio.msg import Msg
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -63,6 +70,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from bench.edge import reference_us
 
 _TICK = os.sysconf("SC_CLK_TCK")
+SourceAnswer = _answer_of(SourceList)
 PREFIX = "bench"
 
 
@@ -153,57 +161,80 @@ async def _ready(rpc: RpcClient, topology: Topology, tenant: str, timeout: float
             await asyncio.sleep(0.5)
 
 
-async def _run(args: argparse.Namespace, nats_url: str, pids: tuple[int, int]) -> None:
-    settings = NatsSettings(url=nats_url, prefix=PREFIX, request_timeout=30.0)
-    topology = settings.topology
-    broker: NatsBroker = create_broker(settings, "bench")
+@dataclass(frozen=True)
+class Catalog:
+    """One catalog process under measurement: its name in the figures, subject prefix and pid."""
+
+    name: str
+    prefix: str
+    pid: int
+
+
+async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog], nats_pid: int) -> None:
+    broker: NatsBroker = create_broker(NatsSettings(url=nats_url, prefix=PREFIX, request_timeout=30.0), "bench")
     await broker.connect()
     rpc = RpcClient(broker, timeout=30.0)
-    tenant = f"tenant{secrets.token_hex(4)}"
-    await _ready(rpc, topology, tenant)
-    await _register(rpc, topology, tenant, args.sources)
-    request = ListSources(tenant_id=tenant)
-    payload = request.model_dump_json().encode()
     nc = broker.connection
     propagator = TraceContextTextMapPropagator()
+    tenant = f"tenant{secrets.token_hex(4)}"
+    request = ListSources(tenant_id=tenant)
+    payload = request.model_dump_json().encode()
+    asks: dict[tuple[str, str], Callable[[], Awaitable[object]]] = {}
+    for catalog in catalogs:
+        topology = Topology(catalog.prefix)
+        await _ready(rpc, topology, tenant)
+        await _register(rpc, topology, tenant, args.sources)
+        subject = topology.sources_list
+
+        async def bare(subject: str = subject) -> Msg:
+            headers = {"content-type": "application/json"}
+            propagator.inject(headers)
+            return await nc.request(subject, payload, timeout=30.0, headers=headers)
+
+        async def legacy(subject: str = subject) -> object:
+            # RpcClient's request before issue 14's fourth round: nc.request, then the reply parsed once.
+            reply = SourceAnswer.model_validate_json((await bare(subject)).data)
+            assert reply.error is None
+            return reply.result
+
+        async def call(subject: str = subject) -> object:
+            return await rpc.call(subject, request, SourceList)
+
+        asks.update({(catalog.name, "bare"): bare, (catalog.name, "legacy"): legacy, (catalog.name, "rpc"): call})
+        listed = await rpc.call(subject, request, SourceList)
+        print(
+            f"{catalog.name}: tenant {tenant} has {len(listed.sources)} sources, reply {len((await bare()).data)} bytes"
+        )
     # A current span, as in the edge while it serves a tool call: every request carries a traceparent.
     tracer = TracerProvider().get_tracer("bench")
-
-    async def bare() -> object:
-        headers = {"content-type": "application/json"}
-        propagator.inject(headers)
-        return await nc.request(topology.sources_list, payload, timeout=30.0, headers=headers)
-
-    async def call() -> object:
-        return await rpc.call(topology.sources_list, request, SourceList)
-
-    listed = await rpc.call(topology.sources_list, request, SourceList)
-    print(f"tenant {tenant}: {len(listed.sources)} sources, reply {len((await bare()).data)} bytes")  # type: ignore[attr-defined]
-    ways = {"bare": bare, "rpc": call}
     with tracer.start_as_current_span("tools/call list_sources"):
-        for way in args.ways:
+        for ask in asks.values():
             for _ in range(200):  # warm both sides up
-                await ways[way]()
+                await ask()
         print(f"reference_us {reference_us():.1f}")
         for round_ in range(args.rounds):
-            for way in args.ways:
-                for mode, concurrency in (("sequential", 1), (f"c={args.concurrency}", args.concurrency)):
-                    profiled = args.profile and round_ == 0 and way == "rpc" and concurrency > 1
-                    if profiled:
-                        os.kill(pids[0], signal.SIGUSR1)
-                    caller = cProfile.Profile(time.process_time) if args.profile_caller and round_ == 0 else None
-                    if caller is not None:
-                        caller.enable()
-                    figure = await _measure(way, mode, ways[way], args.calls, concurrency, pids)
-                    if caller is not None:
-                        caller.disable()
-                        caller.dump_stats(str(args.out.with_suffix(".caller.pstats")))
-                        print(_summary(args.out.with_suffix(".caller.pstats"), figure.calls, f"caller ({way} {mode})"))
-                    if profiled:
-                        os.kill(pids[0], signal.SIGUSR2)
-                        await _written(args.out)
-                        print(_summary(args.out, figure.calls))
-                    print(figure.line(), flush=True)
+            for catalog in catalogs:
+                for way in args.ways:
+                    for mode, concurrency in (("sequential", 1), (f"c={args.concurrency}", args.concurrency)):
+                        first = round_ == 0 and catalog is catalogs[0]
+                        profiled = args.profile and first and way == "rpc" and concurrency > 1
+                        if profiled:
+                            os.kill(catalog.pid, signal.SIGUSR1)
+                        caller = cProfile.Profile(time.process_time) if args.profile_caller and first else None
+                        if caller is not None:
+                            caller.enable()
+                        ask = asks[catalog.name, way]
+                        figure = await _measure(way, mode, ask, args.calls, concurrency, (catalog.pid, nats_pid))
+                        if caller is not None:
+                            caller.disable()
+                            out = args.out.with_suffix(".caller.pstats")
+                            caller.dump_stats(str(out))
+                            print(_summary(out, figure.calls, f"caller ({way} {mode})"))
+                        if profiled:
+                            os.kill(catalog.pid, signal.SIGUSR2)
+                            await _written(args.out)
+                            print(_summary(args.out, figure.calls))
+                        print(f"{catalog.name:8} {figure.line()}", flush=True)
     print(f"reference_us {reference_us():.1f}, load {os.getloadavg()[0]:.1f}")
     await broker.stop()
 
@@ -236,17 +267,23 @@ def _summary(path: Path, requests: int, who: str = "catalog", top: int = 25) -> 
     return "\n".join(lines)
 
 
-def _start_catalog(home: Path, nats_url: str, dsn: str, profile: Path | None) -> subprocess.Popen[bytes]:
+def _start_catalog(
+    home: Path, nats_url: str, dsn: str, prefix: str, profile: Path | None, source: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m lakegate.catalog` on `prefix`; from another checkout's sources when `source` is given."""
     env = {
         **os.environ,
         "LAKEGATE_NATS_URL": nats_url,
-        "LAKEGATE_NATS_PREFIX": PREFIX,
+        "LAKEGATE_NATS_PREFIX": prefix,
         "LAKEGATE_CATALOG_DATABASE_URL": dsn,
         "LAKEGATE_CATALOG_SECRET_KEY": Fernet.generate_key().decode(),
         "LAKEGATE_CATALOG_SCHEDULER_ENABLED": "false",
         "LAKEGATE_LOG_LEVEL": "WARNING",
     }
-    log = (home / "catalog.log").open("wb")
+    if source is not None:
+        # First on the path: the namespace package `lakegate` then takes its catalog and common from there.
+        env["PYTHONPATH"] = os.pathsep.join(str(source / part) for part in ("services/catalog/src", "libs/common/src"))
+    log = (home / f"catalog-{prefix}.log").open("wb")
     command = (
         ["-m", "lakegate.catalog"] if profile is None else ["-m", "bench.profiled", str(profile), "lakegate.catalog"]
     )
@@ -267,7 +304,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="tasks asking at once in the concurrent figure")
     parser.add_argument("--sources", type=int, default=0, help="sources of the listed tenant (bench.edge lists 0)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--ways", nargs="+", default=["bare", "rpc"], choices=["bare", "rpc"])
+    parser.add_argument("--ways", nargs="+", default=["bare", "legacy", "rpc"], choices=["bare", "legacy", "rpc"])
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout (e.g. `git archive` of main) whose catalog is measured too, in turns with this one's",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="run the catalog under cProfile in round 1 (rpc, concurrent)"
     )
@@ -287,16 +329,24 @@ def main() -> None:
         cluster = PostgresCluster(home / "pg", free_port(), durable=False)
         nats.start()
         cluster.start()
-        catalog = None
+        started: list[subprocess.Popen[bytes]] = []
         try:
-            uvloop.run(_create_database(cluster.dsn(), "catalog"))
-            catalog = _start_catalog(home, nats.url, cluster.dsn("catalog"), args.out if args.profile else None)
+            wanted = [("catalog", PREFIX, None)]
+            if args.baseline is not None:
+                wanted.append(("baseline", "benchbase", args.baseline.resolve()))
+            catalogs = []
+            for name, prefix, source in wanted:
+                uvloop.run(_create_database(cluster.dsn(), prefix))
+                profile = args.out if args.profile and name == "catalog" else None
+                process = _start_catalog(home, nats.url, cluster.dsn(prefix), prefix, profile, source)
+                started.append(process)
+                catalogs.append(Catalog(name, prefix, process.pid))
             assert nats.proc is not None
-            uvloop.run(_run(args, nats.url, (catalog.pid, nats.proc.pid)))
+            uvloop.run(_run(args, nats.url, catalogs, nats.proc.pid))
         finally:
-            if catalog is not None:
-                catalog.terminate()
-                catalog.wait(timeout=30)
+            for process in started:
+                process.terminate()
+                process.wait(timeout=30)
             cluster.stop()
             nats.stop()
 

@@ -12,11 +12,15 @@ came before the request was taken up, and answers `Cancelled`.
 
 A request goes out on the NATS client itself, not through FastStream's `broker.request`: that path
 made two producer spans and a consumer span per request and ran every broker middleware over the
-reply, ~a third of the edge's CPU per forwarded call. Here a request is one JSON body, the
-`content-type` FastStream's subscribers decode by, and the caller's W3C trace context
-(`traceparent`), so the answering service's span still joins the caller's trace; with `traced`
-(an exporter is configured) each request also gets a CLIENT span of its own. The reply is parsed
-once, straight into the answer model.
+reply, ~a third of the edge's CPU per forwarded call. Nor through nats-py's `request` (see
+`_Replies`): a request is one publish of one JSON body with the caller's W3C trace context
+(`traceparent`) as its only header, to a reply subject of one long-lived wildcard subscription,
+and a future that the answer (or a timer) settles. The answering service's span still joins the
+caller's trace; with `traced` (an exporter is configured) each request also gets a CLIENT span of
+its own. The reply is parsed once, straight into the answer model.
+
+A handler may answer with `Encoded` JSON it already has (the catalog's listings, written by
+PostgreSQL); the responder wraps it into the `Reply` envelope without a model in between.
 """
 
 from __future__ import annotations
@@ -198,7 +202,7 @@ class _Replies:
         self._tokens = itertools.count()
         self._opening = asyncio.Lock()
 
-    async def ask(self, subject: str, payload: bytes, headers: dict[str, str], wait: float) -> bytes:
+    async def ask(self, subject: str, payload: bytes, headers: dict[str, str] | None, wait: float) -> bytes:
         """The body of the answer to one request; NoRespondersError or TimeoutError when none comes."""
         if not self._prefix:
             await self._open()
@@ -236,19 +240,18 @@ def _expire(future: asyncio.Future[Msg]) -> None:
         future.set_exception(TimeoutError())
 
 
-def _trace_headers() -> dict[str, str]:
-    """The request's headers: the body's content type and the current span's W3C trace context, if any.
+def _trace_headers() -> dict[str, str] | None:
+    """The current span's W3C trace context as headers, None without one.
 
     What `TraceContextTextMapPropagator.inject` writes (`traceparent`, and `tracestate` when it has
-    entries), without its getter and setter machinery.
+    entries), without its getter and setter machinery. No `content-type`: the responder reads
+    JSON whatever the headers say, and FastStream's subscribers decode a body without one as JSON
+    too; each header costs the answering side a parse (nats-py checks every character of its name).
     """
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
-        return {"content-type": "application/json"}
-    headers = {
-        "content-type": "application/json",
-        "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}",
-    }
+        return None
+    headers = {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"}
     if context.trace_state:
         headers["tracestate"] = context.trace_state.to_header()
     return headers
