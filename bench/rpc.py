@@ -217,7 +217,7 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
                 for way in args.ways:
                     for mode, concurrency in (("sequential", 1), (f"c={args.concurrency}", args.concurrency)):
                         first = round_ == 0 and catalog is catalogs[0]
-                        profiled = args.profile and first and way == "rpc" and concurrency > 1
+                        profiled = args.profile and round_ == 0 and way == "rpc" and concurrency > 1
                         if profiled:
                             os.kill(catalog.pid, signal.SIGUSR1)
                         caller = cProfile.Profile(time.process_time) if args.profile_caller and first else None
@@ -232,11 +232,16 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
                             print(_summary(out, figure.calls, f"caller ({way} {mode})"))
                         if profiled:
                             os.kill(catalog.pid, signal.SIGUSR2)
-                            await _written(args.out)
-                            print(_summary(args.out, figure.calls))
+                            await _written(_profile_of(args.out, catalog.name))
+                            print(_summary(_profile_of(args.out, catalog.name), figure.calls, catalog.name))
                         print(f"{catalog.name:8} {figure.line()}", flush=True)
     print(f"reference_us {reference_us():.1f}, load {os.getloadavg()[0]:.1f}")
     await broker.stop()
+
+
+def _profile_of(out: Path, catalog: str) -> Path:
+    """Where the profiled `catalog` writes its statistics: `out` for this checkout's, beside it for the baseline."""
+    return out if catalog == "catalog" else out.with_name(f"{out.stem}-{catalog}{out.suffix}")
 
 
 def _size(path: Path) -> int:
@@ -322,6 +327,7 @@ def main() -> None:
         args.out = args.out.resolve()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.unlink(missing_ok=True)
+        _profile_of(args.out, "baseline").unlink(missing_ok=True)
     trace.set_tracer_provider(TracerProvider())  # a span context to propagate, exported nowhere
     with tempfile.TemporaryDirectory(prefix="lakegate-bench-rpc-") as tmp:
         home = Path(tmp)
@@ -337,7 +343,7 @@ def main() -> None:
             catalogs = []
             for name, prefix, source in wanted:
                 uvloop.run(_create_database(cluster.dsn(), prefix))
-                profile = args.out if args.profile and name == "catalog" else None
+                profile = _profile_of(args.out, name) if args.profile else None
                 process = _start_catalog(home, nats.url, cluster.dsn(prefix), prefix, profile, source)
                 started.append(process)
                 catalogs.append(Catalog(name, prefix, process.pid))
