@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -105,3 +106,27 @@ async def test_another_tenants_sources_are_not_listed(catalog: CatalogState, pee
     await _register(peer, "shop")
     other = ListSources(tenant_id=f"{peer.tenant_id}x")
     assert (await peer.rpc.call(peer.topology.sources_list, other, SourceList)).sources == []
+
+
+async def test_listings_asked_at_once_by_several_tenants_while_the_reader_is_busy_each_get_their_own_sources(
+    catalog_settings: CatalogSettings, peer: Peer
+) -> None:
+    # One reader connection: while it serves the first request, the others wait and are read together.
+    async with serve(catalog_settings.model_copy(update={"read_connections": 1})) as state:
+        tenants = [f"{peer.tenant_id}{n}" for n in range(3)]
+        for n, tenant in enumerate(tenants):
+            for index in range(n + 1):
+                await peer.register(f"shop {index}", tenant_id=tenant)
+        expected = {
+            tenant: reply_json(SourceList(sources=await state.handlers.sources.of_tenant(tenant))) for tenant in tenants
+        }
+        asked = [tenants[n % 3] for n in range(30)] + [f"{peer.tenant_id}none"]
+
+        async def listed(tenant: str) -> bytes:
+            request = ListSources(tenant_id=tenant).model_dump_json().encode()
+            return bytes((await peer.nc.request(peer.topology.sources_list, request, timeout=20)).data)
+
+        answers = await asyncio.gather(*(listed(tenant) for tenant in asked))
+
+    assert answers[:-1] == [expected[tenant] for tenant in asked[:-1]]
+    assert answers[-1] == reply_json(SourceList(sources=[]))

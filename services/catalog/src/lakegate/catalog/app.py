@@ -21,7 +21,7 @@ from lakegate.catalog.publisher import Publisher, declare_sync_events
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.scheduler import Scheduler, scheduling
 from lakegate.catalog.schedules import ScheduleStore
-from lakegate.catalog.sources import SourceStore
+from lakegate.catalog.sources import SourceListings, SourceStore
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.service import Runtime, runtime, started
@@ -124,7 +124,7 @@ async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> Asy
             launcher=launcher,
             lifecycle=lifecycle,
             schedules=ScheduleStore(pool, sources, clock, rt.rpc, rt.topology),
-            readers=readers,
+            listings=SourceListings(readers),
         )
         _register(rt, handlers, settings.ack_wait_seconds, settings.request_workers)
         scheduler = Scheduler(pool, settings.database_url.get_secret_value(), launcher, lifecycle, clock)

@@ -16,10 +16,9 @@ from lakegate.catalog.datasets import DatasetStore
 from lakegate.catalog.launcher import RunLauncher
 from lakegate.catalog.lifecycle import RunLifecycle, Step, parse_step, step_name, tracked
 from lakegate.catalog.paging import Window
-from lakegate.catalog.readers import Readers
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.schedules import ScheduleStore
-from lakegate.catalog.sources import SourceStore, source_listing
+from lakegate.catalog.sources import SourceListings, SourceStore
 from lakegate.common.contracts.audit import AuditList, AuditRecord, AuditRecords, ListAudit
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.runs import CancelRun, ErrorInfo, RunRef, RunView, StartRun
@@ -70,7 +69,7 @@ class CatalogHandlers:
     launcher: RunLauncher
     lifecycle: RunLifecycle
     schedules: ScheduleStore
-    readers: Readers
+    listings: SourceListings
 
     @answers
     async def register_source(self, request: RegisterSource) -> SourceInfo:
@@ -85,7 +84,7 @@ class CatalogHandlers:
     @answers
     async def list_sources(self, request: ListSources) -> Encoded[SourceList]:
         """`sources.list`: every source of the tenant, as the JSON PostgreSQL writes for it (one statement)."""
-        return await source_listing(self.readers, request.tenant_id)
+        return await self.listings.of_tenant(request.tenant_id)
 
     @answers
     async def source_credentials(self, request: SourceRef) -> SourceCredentials:

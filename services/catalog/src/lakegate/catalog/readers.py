@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
@@ -36,16 +37,29 @@ class Readers:
         self._open = 0  # connections opened (idle or in use) and openings under way
         self._closed = False
 
+    @property
+    def size(self) -> int:
+        """How many connections there may be."""
+        return self._size
+
     async def fetchval(self, query: str, *args: object) -> object:
         """The first column of the first row of `query` (asyncpg prepares and caches it per connection).
 
         A read that finds its connection gone (the server restarted, or ended it) is asked once more
         on a new one: it is a read, so asking twice changes nothing.
         """
+        return await self._read(lambda conn: conn.fetchval(query, *args))
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        """Every row of `query`, asked once more on a new connection like `fetchval`."""
+        rows: list[asyncpg.Record] = await self._read(lambda conn: conn.fetch(query, *args))
+        return rows
+
+    async def _read(self, statement: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
         for last in (False, True):
             conn = await self._take()
             try:
-                value = await conn.fetchval(query, *args)
+                value = await statement(conn)
             except asyncio.CancelledError:
                 self._drop(conn)  # cancelled midway: the connection may still be inside the statement
                 raise
