@@ -10,7 +10,7 @@ import pytest
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.sources import SourceRef
 from lakegate.common.responder import Responder
-from lakegate.common.rpc import answers
+from lakegate.common.rpc import Encoded, answers
 from lakegate.common.settings import NatsSettings
 from nats.errors import NoRespondersError
 from opentelemetry import trace
@@ -92,3 +92,37 @@ async def test_a_request_under_way_when_the_responder_stops_is_answered_and_late
         await nc.close()
 
     assert Reply.model_validate_json(answer.data).result == request.model_dump(mode="json")
+
+
+async def test_without_an_exporter_a_request_makes_no_span_but_its_handler_continues_the_callers_trace(
+    nats_settings: NatsSettings,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[tuple[int, int]] = []
+
+    @answers
+    async def echo(request: SourceRef) -> Encoded[SourceRef]:
+        context = trace.get_current_span().get_span_context()
+        seen.append((context.trace_id, context.span_id))
+        return Encoded(request.model_dump_json().encode())
+
+    subject, responder = _subject(), Responder(provider.get_tracer("test"), traced=False)
+    responder.answer(subject, echo, queue="q", workers=4)
+    nc = await nats.connect(nats_settings.url)
+    try:
+        await responder.start(nc)
+        request = SourceRef(tenant_id="t1", connection_id="src_1")
+        answer = await nc.request(
+            subject, request.model_dump_json().encode(), timeout=10, headers={"traceparent": TRACEPARENT}
+        )
+        await responder.stop(timeout=10)
+    finally:
+        await nc.close()
+
+    assert answer.data == b'{"result":' + request.model_dump_json().encode() + b',"error":null}'
+    assert not answer.headers  # the request's headers are not sent back
+    assert seen == [(TRACE_ID, PARENT_ID)]
+    assert exporter.get_finished_spans() == ()
+    assert trace.get_current_span().get_span_context().is_valid is False  # the caller's context was detached

@@ -12,11 +12,15 @@ came before the request was taken up, and answers `Cancelled`.
 
 A request goes out on the NATS client itself, not through FastStream's `broker.request`: that path
 made two producer spans and a consumer span per request and ran every broker middleware over the
-reply, ~a third of the edge's CPU per forwarded call. Here a request is one JSON body, the
-`content-type` FastStream's subscribers decode by, and the caller's W3C trace context
-(`traceparent`), so the answering service's span still joins the caller's trace; with `traced`
-(an exporter is configured) each request also gets a CLIENT span of its own. The reply is parsed
-once, straight into the answer model.
+reply, ~a third of the edge's CPU per forwarded call. Nor through nats-py's `request` (see
+`_Replies`): a request is one publish of one JSON body with the caller's W3C trace context
+(`traceparent`) as its only header, to a reply subject of one long-lived wildcard subscription,
+and a future that the answer (or a timer) settles. The answering service's span still joins the
+caller's trace; with `traced` (an exporter is configured) each request also gets a CLIENT span of
+its own. The reply is parsed once, straight into the answer model.
+
+A handler may answer with `Encoded` JSON it already has (the catalog's listings, written by
+PostgreSQL); the responder wraps it into the `Reply` envelope without a model in between.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import itertools
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import anyio
@@ -34,10 +41,13 @@ from faststream.nats import NatsBroker
 from lakegate.common.contracts.rpc import CancelCall, Reply
 from lakegate.common.contracts.runs import ErrorInfo
 from lakegate.common.errors import InvalidInput, LakegateError, Unavailable, error_from_code
+from nats.aio.client import NO_RESPONDERS_STATUS
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import Header
 from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
@@ -49,7 +59,22 @@ M = TypeVar("M", bound=BaseModel)
 NO_RESPONDER_PAUSES: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
-def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Reply]]:
+@dataclass(frozen=True, slots=True)
+class Encoded(Generic[M]):
+    """An answer already written as the JSON of its model `M` (built by PostgreSQL, say): replied as it is.
+
+    A handler that returns one skips building and serializing the model; whoever makes it owns that
+    the bytes are exactly what `M.model_dump_json()` would write (the caller still reads them as `M`).
+    """
+
+    json: bytes
+
+
+#: What a request handler may answer with.
+Answer = BaseModel | Encoded[Any]
+
+
+def answers(fn: Callable[P, Awaitable[Answer]]) -> Callable[P, Awaitable[Reply]]:
     """Wrap a request handler so that it always replies, with a result or an error."""
 
     @functools.wraps(fn)
@@ -57,6 +82,8 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
         outcome = await _settle(fn, args, kwargs)
         if isinstance(outcome, ErrorInfo):
             return Reply(error=outcome)
+        if isinstance(outcome, Encoded):
+            return Reply(result=json.loads(outcome.json))
         return Reply(result=outcome.model_dump(mode="json"))
 
     handler.__annotations__ = {**fn.__annotations__, "return": Reply}
@@ -68,8 +95,8 @@ def answers(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[Repl
 
 
 async def _settle(
-    fn: Callable[..., Awaitable[BaseModel]], args: Sequence[object], kwargs: dict[str, object]
-) -> BaseModel | ErrorInfo:
+    fn: Callable[..., Awaitable[Answer]], args: Sequence[object], kwargs: dict[str, object]
+) -> Answer | ErrorInfo:
     """The handler's answer, or the error to send instead."""
     try:
         for value in (*args, *kwargs.values()):
@@ -98,7 +125,7 @@ def encoded(handler: Callable[[Any], Awaitable[Reply]]) -> Callable[[BaseModel],
     if inner is None:
         raise TypeError(f"{handler!r} is not a request handler made with `answers`")
     owner = getattr(handler, "__self__", None)
-    call: Callable[..., Awaitable[BaseModel]] = inner.__get__(owner) if owner is not None else inner
+    call: Callable[..., Awaitable[Answer]] = inner.__get__(owner) if owner is not None else inner
 
     async def answer(request: BaseModel) -> bytes:
         return reply_json(await _settle(call, (request,), {}))
@@ -106,10 +133,12 @@ def encoded(handler: Callable[[Any], Awaitable[Reply]]) -> Callable[[BaseModel],
     return answer
 
 
-def reply_json(outcome: BaseModel | ErrorInfo) -> bytes:
+def reply_json(outcome: Answer | ErrorInfo) -> bytes:
     """The `Reply` envelope of an answer or an error, as JSON: what `Reply(...).model_dump_json()` writes."""
     if isinstance(outcome, ErrorInfo):
         return Reply(error=outcome).model_dump_json().encode()
+    if isinstance(outcome, Encoded):
+        return b'{"result":' + outcome.json + b',"error":null}'
     return b'{"result":' + outcome.__pydantic_serializer__.to_json(outcome) + b',"error":null}'
 
 
@@ -132,7 +161,6 @@ def refuse_nul(value: object, path: str = "") -> None:
             refuse_nul(item, f"{path}[{index}]")
 
 
-_PROPAGATOR = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer(__name__)
 
 
@@ -156,6 +184,79 @@ def _answer_of(answer: type[M]) -> type[_Answer[M]]:
     return made
 
 
+class _Replies:
+    """One wildcard reply subscription on a connection, and the future of each request under way.
+
+    What nats-py's `request` does, less what a service call never needs per request: it checks the
+    subject and the reply inbox, makes a random token (an `os.urandom` system call), wraps the wait in
+    `asyncio.wait_for`, and builds the header block from a dict through a regex per key. Here a
+    request's inbox is the subscription's prefix and a counter, its timeout a timer on its future.
+    The subscription is made on the first request and, like every subscription, renewed by nats-py
+    when it reconnects.
+    """
+
+    def __init__(self, connection: NatsClient) -> None:
+        self.connection = connection
+        self._prefix = ""
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._tokens = itertools.count()
+        self._opening = asyncio.Lock()
+
+    async def ask(self, subject: str, payload: bytes, headers: dict[str, str] | None, wait: float) -> bytes:
+        """The body of the answer to one request; NoRespondersError or TimeoutError when none comes."""
+        if not self._prefix:
+            await self._open()
+        token = str(next(self._tokens))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[token] = future
+        timer = loop.call_later(wait, _expire, future)
+        try:
+            await self.connection.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            message = await future
+        finally:
+            timer.cancel()
+            del self._waiting[token]
+        if message.headers and message.headers.get(Header.STATUS) == NO_RESPONDERS_STATUS and not message.data:
+            raise NoRespondersError
+        return message.data
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if self._prefix:
+                return
+            prefix = self.connection.new_inbox() + "."  # under the connection's own inbox prefix (its NATS user's)
+            await self.connection.subscribe(prefix + "*", cb=self._deliver)
+            self._prefix = prefix
+
+    async def _deliver(self, message: Msg) -> None:
+        future = self._waiting.get(message.subject[len(self._prefix) :])
+        if future is not None and not future.done():
+            future.set_result(message)
+
+
+def _expire(future: asyncio.Future[Msg]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _trace_headers() -> dict[str, str] | None:
+    """The current span's W3C trace context as headers, None without one.
+
+    What `TraceContextTextMapPropagator.inject` writes (`traceparent`, and `tracestate` when it has
+    entries), without its getter and setter machinery. No `content-type`: the responder reads
+    JSON whatever the headers say, and FastStream's subscribers decode a body without one as JSON
+    too; each header costs the answering side a parse (nats-py checks every character of its name).
+    """
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    headers = {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"}
+    if context.trace_state:
+        headers["tracestate"] = context.trace_state.to_header()
+    return headers
+
+
 class RpcClient:
     """Calls other services over NATS request/reply."""
 
@@ -163,6 +264,7 @@ class RpcClient:
         self._broker = broker
         self._timeout = timeout
         self._traced = traced
+        self._replies: _Replies | None = None
 
     async def call(
         self,
@@ -186,18 +288,21 @@ class RpcClient:
 
     async def _call(self, subject: str, request: BaseModel, answer: type[M], timeout: float | None) -> M:
         wait = timeout or self._timeout
-        service = subject.split(".rpc.", 1)[-1].split(".", 1)[0]
-        payload = request.model_dump_json().encode()
+        payload = request.__pydantic_serializer__.to_json(request)
         for pause in (*NO_RESPONDER_PAUSES, None):
             try:
                 body = await self._request(subject, payload, wait)
                 break
             except NoRespondersError as exc:
                 if pause is None:
-                    raise Unavailable(f"no {service} service is running to answer {subject}; start it, retry") from exc
+                    raise Unavailable(
+                        f"no {_service(subject)} service is running to answer {subject}; start it, retry"
+                    ) from exc
                 await asyncio.sleep(pause)  # a replica may be (re)starting: give it a moment
             except (TimeoutError, NatsTimeoutError) as exc:
-                raise Unavailable(f"the {service} service did not answer within {wait:g}s; retry shortly") from exc
+                raise Unavailable(
+                    f"the {_service(subject)} service did not answer within {wait:g}s; retry shortly"
+                ) from exc
         reply = _answer_of(answer).model_validate_json(body)
         if reply.error is not None:
             raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
@@ -214,7 +319,14 @@ class RpcClient:
             return await self._send(subject, payload, wait)
 
     async def _send(self, subject: str, payload: bytes, wait: float) -> bytes:
-        headers = {"content-type": "application/json"}
-        _PROPAGATOR.inject(headers)  # the caller's span: the answering service continues its trace
-        message = await self._broker.connection.request(subject, payload, timeout=wait, headers=headers)
-        return bytes(message.data)
+        connection = self._broker.connection
+        replies = self._replies
+        if replies is None or replies.connection is not connection:  # first call, or the broker connected anew
+            replies = self._replies = _Replies(connection)
+        # The caller's span goes along: the answering service continues its trace.
+        return await replies.ask(subject, payload, _trace_headers(), wait)
+
+
+def _service(subject: str) -> str:
+    """`catalog` of `<prefix>.rpc.catalog.sources.list`, for messages."""
+    return subject.split(".rpc.", 1)[-1].split(".", 1)[0]

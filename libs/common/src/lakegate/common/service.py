@@ -84,9 +84,10 @@ def runtime(service: str, settings: ServiceSettings, *, answers_cancels: bool = 
     metrics = ServiceMetrics(service)
     broker = create_broker(settings.nats, service, tracer_provider=tracer_provider, metrics=metrics)
     # A CLIENT span per request only when spans are exported; the trace context travels either way.
-    rpc = RpcClient(broker, settings.nats.request_timeout, traced=settings.telemetry.chosen != "none")
+    traced = settings.telemetry.chosen != "none"
+    rpc = RpcClient(broker, settings.nats.request_timeout, traced=traced)
     topology = settings.nats.topology
-    requests = Responder(tracer_provider.get_tracer("lakegate.common.responder"))
+    requests = Responder(tracer_provider.get_tracer("lakegate.common.responder"), traced=traced)
     stops = CallStops(topology) if answers_cancels else None
     return Runtime(service, broker, topology, rpc, metrics, requests, inbox_prefix(settings.nats.user), stops=stops)
 

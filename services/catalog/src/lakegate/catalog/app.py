@@ -12,7 +12,7 @@ from lakegate.catalog.cipher import PasswordCipher, cipher_from_settings
 from lakegate.catalog.clock import Clock, SystemClock
 from lakegate.catalog.config import CatalogSettings
 from lakegate.catalog.cursors import CursorStore
-from lakegate.catalog.database import open_pool
+from lakegate.catalog.database import open_pool, open_readers
 from lakegate.catalog.datasets import DatasetStore
 from lakegate.catalog.handlers import CatalogHandlers
 from lakegate.catalog.launcher import RunLauncher
@@ -21,7 +21,7 @@ from lakegate.catalog.publisher import Publisher, declare_sync_events
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.scheduler import Scheduler, scheduling
 from lakegate.catalog.schedules import ScheduleStore
-from lakegate.catalog.sources import SourceStore
+from lakegate.catalog.sources import SourceListings, SourceStore
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.delivery import Subscription, subscribe
 from lakegate.common.service import Runtime, runtime, started
@@ -108,7 +108,7 @@ async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> Asy
     schedule runs, until exit. `clock` is the scheduler's time (the system's by default)."""
     cipher = cipher_from_settings(settings)  # first, so a missing key stops us before anything opens
     clock = clock or SystemClock()
-    async with open_pool(settings) as pool:
+    async with open_pool(settings) as pool, open_readers(settings) as readers:
         rt = runtime(SERVICE, settings)
         publisher = Publisher(
             rt.broker, rt.topology, settings.publish_timeout, declare_sync_events(rt.broker, rt.topology)
@@ -124,6 +124,7 @@ async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> Asy
             launcher=launcher,
             lifecycle=lifecycle,
             schedules=ScheduleStore(pool, sources, clock, rt.rpc, rt.topology),
+            listings=SourceListings(readers),
         )
         _register(rt, handlers, settings.ack_wait_seconds, settings.request_workers)
         scheduler = Scheduler(pool, settings.database_url.get_secret_value(), launcher, lifecycle, clock)

@@ -28,6 +28,11 @@ class CatalogSettings(ServiceSettings):
     )
     pool_min_size: int = Field(default=1, ge=0, description="Connections the pool keeps open.")
     pool_max_size: int = Field(default=10, ge=1, description="Most connections the pool opens.")
+    read_connections: int = Field(
+        default=4,
+        ge=1,
+        description="Connections of the hot listings (sources.list), apart from the pool and opened when needed.",
+    )
     publish_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for JetStream to accept a message.")
     scheduler_enabled: bool = Field(
         default=True,

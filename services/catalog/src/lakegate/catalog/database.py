@@ -1,4 +1,4 @@
-"""The catalog's connection pool: jsonb as Python values, schema migrated before first use."""
+"""The catalog's connection pool (jsonb as Python values, schema migrated before first use) and its readers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from urllib.parse import urlsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from lakegate.catalog.config import CatalogSettings
+from lakegate.catalog.readers import Readers
 from lakegate.catalog.schema import migrate
 from lakegate.common.errors import Unavailable
 
+#: How the readers' connections name themselves in `pg_stat_activity`.
+READERS_APPLICATION = "lakegate-catalog-readers"
 #: A connection of the pool or a plain one: what the functions that run inside a transaction take.
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -59,3 +62,23 @@ async def open_pool(settings: CatalogSettings) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def open_readers(settings: CatalogSettings) -> AsyncIterator[Readers]:
+    """The connections of the hot listings (`Readers`), opened when first used, closed on exit."""
+    dsn = settings.database_url.get_secret_value()
+
+    async def connect() -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(dsn, server_settings={"application_name": READERS_APPLICATION})
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise Unavailable(
+                f"cannot reach the catalog database {describe_dsn(dsn)} ({type(exc).__name__}); retry shortly"
+            ) from None
+
+    readers = Readers(connect, settings.read_connections)
+    try:
+        yield readers
+    finally:
+        await readers.close()

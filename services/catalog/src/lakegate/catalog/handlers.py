@@ -18,7 +18,7 @@ from lakegate.catalog.lifecycle import RunLifecycle, Step, parse_step, step_name
 from lakegate.catalog.paging import Window
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.schedules import ScheduleStore
-from lakegate.catalog.sources import SourceStore
+from lakegate.catalog.sources import SourceListings, SourceStore
 from lakegate.common.contracts.audit import AuditList, AuditRecord, AuditRecords, ListAudit
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.runs import CancelRun, ErrorInfo, RunRef, RunView, StartRun
@@ -34,7 +34,7 @@ from lakegate.common.contracts.sources import (
 from lakegate.common.contracts.transforms import DatasetRecord
 from lakegate.common.delivery import Batched, Delivery, Work, parsed, parsed_body
 from lakegate.common.errors import InvalidInput, LakegateError
-from lakegate.common.rpc import answers
+from lakegate.common.rpc import Encoded, answers
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class CatalogHandlers:
     launcher: RunLauncher
     lifecycle: RunLifecycle
     schedules: ScheduleStore
+    listings: SourceListings
 
     @answers
     async def register_source(self, request: RegisterSource) -> SourceInfo:
@@ -81,9 +82,9 @@ class CatalogHandlers:
         return await self.sources.get(request.tenant_id, request.connection_id)
 
     @answers
-    async def list_sources(self, request: ListSources) -> SourceList:
-        """`sources.list`: every source of the tenant."""
-        return SourceList(sources=await self.sources.of_tenant(request.tenant_id))
+    async def list_sources(self, request: ListSources) -> Encoded[SourceList]:
+        """`sources.list`: every source of the tenant, as the JSON PostgreSQL writes for it (one statement)."""
+        return await self.listings.of_tenant(request.tenant_id)
 
     @answers
     async def source_credentials(self, request: SourceRef) -> SourceCredentials:

@@ -7,22 +7,116 @@ the seal back to the extractor as it came.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import asyncpg
 from lakegate.catalog.cipher import PasswordCipher
+from lakegate.catalog.readers import Readers
 from lakegate.common.contracts.sources import (
     RegisterSource,
     SourceAddress,
     SourceCredentials,
     SourceInfo,
+    SourceList,
     SourceLogin,
 )
 from lakegate.common.errors import InvalidInput, NotFound
 from lakegate.common.names import check_tenant_id, warehouse_identifier
+from lakegate.common.rpc import Encoded
 
 MAX_NAME_LENGTH = 64
 _COLUMNS = 'id, tenant_id, name, host, port, database, "user", created_at, password_ref'
+
+
+#: A timestamptz as pydantic writes an aware UTC datetime: `2026-12-03T12:00:00.123456Z`, no fraction when it is 0.
+_INSTANT = """
+    to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN to_char({0}, 'US') = '000000' THEN '' ELSE to_char({0}, '.US') END || 'Z'
+"""
+
+#: Every source of tenant $1, oldest first, as the JSON of `SourceList`: byte for byte what
+#: `SourceList(sources=[...]).model_dump_json()` writes (`to_json` escapes text as pydantic does),
+#: so the catalog answers `sources.list` without building a model per row (tests/test_source_listing.py).
+_LISTING_JSON = f"""
+    SELECT '{{"version":1,"sources":[' || coalesce(string_agg(
+        '{{"version":1,"connection_id":' || to_json(id) || ',"tenant_id":' || to_json(tenant_id)
+        || ',"name":' || to_json(name) || ',"address":{{"version":1,"host":' || to_json(host)
+        || ',"port":' || port || ',"database":' || to_json(database) || ',"user":' || to_json("user")
+        || '}},"created_at":"' || {_INSTANT.format("created_at")} || '","password_ref":'
+        || coalesce(to_json(password_ref)::text, 'null') || '}}',
+        ',' ORDER BY created_at, name
+    ), '') || ']}}'
+    FROM sources WHERE tenant_id = {{tenant}}
+"""
+_LISTING = _LISTING_JSON.replace("{tenant}", "$1")
+#: The listing of each tenant of $1 (a text[]): one statement for the requests that waited together.
+_LISTINGS = f"""
+    SELECT asked.tenant_id, ({_LISTING_JSON.replace("{tenant}", "asked.tenant_id")})
+    FROM unnest($1::text[]) AS asked(tenant_id)
+"""
+
+
+class SourceListings:
+    """`sources.list`, as the JSON PostgreSQL writes; requests that come while every reader is busy are read together.
+
+    A request that finds a reader connection free is read at once, alone. The ones that come
+    while all are busy wait, and when a read ends they are read together in one statement
+    (`unnest` of their tenants): under load a burst costs one round trip to PostgreSQL instead of
+    one each. Every request is still answered by a read that began after it came, so it sees every
+    write acknowledged before it was sent.
+    """
+
+    def __init__(self, readers: Readers) -> None:
+        self._readers = readers
+        self._reading = 0  # reads under way, alone or together
+        self._waiting: dict[str, list[asyncio.Future[bytes]]] = {}
+        self._together: set[asyncio.Task[None]] = set()
+
+    async def of_tenant(self, tenant_id: str) -> Encoded[SourceList]:
+        """Every source of the tenant, oldest first."""
+        if self._reading < self._readers.size:
+            self._reading += 1
+            try:
+                text = await self._readers.fetchval(_LISTING, tenant_id)
+            finally:
+                self._done()
+            assert isinstance(text, str)  # string_agg's coalesce and the concatenation never give NULL
+            return Encoded(text.encode())
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(tenant_id, []).append(future)
+        return Encoded(await future)
+
+    def _done(self) -> None:
+        self._reading -= 1
+        if self._waiting and self._reading < self._readers.size:
+            waiting, self._waiting = self._waiting, {}
+            self._reading += 1
+            task = asyncio.get_running_loop().create_task(self._read_together(waiting))
+            self._together.add(task)
+            task.add_done_callback(self._together.discard)
+
+    async def _read_together(self, waiting: dict[str, list[asyncio.Future[bytes]]]) -> None:
+        try:
+            rows = await self._readers.fetch(_LISTINGS, list(waiting))
+        except BaseException as exc:
+            for futures in waiting.values():
+                for future in futures:
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self._done()
+        for tenant_id, text in rows:
+            for future in waiting[tenant_id]:
+                if not future.done():
+                    future.set_result(text.encode())
 
 
 def new_connection_id() -> str:
