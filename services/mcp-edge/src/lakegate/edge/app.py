@@ -19,7 +19,7 @@ from lakegate.edge.exchange import install_json_exchanges
 from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.oversize import OversizeCalls
 from lakegate.edge.password_pages import PasswordPages
-from lakegate.edge.server import create_server
+from lakegate.edge.server import LakegateServer, create_server
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -87,7 +87,9 @@ def http_app(state: EdgeState) -> Starlette:
         transport_security=security,
         host=settings.host,
     )
-    install_json_exchanges(state.server.session_manager)  # a call without a progress token is answered as JSON
+    server = state.server
+    direct = server.direct_calls() if settings.direct_tool_calls and isinstance(server, LakegateServer) else None
+    install_json_exchanges(server.session_manager, direct)  # a call without a progress token is answered as JSON
     manager = state.server.session_manager
     # Outside the SDK's body limit: an over-long tool call is answered as a tool error, not a bare 413.
     # (The SDK types the attribute as its own middleware, but only ever calls it as an ASGI app.)
