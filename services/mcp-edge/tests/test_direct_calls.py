@@ -182,7 +182,9 @@ async def test_every_answer_of_the_corpus_is_the_same_on_the_direct_and_the_sdk_
     # The corpus's valid calls really took the direct path on the first edge.
     direct_tools = {tool for _, who, tool, arguments in CORPUS if who == "admin" and tool != "no_such_tool"}
     assert direct_tools <= served_directly.tools, direct_tools - served_directly.tools
-    assert all(served_directly.accepts("tools/call", _params(tool, {})) is not None for tool in direct_tools)
+    assert all(
+        served_directly.accepts("tools/call", _params(tool, {}), "2025-06-18") is not None for tool in direct_tools
+    )
 
 
 async def test_a_rate_limited_caller_gets_the_same_refusal_on_both_paths(

@@ -10,19 +10,20 @@ connection of each protocol version is shared (born ready, nothing registers on 
 takes a `Context`), and the result is written as the wire dict at once.
 
 The same middleware objects run, in the same order, with a real `ServerRequestContext`: the
-internal-error mapping, the SDK's span, request state, audit, scopes, rate limits, cancel routing,
-tasks, metrics. What runs inside them mirrors `ServerRunner._inner`, `MCPServer._handle_call_tool`,
+internal-error mapping, the SDK's span, audit, scopes, rate limits, cancel routing, metrics, and
+any other the server has, but for four that provably do nothing for such a request
+(`IDLE_FOR_DIRECT_CALLS`). What runs inside them mirrors `ServerRunner._inner`, `MCPServer._handle_call_tool`,
 `LakegateServer.call_tool`, `Tool.run` and `FuncMetadata.convert_result`, error for error: invalid
 arguments are an `isError` result naming each argument (`failures.argument_problems`), a tool's
 `ToolError` is `Error executing tool <name>: <message>`, a crash is `Error executing tool <name>`
 with the traceback logged, an `MCPError` is the protocol error it carries.
 
-A request is served directly only when it is plain: a known tool, `arguments` an object (or
-absent), no keys in `params` beyond `name`, `arguments` and `_meta` (so no `task`, no
-`requestState`), and a tool that takes no `Context`, uses no resolvers, is async, has structured
-output and does not change the resource list (`changes.CHANGES_RESOURCES`: those send a
-notification on the session). Everything else, and every request when
-`LAKEGATE_EDGE_DIRECT_TOOL_CALLS=false`, is served by `serve_one` as before.
+A request is served directly only when it is plain: a handshake-era protocol version, a known
+tool, `arguments` an object (or absent), no keys in `params` beyond `name`, `arguments` and
+`_meta` (so no `task`, no `requestState`), and a tool that takes no `Context`, uses no
+resolvers, is async, has structured output and does not change the resource list
+(`changes.CHANGES_RESOURCES`: those send a notification on the session). Everything else, and
+every request when `LAKEGATE_EDGE_DIRECT_TOOL_CALLS=false`, is served by `serve_one` as before.
 `tests/test_direct_calls.py` answers a corpus both ways and compares the answers.
 """
 
@@ -36,25 +37,33 @@ from functools import partial
 from typing import Any
 
 import pydantic_core
-from lakegate.edge.changes import CHANGES_RESOURCES
+from lakegate.edge.changes import CHANGES_RESOURCES, ResourceChanges
 from lakegate.edge.failures import argument_problems
+from lakegate.edge.missing_resources import MissingResources
+from lakegate.edge.task_calls import TaskCalls
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedResourceError, UnexpectedToolError
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp.server.request_state import RequestStateBoundary
 from mcp.server.session import ServerSession
 from mcp.shared.dispatcher import DispatchContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.transport_context import TransportContext
 from mcp_types import INTERNAL_ERROR, CallToolResult, RequestParams
 from mcp_types import methods as _methods
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 #: The SDK's logger for tool failures (`MCPServer._handle_call_tool`), so log lines stay where they were.
 sdk_log = logging.getLogger("mcp.server.mcpserver.server")
 sdk_runner_log = logging.getLogger("mcp.server.runner")
+#: Middleware that does nothing for a direct request, so the direct chain leaves it out: request state acts
+#: only on a `requestState` or an `input_required` result, task calls only on a `task` (or in 2026-07-28),
+#: missing resources only on `resources/read`, resource changes only after a tool of `CHANGES_RESOURCES`.
+IDLE_FOR_DIRECT_CALLS = (RequestStateBoundary, TaskCalls, MissingResources, ResourceChanges)
 _PLAIN_KEYS = frozenset({"name", "arguments"})
 _PLAIN_RESULT_KEYS = frozenset({"content", "structuredContent", "isError"})
 _TEXT_KEYS = frozenset({"type", "text"})
@@ -204,7 +213,8 @@ class DirectCalls:
         self._tools = {name: DirectTool(tool) for name, tool in tools.items() if DirectTool.fits(tool)}
         call: CallNext = self._inner
         for layer in reversed(middleware):
-            call = partial(_apply, layer, call)
+            if not isinstance(layer, IDLE_FOR_DIRECT_CALLS):
+                call = partial(_apply, layer, call)
         self._chain = call
         self._connections: dict[str, Connection] = {}
 
@@ -213,9 +223,11 @@ class DirectCalls:
         """The tools served directly."""
         return frozenset(self._tools)
 
-    def accepts(self, method: str, params: Any) -> DirectRequest | None:
-        """The direct request for a JSON-RPC `method` and `params`, or None (the SDK serves it)."""
+    def accepts(self, method: str, params: Any, version: str) -> DirectRequest | None:
+        """The direct request for a JSON-RPC `method` and `params` in protocol `version`, or None (the SDK's)."""
         if method != "tools/call" or not isinstance(params, dict) or not params.keys() <= _DIRECT_KEYS:
+            return None
+        if version in MODERN_PROTOCOL_VERSIONS:  # tasks, subscriptions and the result stamp differ there
             return None
         name, arguments = params.get("name"), params.get("arguments")
         tool = self._tools.get(name) if isinstance(name, str) else None

@@ -32,7 +32,6 @@ message per POST, instead of the SDK's validation dump.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Mapping
@@ -265,7 +264,7 @@ class JsonExchanges:
     ) -> Awaitable[dict[str, Any]]:
         """The handler chain's result for one request: directly (`direct_calls`) when it can be, else `serve_one`."""
         lifespan_state = self._manager._lifespan_state  # set by the manager's run(), read by every path
-        direct = self._direct.accepts(method, params) if self._direct is not None else None
+        direct = self._direct.accepts(method, params, version) if self._direct is not None else None
         if direct is not None:
             assert self._direct is not None
             return self._direct.serve(direct, context, request, version, lifespan_state)
@@ -322,21 +321,16 @@ class JsonExchanges:
         handler = asyncio.ensure_future(
             self._serve_one(context, request, message["method"], message.get("params"), version)
         )
+        # The client leaving cancels the handler; no answer is written then.
         gone = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(lambda _: handler.cancel())
         try:
-            await asyncio.wait((handler, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            if not handler.done():  # the client left (or this request is being cancelled): stop the work
-                handler.cancel()
-                with contextlib.suppress(BaseException):
-                    await handler
-        if not handler.done() or handler.cancelled():
-            return
-        exc = handler.exception()
-        if exc is None:
-            answer = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": handler.result()})
-        else:
+            result = await handler
+        except asyncio.CancelledError:
+            if gone.done() and not gone.cancelled() and handler.cancelled():
+                return  # the client left: the work stopped, and there is nobody to answer
+            raise
+        except Exception as exc:
             error = handler_exception_to_error_data(exc)
             if error is None:  # -32603, as `internal_errors` answers on every other path
                 log.error("handler for %r raised", message["method"], exc_info=exc)
@@ -346,6 +340,10 @@ class JsonExchanges:
                 .model_dump_json(by_alias=True, exclude_unset=True)
                 .encode()
             )
+        else:
+            answer = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": result})
+        finally:
+            gone.cancel()
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON_HEADERS, _length(answer)]})
         await send({"type": "http.response.body", "body": answer})
 
