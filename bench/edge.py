@@ -90,6 +90,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (an edge's forked serving processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
+
+
 def _running_services() -> dict[str, int]:
     """The lakegate services running from this checkout's interpreter, by name (edge processes numbered)."""
     found: dict[str, int] = {}
@@ -182,7 +188,11 @@ def main() -> None:
         from bench.syncs import process_ids, running_stack
 
         with running_stack() as stack:
-            run(args, stack.urls.mcp, process_ids(stack))
+            pids = process_ids(stack)
+            # With LAKEGATE_EDGE_PROCESSES > 1 the edge forks its other serving processes: charge them too.
+            for number, child in enumerate(_children(pids["edge"]), start=2):
+                pids[f"edge{number}"] = child
+            run(args, stack.urls.mcp, pids)
         return
     pids = {n: int(p) for n, p in (item.split("=", 1) for item in args.pid)} if args.pid else _running_services()
     run(args, args.url, pids)

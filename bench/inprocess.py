@@ -110,7 +110,9 @@ async def _post(app: ASGIApp, body: bytes, port: int) -> bytes:
     return bytes(out[-1].get("body", b""))
 
 
-async def measure(settings: EdgeSettings, call: dict[str, Any], calls: int, profiled: int) -> dict[str, Any]:
+async def measure(
+    settings: EdgeSettings, call: dict[str, Any], calls: int, profiled: int, stats_path: Path | None = None
+) -> dict[str, Any]:
     """CPU per call (p10, p50, p90 in ms) and Python function calls per call."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}).encode()
     async with serve(settings) as state:
@@ -124,7 +126,7 @@ async def measure(settings: EdgeSettings, call: dict[str, Any], calls: int, prof
                 began = time.process_time()
                 await _post(app, body, settings.port)
                 times.append(time.process_time() - began)
-            profile = cProfile.Profile()
+            profile = cProfile.Profile(time.process_time)  # on-CPU time: a wait for NATS costs nothing
             profile.enable()
             for _ in range(profiled):
                 await _post(app, body, settings.port)
@@ -135,6 +137,8 @@ async def measure(settings: EdgeSettings, call: dict[str, Any], calls: int, prof
         return round(1000 * times[int(share * (len(times) - 1))], 3)
 
     stats = pstats.Stats(profile)
+    if stats_path is not None:
+        stats.dump_stats(stats_path)
     return {
         "cpu_ms_per_call": {"p10": at(0.1), "p50": at(0.5), "p90": at(0.9)},
         "python_calls_per_call": round(stats.total_calls / profiled),  # type: ignore[attr-defined]
@@ -146,6 +150,7 @@ def main() -> None:
     parser.add_argument("--call", default="list_sources", choices=sorted(CALLS))
     parser.add_argument("--calls", type=int, default=500, help="timed calls, one at a time")
     parser.add_argument("--profiled", type=int, default=200, help="calls counted under cProfile")
+    parser.add_argument("--stats", type=Path, help="also write the cProfile statistics here (pstats format)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lakegate-inprocess-") as home:
         env = {"LAKEGATE_LOG_LEVEL": "WARNING"}
@@ -153,7 +158,7 @@ def main() -> None:
             os.environ.update(_stack_edge_environment(stack.supervisor.pid("edge")))
             settings = EdgeSettings(health_port=None)
             before = reference_us()
-            figure = uvloop.run(measure(settings, CALLS[args.call], args.calls, args.profiled))
+            figure = uvloop.run(measure(settings, CALLS[args.call], args.calls, args.profiled, args.stats))
     cpu = figure["cpu_ms_per_call"]
     print(
         f"{args.call}: CPU ms per call p10 {cpu['p10']} p50 {cpu['p50']} p90 {cpu['p90']}, "

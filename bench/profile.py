@@ -79,7 +79,12 @@ def main() -> None:
     spy = _py_spy()
     raws = {name: (args.out / f"{name}-{args.call}.txt").resolve() for name in PROFILED}
     with tempfile.TemporaryDirectory(prefix="lakegate-profile-") as home:
-        env = {"LAKEGATE_LOG_LEVEL": "WARNING", "LAKEGATE_EDGE_PROCESSES": "1"}
+        # One tenant calling as fast as it can: measure serving, not refusals by the per-tenant rate limit.
+        env = {
+            "LAKEGATE_LOG_LEVEL": "WARNING",
+            "LAKEGATE_EDGE_PROCESSES": "1",
+            "LAKEGATE_EDGE_RATE_LIMIT_PER_SECOND": "0",
+        }
         with Stack(StackConfig(home=Path(home), ports=StackPorts.free(), env=env)) as stack:
             pids = {name: stack.supervisor.pid(name) for name in PROFILED}
             measure(stack.urls.mcp, CALLS[args.call], args.connections, 2, pids)  # warm up

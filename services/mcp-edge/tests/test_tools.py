@@ -146,7 +146,7 @@ async def test_connect_postgres_registers_a_checked_source_for_the_default_tenan
                     "port": 6543,
                     "database": "shop",
                     "user": "reader",
-                    "password": "pw",
+                    "password": "pw-Zq8!unsealed",
                 },
             )
         )
@@ -159,12 +159,13 @@ async def test_connect_postgres_registers_a_checked_source_for_the_default_tenan
         assert registered.tenant_id == tenant_id
         assert registered.name == "shop"
         assert registered.login.sealed_password is not None
-        assert "pw" not in registered.model_dump_json()  # sealed at the edge: no NATS message carries it in clear
+        # sealed at the edge: no NATS message carries it in clear (long enough not to occur in base64 by chance)
+        assert "pw-Zq8!unsealed" not in registered.model_dump_json()
         opened = unsealer.open(
             registered.login.sealed_password, tenant_id=tenant_id, address=registered.login.address, source="shop"
         )
-        assert opened.get_secret_value() == "pw"
-        assert "pw" not in str(result.values())
+        assert opened.get_secret_value() == "pw-Zq8!unsealed"
+        assert "pw-Zq8!unsealed" not in str(result.values())
 
 
 async def test_connect_postgres_with_a_failing_check_is_a_tool_error_and_registers_nothing(

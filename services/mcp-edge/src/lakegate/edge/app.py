@@ -19,7 +19,7 @@ from lakegate.edge.exchange import install_json_exchanges
 from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.oversize import OversizeCalls
 from lakegate.edge.password_pages import PasswordPages
-from lakegate.edge.server import create_server
+from lakegate.edge.server import LakegateServer, create_server
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -68,7 +68,7 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
         yield EdgeState(settings, rt, server, link, pages)
 
 
-def http_app(state: EdgeState) -> Starlette:
+def http_app(state: EdgeState) -> ASGIApp:
     """The streamable-HTTP app: stateless, SSE when the client wants progress, else JSON; checking Origin and Host.
 
     Build one per listener: its session manager runs once.
@@ -87,7 +87,9 @@ def http_app(state: EdgeState) -> Starlette:
         transport_security=security,
         host=settings.host,
     )
-    install_json_exchanges(state.server.session_manager)  # a call without a progress token is answered as JSON
+    server = state.server
+    direct = server.direct_calls() if settings.direct_tool_calls and isinstance(server, LakegateServer) else None
+    install_json_exchanges(server.session_manager, direct)  # a call without a progress token is answered as JSON
     manager = state.server.session_manager
     # Outside the SDK's body limit: an over-long tool call is answered as a tool error, not a bare 413.
     # (The SDK types the attribute as its own middleware, but only ever calls it as an ASGI app.)
@@ -108,7 +110,41 @@ def http_app(state: EdgeState) -> Starlette:
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
     if state.password_pages is not None:
         app.router.routes.extend(state.password_pages.routes())
-    return app
+    return _PostsToTheEndpoint(app, settings.path)
+
+
+class _PostsToTheEndpoint:
+    """A POST to the MCP path goes to its endpoint through the auth middleware only; the rest to Starlette.
+
+    Starlette's error and exception middleware, `_PostOnly` and the router did nothing for such a
+    POST but cost ~10% of a forwarded call's CPU. What the endpoint needs runs as before: the bearer
+    authentication and its context (the app's own middleware, in order), then the SDK's endpoint,
+    whose Host/Origin checks and body limit are inside it. An exception that escapes is uvicorn's
+    500, as Starlette's would have been. Any other path, a trailing slash or a `root_path` goes to
+    the app unchanged.
+    """
+
+    def __init__(self, app: Starlette, path: str) -> None:
+        self.app, self._path = app, path
+        [route] = [r for r in app.router.routes if isinstance(r, Route) and r.path == path]
+        endpoint: ASGIApp = route.app
+        for middleware in reversed(app.user_middleware):
+            cls, args, kwargs = middleware
+            if cls is not _PostOnly:  # it answers GET only
+                endpoint = cls(endpoint, *args, **kwargs)
+        self._endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == self._path
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self.app
+            await self._endpoint(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class _PostOnly:

@@ -157,6 +157,14 @@ class EdgeSettings(ServiceSettings):
             "one is enough below ~1,000 calls/s, about one per free core serves the most."
         ),
     )
+    direct_tool_calls: bool = Field(
+        default=True,
+        description=(
+            "Serve a plain tools/call answered as JSON without the SDK's runner and tool manager (the same "
+            "middleware, validation and answers, precompiled per tool: direct_calls.py); false serves every "
+            "call through the SDK."
+        ),
+    )
     access_log: bool = Field(default=False, description="Log one line per HTTP request (uvicorn's access log).")
     rate_limit_per_second: float = Field(
         default=100.0,

@@ -32,15 +32,15 @@ message per POST, instead of the SDK's validation dump.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import pydantic_core
+from lakegate.edge.direct_calls import DirectCalls
 from lakegate.edge.internal_errors import internal_error
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
@@ -126,8 +126,11 @@ def _single_request(body: bytes) -> dict[str, Any] | None:
 class JsonExchanges:
     """ASGI app: serves what needs no stream as one JSON answer, and hands the rest to `fallback`."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager, fallback: ASGIApp) -> None:
+    def __init__(
+        self, manager: StreamableHTTPSessionManager, fallback: ASGIApp, direct: DirectCalls | None = None
+    ) -> None:
         self._manager = manager
+        self._direct = direct
         self._server: Server[Any] = manager.app
         self._fallback = fallback
         self._security = TransportSecurityMiddleware(manager.security_settings)
@@ -248,20 +251,31 @@ class JsonExchanges:
             message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False),
         )
         try:
-            return await serve_one(
-                self._server,
-                context,
-                method,
-                params,
-                connection=Connection.from_envelope(version, None, None),
-                lifespan_state=self._manager._lifespan_state,
-            )
+            return await self._serve_one(context, request, method, params, version)
         except Exception as exc:
             error = handler_exception_to_error_data(exc)
             if error is None:
                 log.error("handler for %r raised", method, exc_info=exc)
                 error = internal_error(method).error
             return error
+
+    def _serve_one(
+        self, context: _ExchangeContext, request: Request, method: str, params: Any, version: str
+    ) -> Awaitable[dict[str, Any]]:
+        """The handler chain's result for one request: directly (`direct_calls`) when it can be, else `serve_one`."""
+        lifespan_state = self._manager._lifespan_state  # set by the manager's run(), read by every path
+        direct = self._direct.accepts(method, params, version) if self._direct is not None else None
+        if direct is not None:
+            assert self._direct is not None
+            return self._direct.serve(direct, context, request, version, lifespan_state)
+        return serve_one(
+            self._server,
+            context,
+            method,
+            params,
+            connection=Connection.from_envelope(version, None, None),
+            lifespan_state=lifespan_state,
+        )
 
     async def _unsupported(self, request: Request, version: str, scope: Scope, send: Send) -> None:
         """An `MCP-Protocol-Version` the edge does not speak: 400, as the transport spec asks, saying which it does."""
@@ -305,30 +319,18 @@ class JsonExchanges:
             message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False),
         )
         handler = asyncio.ensure_future(
-            serve_one(
-                self._server,
-                context,
-                message["method"],
-                message.get("params"),
-                connection=Connection.from_envelope(version, None, None),
-                lifespan_state=self._manager._lifespan_state,  # set by the manager's run(), read by every path
-            )
+            self._serve_one(context, request, message["method"], message.get("params"), version)
         )
+        # The client leaving cancels the handler; no answer is written then.
         gone = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(lambda _: handler.cancel())
         try:
-            await asyncio.wait((handler, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            if not handler.done():  # the client left (or this request is being cancelled): stop the work
-                handler.cancel()
-                with contextlib.suppress(BaseException):
-                    await handler
-        if not handler.done() or handler.cancelled():
-            return
-        exc = handler.exception()
-        if exc is None:
-            answer = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": handler.result()})
-        else:
+            result = await handler
+        except asyncio.CancelledError:
+            if gone.done() and not gone.cancelled() and handler.cancelled():
+                return  # the client left: the work stopped, and there is nobody to answer
+            raise
+        except Exception as exc:
             error = handler_exception_to_error_data(exc)
             if error is None:  # -32603, as `internal_errors` answers on every other path
                 log.error("handler for %r raised", message["method"], exc_info=exc)
@@ -338,6 +340,10 @@ class JsonExchanges:
                 .model_dump_json(by_alias=True, exclude_unset=True)
                 .encode()
             )
+        else:
+            answer = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": result})
+        finally:
+            gone.cancel()
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON_HEADERS, _length(answer)]})
         await send({"type": "http.response.body", "body": answer})
 
@@ -365,9 +371,10 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-def install_json_exchanges(manager: StreamableHTTPSessionManager) -> None:
-    """Put `JsonExchanges` in front of `manager`, behind its request body limit (and any auth around it)."""
+def install_json_exchanges(manager: StreamableHTTPSessionManager, direct: DirectCalls | None = None) -> None:
+    """Put `JsonExchanges` in front of `manager`, behind its request body limit (and any auth around it);
+    with `direct`, plain tool calls skip the SDK's runner (`direct_calls`)."""
     limit = manager.asgi_app
     if not isinstance(limit, RequestBodyLimitMiddleware):
         raise TypeError("the MCP SDK's session manager no longer starts with its body limit; revisit exchange.py")
-    limit.app = JsonExchanges(manager, limit.app)
+    limit.app = JsonExchanges(manager, limit.app, direct)

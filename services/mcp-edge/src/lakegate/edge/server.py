@@ -11,6 +11,7 @@ from lakegate.edge.backend import Backend
 from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
+from lakegate.edge.direct_calls import DirectCalls
 from lakegate.edge.failures import argument_problems, unknown_tool
 from lakegate.edge.internal_errors import InternalErrors
 from lakegate.edge.missing_resources import MissingResources
@@ -97,6 +98,11 @@ class LakegateServer(MCPServer):
         except ValidationError:
             return False
         return True
+
+    def direct_calls(self) -> DirectCalls:
+        """Plain tool calls served through this server's middleware without the SDK's runner (`direct_calls`)."""
+        tools = {tool.name: tool for tool in self._tool_manager.list_tools()}
+        return DirectCalls(tools, list(self._lowlevel_server.middleware))
 
     @property
     def subscriptions(self) -> SubscriptionBus:
