@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -304,15 +305,20 @@ class FakeCatalog:
         return int(info.state.messages)
 
 
-@pytest.fixture
-def settings(nats_settings: NatsSettings) -> ExtractorSettings:
+def harness_settings(nats_settings: NatsSettings, **overrides: Any) -> ExtractorSettings:
+    """An extractor of the test harness: its NATS, the test sealing keys, sources on 127.0.0.1; then `overrides`."""
     return ExtractorSettings(
         nats=nats_settings,
-        allow_private_sources=True,
-        connect_timeout=5.0,
-        statement_timeout=30.0,
         seal_keys=SEAL_KEYS,
+        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
+        connect_timeout=5.0,
+        **overrides,
     )
+
+
+@pytest.fixture
+def settings(nats_settings: NatsSettings) -> ExtractorSettings:
+    return harness_settings(nats_settings, statement_timeout=30.0)
 
 
 @pytest.fixture

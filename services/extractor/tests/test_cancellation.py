@@ -14,17 +14,14 @@ from lakegate.extractor.app import ExtractorState, serve
 from lakegate.extractor.config import ExtractorSettings
 from nats.aio.msg import Msg
 
-from .conftest import SEAL_KEYS, FakeCatalog, eventually, login_for
+from .conftest import FakeCatalog, eventually, harness_settings, login_for
 from .hostile_source import sessions_of_the_extractor, until_the_extractor_left
 
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         batch_rows=1000,
         batch_bytes=64 * 1024,
         max_part_bytes=64 * 1024,

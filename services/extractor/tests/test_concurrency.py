@@ -15,7 +15,7 @@ from lakegate.devstack.pytest_plugin import CreateDatabase
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import SourceConnections
 
-from .conftest import OUTCOME_TIMEOUT, SEAL_KEYS, FakeCatalog, StartedRun, eventually, login_for
+from .conftest import OUTCOME_TIMEOUT, FakeCatalog, StartedRun, eventually, harness_settings, login_for
 from .hostile_source import sessions_of_the_extractor
 
 #: Connections one replica may hold to one source in these tests: two tables read at once.
@@ -24,11 +24,8 @@ SOURCE_CONNECTIONS = 4
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         max_concurrent_runs=4,
         source_connections=SOURCE_CONNECTIONS,
     )

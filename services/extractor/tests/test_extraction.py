@@ -16,7 +16,7 @@ from lakegate.extractor.app import ExtractorState, serve
 from lakegate.extractor.config import ExtractorSettings
 from nats.aio.msg import Msg
 
-from .conftest import SEAL_KEYS, FakeCatalog, eventually, login_for
+from .conftest import FakeCatalog, eventually, harness_settings, login_for
 
 BATCH_BYTES = 256 * 1024
 PART_BYTES = 64 * 1024
@@ -25,11 +25,8 @@ PART_BYTES = 64 * 1024
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     """Small batches, so that a few thousand rows (or a few hundred wide ones) make several parts."""
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         batch_rows=1000,
         batch_bytes=BATCH_BYTES,
         max_part_bytes=PART_BYTES,

@@ -21,7 +21,7 @@ from lakegate.common.errors import LakegateError
 from lakegate.common.settings import NatsSettings
 from lakegate.extractor.config import ExtractorSettings
 
-from .conftest import SEAL_KEYS, FakeCatalog, login_for
+from .conftest import FakeCatalog, harness_settings, login_for
 from .hostile_source import MARKER, SCHEMA, fingerprint, sessions_of_the_extractor, until_the_extractor_left
 
 CORPUS = Path(__file__).parent / "corpus" / "source_query_hostile.txt"
@@ -120,11 +120,8 @@ def test_the_corpus_holds_more_than_200_cases_each_with_a_known_reason() -> None
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         query_timeout=QUERY_TIMEOUT,
         query_lock_timeout=1.0,
         query_max_bytes=MAX_BYTES,

@@ -25,7 +25,7 @@ from lakegate.extractor.app import ExtractorState, serve
 from lakegate.extractor.config import ExtractorSettings
 from nats.aio.msg import Msg
 
-from .conftest import SEAL_KEYS, FakeCatalog, eventually, login_for
+from .conftest import FakeCatalog, eventually, harness_settings, login_for
 
 BATCH_ROWS = 1000
 BATCH_BYTES = 256 * 1024
@@ -34,11 +34,8 @@ BATCH_BYTES = 256 * 1024
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     """Tables above 256 KiB are read in 4 ranges, in batches far smaller than the tables."""
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,  # the sources live in the harness cluster on 127.0.0.1
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         batch_rows=BATCH_ROWS,
         batch_bytes=BATCH_BYTES,
         max_part_bytes=BATCH_BYTES,

@@ -211,11 +211,8 @@ class JetStreamStaging:
                         f"staging returned {seen} of {staged.parts} parts at {staged.location}; retrying"
                     ) from exc
                 for message in messages:
-                    part = int((message.headers or {}).get(PART_HEADER, "-1"))
-                    if part != seen:
-                        raise TerminalError(f"staged part {part} arrived where part {seen} was expected")
+                    yield _part(message, seen)
                     seen += 1
-                    yield decode_part(message.data)
         finally:
             await sub.unsubscribe()
 
@@ -252,12 +249,9 @@ class JetStreamStaging:
                 if not pending:
                     pending = await self._next_fetch(fetched, puller, end, location)
                     continue
-                message = pending.pop(0)
-                part = int((message.headers or {}).get(PART_HEADER, "-1"))
-                if part != seen:
-                    raise TerminalError(f"staged part {part} arrived where part {seen} was expected")
+                batch = _part(pending.pop(0), seen)
                 seen += 1
-                yield decode_part(message.data)
+                yield batch
         finally:
             puller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -458,3 +452,11 @@ class _DataFileWriter:
             bytes=sum(file.size for file in files),
             files=[file.name for file in files],
         )
+
+
+def _part(message: Msg, expected: int) -> pa.RecordBatch:
+    """The batch of a staged part, which must be part number `expected` (parts are read in order)."""
+    part = int((message.headers or {}).get(PART_HEADER, "-1"))
+    if part != expected:
+        raise TerminalError(f"staged part {part} arrived where part {expected} was expected")
+    return decode_part(message.data)
