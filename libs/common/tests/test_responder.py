@@ -12,6 +12,7 @@ from lakegate.common.contracts.sources import SourceRef
 from lakegate.common.responder import Responder
 from lakegate.common.rpc import Encoded, answers
 from lakegate.common.settings import NatsSettings
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,6 +25,22 @@ TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
 
 def _subject() -> str:
     return f"lakegate.test.{uuid.uuid4().hex}.rpc"
+
+
+async def _ask_once_with_traceparent(
+    nats_settings: NatsSettings, responder: Responder, subject: str, request: SourceRef
+) -> Msg:
+    """Start `responder`, send it `request` under the caller's trace `TRACEPARENT`, stop it, and return the answer."""
+    nc = await nats.connect(nats_settings.url)
+    try:
+        await responder.start(nc)
+        answer = await nc.request(
+            subject, request.model_dump_json().encode(), timeout=10, headers={"traceparent": TRACEPARENT}
+        )
+        await responder.stop(timeout=10)
+    finally:
+        await nc.close()
+    return answer
 
 
 async def test_a_request_carrying_a_traceparent_is_handled_inside_a_span_of_that_trace(
@@ -41,16 +58,8 @@ async def test_a_request_carrying_a_traceparent_is_handled_inside_a_span_of_that
 
     subject, responder = _subject(), Responder(provider.get_tracer("test"))
     responder.answer(subject, echo, queue="q", workers=4)
-    nc = await nats.connect(nats_settings.url)
-    try:
-        await responder.start(nc)
-        request = SourceRef(tenant_id="t1", connection_id="src_1")
-        answer = await nc.request(
-            subject, request.model_dump_json().encode(), timeout=10, headers={"traceparent": TRACEPARENT}
-        )
-        await responder.stop(timeout=10)
-    finally:
-        await nc.close()
+    request = SourceRef(tenant_id="t1", connection_id="src_1")
+    answer = await _ask_once_with_traceparent(nats_settings, responder, subject, request)
 
     assert Reply.model_validate_json(answer.data) == Reply(result=request.model_dump(mode="json"))
     assert seen == [TRACE_ID]
@@ -110,16 +119,8 @@ async def test_without_an_exporter_a_request_makes_no_span_but_its_handler_conti
 
     subject, responder = _subject(), Responder(provider.get_tracer("test"), traced=False)
     responder.answer(subject, echo, queue="q", workers=4)
-    nc = await nats.connect(nats_settings.url)
-    try:
-        await responder.start(nc)
-        request = SourceRef(tenant_id="t1", connection_id="src_1")
-        answer = await nc.request(
-            subject, request.model_dump_json().encode(), timeout=10, headers={"traceparent": TRACEPARENT}
-        )
-        await responder.stop(timeout=10)
-    finally:
-        await nc.close()
+    request = SourceRef(tenant_id="t1", connection_id="src_1")
+    answer = await _ask_once_with_traceparent(nats_settings, responder, subject, request)
 
     assert answer.data == b'{"result":' + request.model_dump_json().encode() + b',"error":null}'
     assert not answer.headers  # the request's headers are not sent back
