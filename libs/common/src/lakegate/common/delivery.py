@@ -430,7 +430,40 @@ def _handler(
     return handle
 
 
-class BatchPuller:
+class _Puller:
+    """What both pull loops share: binding to the subscription's durable consumer, and one fetch."""
+
+    def __init__(
+        self, service: str, subscription: Subscription, inbox: str, ack_wait: float, observe: Observer
+    ) -> None:
+        self._service, self._subscription = service, subscription
+        self._inbox, self._ack_wait, self._observe = inbox, ack_wait, observe
+        self._task: asyncio.Task[None] | None = None
+        self._pull: JetStreamContext.PullSubscription | None = None
+
+    async def start(self, js: JetStreamContext) -> None:
+        """Bind to the durable consumer (`ensure_consumers` made it) and start pulling."""
+        self._pull = await js.pull_subscribe_bind(
+            self._subscription.durable, self._subscription.stream, inbox_prefix=f"{self._inbox}.".encode()
+        )
+        self._task = asyncio.create_task(self._loop(self._pull), name=f"pull {self._subscription.title}")
+
+    async def _loop(self, pull: JetStreamContext.PullSubscription) -> None:
+        raise NotImplementedError
+
+    async def _fetch(self, pull: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
+        """Up to `batch` messages; none when nothing arrived or NATS is away (the messages stay in the stream)."""
+        try:
+            return await pull.fetch(batch, timeout=5.0)
+        except TimeoutError:  # nothing arrived: nats-py raises asyncio's (or its own subclass of it)
+            return []
+        except Exception as exc:  # NATS away or reconnecting: the messages stay in the stream
+            log.warning("could not fetch %s (%s); retrying", self._subscription.title, exc)
+            await asyncio.sleep(1.0)
+            return []
+
+
+class BatchPuller(_Puller):
     """Takes a `Batched` subscription's messages in batches and settles them with `consume_batch`.
 
     Its own pull loop, not FastStream's batch subscriber: that one drops the messages it has
@@ -446,18 +479,9 @@ class BatchPuller:
         self, service: str, subscription: Subscription, inbox: str, ack_wait: float, observe: Observer
     ) -> None:
         assert isinstance(subscription.work, Batched)
-        self._service, self._subscription, self._work = service, subscription, subscription.work
-        self._inbox, self._ack_wait, self._observe = inbox, ack_wait, observe
-        self._task: asyncio.Task[None] | None = None
-        self._pull: JetStreamContext.PullSubscription | None = None
+        super().__init__(service, subscription, inbox, ack_wait, observe)
+        self._work = subscription.work
         self._settling = False
-
-    async def start(self, js: JetStreamContext) -> None:
-        """Bind to the durable consumer (`ensure_consumers` made it) and start pulling."""
-        self._pull = await js.pull_subscribe_bind(
-            self._subscription.durable, self._subscription.stream, inbox_prefix=f"{self._inbox}.".encode()
-        )
-        self._task = asyncio.create_task(self._loop(self._pull), name=f"pull {self._subscription.title}")
 
     async def stop(self) -> None:
         """Stop pulling; a batch being settled is settled first."""
@@ -473,13 +497,8 @@ class BatchPuller:
 
     async def _loop(self, pull: JetStreamContext.PullSubscription) -> None:
         while self._task is not None:
-            try:
-                messages = await pull.fetch(self._work.size, timeout=5.0)
-            except TimeoutError:  # nothing arrived: nats-py raises asyncio's (or its own subclass of it)
-                continue
-            except Exception as exc:  # NATS away or reconnecting: the messages stay in the stream
-                log.warning("could not fetch %s (%s); retrying", self._subscription.title, exc)
-                await asyncio.sleep(1.0)
+            messages = await self._fetch(pull, self._work.size)
+            if not messages:
                 continue
             self._settling = True
             try:
@@ -501,7 +520,7 @@ STOP_GRACE = 30.0
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-class WorkPuller:
+class WorkPuller(_Puller):
     """Works on up to `workers` deliveries of a `Work` subscription at once, each settled by `consume`.
 
     Its own pull loop, not FastStream's concurrent pull subscriber: that one fetches the next
@@ -515,25 +534,15 @@ class WorkPuller:
         self, service: str, subscription: Subscription, inbox: str, ack_wait: float, observe: Observer
     ) -> None:
         assert isinstance(subscription.work, Work)
-        self._service, self._subscription = service, subscription
-        self._inbox, self._ack_wait, self._observe = inbox, ack_wait, observe
+        super().__init__(service, subscription, inbox, ack_wait, observe)
         self._slots = asyncio.Semaphore(subscription.workers)
         self._running: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._pull: JetStreamContext.PullSubscription | None = None
         self._tracer = trace.get_tracer(__name__)
 
     @property
     def running(self) -> int:
         """Deliveries being worked on now."""
         return len(self._running)
-
-    async def start(self, js: JetStreamContext) -> None:
-        """Bind to the durable consumer (`ensure_consumers` made it) and start pulling."""
-        self._pull = await js.pull_subscribe_bind(
-            self._subscription.durable, self._subscription.stream, inbox_prefix=f"{self._inbox}.".encode()
-        )
-        self._task = asyncio.create_task(self._loop(self._pull), name=f"pull {self._subscription.title}")
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop fetching; deliveries under way get `grace` seconds to finish, then are cancelled unsettled."""
@@ -556,7 +565,7 @@ class WorkPuller:
         while True:
             await self._slots.acquire()
             try:
-                messages = await self._fetch(pull)
+                messages = await self._fetch(pull, 1)
             except BaseException:
                 self._slots.release()
                 raise
@@ -566,16 +575,6 @@ class WorkPuller:
             task = asyncio.create_task(self._settle(messages[0]))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-
-    async def _fetch(self, pull: JetStreamContext.PullSubscription) -> list[Msg]:
-        try:
-            return await pull.fetch(1, timeout=5.0)
-        except TimeoutError:  # nothing arrived: nats-py raises asyncio's (or its own subclass of it)
-            return []
-        except Exception as exc:  # NATS away or reconnecting: the messages stay in the stream
-            log.warning("could not fetch %s (%s); retrying", self._subscription.title, exc)
-            await asyncio.sleep(1.0)
-            return []
 
     async def _settle(self, raw: Msg) -> None:
         try:
