@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Literal
 
 from lakegate.common.contracts.base import Message
-from lakegate.common.contracts.runs import ColumnMapping, Cursor, ErrorInfo, SchemaChange, SyncMode, TableRef
+from lakegate.common.contracts.runs import (
+    DELETED_ROWS_DESCRIPTION,
+    ColumnMapping,
+    Cursor,
+    ErrorInfo,
+    SchemaChange,
+    SyncMode,
+    TableRef,
+)
 from pydantic import Field
 
 SYNC_COMPLETED = "io.lakegate.sync.completed.v1"
@@ -25,11 +33,7 @@ class SyncOutcome(Message):
     status: Literal["succeeded", "failed", "cancelled"]
     row_count: int | None = None
     bytes: int | None = None
-    deleted_rows: int | None = Field(
-        default=None,
-        description="Merge with detect_deletes: target rows deleted because the source no longer has their key; "
-        "None when the run did not detect deletes.",
-    )
+    deleted_rows: int | None = Field(default=None, description=DELETED_ROWS_DESCRIPTION)
     duration_seconds: float | None = None
     columns: list[ColumnMapping] = Field(default_factory=list)
     error: ErrorInfo | None = None

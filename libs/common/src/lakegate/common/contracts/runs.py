@@ -8,6 +8,12 @@ from typing import Literal
 from lakegate.common.contracts.base import Message, TenantScoped
 from pydantic import Field
 
+#: What a run's `deleted_rows` counts, the same wherever a run's outcome is told.
+DELETED_ROWS_DESCRIPTION = (
+    "Merge with detect_deletes: target rows deleted because the source no longer has their key; "
+    "None when the run did not detect deletes."
+)
+
 SyncMode = Literal["full", "incremental", "merge"]
 RunStatus = Literal["queued", "extracting", "loading", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -107,11 +113,7 @@ class RunView(Message):
     cursor: Cursor | None = Field(default=None, description="Incremental/merge: the cursor after this run.")
     schema_changes: list[SchemaChange] = Field(default_factory=list)
     rows_extracted: int | None = None
-    deleted_rows: int | None = Field(
-        default=None,
-        description="Merge with detect_deletes: target rows deleted because the source no longer has their key; "
-        "None when the run did not detect deletes.",
-    )
+    deleted_rows: int | None = Field(default=None, description=DELETED_ROWS_DESCRIPTION)
     schedule_id: str | None = None
     duration_seconds: float | None = Field(
         default=None, description="Seconds from start (or creation) to finish; None until the run finishes."
@@ -281,11 +283,7 @@ class Loaded(Message):
     bytes: int
     table_version: int | None = Field(default=None, description="Delta table version of the commit, if any.")
     schema_changes: list[SchemaChange] = Field(default_factory=list)
-    deleted_rows: int | None = Field(
-        default=None,
-        description="Merge with detect_deletes: target rows deleted because the source no longer has their key; "
-        "None when the run did not detect deletes.",
-    )
+    deleted_rows: int | None = Field(default=None, description=DELETED_ROWS_DESCRIPTION)
 
 
 class Failed(Message):
