@@ -64,6 +64,12 @@ MAX_DELIVER = 8
 RECORD_TRIES = 3
 ACK_WAIT = 30.0
 
+
+def _backoff(attempt: int) -> float:
+    """Seconds before delivery `attempt` (1 on the first try) is tried again: the last pause once past the list."""
+    return BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
+
+
 M = TypeVar("M")
 B = TypeVar("B", bound=BaseModel)
 
@@ -270,7 +276,7 @@ async def consume(
                 )
                 seen("gave_up")
             else:
-                await msg.nack(delay=BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
+                await msg.nack(delay=_backoff(attempt))
                 seen("retried")
             return
         await msg.ack()
@@ -352,7 +358,7 @@ async def consume_batch(
             await _fail_batch_then_term(work, spent, given_up, "gave_up", seen)
         for raw, _, attempt in live:
             if attempt < MAX_DELIVER:
-                await raw.nak(delay=BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
+                await raw.nak(delay=_backoff(attempt))
                 seen("retried", attempt)
         return
     for raw, _, attempt in live:
