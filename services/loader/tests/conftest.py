@@ -28,6 +28,7 @@ from lakegate.common.contracts.runs import (
     Failed,
     Loaded,
     Loading,
+    Progress,
     StagedParts,
     Streaming,
     SyncMode,
@@ -77,6 +78,19 @@ class Steps:
                 self.seen.append(message)
                 if isinstance(message, kind):
                     return message
+
+
+@dataclass
+class LoadProgress:
+    """A run's loading progress, as the loader reports it."""
+
+    rows: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+
+    async def reach(self, rows: int, timeout: float = 30.0) -> None:
+        """Wait until the loader reports at least `rows` rows read."""
+        async with asyncio.timeout(timeout):
+            while await self.rows.get() < rows:
+                pass
 
 
 @dataclass
@@ -251,6 +265,19 @@ class Extractor:
         stream, subjects = self.topology.stage_stream.name, self.topology.stage_all(run_id)
         info = await self.js.stream_info(stream, subjects_filter=subjects)
         return sum((info.state.subjects or {}).values())
+
+    async def rows_loaded(self, run_id: str) -> LoadProgress:
+        """The row counts the loader reports while it loads the run."""
+        progress = LoadProgress()
+
+        async def on_progress(msg: Msg) -> None:
+            reported = Progress.model_validate_json(msg.data)
+            if reported.step == "loading":
+                await progress.rows.put(reported.rows)
+
+        await self.nc.subscribe(self.topology.progress(run_id), cb=on_progress)
+        await self.nc.flush()
+        return progress
 
     async def acks(self, consumer: str = "loader") -> asyncio.Queue[bytes]:
         """Acknowledgements the loader sends for `extracted` messages (`loader_streaming`: `streaming` ones):
