@@ -302,8 +302,9 @@ LoaderProcess = Callable[[LoaderSettings, Path], Coroutine[Any, Any, asyncio.sub
 
 
 @pytest.fixture
-def loader_process() -> LoaderProcess:
-    """A loader a test can kill: `await loader_process(settings, log_path)`."""
+async def loader_process() -> AsyncIterator[LoaderProcess]:
+    """A loader a test can kill: `await loader_process(settings, log_path)`; one still running at the end is killed."""
+    started: list[asyncio.subprocess.Process] = []
 
     async def loader_process(settings: LoaderSettings, log: Path) -> asyncio.subprocess.Process:
         env = {
@@ -314,11 +315,17 @@ def loader_process() -> LoaderProcess:
             "LAKEGATE_LOADER_ACK_WAIT_SECONDS": str(settings.ack_wait_seconds),
         }
         with log.open("wb") as out:
-            return await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "lakegate.loader", env=env, stdout=out, stderr=out
             )
+        started.append(process)
+        return process
 
-    return loader_process
+    yield loader_process
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 @pytest.fixture

@@ -216,20 +216,15 @@ async def test_a_loader_killed_mid_stream_commits_nothing_and_its_redelivery_com
     path = loader_settings.lakehouse / target.catalog / target.schema_name / target.name
     process = await loader_process(loader_settings, tmp_path / "loader.log")
     run_id = extractor.new_run_id()
-    try:
-        await extractor.sync(target, [rows(0, 10, "before")], timeout=60.0)
-        steps = await extractor.watch(run_id)
-        progress = await extractor.rows_loaded(run_id)
-        writer = await stream(extractor, mode, target, run_id, cursor="id")
-        await writer.write(rows(10, 400))
-        await writer.write(rows(410, 400))
-        await progress.reach(800, timeout=60.0)
-        process.kill()
-        await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    await extractor.sync(target, [rows(0, 10, "before")], timeout=60.0)
+    steps = await extractor.watch(run_id)
+    progress = await extractor.rows_loaded(run_id)
+    writer = await stream(extractor, mode, target, run_id, cursor="id")
+    await writer.write(rows(10, 400))
+    await writer.write(rows(410, 400))
+    await progress.reach(800, timeout=60.0)
+    process.kill()
+    await process.wait()
     assert commits_of(path, run_id) == 0
 
     await writer.write(rows(810, 400))
