@@ -80,6 +80,15 @@ class Steps:
                     return message
 
 
+def _encoded(schema: pa.Schema) -> str:
+    """The schema as an `Extracted` or `Streaming` carries it."""
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def _columns(schema: pa.Schema) -> list[ColumnMapping]:
+    return [ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema]
+
+
 @dataclass
 class LoadProgress:
     """A run's loading progress, as the loader reports it."""
@@ -146,10 +155,8 @@ class Extractor:
             run_id=run_id,
             target=target,
             sync_mode=sync_mode,
-            arrow_schema=base64.b64encode(schema.serialize().to_pybytes()).decode("ascii"),
-            columns=[
-                ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema
-            ],
+            arrow_schema=_encoded(schema),
+            columns=_columns(schema),
             row_count=row_count,
             staged=staged,
         )
@@ -229,10 +236,8 @@ class Extractor:
             attempt=attempt,
             target=target,
             sync_mode=sync_mode,
-            arrow_schema=base64.b64encode(schema.serialize().to_pybytes()).decode("ascii"),
-            columns=[
-                ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema
-            ],
+            arrow_schema=_encoded(schema),
+            columns=_columns(schema),
             location=self.topology.stage(run_id, attempt),
             primary_key=list(primary_key),
             cursor_column=cursor,
