@@ -28,6 +28,7 @@ from lakegate.common.contracts.runs import (
     Failed,
     Loaded,
     Loading,
+    Progress,
     StagedParts,
     Streaming,
     SyncMode,
@@ -77,6 +78,28 @@ class Steps:
                 self.seen.append(message)
                 if isinstance(message, kind):
                     return message
+
+
+def _encoded(schema: pa.Schema) -> str:
+    """The schema as an `Extracted` or `Streaming` carries it."""
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def _columns(schema: pa.Schema) -> list[ColumnMapping]:
+    return [ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema]
+
+
+@dataclass
+class LoadProgress:
+    """A run's loading progress, as the loader reports it."""
+
+    rows: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+
+    async def reach(self, rows: int, timeout: float = 30.0) -> None:
+        """Wait until the loader reports at least `rows` rows read."""
+        async with asyncio.timeout(timeout):
+            while await self.rows.get() < rows:
+                pass
 
 
 @dataclass
@@ -132,10 +155,8 @@ class Extractor:
             run_id=run_id,
             target=target,
             sync_mode=sync_mode,
-            arrow_schema=base64.b64encode(schema.serialize().to_pybytes()).decode("ascii"),
-            columns=[
-                ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema
-            ],
+            arrow_schema=_encoded(schema),
+            columns=_columns(schema),
             row_count=row_count,
             staged=staged,
         )
@@ -215,10 +236,8 @@ class Extractor:
             attempt=attempt,
             target=target,
             sync_mode=sync_mode,
-            arrow_schema=base64.b64encode(schema.serialize().to_pybytes()).decode("ascii"),
-            columns=[
-                ColumnMapping(name=f.name, source_type="test", arrow_type=str(f.type), mapped=True) for f in schema
-            ],
+            arrow_schema=_encoded(schema),
+            columns=_columns(schema),
             location=self.topology.stage(run_id, attempt),
             primary_key=list(primary_key),
             cursor_column=cursor,
@@ -252,6 +271,19 @@ class Extractor:
         info = await self.js.stream_info(stream, subjects_filter=subjects)
         return sum((info.state.subjects or {}).values())
 
+    async def rows_loaded(self, run_id: str) -> LoadProgress:
+        """The row counts the loader reports while it loads the run."""
+        progress = LoadProgress()
+
+        async def on_progress(msg: Msg) -> None:
+            reported = Progress.model_validate_json(msg.data)
+            if reported.step == "loading":
+                await progress.rows.put(reported.rows)
+
+        await self.nc.subscribe(self.topology.progress(run_id), cb=on_progress)
+        await self.nc.flush()
+        return progress
+
     async def acks(self, consumer: str = "loader") -> asyncio.Queue[bytes]:
         """Acknowledgements the loader sends for `extracted` messages (`loader_streaming`: `streaming` ones):
         `+ACK`, `-NAK`, `+TERM`.
@@ -275,8 +307,9 @@ LoaderProcess = Callable[[LoaderSettings, Path], Coroutine[Any, Any, asyncio.sub
 
 
 @pytest.fixture
-def loader_process() -> LoaderProcess:
-    """A loader a test can kill: `await loader_process(settings, log_path)`."""
+async def loader_process() -> AsyncIterator[LoaderProcess]:
+    """A loader a test can kill: `await loader_process(settings, log_path)`; one still running at the end is killed."""
+    started: list[asyncio.subprocess.Process] = []
 
     async def loader_process(settings: LoaderSettings, log: Path) -> asyncio.subprocess.Process:
         env = {
@@ -287,11 +320,17 @@ def loader_process() -> LoaderProcess:
             "LAKEGATE_LOADER_ACK_WAIT_SECONDS": str(settings.ack_wait_seconds),
         }
         with log.open("wb") as out:
-            return await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "lakegate.loader", env=env, stdout=out, stderr=out
             )
+        started.append(process)
+        return process
 
-    return loader_process
+    yield loader_process
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 @pytest.fixture

@@ -8,17 +8,15 @@ once JetStream's ack wait has passed.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from lakegate.common.contracts.runs import Loaded, Progress, SyncMode
+from lakegate.common.contracts.runs import Loaded, SyncMode
 from lakegate.loader.app import serve
 from lakegate.loader.config import LoaderSettings
-from nats.aio.msg import Msg
 
 if TYPE_CHECKING:
     from conftest import Extractor, LoaderProcess
@@ -30,17 +28,6 @@ ROWS_PER_PART = 1000
 def part(index: int) -> pa.RecordBatch:
     ids = range(index * ROWS_PER_PART, (index + 1) * ROWS_PER_PART)
     return pa.record_batch({"id": pa.array(ids, pa.int64()), "name": pa.array([f"row {i}" for i in ids])}, SCHEMA)
-
-
-async def rows_loaded(extractor: Extractor, run_id: str) -> asyncio.Queue[int]:
-    found: asyncio.Queue[int] = asyncio.Queue()
-
-    async def on_progress(msg: Msg) -> None:
-        await found.put(Progress.model_validate_json(msg.data).rows)
-
-    await extractor.nc.subscribe(extractor.topology.progress(run_id), cb=on_progress)
-    await extractor.nc.flush()
-    return found
 
 
 @pytest.mark.parametrize("mode", ["incremental", "merge"])
@@ -57,31 +44,24 @@ async def test_a_loader_killed_mid_load_leaves_no_commit_and_the_redelivery_comm
     target = extractor.target(f"crash_{mode}")
     path = loader_settings.lakehouse / target.catalog / target.schema_name / target.name
     process = await loader_process(loader_settings, tmp_path / "loader.log")
-    try:
-        # A first run through the process: the table exists, so the crashed run appends or merges into it.
-        await extractor.sync(target, [part(0)], timeout=60.0)
+    # A first run through the process: the table exists, so the crashed run appends or merges into it.
+    await extractor.sync(target, [part(0)], timeout=60.0)
 
-        run_id = extractor.new_run_id()
-        steps = await extractor.watch(run_id)
-        progress = await rows_loaded(extractor, run_id)
-        writer = await extractor.staging.writer(run_id, "a1")
-        await writer.write(part(0))  # merge: these rows update the first run's; incremental: they repeat
-        await writer.write(part(1))
-        staged = (await writer.close()).model_copy(update={"parts": 4})
-        extracted = extractor.extracted(
-            run_id, target, SCHEMA, staged, 4 * ROWS_PER_PART, mode, primary_key=["id"], cursor="id"
-        )
-        await extractor.announce(extracted)
-        async with asyncio.timeout(30):
-            while await progress.get() < 2 * ROWS_PER_PART:
-                pass
+    run_id = extractor.new_run_id()
+    steps = await extractor.watch(run_id)
+    progress = await extractor.rows_loaded(run_id)
+    writer = await extractor.staging.writer(run_id, "a1")
+    await writer.write(part(0))  # merge: these rows update the first run's; incremental: they repeat
+    await writer.write(part(1))
+    staged = (await writer.close()).model_copy(update={"parts": 4})
+    extracted = extractor.extracted(
+        run_id, target, SCHEMA, staged, 4 * ROWS_PER_PART, mode, primary_key=["id"], cursor="id"
+    )
+    await extractor.announce(extracted)
+    await progress.reach(2 * ROWS_PER_PART)
 
-        process.kill()
-        await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    process.kill()
+    await process.wait()
 
     assert DeltaTable(str(path)).version() == 0
     assert not any(entry.get("lakegate.run_id") == run_id for entry in DeltaTable(str(path)).history())

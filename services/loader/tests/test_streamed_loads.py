@@ -20,7 +20,6 @@ from lakegate.common.contracts.runs import (
     Failed,
     Loaded,
     Loading,
-    Progress,
     StagedParts,
     SyncMode,
     TableRef,
@@ -29,7 +28,6 @@ from lakegate.common.staging import PartWriter
 from lakegate.common.subjects import RunStep
 from lakegate.loader.app import LoaderState, serve
 from lakegate.loader.config import LoaderSettings
-from nats.aio.msg import Msg
 
 if TYPE_CHECKING:
     from conftest import Extractor, LoaderProcess
@@ -48,25 +46,6 @@ def commits_of(path: Path, run_id: str) -> int:
 
 def ids_in(path: Path) -> list[int]:
     return sorted(DeltaTable(str(path)).to_pyarrow_table(columns=["id"]).column("id").to_pylist())
-
-
-async def rows_loaded(extractor: Extractor, run_id: str) -> asyncio.Queue[int]:
-    found: asyncio.Queue[int] = asyncio.Queue()
-
-    async def on_progress(msg: Msg) -> None:
-        progress = Progress.model_validate_json(msg.data)
-        if progress.step == "loading":
-            await found.put(progress.rows)
-
-    await extractor.nc.subscribe(extractor.topology.progress(run_id), cb=on_progress)
-    await extractor.nc.flush()
-    return found
-
-
-async def reach(progress: asyncio.Queue[int], rows: int, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while await progress.get() < rows:
-            pass
 
 
 async def stream(extractor: Extractor, streaming_mode: SyncMode, target: TableRef, run_id: str, attempt: str = "a1",
@@ -88,14 +67,14 @@ async def test_a_streamed_run_is_loaded_while_its_parts_arrive_and_committed_onc
     target = extractor.target("streamed_full")
     run_id = extractor.new_run_id()
     steps = await extractor.watch(run_id)
-    progress = await rows_loaded(extractor, run_id)
+    progress = await extractor.rows_loaded(run_id)
     extracted_acks, streaming_acks = await extractor.acks(), await extractor.acks("loader_streaming")
 
     writer = await stream(extractor, "full", target, run_id)
     await writer.write(rows(0, 500))
     await writer.write(rows(500, 500))
     await steps.next(Loading)
-    await reach(progress, 1000)  # the loader holds two parts' rows before `extracted` exists
+    await progress.reach(1000)  # the loader holds two parts' rows before `extracted` exists
     assert not any(isinstance(step, Loaded) for step in steps.drain())
     assert not table_path(loader, target).joinpath("_delta_log").exists()
 
@@ -120,11 +99,11 @@ async def test_a_streamed_incremental_run_appends_its_rows_once_and_the_cursor_c
     await extractor.sync(target, [rows(0, 10)])
     run_id = extractor.new_run_id()
     steps = await extractor.watch(run_id)
-    progress = await rows_loaded(extractor, run_id)
+    progress = await extractor.rows_loaded(run_id)
 
     writer = await stream(extractor, "incremental", target, run_id, cursor="id")
     await writer.write(rows(10, 5))
-    await reach(progress, 5)
+    await progress.reach(5)
     await writer.write(rows(15, 5))
     extracted = extractor.extracted(run_id, target, SCHEMA, await writer.close(), 10, "incremental", cursor="id")
     await extractor.announce(extracted)
@@ -141,13 +120,13 @@ async def test_an_extraction_attempt_that_stops_mid_stream_is_abandoned_and_the_
     target = extractor.target("streamed_retry")
     run_id = extractor.new_run_id()
     steps = await extractor.watch(run_id)
-    progress = await rows_loaded(extractor, run_id)
+    progress = await extractor.rows_loaded(run_id)
     streaming_acks = await extractor.acks("loader_streaming")
 
     first = await stream(extractor, "full", target, run_id, attempt="a1")
     await first.write(rows(0, 300, "first try"))
     await first.write(rows(300, 300, "first try"))
-    await reach(progress, 600)
+    await progress.reach(600)
     # The extractor died; JetStream redelivered its command as attempt a2, which starts over.
     await extractor.step(run_id, RunStep.EXTRACTING, Extracting(tenant_id=extractor.tenant_id, run_id=run_id,
                                                                 attempt="a2"), suffix=".a2")  # fmt: skip
@@ -174,12 +153,12 @@ async def test_a_streamed_run_cancelled_mid_stream_commits_nothing_and_reports_n
     target = extractor.target("streamed_cancelled")
     run_id = extractor.new_run_id()
     steps = await extractor.watch(run_id)
-    progress = await rows_loaded(extractor, run_id)
+    progress = await extractor.rows_loaded(run_id)
     streaming_acks = await extractor.acks("loader_streaming")
 
     writer = await stream(extractor, "full", target, run_id)
     await writer.write(rows(0, 200))
-    await reach(progress, 200)
+    await progress.reach(200)
     await extractor.nc.publish(extractor.topology.cancel(run_id), b"")
 
     assert await asyncio.wait_for(streaming_acks.get(), 10) == b"+TERM"
@@ -196,12 +175,12 @@ async def test_a_run_whose_extraction_fails_mid_stream_commits_nothing_and_the_l
     await extractor.sync(target, [rows(0, 3, "kept")])
     run_id = extractor.new_run_id()
     steps = await extractor.watch(run_id)
-    progress = await rows_loaded(extractor, run_id)
+    progress = await extractor.rows_loaded(run_id)
     streaming_acks = await extractor.acks("loader_streaming")
 
     writer = await stream(extractor, "full", target, run_id)
     await writer.write(rows(0, 200, "lost"))
-    await reach(progress, 200)
+    await progress.reach(200)
     error = ErrorInfo(code="source_error", message="the source went away")
     await extractor.step(run_id, RunStep.FAILED, Failed(tenant_id=extractor.tenant_id, run_id=run_id, step="extract",
                                                         error=error))  # fmt: skip
@@ -237,20 +216,15 @@ async def test_a_loader_killed_mid_stream_commits_nothing_and_its_redelivery_com
     path = loader_settings.lakehouse / target.catalog / target.schema_name / target.name
     process = await loader_process(loader_settings, tmp_path / "loader.log")
     run_id = extractor.new_run_id()
-    try:
-        await extractor.sync(target, [rows(0, 10, "before")], timeout=60.0)
-        steps = await extractor.watch(run_id)
-        progress = await rows_loaded(extractor, run_id)
-        writer = await stream(extractor, mode, target, run_id, cursor="id")
-        await writer.write(rows(10, 400))
-        await writer.write(rows(410, 400))
-        await reach(progress, 800, timeout=60.0)
-        process.kill()
-        await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    await extractor.sync(target, [rows(0, 10, "before")], timeout=60.0)
+    steps = await extractor.watch(run_id)
+    progress = await extractor.rows_loaded(run_id)
+    writer = await stream(extractor, mode, target, run_id, cursor="id")
+    await writer.write(rows(10, 400))
+    await writer.write(rows(410, 400))
+    await progress.reach(800, timeout=60.0)
+    process.kill()
+    await process.wait()
     assert commits_of(path, run_id) == 0
 
     await writer.write(rows(810, 400))
@@ -292,12 +266,12 @@ async def test_while_the_loader_follows_one_run_another_extracted_run_is_loaded_
     slow, quick = extractor.target("streamed_slow"), extractor.target("streamed_quick")
     slow_id, quick_id = extractor.new_run_id(), extractor.new_run_id()
     slow_steps, quick_steps = await extractor.watch(slow_id), await extractor.watch(quick_id)
-    progress = await rows_loaded(extractor, slow_id)
+    progress = await extractor.rows_loaded(slow_id)
     streaming_acks = await extractor.acks("loader_streaming")
 
     slow_writer = await stream(extractor, "full", slow, slow_id)
     await slow_writer.write(rows(0, 100))
-    await reach(progress, 100)  # the loader's one streamed load follows the slow run
+    await progress.reach(100)  # the loader's one streamed load follows the slow run
     quick_writer = await stream(extractor, "full", quick, quick_id)
     await quick_writer.write(rows(0, 50))
     await extractor.announce(extractor.extracted(quick_id, quick, SCHEMA, await quick_writer.close(), 50))

@@ -114,9 +114,7 @@ class LoadWorker:
             return
         async with self._cancellation(run_id) as cancelled:
             await self._step(Loading(tenant_id=extracted.tenant_id, run_id=run_id), RunStep.LOADING, run_id)
-            if self.fault_exit_while is not None and self.fault_exit_while.exists():
-                log.error("run %s: %s exists, so the loader exits now (a fault test)", run_id, self.fault_exit_while)
-                os._exit(70)
+            self._exit_if_faulted(run_id)
             schema = decode_schema(extracted)
             staging = self.staging()
             plan = LoadPlan(
@@ -129,14 +127,9 @@ class LoadWorker:
                 source_types={column.name: column.source_type for column in extracted.columns},
                 source_keys=self._source_keys(extracted, staging),
             )
-            attributes = {
-                "lakegate.run_id": run_id,
-                "lakegate.table": str(extracted.target),
-                "lakegate.mode": plan.mode,
-            }
             # Staged parts are read while the warehouse writes them, so one span holds reading, writing and commit.
             with self.metrics.phase("load"), tracer(__name__).start_as_current_span("warehouse commit") as span:
-                span.set_attributes(attributes)
+                span.set_attributes(_attributes(plan))
                 result = await self._commit_files(extracted, plan, staging, cancelled)
                 if result is None:
                     parts = _until(cancelled, self._checked_parts(extracted, schema, staging), run_id, extracted.target)
@@ -161,9 +154,7 @@ class LoadWorker:
             # Its message id names the attempt: an `extracted` run whose parts a load follows is not loaded twice.
             loading = Loading(tenant_id=streaming.tenant_id, run_id=run_id)
             await self._step(loading, RunStep.LOADING, run_id, suffix=streaming.attempt)
-            if self.fault_exit_while is not None and self.fault_exit_while.exists():
-                log.error("run %s: %s exists, so the loader exits now (a fault test)", run_id, self.fault_exit_while)
-                os._exit(70)
+            self._exit_if_faulted(run_id)
             schema = decode_schema(streaming)
             plan = LoadPlan(
                 target=streaming.target,
@@ -174,13 +165,8 @@ class LoadWorker:
                 cursor=streaming.cursor_column,
                 source_types={column.name: column.source_type for column in streaming.columns},
             )
-            attributes = {
-                "lakegate.run_id": run_id,
-                "lakegate.table": str(streaming.target),
-                "lakegate.mode": plan.mode,
-            }
             with self.metrics.phase("load"), tracer(__name__).start_as_current_span("warehouse commit") as span:
-                span.set_attributes({**attributes, "lakegate.streaming": True})
+                span.set_attributes({**_attributes(plan), "lakegate.streaming": True})
                 parts = _until(
                     cancelled, self._followed_parts(streaming, schema, staging, steps), run_id, streaming.target
                 )
@@ -195,6 +181,12 @@ class LoadWorker:
             if result.already_committed and steps.end.abandoned is not None:
                 return  # committed and reported by whoever took the run over
         await self._loaded(streaming.tenant_id, run_id, streaming.target, streaming.sync_mode, result, staging)
+
+    def _exit_if_faulted(self, run_id: str) -> None:
+        """A fault test's crash in the middle of a load: end the process while `fault_exit_while` exists."""
+        if self.fault_exit_while is not None and self.fault_exit_while.exists():
+            log.error("run %s: %s exists, so the loader exits now (a fault test)", run_id, self.fault_exit_while)
+            os._exit(70)
 
     async def _loaded(
         self, tenant_id: str, run_id: str, target: TableRef, mode: SyncMode, result: LoadResult, staging: StagingStore
@@ -461,3 +453,8 @@ async def _closing(batches: AsyncIterator[pa.RecordBatch]) -> AsyncIterator[Asyn
         yield batches
     finally:
         await _close(batches)
+
+
+def _attributes(plan: LoadPlan) -> dict[str, str]:
+    """The span attributes that name a load."""
+    return {"lakegate.run_id": plan.run_id, "lakegate.table": str(plan.target), "lakegate.mode": plan.mode}
