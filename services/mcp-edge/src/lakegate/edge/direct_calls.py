@@ -14,7 +14,7 @@ internal-error mapping, the SDK's span, audit, scopes, rate limits, cancel routi
 any other the server has, but for four that provably do nothing for such a request
 (`IDLE_FOR_DIRECT_CALLS`). What runs inside them mirrors `ServerRunner._inner`, `MCPServer._handle_call_tool`,
 `LakegateServer.call_tool`, `Tool.run` and `FuncMetadata.convert_result`, error for error: invalid
-arguments are an `isError` result naming each argument (`failures.argument_problems`), a tool's
+arguments are an `isError` result naming each argument (`failures.arguments_named`), a tool's
 `ToolError` is `Error executing tool <name>: <message>`, a crash is `Error executing tool <name>`
 with the traceback logged, an `MCPError` is the protocol error it carries.
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import pydantic_core
 from lakegate.edge.changes import CHANGES_RESOURCES, ResourceChanges
-from lakegate.edge.failures import argument_problems
+from lakegate.edge.failures import arguments_named
 from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.task_calls import TaskCalls
 from mcp.server.connection import Connection
@@ -230,12 +230,8 @@ class DirectCalls:
             _methods.validate_client_request(ctx.method, ctx.protocol_version, params)
         tool = self._tools[params["name"]]
         try:
-            try:
+            with arguments_named(tool.name):  # as `LakegateServer.call_tool`
                 return await tool.run(params.get("arguments") or {}, ctx.protocol_version)
-            except ToolError as exc:  # `LakegateServer.call_tool`: arguments named one by one
-                if isinstance(exc.__cause__, ValidationError):
-                    raise ToolError(argument_problems(tool.name, exc.__cause__)) from exc.__cause__
-                raise
         except MCPError:
             raise
         except Exception as exc:  # `MCPServer._handle_call_tool`
