@@ -216,7 +216,8 @@ async def test_the_catalogs_command_consumers_leave_extract_commands_to_the_extr
     assert await settled.of(await peer.command(peer.topology.cmd_audit, _audit(peer, 1), "audit")) == "+ACK"
 
     stream = peer.topology.cmd_stream.name
-    # The server removes an acknowledged message from the work queue just after the ack is seen on the wire.
+    # The server removes an acknowledged message from the work queue just after the ack is seen on the wire;
+    # nothing signals the removal, so poll the stream's count for up to 5 s.
     for _ in range(100):
         if (waiting := (await peer.js.stream_info(stream)).state.messages) < 2:
             break

@@ -5,7 +5,7 @@ middleware chain, validates the params twice (surface and typed), wraps the tool
 looks it up in the tool manager, validates the arguments, converts the result into a
 `CallToolResult`, dumps it and validates the dump again against the protocol version's shape.
 `DirectCalls` does the same work with what can be built once: the chain is composed at start,
-each tool's argument validation and result serialization are precompiled (`DirectTool`), the
+each tool's result serialization is precompiled (`DirectTool`), the
 connection of each protocol version is shared (born ready, nothing registers on it: no direct tool
 takes a `Context`), and the result is written as the wire dict at once.
 
@@ -14,7 +14,7 @@ internal-error mapping, the SDK's span, audit, scopes, rate limits, cancel routi
 any other the server has, but for four that provably do nothing for such a request
 (`IDLE_FOR_DIRECT_CALLS`). What runs inside them mirrors `ServerRunner._inner`, `MCPServer._handle_call_tool`,
 `LakegateServer.call_tool`, `Tool.run` and `FuncMetadata.convert_result`, error for error: invalid
-arguments are an `isError` result naming each argument (`failures.argument_problems`), a tool's
+arguments are an `isError` result naming each argument (`failures.arguments_named`), a tool's
 `ToolError` is `Error executing tool <name>: <message>`, a crash is `Error executing tool <name>`
 with the traceback logged, an `MCPError` is the protocol error it carries.
 
@@ -29,7 +29,6 @@ every request when `LAKEGATE_EDGE_DIRECT_TOOL_CALLS=false`, is served by `serve_
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import Any
 
 import pydantic_core
 from lakegate.edge.changes import CHANGES_RESOURCES, ResourceChanges
-from lakegate.edge.failures import argument_problems
+from lakegate.edge.failures import arguments_named
 from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.task_calls import TaskCalls
 from mcp.server.connection import Connection
@@ -55,7 +54,6 @@ from mcp_types import INTERNAL_ERROR, CallToolResult, RequestParams
 from mcp_types import methods as _methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic.fields import FieldInfo
 
 #: The SDK's logger for tool failures (`MCPServer._handle_call_tool`), so log lines stay where they were.
 sdk_log = logging.getLogger("mcp.server.mcpserver.server")
@@ -71,29 +69,15 @@ _DIRECT_KEYS = frozenset({"name", "arguments", "_meta"})
 
 
 class DirectTool:
-    """One tool's call, precompiled: its argument validator, its function and its result serializer."""
+    """One tool's call, precompiled: its function and its result serializer."""
 
     def __init__(self, tool: Tool) -> None:
         metadata: FuncMetadata = tool.fn_metadata
         self.name = tool.name
         self._fn: Callable[..., Awaitable[Any]] = tool.fn
-        self._arg_model = metadata.arg_model
-        fields: dict[str, FieldInfo] = dict(metadata.arg_model.model_fields)
-        # `FuncMetadata.pre_parse_json`: a string for a field that is not a `str` may be JSON to parse first.
-        self._json_keys = frozenset(
-            key
-            for name, info in fields.items()
-            if info.annotation is not str
-            for key in (name, *((info.alias,) if info.alias else ()))
-        )
-        # `ArgModelBase.model_dump_one_level`: each field under its alias, else its name.
-        self._kwargs = tuple((name, info.alias or name) for name, info in fields.items())
-        self._output_model = metadata.output_model if metadata.output_schema is not None else None
-        self._wrap = metadata.wrap_output
-        self._adapter: TypeAdapter[Any] | None = (
-            metadata._output_adapter(self._output_model) if self._output_model is not None else None
-        )
         self._metadata = metadata
+        # `fits` admits only tools with an unwrapped structured output model.
+        self._adapter: TypeAdapter[Any] = metadata._output_adapter(metadata.output_model)
 
     @staticmethod
     def fits(tool: Tool) -> bool:
@@ -109,29 +93,10 @@ class DirectTool:
             and tool.name not in CHANGES_RESOURCES
         )
 
-    def _arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        if self._json_keys:
-            parsed = None
-            for key, value in arguments.items():
-                if isinstance(value, str) and key in self._json_keys:
-                    try:
-                        candidate = json.loads(value)
-                    except (ValueError, RecursionError):
-                        continue
-                    if isinstance(candidate, str | int | float):
-                        continue
-                    if parsed is None:
-                        parsed = dict(arguments)
-                    parsed[key] = candidate
-            if parsed is not None:
-                arguments = parsed
-        model = self._arg_model.model_validate(arguments)
-        return {out: getattr(model, name) for name, out in self._kwargs}
-
     async def run(self, arguments: dict[str, Any], version: str) -> dict[str, Any]:
         """`Tool.run` with `convert_result`, then the result's wire dict; raises what `Tool.run` raises."""
         try:
-            kwargs = self._arguments(arguments)
+            kwargs = self._metadata.validate_arguments(arguments)
         except ValidationError as exc:
             raise ToolError(f"Error executing tool {self.name}: {exc}") from exc
         except MCPError:
@@ -140,7 +105,7 @@ class DirectTool:
             raise UnexpectedToolError(f"Error executing tool {self.name}") from exc
         try:
             result = await self._fn(**kwargs)
-            if isinstance(result, CallToolResult) or not isinstance(result, BaseModel) or self._adapter is None:
+            if isinstance(result, CallToolResult) or not isinstance(result, BaseModel):
                 converted = self._metadata.convert_result(result)
             else:
                 return self._structured(result)
@@ -156,9 +121,6 @@ class DirectTool:
 
     def _structured(self, result: BaseModel) -> dict[str, Any]:
         """`convert_result` of a model and the runner's dump of it at once: the text and the structured content."""
-        assert self._adapter is not None
-        if self._wrap:
-            raise TypeError("a wrapped output is converted by the SDK")  # `fits` leaves these to the SDK
         validated = self._adapter.validate_python(result, by_alias=True, by_name=True)
         if not isinstance(validated, BaseModel):
             structured = self._adapter.dump_python(validated, mode="json", by_alias=True)
@@ -268,12 +230,8 @@ class DirectCalls:
             _methods.validate_client_request(ctx.method, ctx.protocol_version, params)
         tool = self._tools[params["name"]]
         try:
-            try:
+            with arguments_named(tool.name):  # as `LakegateServer.call_tool`
                 return await tool.run(params.get("arguments") or {}, ctx.protocol_version)
-            except ToolError as exc:  # `LakegateServer.call_tool`: arguments named one by one
-                if isinstance(exc.__cause__, ValidationError):
-                    raise ToolError(argument_problems(tool.name, exc.__cause__)) from exc.__cause__
-                raise
         except MCPError:
             raise
         except Exception as exc:  # `MCPServer._handle_call_tool`

@@ -245,24 +245,20 @@ class JsonExchanges:
     async def _serve(
         self, request: Request, request_id: RequestId, method: str, params: Any, version: str
     ) -> dict[str, Any] | ErrorData:
+        try:
+            return await self._serve_one(request, request_id, method, params, version)
+        except Exception as exc:
+            return _error_data(method, exc)
+
+    def _serve_one(
+        self, request: Request, request_id: RequestId, method: str, params: Any, version: str
+    ) -> Awaitable[dict[str, Any]]:
+        """The handler chain's result for one request: directly (`direct_calls`) when it can be, else `serve_one`."""
         context = _ExchangeContext(
             transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
             request_id=request_id,
             message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False),
         )
-        try:
-            return await self._serve_one(context, request, method, params, version)
-        except Exception as exc:
-            error = handler_exception_to_error_data(exc)
-            if error is None:
-                log.error("handler for %r raised", method, exc_info=exc)
-                error = internal_error(method).error
-            return error
-
-    def _serve_one(
-        self, context: _ExchangeContext, request: Request, method: str, params: Any, version: str
-    ) -> Awaitable[dict[str, Any]]:
-        """The handler chain's result for one request: directly (`direct_calls`) when it can be, else `serve_one`."""
         lifespan_state = self._manager._lifespan_state  # set by the manager's run(), read by every path
         direct = self._direct.accepts(method, params, version) if self._direct is not None else None
         if direct is not None:
@@ -313,13 +309,8 @@ class JsonExchanges:
     ) -> None:
         request_id: RequestId = message["id"]
         version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER, DEFAULT_NEGOTIATED_VERSION)
-        context = _ExchangeContext(
-            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
-            request_id=request_id,
-            message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False),
-        )
         handler = asyncio.ensure_future(
-            self._serve_one(context, request, message["method"], message.get("params"), version)
+            self._serve_one(request, request_id, message["method"], message.get("params"), version)
         )
         # The client leaving cancels the handler; no answer is written then.
         gone = asyncio.ensure_future(_disconnected(receive))
@@ -331,12 +322,8 @@ class JsonExchanges:
                 return  # the client left: the work stopped, and there is nobody to answer
             raise
         except Exception as exc:
-            error = handler_exception_to_error_data(exc)
-            if error is None:  # -32603, as `internal_errors` answers on every other path
-                log.error("handler for %r raised", message["method"], exc_info=exc)
-                error = internal_error(str(message["method"])).error
             answer = (
-                JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+                JSONRPCError(jsonrpc="2.0", id=request_id, error=_error_data(str(message["method"]), exc))
                 .model_dump_json(by_alias=True, exclude_unset=True)
                 .encode()
             )
@@ -346,6 +333,15 @@ class JsonExchanges:
             gone.cancel()
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON_HEADERS, _length(answer)]})
         await send({"type": "http.response.body", "body": answer})
+
+
+def _error_data(method: str, exc: Exception) -> ErrorData:
+    """The error an exception of `method`'s handler answers: the SDK's mapping, else -32603 as `internal_errors`."""
+    error = handler_exception_to_error_data(exc)
+    if error is None:
+        log.error("handler for %r raised", method, exc_info=exc)
+        error = internal_error(method).error
+    return error
 
 
 def _error(request_id: RequestId | None, code: int, message: str) -> dict[str, Any]:

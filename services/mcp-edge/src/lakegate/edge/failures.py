@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
@@ -155,3 +156,14 @@ def argument_problems(tool: str, exc: ValidationError) -> str:
         f"the arguments of {tool} do not fit its input schema: {'; '.join(problems)}. "
         "Fix them and call again; tools/list shows each argument's type and limits."
     )
+
+
+@contextmanager
+def arguments_named(tool: str) -> Iterator[None]:
+    """Re-raises the `ToolError` of arguments that do not fit the schema as one naming each (`argument_problems`)."""
+    try:
+        yield
+    except ToolError as exc:
+        if isinstance(exc.__cause__, ValidationError):
+            raise ToolError(argument_problems(tool, exc.__cause__)) from exc.__cause__
+        raise

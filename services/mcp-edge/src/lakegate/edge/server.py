@@ -12,7 +12,7 @@ from lakegate.edge.cancellation import CancelRouting
 from lakegate.edge.changes import ResourceChanges
 from lakegate.edge.completions import add_completions
 from lakegate.edge.direct_calls import DirectCalls
-from lakegate.edge.failures import argument_problems, unknown_tool
+from lakegate.edge.failures import arguments_named, unknown_tool
 from lakegate.edge.internal_errors import InternalErrors
 from lakegate.edge.missing_resources import MissingResources
 from lakegate.edge.observed import ObservedCalls
@@ -34,7 +34,6 @@ from lakegate.edge.tools.sync import add_sync_tools
 from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
@@ -127,12 +126,8 @@ class LakegateServer(MCPServer):
         """
         if not self._knows(name):
             raise unknown_tool(name)
-        try:
+        with arguments_named(name):
             return await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                raise ToolError(argument_problems(name, exc.__cause__)) from exc.__cause__
-            raise
 
     async def list_resources(self) -> list[Resource]:
         """The static resources, then the concrete ones of the caller's tenant."""

@@ -239,8 +239,9 @@ class TaskCalls:
         if _modern(ctx):
             plain = {key: value for key, value in params.items() if key != "task"}  # not a 2026 field
             arguments = params.get("arguments")
-            fits = isinstance(arguments, dict) and self._fits(name, arguments)
-            if name not in TASK_TOOLS or not declares_extension(ctx) or not fits:
+            # Validate the arguments ahead of the call only for a task call: every other call would pay it twice.
+            task = name in TASK_TOOLS and declares_extension(ctx)
+            if not (task and isinstance(arguments, dict) and self._fits(name, arguments)):
                 # Arguments that do not fit get their tool error at once, not a task to poll for it.
                 return await call_next(replace(ctx, params=plain) if "task" in params else ctx)
             record = self._start(ctx, plain, call_next, DEFAULT_TTL_MS)
