@@ -207,9 +207,8 @@ class SourceConnections:
     @contextlib.asynccontextmanager
     async def hold(self, source: str, count: int = READ_CONNECTIONS) -> AsyncIterator[Held]:
         """Wait until `count` connections to `source` are free, and hold them for the block."""
-        held = Held(self, source, 0)
         await self._take(source, count)
-        held.count = count
+        held = Held(self, source, count)
         token = CURRENT.set(held)
         try:
             yield held
