@@ -204,6 +204,11 @@ class SourceConnections:
         held = self._sources.get(source)
         return held.used if held else 0
 
+    def waiting(self, source: str) -> int:
+        """Runs waiting for connections to `source` now."""
+        held = self._sources.get(source)
+        return sum(not waiter.done() for _, waiter in held.waiting) if held else 0
+
     @contextlib.asynccontextmanager
     async def hold(self, source: str, count: int = READ_CONNECTIONS) -> AsyncIterator[Held]:
         """Wait until `count` connections to `source` are free, and hold them for the block."""
