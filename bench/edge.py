@@ -85,9 +85,16 @@ def warm_up(url: str, call: dict[str, Any], timeout: float = 60.0) -> None:
         answer.read()
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    return sum(cpu_split(pid))
 
 
 def _children(pid: int) -> list[int]:
@@ -124,7 +131,7 @@ def measure(url: str, call: dict[str, Any], connections: int, seconds: int, pids
         script.write(_LUA.format(body=body))
     try:
         reference = reference_us()
-        before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         load_before = load()
         out = subprocess.run(
             [
@@ -146,7 +153,7 @@ def measure(url: str, call: dict[str, Any], connections: int, seconds: int, pids
             text=True,
             check=True,
         ).stdout
-        after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     finally:
         os.unlink(script.name)
     calls = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 from deltalake import write_deltalake
 from lakegate.loader.warehouses.delta import QUERY_CACHE_BYTES, LocalLakehouse
@@ -33,26 +34,10 @@ QUERIES = ("SELECT 1", "SELECT count(*), max(v) FROM bronze.t")
 def _children_cpu() -> float:
     """CPU seconds of this process's live children and grandchildren (the fork server's statement workers)."""
     total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    me = os.getpid()
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    for pid, cpu in times.items():
-        ancestor = parents.get(pid)
-        while ancestor is not None and ancestor not in (me, 0, 1):
-            ancestor = parents.get(ancestor)
-        if ancestor == me:
-            total += cpu
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a worker may end between the listing and the reading
+            times = child.cpu_times()
+            total += times.user + times.system
     return total
 
 

@@ -67,23 +67,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from bench.edge import reference_us
+from bench.edge import cpu_seconds, cpu_split, reference_us
+from bench.machine import load
 
-_TICK = os.sysconf("SC_CLK_TCK")
 SourceAnswer = _answer_of(SourceList)
 PREFIX = "bench"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    user, system = cpu_split(pid)
-    return user + system
-
-
-def cpu_split(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
 @dataclass(frozen=True)
@@ -235,7 +223,7 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
                             await _written(_profile_of(args.out, catalog.name))
                             print(_summary(_profile_of(args.out, catalog.name), figure.calls, catalog.name))
                         print(f"{catalog.name:8} {figure.line()}", flush=True)
-    print(f"reference_us {reference_us():.1f}, load {os.getloadavg()[0]:.1f}")
+    print(f"reference_us {reference_us():.1f}, load {load()[0]:.1f}")
     await broker.stop()
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import nats
+from lakegate.common.contracts.runs import Progress
 from lakegate.devstack.stack import Stack
+from nats.aio.msg import Msg
 
 
 @asynccontextmanager
@@ -18,12 +18,12 @@ async def extracting_runs(stack: Stack) -> AsyncIterator[asyncio.Queue[str]]:
     nc = await nats.connect(stack.urls.nats, **stack.nats_credentials())
     extracting: asyncio.Queue[str] = asyncio.Queue()
 
-    async def on_progress(msg: Any) -> None:
-        body = json.loads(msg.data)
-        if body.get("step") == "extracting" and body.get("rows", 0) > 0:
-            extracting.put_nowait(body["run_id"])
+    async def on_progress(msg: Msg) -> None:
+        progress = Progress.model_validate_json(msg.data)
+        if progress.step == "extracting" and progress.rows > 0:
+            extracting.put_nowait(progress.run_id)
 
-    await nc.subscribe("lakegate.progress.*", cb=on_progress)
+    await nc.subscribe(stack.topology.progress("*"), cb=on_progress)
     await nc.flush()
     try:
         yield extracting

@@ -12,17 +12,14 @@ from lakegate.common.contracts.runs import Extracted
 from lakegate.common.settings import NatsSettings
 from lakegate.extractor.config import ExtractorSettings
 
-from .conftest import SEAL_KEYS, FakeCatalog, login_for
+from .conftest import FakeCatalog, harness_settings, login_for
 
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
     """An extractor told to load the driver library by its path (here the wheel's own, found by path)."""
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         adbc_driver=Path(adbc_driver_postgresql._driver_path()),
     )
 

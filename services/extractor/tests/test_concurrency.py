@@ -53,7 +53,7 @@ async def most_sessions(dsn: str) -> AsyncIterator[list[int]]:
     async def sample() -> None:
         while True:
             seen[0] = max(seen[0], len(await sessions_of_the_extractor(conn, database)))
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # PostgreSQL announces no new session: sample pg_stat_activity
 
     task = asyncio.create_task(sample())
     try:
@@ -147,7 +147,7 @@ async def test_a_run_that_stops_while_waiting_for_its_source_leaves_the_places_t
     await second.__aenter__()
     waiting = asyncio.create_task(_hold_once(pool))
     after = asyncio.create_task(_hold_once(pool))
-    await eventually(_idle(waiting, after), "both waiting for a place")
+    await eventually(_queued(pool, 2), "both waiting for a place")
     waiting.cancel()
     await first.__aexit__(None, None, None)
     async with asyncio.timeout(5):
@@ -161,9 +161,8 @@ async def _hold_once(pool: SourceConnections) -> None:
         pass
 
 
-def _idle(*tasks: asyncio.Task[None]) -> Callable[[], Awaitable[bool]]:
+def _queued(pool: SourceConnections, count: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        await asyncio.sleep(0)
-        return not any(task.done() for task in tasks)
+        return pool.waiting("t/src") == count
 
     return check

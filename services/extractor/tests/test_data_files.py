@@ -13,17 +13,14 @@ from lakegate.common.settings import NatsSettings
 from lakegate.common.staging import DATA_FILES_DIR
 from lakegate.extractor.config import ExtractorSettings
 
-from .conftest import SEAL_KEYS, FakeCatalog, login_for
+from .conftest import FakeCatalog, harness_settings, login_for
 
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings, tmp_path: Path) -> ExtractorSettings:
     """Tables above 256 KiB are read in 3 ranges; every full sync is staged under `tmp_path/_staging`."""
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         batch_rows=1000,
         batch_bytes=256 * 1024,
         parallel_min_bytes=256 * 1024,

@@ -24,7 +24,7 @@ from lakegate.extractor.connections import connect
 from lakegate.extractor.exploration import exploration_session, query_source, read_only_transaction
 from lakegate.extractor.logins import Credentials
 
-from .conftest import SEAL_KEYS, FakeCatalog, login_for
+from .conftest import FakeCatalog, harness_settings, login_for
 from .hostile_source import MARKER, SCHEMA, fingerprint, until_the_extractor_left
 
 #: No calls read off the SQL: the allow-list passes everything, so these tests meet the database's walls alone.
@@ -70,11 +70,8 @@ ANALYZE;
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings) -> ExtractorSettings:
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         query_timeout=2.0,
         query_max_bytes=64 * 1024,
     )

@@ -19,7 +19,7 @@ from lakegate.devstack.postgres import PASSWORD_ROLE
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.secret_references import MAX_FILE_BYTES, resolve_reference
 
-from .conftest import SEAL_KEYS, FakeCatalog, login_for
+from .conftest import FakeCatalog, harness_settings, login_for
 
 PASSWORD = "ref-Secret-ünï-42"
 
@@ -31,11 +31,8 @@ def secrets_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(nats_settings: NatsSettings, secrets_dir: Path) -> ExtractorSettings:
-    return ExtractorSettings(
-        nats=nats_settings,
-        seal_keys=SEAL_KEYS,
-        allow_private_sources=True,
-        connect_timeout=5.0,
+    return harness_settings(
+        nats_settings,
         secret_dirs=[str(secrets_dir)],
     )
 

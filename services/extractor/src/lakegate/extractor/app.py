@@ -43,7 +43,6 @@ class ExtractorState:
     settings: ExtractorSettings
     extractor: Extractor
     ranges: RangeWorker
-    sources: SourceConnections
     health_port: int | None
 
 
@@ -124,4 +123,4 @@ async def serve(settings: ExtractorSettings) -> AsyncIterator[ExtractorState]:
         settings.source_connections,
     )
     async with started(rt, settings) as health_port:
-        yield ExtractorState(rt, settings, extractor, ranges, sources, health_port)
+        yield ExtractorState(rt, settings, extractor, ranges, health_port)

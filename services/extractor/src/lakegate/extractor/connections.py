@@ -204,12 +204,16 @@ class SourceConnections:
         held = self._sources.get(source)
         return held.used if held else 0
 
+    def waiting(self, source: str) -> int:
+        """Runs waiting for connections to `source` now."""
+        held = self._sources.get(source)
+        return sum(not waiter.done() for _, waiter in held.waiting) if held else 0
+
     @contextlib.asynccontextmanager
     async def hold(self, source: str, count: int = READ_CONNECTIONS) -> AsyncIterator[Held]:
         """Wait until `count` connections to `source` are free, and hold them for the block."""
-        held = Held(self, source, 0)
         await self._take(source, count)
-        held.count = count
+        held = Held(self, source, count)
         token = CURRENT.set(held)
         try:
             yield held
