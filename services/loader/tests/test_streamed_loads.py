@@ -283,6 +283,6 @@ async def test_while_the_loader_follows_one_run_another_extracted_run_is_loaded_
     await extractor.announce(extractor.extracted(slow_id, slow, SCHEMA, await slow_writer.close(), 200))
     assert (await slow_steps.next(Loaded)).row_count == 200
     # The quick run's `streaming`, taken last, finds it loaded and stops.
-    assert [await asyncio.wait_for(streaming_acks.get(), 10) for _ in range(2)] == [b"+ACK", b"+ACK"]
+    assert [await asyncio.wait_for(streaming_acks.get(), 30) for _ in range(2)] == [b"+ACK", b"+ACK"]
     assert commits_of(table_path(loader, quick), quick_id) == 1
     assert ids_in(table_path(loader, quick)) == list(range(50))
