@@ -9,9 +9,11 @@ import pytest
 from lakegate.extractor import decoders
 
 
-def test_uuids_become_their_canonical_text_in_slices_and_around_nulls() -> None:
+@pytest.mark.parametrize("storage", [pa.binary(16), pa.binary()], ids=["fixed", "variable"])
+def test_uuids_become_their_canonical_text_in_slices_and_around_nulls(storage: pa.DataType) -> None:
+    """The driver sends 16 fixed bytes from 1.9 on, and variable binary (nulls zero bytes long) before."""
     values = [uuid.uuid4() for _ in range(9)]
-    raw = pa.array([None if i % 3 == 1 else v.bytes for i, v in enumerate(values)], pa.binary(16))
+    raw = pa.array([None if i % 3 == 1 else v.bytes for i, v in enumerate(values)], storage)
 
     for offset in (0, 1, 4):
         got = decoders.uuid_text(raw.slice(offset, 5)).to_pylist()

@@ -73,6 +73,8 @@ def uuid_text(values: pa.Array) -> pa.Array:
     storage = _storage(values)
     if pa.types.is_string(storage.type):
         return storage
+    if not pa.types.is_fixed_size_binary(storage.type):  # the driver before 1.9: variable binary
+        storage = pc.cast(storage, pa.binary(16))
     rows = len(storage)
     data = storage.buffers()[1]
     raw = np.frombuffer(data, dtype=np.uint8, count=rows * 16, offset=storage.offset * 16).reshape(rows, 16)
