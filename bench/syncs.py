@@ -190,6 +190,10 @@ class Agent:
             raise ToolFailed(tool, "the tool returned no structured content")
         return dict(result.structured_content)
 
+    async def phases(self, run_id: str, sent: float, answered: float) -> dict[str, float]:
+        """Seconds of each phase of run `run_id` (`Timeline`), for a call sent and answered at these times."""
+        return await self._timeline.phases(run_id, sent, answered)
+
     async def connect(self, source: SourceDatabase, name: str) -> None:
         """Register the source, as an agent would, with its password login."""
         answer = await self.call(
@@ -231,7 +235,7 @@ class Agent:
         figures.run_seconds.append(run.get("duration_seconds"))
         figures.rows.append(run.get("row_count"))
         figures.peaks.append(sampler.peaks)
-        figures.phases.append(await self._timeline.phases(str(run.get("run_id")), sent, answered))
+        figures.phases.append(await self.phases(str(run.get("run_id")), sent, answered))
         figures.sampled_peaks.append(sampler.sampled)
 
 

@@ -95,17 +95,25 @@ async def _figure(
     async with agent(stack, source, name=f"bench{'pinned' if pinned else ''}") as driver:
         for _ in range(repeat):
             with PeakSampler(pids) as sampler:
-                cpu_before, began = cpu_seconds(pids), time.perf_counter()
+                cpu_before, began, sent = cpu_seconds(pids), time.perf_counter(), time.time()
                 answer = await driver.call(
                     "sync_table_to_bronze", {"connection_id": driver.connection_id, "table_name": tables}
                 )
-                seconds, cpu_after = time.perf_counter() - began, cpu_seconds(pids)
+                seconds, cpu_after, answered = time.perf_counter() - began, cpu_seconds(pids), time.time()
             calls.append(
                 {
                     "seconds": seconds,
                     "outcomes": {t["source_table"]: t["outcome"] for t in answer["tables"]},
                     "peak_rss_mib": {name: round(b / MIB, 1) for name, b in sampler.peaks.items()},
                     "cpu_seconds": {name: round(cpu_after[name] - cpu_before[name], 2) for name in cpu_after},
+                    "phases": {
+                        t["source_table"]: {
+                            name: round(value, 2)
+                            for name, value in (await driver.phases(str(t["run"]["run_id"]), sent, answered)).items()
+                        }
+                        for t in answer["tables"]
+                        if t.get("run")
+                    },
                 }
             )
     copy_sum = sum(copies.values())
@@ -148,6 +156,8 @@ def main() -> None:
             f"{figure['ratio']:.2f}x; outcomes {sorted(set(best['outcomes'].values()))}; "
             f"peak RSS MiB {best['peak_rss_mib']}; CPU s {best['cpu_seconds']}"
         )
+        for table, phases in best["phases"].items():
+            print(f"  phases s {table}: {phases}")
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"tables-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path.write_text(json.dumps({"machine": describe_machine(), "figures": figures}, indent=2))

@@ -28,6 +28,7 @@ def settings(nats_settings: NatsSettings) -> ExtractorSettings:
         progress_interval=0.01,
         parallel_min_bytes=256 * 1024,
         parallel_ranges=4,
+        parallel_min_readers=1,  # split even with one replica, to test the ranges on one
     )
 
 

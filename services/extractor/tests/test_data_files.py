@@ -25,6 +25,7 @@ def settings(nats_settings: NatsSettings, tmp_path: Path) -> ExtractorSettings:
         batch_bytes=256 * 1024,
         parallel_min_bytes=256 * 1024,
         parallel_ranges=3,
+        parallel_min_readers=1,  # split even with one replica, to test the ranges on one
         lakehouse_dir=tmp_path,
     )
 

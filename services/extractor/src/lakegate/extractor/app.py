@@ -14,6 +14,7 @@ from lakegate.common.staging import DATA_FILES_DIR, DataFileStaging, JetStreamSt
 from lakegate.common.subjects import Topology
 from lakegate.extractor.config import ExtractorSettings
 from lakegate.extractor.connections import SourceConnections
+from lakegate.extractor.coordination import RANGES_DURABLE
 from lakegate.extractor.extraction import Extractor
 from lakegate.extractor.handlers import register_handlers
 from lakegate.extractor.logins import logins_from_settings
@@ -84,7 +85,7 @@ def _subscriptions(
         Subscription(
             topology.cmd_extract_range,
             commands,
-            topology.durable("extractor_ranges"),
+            topology.durable(RANGES_DURABLE),
             "extractor ranges",
             "Streams one range of a large table in its coordinator's snapshot; every replica takes its share.",
             _on_source(ranges.work, sources),

@@ -122,6 +122,15 @@ class ExtractorSettings(ServiceSettings, QuerySizeSettings):
         "several extractor replicas read in parallel, in one snapshot.",
     )
     parallel_ranges: int = Field(default=4, ge=2, le=256, description="How many ranges a large table is split into.")
+    parallel_min_readers: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Split a large table only when at least this many replicas are ready to read its ranges (each "
+        "keeps a pull request waiting on the ranges' consumer while it has a range slot free). One replica reads a "
+        "table faster as one stream: its ranges would be read one after another, cost the source more CPU than one "
+        "scan, and load only after the last. 1 splits every large table.",
+    )
     max_concurrent_runs: int = Field(
         default=2,
         ge=1,

@@ -37,12 +37,29 @@ from pydantic import TypeAdapter
 
 log = logging.getLogger(__name__)
 
+#: The durable consumer every replica takes `cmd.extract_range` from.
+RANGES_DURABLE = "extractor_ranges"
 #: Seconds one wait for range reports lasts before it is asked again.
 FETCH_WAIT = 5.0
 #: Seconds a consumer nobody fetches from lives on (its coordinator died).
 ABANDONED_AFTER = 600.0
 
 _REPORT: TypeAdapter[RangeExtracted | RangeFailed] = TypeAdapter(RangeExtracted | RangeFailed)
+
+
+async def ready_range_readers(rt: Runtime) -> int:
+    """Replicas ready to read a range now, this one included: the pull requests waiting on the ranges' consumer.
+
+    Each replica keeps one waiting while its range slot is free (`WorkPuller`). 0 when JetStream cannot say.
+    """
+    js = rt.broker.connection.jetstream()
+    durable = rt.topology.durable(RANGES_DURABLE)
+    try:
+        info = await js.consumer_info(rt.topology.cmd_stream.name, durable, timeout=2.0)
+    except Exception as exc:  # NATS away: read the table as one stream, which is always correct
+        log.warning("cannot ask JetStream how many replicas read ranges (%s); reading as one stream", exc)
+        return 0
+    return info.num_waiting or 0
 
 
 async def extract_in_ranges(

@@ -43,7 +43,7 @@ from lakegate.common.telemetry import tracer
 from lakegate.extractor.allowlist import refuse_sensitive_table
 from lakegate.extractor.cancellation import unless_cancelled
 from lakegate.extractor.config import ExtractorSettings
-from lakegate.extractor.coordination import extract_in_ranges
+from lakegate.extractor.coordination import extract_in_ranges, ready_range_readers
 from lakegate.extractor.cursors import CursorColumn, CursorValue, choose_cursor, late_window
 from lakegate.extractor.details import primary_key
 from lakegate.extractor.introspection import Relation, describe_source, resolve_table
@@ -143,7 +143,9 @@ class Extractor:
             cursor = await choose_cursor(
                 snapshot.conn, relation, key, mode=command.sync_mode, requested=command.cursor_column, since=since
             )
-            ranges = await plan_ranges(snapshot.conn, relation, key, self._settings)
+            ranges = await plan_ranges(
+                snapshot.conn, relation, key, self._settings, readers=lambda: ready_range_readers(self._rt)
+            )
             if ranges:
                 staged, rows, greatest = await self._in_ranges(command, attempt, snapshot, ranges, cursor, since)
             else:
