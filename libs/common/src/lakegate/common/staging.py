@@ -29,6 +29,7 @@ import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -430,21 +431,30 @@ def _checked_name(name: str) -> str:
 
 
 class _DataFileWriter:
-    """Batches to data files in a worker thread, so the event loop keeps heartbeating while Parquet is encoded."""
+    """Batches to data files in a worker thread, so the event loop keeps heartbeating while Parquet is encoded.
+
+    One thread of its own, not the loop's default pool: Arrow's allocator (mimalloc) keeps a heap per
+    thread, and row groups encoded on whichever of the pool's threads is free left a row group's worth
+    of freed memory in each of them.
+    """
 
     def __init__(self, directory: Path, location: str, schema: pa.Schema, target: TableRef) -> None:
         self._location, self._target = location, target
         self._schema = delta_schema(schema, target)
         self._files = datafiles.DataFileWriter(directory, self._schema)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data files")
 
     async def write(self, batch: pa.RecordBatch) -> None:
-        await asyncio.to_thread(self._write, batch)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch)
 
     def _write(self, batch: pa.RecordBatch) -> None:
         self._files.write(conform(batch, self._schema, self._target))
 
     async def close(self) -> StagedParts:
-        files = await asyncio.to_thread(self._files.close)
+        try:
+            files = await asyncio.get_running_loop().run_in_executor(self._thread, self._files.close)
+        finally:
+            self._thread.shutdown(wait=False)
         return StagedParts(
             store=DATA_FILES_STORE,
             location=self._location,
