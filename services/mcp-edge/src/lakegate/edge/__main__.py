@@ -7,6 +7,12 @@ each binds its own socket to the port with SO_REUSEPORT, so the kernel spreads c
 them, and each has its own NATS connection and audit trail. The first process alone serves the
 health port. It forwards a stop signal to the others and waits for them; if one of them ends, it
 stops the rest, so a supervisor sees the edge fail instead of serving with fewer processes.
+
+Once the server is built, the objects made so far (modules, schemas, validators: hundreds of
+thousands) are frozen out of the garbage collector's sight and its youngest generation is let grow
+to `GC_YOUNG_THRESHOLD` objects (`settle_garbage_collection`): the default of 700 collected every
+call or so, promoted the objects of the calls under way, and every full collection walked all
+of start-up's objects again, ~11% of the edge's CPU under load (py-spy, native frames).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -32,6 +39,16 @@ from pydantic import ValidationError
 log = logging.getLogger("lakegate.edge")
 
 PR_SET_PDEATHSIG = 1
+#: Objects allocated (less freed) between two collections of the youngest generation; CPython's default is 700.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_garbage_collection() -> None:
+    """Freeze what start-up made (it lives as long as the process) and collect the young less often."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 async def run(settings: EdgeSettings, *, workers: tuple[int, ...] = ()) -> None:
@@ -47,6 +64,7 @@ async def run(settings: EdgeSettings, *, workers: tuple[int, ...] = ()) -> None:
         threading.Thread(target=_stop_when_a_worker_ends, args=(loop, stop), daemon=True).start()
     session: asyncio.Task[None] | None = None
     async with serve(settings) as state:
+        settle_garbage_collection()
         if settings.transport == "stdio":
             session = asyncio.create_task(state.server.run_stdio_async())
             await _until_stopped(session, stop)
