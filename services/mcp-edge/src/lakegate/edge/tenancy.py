@@ -22,6 +22,8 @@ TENANT_CLAIM = "lakegate_tenant"
 #: The actor of a call without an access token (stdio, loopback HTTP).
 LOCAL_ACTOR = "local"
 TENANT_SCOPE_PREFIX = "tenant:"
+#: What a caller without a token may do: everything (made once, not per call).
+EVERY_SCOPE = frozenset(SCOPES)
 
 
 def tenant_from_token(token: AccessToken) -> str | None:
@@ -71,5 +73,5 @@ class Tenancy:
         """The lakegate scopes of the caller: its token's (with those they include), else every scope."""
         token = get_access_token()
         if token is None:
-            return frozenset(SCOPES)
+            return EVERY_SCOPE
         return granted(token.scopes)
