@@ -18,6 +18,7 @@ import hashlib
 from typing import Any
 
 import anyio
+from anyio._backends._asyncio import CancelScope as AsyncioCancelScope
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
@@ -44,7 +45,9 @@ class CancelRouting:
         if ctx.method != "tools/call" or ctx.request_id is None:
             return await call_next(ctx)
         key = self._key(ctx, ctx.request_id)
-        with anyio.CancelScope() as scope:
+        # anyio's own class for asyncio, which the edge always runs on: `anyio.CancelScope()` looks the
+        # event loop's library up (sniffio, then the backend) on every call first.
+        with AsyncioCancelScope() as scope:
             self._calls[key] = scope
             try:
                 return await call_next(ctx)
