@@ -6,7 +6,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-from lakegate.common.service import GC_YOUNG_THRESHOLD, settle_garbage_collection
+from lakegate.common.garbage import GC_YOUNG_THRESHOLD, settle_garbage_collection
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import nats
 import pytest
+from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker
 from lakegate.common.contracts.explore import QuerySource
 from lakegate.common.contracts.rpc import CancelCall, Reply
@@ -16,6 +18,8 @@ from lakegate.common.contracts.sources import SourceRef
 from lakegate.common.errors import InvalidInput, Unavailable
 from lakegate.common.rpc import RpcClient, answers
 from lakegate.common.settings import NatsSettings
+from lakegate.devstack.nats_server import NatsServer
+from lakegate.devstack.ports import free_port
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from opentelemetry.sdk.trace import TracerProvider
@@ -214,3 +218,41 @@ async def test_a_cancelled_call_tells_the_service_to_stop_and_the_next_call_is_a
     assert (await asyncio.wait_for(cancelled, 10)).call_id == "call-7"
     answer_ = await rpc.call(subject, SourceRef(tenant_id="t1", connection_id="src_next"), SourceRef)
     assert answer_.connection_id == "src_next"
+
+
+async def test_calls_are_answered_across_a_restart_of_the_nats_server_including_one_made_while_it_was_down(
+    tmp_path: Path,
+) -> None:
+    server = NatsServer(tmp_path / "nats", free_port())
+    server.start()
+    subject = "trestart.rpc.test.echo"
+    gone = asyncio.Event()
+
+    async def disconnected() -> None:
+        gone.set()
+
+    # What `create_broker` makes, plus a way to know when the client has seen the server go.
+    broker = NatsBroker(server.url, max_reconnect_attempts=-1, reconnect_time_wait=1, disconnected_cb=disconnected)
+    answering = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        await answering.subscribe(subject, cb=_echo(answering))
+        await answering.flush()
+        await broker.connect()
+        rpc = RpcClient(broker, timeout=20.0)
+        before = await rpc.call(subject, SourceRef(tenant_id="t1", connection_id="src_before"), SourceRef)
+        server.kill()
+        await asyncio.wait_for(gone.wait(), 20)
+        # Asked while the client knows the server is away: nats-py holds the request until it is back.
+        during = asyncio.ensure_future(
+            rpc.call(subject, SourceRef(tenant_id="t1", connection_id="src_during"), SourceRef)
+        )
+        server.start()
+
+        assert before.connection_id == "src_before"
+        assert (await asyncio.wait_for(during, 20)).connection_id == "src_during"
+        after = await rpc.call(subject, SourceRef(tenant_id="t1", connection_id="src_after"), SourceRef)
+        assert after.connection_id == "src_after"
+    finally:
+        await broker.stop()
+        await answering.close()
+        server.stop()

@@ -14,7 +14,8 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,22 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lakegate.common.api_tokens import READ, mint
-from lakegate.common.settings import NatsSettings
+from lakegate.common.settings import NatsSettings, TelemetrySettings
+from lakegate.common.telemetry import setup_telemetry
+from lakegate.edge import direct_calls
 from lakegate.edge.app import EdgeState, http_app, serve
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.listener import listening
 from lakegate.edge.ratelimits import RateLimitedCalls
 from lakegate.edge.server import LakegateServer
+from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server.context import HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -212,3 +223,62 @@ async def test_a_rate_limited_caller_gets_the_same_refusal_on_both_paths(
     refused = answers[-1][0][2]["result"]
     assert refused["isError"] is True
     assert refused["structuredContent"] == {"error": "rate_limited", "retry_after": 2.0}
+
+
+#: A client's sampled trace, as it sends it in `_meta`.
+CLIENT_TRACEPARENT = f"00-{'ab' * 16}-{'cd' * 8}-01"
+
+
+async def test_the_direct_path_opens_the_same_tools_call_span_as_the_sdks_middleware() -> None:
+    setup_telemetry("edge", TelemetrySettings())  # what an edge's runtime installs, unless one did already
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    params = {"name": "list_sources", "arguments": {}, "_meta": {"traceparent": CLIENT_TRACEPARENT}}
+    ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
+        session=None,  # type: ignore[arg-type]  # neither layer reads it
+        lifespan_context=None,
+        protocol_version="2025-06-18",
+        method="tools/call",
+        params=params,
+        request_id=7,
+        meta=direct_calls._meta(params),
+    )
+    outcomes: list[Callable[[], HandlerResult]] = [
+        lambda: {"content": [], "isError": False},
+        lambda: {"content": [], "isError": True},
+        lambda: CallToolResult(content=[], is_error=True),
+        lambda: _raise(MCPError(code=-32602, message="unknown tool 'x'")),
+        lambda: _raise(RuntimeError("a bug")),
+    ]
+
+    def seen(span: ReadableSpan) -> tuple[Any, ...]:
+        status = span.status
+        parent = span.parent.span_id if span.parent else None
+        events = [event.name for event in span.events]
+        return span.name, span.kind, dict(span.attributes or {}), status.status_code, status.description, parent, events
+
+    for outcome in outcomes:
+        current: list[int] = []
+        call_next = partial(_answering, outcome, current)
+        sdk_layer = partial(OpenTelemetryMiddleware(), call_next=call_next)
+        for layer in (sdk_layer, partial(direct_calls._traced, call_next)):
+            with contextlib.suppress(MCPError, RuntimeError):
+                await layer(ctx)
+        sdk, direct = exported.get_finished_spans()[-2:]
+        assert seen(direct) == seen(sdk)
+        assert direct.context.trace_id == sdk.context.trace_id == int("ab" * 16, 16)
+        assert current == [sdk.context.span_id, direct.context.span_id], "each is the current span of the call"
+
+
+async def _answering(
+    outcome: Callable[[], HandlerResult], current: list[int], ctx: ServerRequestContext[Any, Any]
+) -> HandlerResult:
+    """The inner handler: notes the span current while it runs, then answers or raises."""
+    current.append(trace.get_current_span().get_span_context().span_id)
+    return outcome()
+
+
+def _raise(exc: Exception) -> HandlerResult:
+    raise exc

@@ -32,9 +32,10 @@ import inspect
 import itertools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 import anyio
 from faststream.nats import NatsBroker
@@ -193,6 +194,21 @@ class _Replies:
     request's inbox is the subscription's prefix and a counter, its timeout a timer on its future.
     The subscription is made on the first request and, like every subscription, renewed by nats-py
     when it reconnects.
+
+    Nor nats-py's `publish` (its subject checks, its header building, then a future, a queue and a
+    wake-up of its flusher task per publish, which then writes and awaits `drain`): each request's
+    `PUB`/`HPUB` frame is built here and gathered with the others of the same event-loop step, and
+    `_flush` hands them to the connection's transport in one `write` once the step ends (a
+    loop callback, no task). While the connection is not up (reconnecting), or while nats-py itself
+    has commands waiting to be written (a `SUB` just made, say, which must reach the server before a
+    request whose answer it receives), the frames join nats-py's own pending buffer instead, in
+    order, and its flusher (or its reconnect) writes them. Anything this path does not vouch for (a
+    subject with whitespace, a payload over the server's `max_payload`, a header value with a line
+    break, a connection not up when asked) goes through `publish`, which refuses or buffers it as it
+    always did.
+
+    Answers come through the subscription's single-message hook (`future`), which nats-py's read
+    loop settles synchronously (`_Dispatch`): no per-subscription queue and task in between.
     """
 
     def __init__(self, connection: NatsClient) -> None:
@@ -201,6 +217,8 @@ class _Replies:
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self._tokens = itertools.count()
         self._opening = asyncio.Lock()
+        self._frames: list[bytes] = []
+        self._heads: dict[str, bytes] = {}
 
     async def ask(self, subject: str, payload: bytes, headers: dict[str, str] | None, wait: float) -> bytes:
         """The body of the answer to one request; NoRespondersError or TimeoutError when none comes."""
@@ -212,7 +230,8 @@ class _Replies:
         self._waiting[token] = future
         timer = loop.call_later(wait, _expire, future)
         try:
-            await self.connection.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            if not self._send(loop, subject, token, payload, headers):
+                await self.connection.publish(subject, payload, reply=self._prefix + token, headers=headers)
             message = await future
         finally:
             timer.cancel()
@@ -221,18 +240,91 @@ class _Replies:
             raise NoRespondersError
         return message.data
 
+    def _send(
+        self, loop: asyncio.AbstractEventLoop, subject: str, token: str, payload: bytes, headers: dict[str, str] | None
+    ) -> bool:
+        """Gather the request's frame for this step's write; False when it must go through `publish`."""
+        connection = self.connection
+        if not connection.is_connected or connection.is_draining_pubs or len(payload) > connection.max_payload:
+            return False
+        head = self._heads.get(subject)
+        if head is None:
+            if not subject or _UNSAFE.search(subject):
+                return False
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()
+            head = self._heads[subject] = f"{subject} {self._prefix}".encode()
+        if headers:
+            lines = "".join(f"{key}: {value}\r\n" for key, value in headers.items())
+            if any(_LINE_BREAK.search(key + value) for key, value in headers.items()):
+                return False  # a line break would end the header block early
+            encoded = f"NATS/1.0\r\n{lines}\r\n".encode()
+            size = len(encoded)
+            frame = b"HPUB %b%b %d %d\r\n%b%b\r\n" % (head, token.encode(), size, size + len(payload), encoded, payload)
+        else:
+            frame = b"PUB %b%b %d\r\n%b\r\n" % (head, token.encode(), len(payload), payload)
+        if not self._frames:
+            loop.call_soon(self._flush)
+        self._frames.append(frame)
+        return True
+
+    def _flush(self) -> None:
+        """Write the frames gathered in one event-loop step (or queue them behind nats-py's own)."""
+        frames, self._frames = self._frames, []
+        data = b"".join(frames)
+        connection = self.connection
+        transport = connection._transport
+        if transport is not None and connection.is_connected and not connection._pending:
+            try:
+                transport.write(data)
+                return
+            except Exception:  # the socket went away under us: let nats-py write them after its reconnect
+                log.debug("writing requests failed; queued for nats-py", exc_info=True)
+        connection._pending.append(data)
+        connection._pending_data_size += len(data)
+        flushes = connection._flush_queue
+        if connection.is_connected and flushes is not None and flushes.empty():
+            flushes.put_nowait(asyncio.get_running_loop().create_future())  # wake its flusher
+
     async def _open(self) -> None:
         async with self._opening:
             if self._prefix:
                 return
             prefix = self.connection.new_inbox() + "."  # under the connection's own inbox prefix (its NATS user's)
-            await self.connection.subscribe(prefix + "*", cb=self._deliver)
+            # A `future` subscription is settled by the read loop itself for every message: no queue, no task.
+            dispatch = cast(asyncio.Future[Msg], _Dispatch(self._deliver))
+            await self.connection.subscribe(prefix + "*", future=dispatch)
             self._prefix = prefix
 
-    async def _deliver(self, message: Msg) -> None:
+    def _deliver(self, message: Msg) -> None:
         future = self._waiting.get(message.subject[len(self._prefix) :])
         if future is not None and not future.done():
             future.set_result(message)
+
+
+class _Dispatch:
+    """What nats-py's read loop takes for a request's future: every message it is given goes to `deliver`.
+
+    nats-py hands a message of a subscription made with `future=` to `future.set_result` once
+    `future.cancelled()` says no, synchronously in its read loop, and never unsubscribes it (no
+    `max_msgs`); so one object serves every answer of the wildcard subscription.
+    """
+
+    __slots__ = ("set_result",)
+
+    def __init__(self, deliver: Callable[[Msg], None]) -> None:
+        self.set_result = deliver
+
+    @staticmethod
+    def cancelled() -> bool:
+        return False
+
+
+#: What a subject or header may not hold on this path (nats-py's own check, plus any line break).
+_UNSAFE = re.compile(r"[ \t\r\n]")
+_LINE_BREAK = re.compile(r"[\r\n]")
+#: Subjects whose frame head is kept (a service calls a few dozen).
+_MAX_HEADS = 1024
 
 
 def _expire(future: asyncio.Future[Msg]) -> None:

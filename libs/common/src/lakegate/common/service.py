@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +22,7 @@ from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker, ensure_streams
 from lakegate.common.callstops import CallStops
 from lakegate.common.delivery import BatchPuller, Subscription, WorkPuller, ensure_consumers
+from lakegate.common.garbage import settle_garbage_collection
 from lakegate.common.health import health_server
 from lakegate.common.logs import setup_logging
 from lakegate.common.metrics import ServiceMetrics
@@ -125,24 +125,6 @@ async def started(rt: Runtime, settings: ServiceSettings) -> AsyncIterator[int |
             await puller.stop()
         await rt.broker.stop()
         log.info("%s stopped", rt.service)
-
-
-#: Objects allocated (less freed) between two collections of the youngest generation; CPython's default is 700.
-GC_YOUNG_THRESHOLD = 20_000
-
-
-def settle_garbage_collection() -> None:
-    """Freeze what start-up made (it lives as long as the process) and collect the young less often.
-
-    Start-up leaves hundreds of thousands of objects (modules, schemas, validators). With CPython's
-    defaults the youngest generation is collected every few requests, promoting the objects of the
-    requests under way, and each full collection walks all of start-up's objects again: ~11% of the
-    edge's CPU under load (py-spy, native frames; services/mcp-edge/README.md).
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def run_service(service: str, settings: ServiceSettings, serve: Callable[[], AbstractAsyncContextManager[Any]]) -> None:

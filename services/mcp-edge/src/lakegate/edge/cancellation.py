@@ -13,10 +13,12 @@ cancels the call itself; the routing is then a second, harmless cancel of the sa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
 import anyio
+from anyio._backends._asyncio import CancelScope as AsyncioCancelScope
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
@@ -43,7 +45,9 @@ class CancelRouting:
         if ctx.method != "tools/call" or ctx.request_id is None:
             return await call_next(ctx)
         key = self._key(ctx, ctx.request_id)
-        with anyio.CancelScope() as scope:
+        # anyio's own class for asyncio, which the edge always runs on: `anyio.CancelScope()` looks the
+        # event loop's library up (sniffio, then the backend) on every call first.
+        with AsyncioCancelScope() as scope:
             self._calls[key] = scope
             try:
                 return await call_next(ctx)
@@ -60,4 +64,10 @@ def caller(tenancy: Tenancy, ctx: ServerRequestContext[Any, Any]) -> tuple[str, 
     """Who sent a request: its tenant and a digest of its `Authorization` header (never the header itself)."""
     headers = getattr(ctx.request, "headers", None)
     authorization = headers.get("authorization", "") if headers is not None else ""
-    return tenancy.known() or "", hashlib.sha256(authorization.encode()).hexdigest()[:32]
+    return tenancy.known() or "", _digest(authorization)
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(authorization: str) -> str:
+    """A caller's key part (every request of a caller carries the same header, so it is kept)."""
+    return hashlib.sha256(authorization.encode()).hexdigest()[:32]

@@ -10,6 +10,7 @@ which tool needs which), every scope for a caller without a token, who is the on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from lakegate.common.api_tokens import SCOPES, granted
@@ -22,6 +23,8 @@ TENANT_CLAIM = "lakegate_tenant"
 #: The actor of a call without an access token (stdio, loopback HTTP).
 LOCAL_ACTOR = "local"
 TENANT_SCOPE_PREFIX = "tenant:"
+#: What a caller without a token may do: everything (made once, not per call).
+EVERY_SCOPE = frozenset(SCOPES)
 
 
 def tenant_from_token(token: AccessToken) -> str | None:
@@ -44,7 +47,7 @@ class Tenancy:
         """The caller's tenant: from its access token when it has one, else the default tenant."""
         token = get_access_token()
         if token is None:
-            return check_tenant_id(self.default_tenant)
+            return self._default
         tenant = tenant_from_token(token)
         if tenant is None:
             raise PermissionDenied(
@@ -52,6 +55,11 @@ class Tenancy:
                 f"{TENANT_CLAIM!r} claim or exactly one '{TENANT_SCOPE_PREFIX}<id>' scope"
             )
         return check_tenant_id(tenant)
+
+    @functools.cached_property
+    def _default(self) -> str:
+        """The default tenant, checked once (a call asks for its tenant five times)."""
+        return check_tenant_id(self.default_tenant)
 
     def known(self) -> str | None:
         """The caller's tenant, or None when its token names no valid one (for bookkeeping that must not raise)."""
@@ -71,5 +79,5 @@ class Tenancy:
         """The lakegate scopes of the caller: its token's (with those they include), else every scope."""
         token = get_access_token()
         if token is None:
-            return frozenset(SCOPES)
+            return EVERY_SCOPE
         return granted(token.scopes)
