@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from faststream.nats.annotations import NatsMessage
 from lakegate.catalog.audit import AuditLog, refusal
-from lakegate.catalog.datasets import DatasetStore
+from lakegate.catalog.datasets import DatasetListings, DatasetStore
 from lakegate.catalog.launcher import RunLauncher
 from lakegate.catalog.lifecycle import RunLifecycle, Step, parse_step, step_name, tracked
 from lakegate.catalog.paging import Window
@@ -70,6 +70,7 @@ class CatalogHandlers:
     lifecycle: RunLifecycle
     schedules: ScheduleStore
     listings: SourceListings
+    dataset_listings: DatasetListings
 
     @answers
     async def register_source(self, request: RegisterSource) -> SourceInfo:
@@ -135,10 +136,9 @@ class CatalogHandlers:
         return RunList(runs=[run.view() for run in runs], next_offset=next_offset)
 
     @answers
-    async def list_datasets(self, request: ListDatasets) -> DatasetList:
-        """`datasets.list`: a page of the tenant's warehouse tables and where they came from."""
-        datasets, next_offset = await self.datasets.of_tenant(request.tenant_id, Window(request.offset, request.limit))
-        return DatasetList(datasets=datasets, next_offset=next_offset)
+    async def list_datasets(self, request: ListDatasets) -> Encoded[DatasetList]:
+        """`datasets.list`: a page of the tenant's warehouse tables and where they came from (JSON by PostgreSQL)."""
+        return await self.dataset_listings.page(request.tenant_id, Window(request.offset, request.limit))
 
     @answers
     async def list_audit(self, request: ListAudit) -> AuditList:

@@ -35,6 +35,12 @@ _INSTANT = """
     || CASE WHEN to_char({0}, 'US') = '000000' THEN '' ELSE to_char({0}, '.US') END || 'Z'
 """
 
+
+def instant_json(column: str) -> str:
+    """SQL for the JSON string pydantic writes for the timestamptz `column` (NULL when it is NULL)."""
+    return "('\"' || " + _INSTANT.format(column) + " || '\"')"
+
+
 #: Every source of tenant $1, oldest first, as the JSON of `SourceList`: byte for byte what
 #: `SourceList(sources=[...]).model_dump_json()` writes (`to_json` escapes text as pydantic does),
 #: so the catalog answers `sources.list` without building a model per row (tests/test_source_listing.py).
