@@ -167,15 +167,22 @@ def _nullable(expression: str) -> str:
     return f"coalesce(to_json({expression})::text, 'null')"
 
 
-#: jsonb arrays rebuilt element by element: jsonb's own text puts a space after each comma, pydantic none.
-_COLUMNS_JSON = """(
+def columns_array_json(column: str) -> str:
+    """SQL for the JSON pydantic writes for a `list[ColumnMapping]` stored in the jsonb `column` (NULL: `[]`).
+
+    jsonb arrays are rebuilt element by element: jsonb's own text puts a space after each comma, pydantic none.
+    """
+    return f"""(
     SELECT '[' || coalesce(string_agg(
-        '{"version":' || coalesce(c->>'version', '1') || ',"name":' || to_json(c->>'name')
+        '{{"version":' || coalesce(c->>'version', '1') || ',"name":' || to_json(c->>'name')
         || ',"source_type":' || to_json(c->>'source_type') || ',"arrow_type":' || to_json(c->>'arrow_type')
-        || ',"mapped":' || (c->'mapped')::text || '}',
+        || ',"mapped":' || (c->'mapped')::text || '}}',
         ',' ORDER BY i), '') || ']'
-    FROM jsonb_array_elements(d.columns) WITH ORDINALITY AS e(c, i)
+    FROM jsonb_array_elements({column}) WITH ORDINALITY AS e(c, i)
 )"""
+
+
+_COLUMNS_JSON = columns_array_json("d.columns")
 _UPSTREAM_JSON = """(
     SELECT '[' || coalesce(string_agg(
         '{"version":' || coalesce(t->>'version', '1') || ',"catalog":' || to_json(t->>'catalog')
