@@ -66,8 +66,8 @@ async def test_runs_are_got_and_listed_byte_for_byte_as_the_models_would_write_t
             """
             UPDATE runs SET started_at = $2::text::timestamptz, finished_at = $3::text::timestamptz,
                    cursor = $4::text::jsonb, schema_changes = $5::text::jsonb, columns = $6::text::jsonb,
-                   created_at = '2026-01-02 03:04:01.25+00', staged_rows = staged_rows + 66, error_message = CASE WHEN error_code IS NULL
-                   THEN NULL ELSE $7 END
+                   created_at = '2026-01-02 03:04:01.25+00', staged_rows = staged_rows + 66,
+                   error_message = CASE WHEN error_code IS NULL THEN NULL ELSE $7 END
              WHERE run_id = $1
             """,
             run_id,
