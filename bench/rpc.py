@@ -16,6 +16,9 @@ tasks at once, in two ways:
 `main` unpacked in DIR) on a subject prefix of its own, and every round measures both in turn, so
 the two see the same machine load.
 
+`--listing runs` (or `datasets`) asks `runs.list` (`datasets.list`) of one page instead, after
+`--runs N` finished runs, each with a dataset, were written straight into each catalog's database.
+
 For each figure it prints this process's CPU per request (`time.process_time`: what the caller
 pays), the catalog's and the NATS server's (from `/proc/<pid>/stat`, so the catalog's is its
 whole process per answered listing). `--profile` runs the catalog under cProfile (`bench.profiled`, on during the
@@ -47,6 +50,7 @@ import uvloop
 from cryptography.fernet import Fernet
 from faststream.nats import NatsBroker
 from lakegate.common.broker import create_broker
+from lakegate.common.contracts.catalog import DatasetList, ListDatasets, ListRuns, RunList
 from lakegate.common.contracts.sources import (
     ListSources,
     RegisterSource,
@@ -66,12 +70,75 @@ from nats.aio.msg import Msg
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import BaseModel
 
 from bench.edge import cpu_seconds, cpu_split, reference_us
 from bench.machine import load
 
-SourceAnswer = _answer_of(SourceList)
 PREFIX = "bench"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One of the catalog's listings to ask: its request, subject and answer model."""
+
+    request: BaseModel
+    subject: Callable[[Topology], str]
+    answer: type[BaseModel]
+
+
+def _listing(name: str, tenant: str) -> Listing:
+    if name == "runs":
+        return Listing(ListRuns(tenant_id=tenant, limit=500), lambda t: t.runs_list, RunList)
+    if name == "datasets":
+        return Listing(ListDatasets(tenant_id=tenant, limit=1000), lambda t: t.datasets_list, DatasetList)
+    return Listing(ListSources(tenant_id=tenant), lambda t: t.sources_list, SourceList)
+
+
+async def _seed_runs(dsn: str, tenant: str, connection_id: str, count: int) -> None:
+    """`count` finished runs of the tenant, written straight into the catalog's database, with a dataset each."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        columns = '[{"version":1,"name":"id","source_type":"bigint","arrow_type":"int64","mapped":true},' + (
+            '{"version":1,"name":"note","source_type":"text","arrow_type":"string","mapped":true}]'
+        )
+        for index in range(count):
+            status = ("succeeded", "failed", "succeeded", "cancelled")[index % 4]
+            run_id = f"run_bench{index:06d}"
+            await conn.execute(
+                """
+                INSERT INTO runs (run_id, tenant_id, connection_id, source_table, target_catalog, target_schema,
+                                  target_name, sync_mode, status, columns, staged_rows, row_count, bytes,
+                                  error_code, error_message, started_at, finished_at, schema_changes)
+                VALUES ($1, $2, $3, 'public.orders', $4, 'bronze', $5, 'full', $6, $7::text::jsonb, 1000, $8, 10000,
+                        $9, $10, now() - interval '5 seconds', now(), '[]')
+                """,
+                run_id,
+                tenant,
+                connection_id,
+                f"tenant_{tenant}",
+                f"shop_orders_{index}",
+                status,
+                columns,
+                1000 if status == "succeeded" else None,
+                "source_error" if status == "failed" else None,
+                "failed on purpose" if status == "failed" else None,
+            )
+            await conn.execute(
+                """
+                INSERT INTO datasets (tenant_id, target_catalog, target_schema, target_name, connection_id,
+                                      source_table, row_count, columns, last_run_id, keys, last_synced_at)
+                VALUES ($1, $2, 'bronze', $3, $4, 'public.orders', 1000, $5::text::jsonb, $6, '["id"]', now())
+                """,
+                tenant,
+                f"tenant_{tenant}",
+                f"shop_orders_{index}",
+                connection_id,
+                columns,
+                run_id,
+            )
+    finally:
+        await conn.close()
 
 
 @dataclass(frozen=True)
@@ -156,6 +223,7 @@ class Catalog:
     name: str
     prefix: str
     pid: int
+    dsn: str
 
 
 async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog], nats_pid: int) -> None:
@@ -165,14 +233,20 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
     nc = broker.connection
     propagator = TraceContextTextMapPropagator()
     tenant = f"tenant{secrets.token_hex(4)}"
-    request = ListSources(tenant_id=tenant)
+    listing = _listing(args.listing, tenant)
+    request, answered = listing.request, _answer_of(listing.answer)
     payload = request.model_dump_json().encode()
     asks: dict[tuple[str, str], Callable[[], Awaitable[object]]] = {}
     for catalog in catalogs:
         topology = Topology(catalog.prefix)
         await _ready(rpc, topology, tenant)
-        await _register(rpc, topology, tenant, args.sources)
-        subject = topology.sources_list
+        await _register(rpc, topology, tenant, max(args.sources, 1 if args.runs else 0))
+        if args.runs:
+            (registered, *_) = (
+                await rpc.call(topology.sources_list, ListSources(tenant_id=tenant), SourceList)
+            ).sources
+            await _seed_runs(catalog.dsn, tenant, registered.connection_id, args.runs)
+        subject = listing.subject(topology)
 
         async def bare(subject: str = subject) -> Msg:
             headers = {"content-type": "application/json"}
@@ -181,18 +255,16 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
 
         async def legacy(subject: str = subject) -> object:
             # RpcClient's request before issue 14's fourth round: nc.request, then the reply parsed once.
-            reply = SourceAnswer.model_validate_json((await bare(subject)).data)
+            reply = answered.model_validate_json((await bare(subject)).data)
             assert reply.error is None
             return reply.result
 
         async def call(subject: str = subject) -> object:
-            return await rpc.call(subject, request, SourceList)
+            return await rpc.call(subject, request, listing.answer)
 
         asks.update({(catalog.name, "bare"): bare, (catalog.name, "legacy"): legacy, (catalog.name, "rpc"): call})
-        listed = await rpc.call(subject, request, SourceList)
-        print(
-            f"{catalog.name}: tenant {tenant} has {len(listed.sources)} sources, reply {len((await bare()).data)} bytes"
-        )
+        await rpc.call(subject, request, listing.answer)
+        print(f"{catalog.name}: {args.listing} of tenant {tenant}, reply {len((await bare()).data)} bytes")
     # A current span, as in the edge while it serves a tool call: every request carries a traceparent.
     tracer = TracerProvider().get_tracer("bench")
     with tracer.start_as_current_span("tools/call list_sources"):
@@ -296,6 +368,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000, help="requests per figure")
     parser.add_argument("--concurrency", type=int, default=64, help="tasks asking at once in the concurrent figure")
     parser.add_argument("--sources", type=int, default=0, help="sources of the listed tenant (bench.edge lists 0)")
+    parser.add_argument(
+        "--listing", default="sources", choices=["sources", "runs", "datasets"], help="which listing to ask"
+    )
+    parser.add_argument("--runs", type=int, default=0, help="finished runs (and a dataset each) of the tenant")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ways", nargs="+", default=["bare", "legacy", "rpc"], choices=["bare", "legacy", "rpc"])
     parser.add_argument(
@@ -334,7 +410,7 @@ def main() -> None:
                 profile = _profile_of(args.out, name) if args.profile else None
                 process = _start_catalog(home, nats.url, cluster.dsn(prefix), prefix, profile, source)
                 started.append(process)
-                catalogs.append(Catalog(name, prefix, process.pid))
+                catalogs.append(Catalog(name, prefix, process.pid, cluster.dsn(prefix)))
             assert nats.proc is not None
             uvloop.run(_run(args, nats.url, catalogs, nats.proc.pid))
         finally:

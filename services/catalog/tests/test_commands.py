@@ -4,10 +4,12 @@ records from the edge, published as those services do and read back over NATS.""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+import math
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from lakegate.catalog.app import CatalogState
+from lakegate.catalog.paging import Window
 from lakegate.common.contracts.audit import AuditList, AuditRecord, AuditRecords, ListAudit
 from lakegate.common.contracts.catalog import DatasetList, ListDatasets
 from lakegate.common.contracts.runs import ColumnMapping, ExtractTable, TableRef
@@ -286,3 +288,25 @@ async def test_audit_messages_arriving_together_are_each_stored_once_and_the_unr
     assert outcomes == ["+ACK"] * 6 + ["+TERM", "+TERM", "+ACK"] + ["+ACK"] * 7
     stored = {r.id for r in (await _audit_page(peer, limit=100)).records}
     assert stored == {r.id for r in good} | {"call_020"}
+
+
+async def test_audit_records_are_stored_with_their_exact_instants_and_durations_whatever_their_time_zone(
+    catalog: CatalogState, peer: Peer
+) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    exact = [
+        _audit(peer, 30, at=datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=plus_two), duration_ms=1.2345678901234567),
+        _audit(peer, 31, at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), duration_ms=1e-300, error_code=None),
+        _audit(peer, 32, outcome="error", error_code="not_found", arguments={"a\u2028": 'b "c" \\ é'}),
+    ]
+    # A naive instant and a non-finite duration, which JSON would not carry: stored as before, too.
+    odd = [_audit(peer, 33, at=datetime(2026, 1, 2, 3, 4, 5)), _audit(peer, 34, duration_ms=float("nan"))]
+
+    assert await catalog.handlers.audit.record_many(exact) == 3
+    assert await catalog.handlers.audit.record_many([*odd, exact[0]]) == 2
+
+    page, _ = await catalog.handlers.audit.of_tenant(peer.tenant_id, Window(0, 100))
+    stored = {r.id: r for r in page}
+    assert [stored[r.id] for r in exact] == exact
+    assert stored["call_033"].at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert math.isnan(stored["call_034"].duration_ms)

@@ -13,11 +13,12 @@ from lakegate.catalog.clock import Clock, SystemClock
 from lakegate.catalog.config import CatalogSettings
 from lakegate.catalog.cursors import CursorStore
 from lakegate.catalog.database import open_pool, open_readers
-from lakegate.catalog.datasets import DatasetStore
+from lakegate.catalog.datasets import DatasetListings, DatasetStore
 from lakegate.catalog.handlers import CatalogHandlers
 from lakegate.catalog.launcher import RunLauncher
 from lakegate.catalog.lifecycle import RunLifecycle
 from lakegate.catalog.publisher import Publisher, declare_sync_events
+from lakegate.catalog.run_listings import RunListings
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.scheduler import Scheduler, scheduling
 from lakegate.catalog.schedules import ScheduleStore
@@ -125,6 +126,8 @@ async def serve(settings: CatalogSettings, *, clock: Clock | None = None) -> Asy
             lifecycle=lifecycle,
             schedules=ScheduleStore(pool, sources, clock, rt.rpc, rt.topology),
             listings=SourceListings(readers),
+            dataset_listings=DatasetListings(readers),
+            run_listings=RunListings(readers),
         )
         _register(rt, handlers, settings.ack_wait_seconds, settings.request_workers)
         scheduler = Scheduler(pool, settings.database_url.get_secret_value(), launcher, lifecycle, clock)

@@ -31,7 +31,7 @@ class CatalogSettings(ServiceSettings):
     read_connections: int = Field(
         default=4,
         ge=1,
-        description="Connections of the hot listings (sources.list), apart from the pool and opened when needed.",
+        description="Connections of the hot listings (sources, runs, datasets), apart from the pool; opened on use.",
     )
     publish_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for JetStream to accept a message.")
     scheduler_enabled: bool = Field(

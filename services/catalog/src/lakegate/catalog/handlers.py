@@ -12,10 +12,11 @@ from typing import TypeVar
 
 from faststream.nats.annotations import NatsMessage
 from lakegate.catalog.audit import AuditLog, refusal
-from lakegate.catalog.datasets import DatasetStore
+from lakegate.catalog.datasets import DatasetListings, DatasetStore
 from lakegate.catalog.launcher import RunLauncher
 from lakegate.catalog.lifecycle import RunLifecycle, Step, parse_step, step_name, tracked
 from lakegate.catalog.paging import Window
+from lakegate.catalog.run_listings import RunListings
 from lakegate.catalog.runs import RunStore
 from lakegate.catalog.schedules import ScheduleStore
 from lakegate.catalog.sources import SourceListings, SourceStore
@@ -70,6 +71,8 @@ class CatalogHandlers:
     lifecycle: RunLifecycle
     schedules: ScheduleStore
     listings: SourceListings
+    dataset_listings: DatasetListings
+    run_listings: RunListings
 
     @answers
     async def register_source(self, request: RegisterSource) -> SourceInfo:
@@ -120,25 +123,23 @@ class CatalogHandlers:
         return await self.schedules.delete(request.tenant_id, request.schedule_id)
 
     @answers
-    async def get_run(self, request: RunRef) -> RunView:
-        """`runs.get`: one run of the tenant."""
-        return (await self.runs.get(request.tenant_id, request.run_id)).view()
+    async def get_run(self, request: RunRef) -> Encoded[RunView]:
+        """`runs.get`: one run of the tenant (its JSON written by PostgreSQL)."""
+        return await self.run_listings.one(request.tenant_id, request.run_id)
 
     @answers
-    async def list_runs(self, request: ListRuns) -> RunList:
-        """`runs.list`: a page of the tenant's runs, newest first, optionally of one source."""
+    async def list_runs(self, request: ListRuns) -> Encoded[RunList]:
+        """`runs.list`: a page of the tenant's runs, newest first, optionally of one source (JSON by PostgreSQL)."""
         if request.connection_id is not None:
             # An unknown source is named as such, rather than looking like a source that never ran.
             await self.sources.get(request.tenant_id, request.connection_id)
         window = Window(request.offset, request.limit)
-        runs, next_offset = await self.runs.newest(request.tenant_id, request.connection_id, window)
-        return RunList(runs=[run.view() for run in runs], next_offset=next_offset)
+        return await self.run_listings.newest(request.tenant_id, request.connection_id, window)
 
     @answers
-    async def list_datasets(self, request: ListDatasets) -> DatasetList:
-        """`datasets.list`: a page of the tenant's warehouse tables and where they came from."""
-        datasets, next_offset = await self.datasets.of_tenant(request.tenant_id, Window(request.offset, request.limit))
-        return DatasetList(datasets=datasets, next_offset=next_offset)
+    async def list_datasets(self, request: ListDatasets) -> Encoded[DatasetList]:
+        """`datasets.list`: a page of the tenant's warehouse tables and where they came from (JSON by PostgreSQL)."""
+        return await self.dataset_listings.page(request.tenant_id, Window(request.offset, request.limit))
 
     @answers
     async def list_audit(self, request: ListAudit) -> AuditList:

@@ -4,13 +4,18 @@ A listing is one statement; through `asyncpg.Pool` its acquire and release cost 
 catalog's CPU than the statement itself (a shielded task, an inactivity timer and a queue per
 call: ~50-100 us here against ~55 us for the query; bench/README.md). `Readers` keeps up to `size`
 connections, opened when first needed, in a plain list; a request takes one without awaiting when
-one is idle, or waits in line for the next one given back. Nothing is cached: every read asks
-PostgreSQL, so what any replica committed is what the next read sees.
+one is idle, or waits in line for the next one given back. Each connection prepares a statement
+once and runs it as its `PreparedStatement` after that (asyncpg's `Connection.fetchval` looks the
+statement up in its cache, checks, times and wraps each call: a dozen Python calls). Nothing of
+the data is cached: every read asks PostgreSQL, so what any replica committed is what the next
+read sees.
 
 A connection that fails (closed by the server, or a read cancelled midway, which can leave it
 inside a statement) is closed and its place opened again on demand; a read that found its
-connection gone is asked once more on a new one. A statement's own error (a `PostgresError` on a
-live connection) leaves the connection in use.
+connection gone is asked once more on a new one, and so is one whose prepared statement the
+server no longer accepts (its tables changed: `InvalidCachedStatementError`), on a new connection
+that prepares it anew. A statement's own error (a `PostgresError` on a live connection) leaves the
+connection in use.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from asyncpg.prepared_stmt import PreparedStatement
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
@@ -35,6 +41,7 @@ class Readers:
         self._idle: list[asyncpg.Connection] = []
         self._waiting: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._open = 0  # connections opened (idle or in use) and openings under way
+        self._prepared: dict[asyncpg.Connection, dict[str, PreparedStatement]] = {}
         self._closed = False
 
     @property
@@ -48,18 +55,21 @@ class Readers:
         A read that finds its connection gone (the server restarted, or ended it) is asked once more
         on a new one: it is a read, so asking twice changes nothing.
         """
-        return await self._read(lambda conn: conn.fetchval(query, *args))
+        return await self._read(query, lambda statement: statement.fetchval(*args))
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         """Every row of `query`, asked once more on a new connection like `fetchval`."""
-        rows: list[asyncpg.Record] = await self._read(lambda conn: conn.fetch(query, *args))
+        rows: list[asyncpg.Record] = await self._read(query, lambda statement: statement.fetch(*args))
         return rows
 
-    async def _read(self, statement: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    async def _read(self, query: str, run: Callable[[PreparedStatement], Awaitable[Any]]) -> Any:
         for last in (False, True):
             conn = await self._take()
             try:
-                value = await statement(conn)
+                statement = self._prepared[conn].get(query)
+                if statement is None:
+                    statement = self._prepared[conn][query] = await conn.prepare(query)
+                value = await run(statement)
             except asyncio.CancelledError:
                 self._drop(conn)  # cancelled midway: the connection may still be inside the statement
                 raise
@@ -82,6 +92,7 @@ class Readers:
         idle, self._idle = self._idle, []
         for conn in idle:
             self._open -= 1
+            self._prepared.pop(conn, None)
             await conn.close(timeout=5)
         while self._waiting:
             waiter = self._waiting.popleft()
@@ -97,10 +108,13 @@ class Readers:
                 if not conn.is_closed():
                     return conn
                 self._open -= 1
+                self._prepared.pop(conn, None)
             if self._open < self._size:
                 self._open += 1
                 try:
-                    return await self._connect()
+                    conn = await self._connect()
+                    self._prepared[conn] = {}
+                    return conn
                 except BaseException:
                     self._open -= 1
                     self._wake(None)
@@ -131,6 +145,7 @@ class Readers:
 
     def _drop(self, conn: asyncpg.Connection) -> None:
         self._open -= 1
+        self._prepared.pop(conn, None)
         conn.terminate()
         self._wake(None)
 
@@ -147,4 +162,9 @@ class Readers:
 def _lost(conn: asyncpg.Connection, exc: asyncpg.PostgresError) -> bool:
     """Whether a server error says the connection is gone, rather than that its statement failed."""
     # 08: connection exception; 57: operator intervention (the server shuts down or ended this backend).
-    return conn.is_closed() or str(exc.sqlstate or "")[:2] in {"08", "57"}
+    # A prepared statement the server refuses since its tables changed is prepared anew on a new connection.
+    return (
+        conn.is_closed()
+        or isinstance(exc, asyncpg.InvalidCachedStatementError)
+        or str(exc.sqlstate or "")[:2] in {"08", "57"}
+    )

@@ -35,6 +35,12 @@ _INSTANT = """
     || CASE WHEN to_char({0}, 'US') = '000000' THEN '' ELSE to_char({0}, '.US') END || 'Z'
 """
 
+
+def instant_json(column: str) -> str:
+    """SQL for the JSON string pydantic writes for the timestamptz `column` (NULL when it is NULL)."""
+    return "('\"' || " + _INSTANT.format(column) + " || '\"')"
+
+
 #: Every source of tenant $1, oldest first, as the JSON of `SourceList`: byte for byte what
 #: `SourceList(sources=[...]).model_dump_json()` writes (`to_json` escapes text as pydantic does),
 #: so the catalog answers `sources.list` without building a model per row (tests/test_source_listing.py).
@@ -58,47 +64,58 @@ _LISTINGS = f"""
 
 
 class SourceListings:
-    """`sources.list`, as the JSON PostgreSQL writes; requests that come while every reader is busy are read together.
+    """`sources.list`, as the JSON PostgreSQL writes; the requests of one turn of the event loop are read together.
 
-    A request that finds a reader connection free is read at once, alone. The ones that come
-    while all are busy wait, and when a read ends they are read together in one statement
-    (`unnest` of their tenants): under load a burst costs one round trip to PostgreSQL instead of
-    one each. Every request is still answered by a read that began after it came, so it sees every
-    write acknowledged before it was sent.
+    A request does not read at once: it waits for the end of the loop's current turn (`call_soon`),
+    by when every request that came in the same read from the NATS socket has arrived too, and
+    they are read in one statement (`unnest` of their tenants; a tenant asked twice is read once),
+    one read for a burst instead of a round trip to PostgreSQL each. A lone request costs the
+    same one statement it always did, a turn of the loop later. While every reader connection is
+    busy the requests keep gathering, and are read together when a read ends. Every request is
+    still answered by a read that began after it came, so it sees every write acknowledged before
+    it was sent, on whichever replica.
     """
 
     def __init__(self, readers: Readers) -> None:
         self._readers = readers
-        self._reading = 0  # reads under way, alone or together
+        self._reading = 0  # reads under way
         self._waiting: dict[str, list[asyncio.Future[bytes]]] = {}
-        self._together: set[asyncio.Task[None]] = set()
+        self._scheduled = False
+        self._reads: set[asyncio.Task[None]] = set()
 
     async def of_tenant(self, tenant_id: str) -> Encoded[SourceList]:
         """Every source of the tenant, oldest first."""
-        if self._reading < self._readers.size:
-            self._reading += 1
-            try:
-                text = await self._readers.fetchval(_LISTING, tenant_id)
-            finally:
-                self._done()
-            assert isinstance(text, str)  # string_agg's coalesce and the concatenation never give NULL
-            return Encoded(text.encode())
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(tenant_id, []).append(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        futures = self._waiting.get(tenant_id)
+        if futures is None:
+            self._waiting[tenant_id] = [future]
+        else:
+            futures.append(future)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._start)
         return Encoded(await future)
 
-    def _done(self) -> None:
-        self._reading -= 1
-        if self._waiting and self._reading < self._readers.size:
-            waiting, self._waiting = self._waiting, {}
-            self._reading += 1
-            task = asyncio.get_running_loop().create_task(self._read_together(waiting))
-            self._together.add(task)
-            task.add_done_callback(self._together.discard)
+    def _start(self) -> None:
+        self._scheduled = False
+        if not self._waiting or self._reading >= self._readers.size:
+            return  # nothing to read, or every reader is busy: the next read to end starts it
+        waiting, self._waiting = self._waiting, {}
+        self._reading += 1
+        task = asyncio.get_running_loop().create_task(self._read(waiting))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
 
-    async def _read_together(self, waiting: dict[str, list[asyncio.Future[bytes]]]) -> None:
+    async def _read(self, waiting: dict[str, list[asyncio.Future[bytes]]]) -> None:
         try:
-            rows = await self._readers.fetch(_LISTINGS, list(waiting))
+            if len(waiting) == 1:
+                [tenant_id] = waiting
+                text = await self._readers.fetchval(_LISTING, tenant_id)
+                assert isinstance(text, str)  # string_agg's coalesce and the concatenation never give NULL
+                rows: list[tuple[str, str]] = [(tenant_id, text)]
+            else:
+                rows = [(row[0], row[1]) for row in await self._readers.fetch(_LISTINGS, list(waiting))]
         except BaseException as exc:
             for futures in waiting.values():
                 for future in futures:
@@ -112,11 +129,15 @@ class SourceListings:
                 raise
             return
         finally:
-            self._done()
+            self._reading -= 1
+            if self._waiting and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._start)
         for tenant_id, text in rows:
+            body = text.encode()
             for future in waiting[tenant_id]:
                 if not future.done():
-                    future.set_result(text.encode())
+                    future.set_result(body)
 
 
 def new_connection_id() -> str:
