@@ -10,12 +10,11 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx2
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lakegate.common.api_tokens import ADMIN, READ, WRITE, ApiTokenFile, mint
 from lakegate.common.settings import NatsSettings
@@ -28,11 +27,11 @@ from lakegate.edge.scopes import TOOL_SCOPES
 from mcp import Client
 from pydantic import ValidationError
 
+from .jwts import AUDIENCE, ISSUER, pem, signed_jwt
+
 if TYPE_CHECKING:
     from conftest import Fakes
 
-ISSUER = "https://login.example.com/"
-AUDIENCE = "https://lakegate.example.com/mcp"
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -43,29 +42,9 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": 
 CONNECT = {"name": "shop", "host": "db.internal", "database": "shop", "user": "u", "password": "p"}
 
 
-def _pem(key: rsa.RSAPrivateKey) -> str:
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return public.decode()
-
-
 @pytest.fixture(scope="module")
 def signing_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _jwt(key: rsa.RSAPrivateKey, **overrides: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "alice",
-        "exp": now + 600,
-        "iat": now,
-        "scope": f"{READ} {WRITE}",
-        "lakegate_tenant": "globex",
-    }
-    claims.update(overrides)
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="RS256")
 
 
 class Tokens:
@@ -103,7 +82,7 @@ async def secured_url(
         tokens_file=tokens.path,
         oauth_issuer=ISSUER,
         oauth_audience=AUDIENCE,
-        oauth_public_key=_pem(signing_key),
+        oauth_public_key=pem(signing_key),
         oauth_algorithms=["RS256"],
         public_url=AUDIENCE,
         seal_public_key=seal_public_key,
@@ -145,16 +124,16 @@ async def test_forged_expired_wrong_issuer_and_wrong_audience_jwts_get_401_and_c
     secured_url: str, signing_key: rsa.RSAPrivateKey, fakes: Fakes
 ) -> None:
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    good = _jwt(signing_key)
+    good = signed_jwt(signing_key)
     header, _payload, signature = good.split(".")
     richer = base64.urlsafe_b64encode(b'{"lakegate_tenant":"initech"}').decode().rstrip("=")
     refused = {
-        "forged": _jwt(forger),
+        "forged": signed_jwt(forger),
         "tampered": f"{header}.{richer}.{signature}",
-        "expired": _jwt(signing_key, exp=int(time.time()) - 3600),
-        "wrong issuer": _jwt(signing_key, iss="https://evil.example.com/"),
-        "wrong audience": _jwt(signing_key, aud="https://other.example.com/mcp"),
-        "no expiry": _jwt(signing_key, exp=None),
+        "expired": signed_jwt(signing_key, exp=int(time.time()) - 3600),
+        "wrong issuer": signed_jwt(signing_key, iss="https://evil.example.com/"),
+        "wrong audience": signed_jwt(signing_key, aud="https://other.example.com/mcp"),
+        "no expiry": signed_jwt(signing_key, exp=None),
         "unsigned": jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}, None, algorithm="none"),
         "unknown api token": "lg_000000000000_not-a-real-token",
     }
@@ -171,7 +150,7 @@ async def test_forged_expired_wrong_issuer_and_wrong_audience_jwts_get_401_and_c
 async def test_a_jwt_without_any_lakegate_scope_gets_403_insufficient_scope(
     secured_url: str, signing_key: rsa.RSAPrivateKey
 ) -> None:
-    response = await _post(secured_url, _jwt(signing_key, scope="openid profile"))
+    response = await _post(secured_url, signed_jwt(signing_key, scope="openid profile"))
 
     assert response.status_code == 403
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
@@ -181,7 +160,7 @@ async def test_a_valid_jwt_acts_for_the_tenant_its_claim_names(
     secured_url: str, signing_key: rsa.RSAPrivateKey, fakes: Fakes
 ) -> None:
     fakes.catalog.seed("globex")
-    async with bearer_client(secured_url, _jwt(signing_key)) as client:
+    async with bearer_client(secured_url, signed_jwt(signing_key)) as client:
         listed = await client.call_tool("list_sources", {})
 
     assert not listed.is_error, listed.content
@@ -348,12 +327,12 @@ async def test_an_api_token_removed_from_the_file_is_refused_on_its_next_request
 async def test_a_jwt_granted_once_does_not_let_a_forged_token_for_the_same_subject_through(
     signing_key: rsa.RSAPrivateKey,
 ) -> None:
-    verifier = JwtVerifier(issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"], key=_pem(signing_key))
-    genuine = _jwt(signing_key)
+    verifier = JwtVerifier(issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"], key=pem(signing_key))
+    genuine = signed_jwt(signing_key)
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     granted = await verifier.verify_token(genuine)
     assert granted is not None
     assert granted.subject == "alice"
     assert await verifier.verify_token(genuine) == granted
-    assert await verifier.verify_token(_jwt(forger)) is None
+    assert await verifier.verify_token(signed_jwt(forger)) is None

@@ -13,16 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx2
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lakegate.common.api_tokens import READ, mint
 from lakegate.common.settings import NatsSettings, TelemetrySettings
@@ -42,12 +39,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from .jwts import AUDIENCE, ISSUER, pem, signed_jwt
+
 if TYPE_CHECKING:
     from conftest import Fakes
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-ISSUER = "https://login.example.com/"
-AUDIENCE = "https://lakegate.example.com/mcp"
 SEED = "src_seed"
 #: An ISO 8601 instant, as a JSON string or inside a tool's text.
 INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
@@ -129,17 +126,6 @@ def tokens(tmp_path: Path, tenant_id: str) -> Tokens:
     return Tokens(tmp_path / "api-tokens.json", tenant_id)
 
 
-def _jwt_without_a_tenant(key: rsa.RSAPrivateKey) -> str:
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 600, "iat": now, "scope": READ}
-    return jwt.encode(claims, key, algorithm="RS256")
-
-
-def _pem(key: rsa.RSAPrivateKey) -> str:
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return public.decode()
-
-
 async def _answer(url: str, token: str | None, params: Any, request_id: int) -> tuple[int, str, Any]:
     body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
     headers = {**MCP_HEADERS, **({"Authorization": f"Bearer {token}"} if token else {})}
@@ -166,13 +152,18 @@ async def test_every_answer_of_the_corpus_is_the_same_on_the_direct_and_the_sdk_
         tokens_file=tokens.path,
         oauth_issuer=ISSUER,
         oauth_audience=AUDIENCE,
-        oauth_public_key=_pem(key),
+        oauth_public_key=pem(key),
         oauth_algorithms=["RS256"],
         public_url=AUDIENCE,
         seal_public_key=seal_public_key,
         rate_limit_per_second=0,
     )
-    callers = {"admin": tokens.admin, "reader": tokens.reader, "tenantless": _jwt_without_a_tenant(key), "none": None}
+    callers = {
+        "admin": tokens.admin,
+        "reader": tokens.reader,
+        "tenantless": signed_jwt(key, scope=READ, lakegate_tenant=None),
+        "none": None,
+    }
     async with (
         _edge(base.model_copy(update={"direct_tool_calls": True})) as (direct, direct_url),
         _edge(base.model_copy(update={"direct_tool_calls": False})) as (_, sdk_url),
