@@ -13,7 +13,6 @@ cancels the call itself; the routing is then a second, harmless cancel of the sa
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from typing import Any
 
@@ -64,10 +63,4 @@ def caller(tenancy: Tenancy, ctx: ServerRequestContext[Any, Any]) -> tuple[str, 
     """Who sent a request: its tenant and a digest of its `Authorization` header (never the header itself)."""
     headers = getattr(ctx.request, "headers", None)
     authorization = headers.get("authorization", "") if headers is not None else ""
-    return tenancy.known() or "", _digest(authorization)
-
-
-@functools.lru_cache(maxsize=4096)
-def _digest(authorization: str) -> str:
-    """A caller's key part (every request of a caller carries the same header, so it is kept)."""
-    return hashlib.sha256(authorization.encode()).hexdigest()[:32]
+    return tenancy.known() or "", hashlib.sha256(authorization.encode()).hexdigest()[:32]

@@ -291,14 +291,10 @@ async def _traced(call_next: CallNext, ctx: ServerRequestContext[Any, Any]) -> H
         try:
             result = await call_next(ctx)
         except MCPError as e:
-            code = str(e.error.code)
-            span.set_attributes({"error.type": code, "rpc.response.status_code": code})
-            span.set_status(StatusCode.ERROR, e.error.message)
+            _protocol_error(span, e.error.code, e.error.message)
             raise
         except ValidationError:
-            code = str(INVALID_PARAMS)
-            span.set_attributes({"error.type": code, "rpc.response.status_code": code})
-            span.set_status(StatusCode.ERROR, "Invalid request parameters")
+            _protocol_error(span, INVALID_PARAMS, "Invalid request parameters")
             raise
         except Exception as e:
             span.set_attribute("error.type", type(e).__qualname__)
@@ -309,12 +305,16 @@ async def _traced(call_next: CallNext, ctx: ServerRequestContext[Any, Any]) -> H
             case CallToolResult(is_error=True) | {"isError": True}:
                 span.set_attribute("error.type", "tool_error")
                 span.set_status(StatusCode.ERROR)
-            case _:
-                pass
         return result
     finally:
         otel_context.detach(token)
         span.end()
+
+
+def _protocol_error(span: trace.Span, code: int, message: str) -> None:
+    """A call answered with a JSON-RPC error: its code on the span, as the SDK's layer sets it."""
+    span.set_attributes({"error.type": str(code), "rpc.response.status_code": str(code)})
+    span.set_status(StatusCode.ERROR, message)
 
 
 def _meta(params: Mapping[str, Any]) -> Any:

@@ -10,7 +10,6 @@ which tool needs which), every scope for a caller without a token, who is the on
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from lakegate.common.api_tokens import SCOPES, granted
@@ -43,11 +42,14 @@ class Tenancy:
 
     default_tenant: str
 
+    def __post_init__(self) -> None:
+        check_tenant_id(self.default_tenant)  # once, here: a call asks for its tenant five times
+
     def current(self) -> str:
         """The caller's tenant: from its access token when it has one, else the default tenant."""
         token = get_access_token()
         if token is None:
-            return self._default
+            return self.default_tenant
         tenant = tenant_from_token(token)
         if tenant is None:
             raise PermissionDenied(
@@ -55,11 +57,6 @@ class Tenancy:
                 f"{TENANT_CLAIM!r} claim or exactly one '{TENANT_SCOPE_PREFIX}<id>' scope"
             )
         return check_tenant_id(tenant)
-
-    @functools.cached_property
-    def _default(self) -> str:
-        """The default tenant, checked once (a call asks for its tenant five times)."""
-        return check_tenant_id(self.default_tenant)
 
     def known(self) -> str | None:
         """The caller's tenant, or None when its token names no valid one (for bookkeeping that must not raise)."""
