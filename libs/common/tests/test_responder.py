@@ -7,15 +7,18 @@ default) and through its public subscription callbacks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
 from lakegate.common.contracts.rpc import Reply
 from lakegate.common.contracts.sources import SourceRef
-from lakegate.common.responder import Responder, parent_context
+from lakegate.common.responder import Handler, Responder, parent_context
 from lakegate.common.rpc import Encoded, answers
 from lakegate.common.settings import NatsSettings
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from opentelemetry import trace
@@ -35,6 +38,21 @@ def direct(request: pytest.FixtureRequest) -> bool:
 
 def _subject() -> str:
     return f"lakegate.test.{uuid.uuid4().hex}.rpc"
+
+
+@contextlib.asynccontextmanager
+async def _responding(
+    nats_settings: NatsSettings, handler: Handler, *, direct: bool
+) -> AsyncIterator[tuple[str, Responder, NatsClient]]:
+    """A responder answering `handler` (2 workers) on a fresh connection: its subject, itself, the connection."""
+    subject, responder = _subject(), Responder(TracerProvider().get_tracer("test"), direct=direct)
+    responder.answer(subject, handler, queue="q", workers=2)
+    nc = await nats.connect(nats_settings.url)
+    try:
+        await responder.start(nc)
+        yield subject, responder, nc
+    finally:
+        await nc.close()
 
 
 async def _ask_once_with_traceparent(
@@ -91,11 +109,7 @@ async def test_a_request_under_way_when_the_responder_stops_is_answered_and_late
         await release.wait()
         return request
 
-    subject, responder = _subject(), Responder(TracerProvider().get_tracer("test"), direct=direct)
-    responder.answer(subject, slow, queue="q", workers=2)
-    nc = await nats.connect(nats_settings.url)
-    try:
-        await responder.start(nc)
+    async with _responding(nats_settings, slow, direct=direct) as (subject, responder, nc):
         request = SourceRef(tenant_id="t1", connection_id="src_1")
         pending = asyncio.create_task(nc.request(subject, request.model_dump_json().encode(), timeout=30))
         await asyncio.wait_for(began.wait(), 10)
@@ -107,8 +121,6 @@ async def test_a_request_under_way_when_the_responder_stops_is_answered_and_late
         answer = await pending
         with pytest.raises(NoRespondersError):
             await nc.request(subject, request.model_dump_json().encode(), timeout=5)
-    finally:
-        await nc.close()
 
     assert Reply.model_validate_json(answer.data).result == request.model_dump(mode="json")
 
@@ -201,18 +213,12 @@ async def test_stop_cancels_the_requests_that_outlast_its_timeout_and_returns_on
             raise
         return request
 
-    subject, responder = _subject(), Responder(TracerProvider().get_tracer("test"), direct=direct)
-    responder.answer(subject, stuck, queue="q", workers=2)
-    nc = await nats.connect(nats_settings.url)
-    try:
-        await responder.start(nc)
+    async with _responding(nats_settings, stuck, direct=direct) as (subject, responder, nc):
         request = SourceRef(tenant_id="t1", connection_id="src_stuck")
         await nc.publish(subject, request.model_dump_json().encode(), reply=nc.new_inbox())
         await asyncio.wait_for(began.wait(), 10)
         await responder.stop(timeout=0.1)
         assert ended == ["src_stuck"]
-    finally:
-        await nc.close()
 
 
 async def test_a_request_holding_an_escaped_nul_is_refused_naming_where_it_is(
@@ -222,15 +228,9 @@ async def test_a_request_holding_an_escaped_nul_is_refused_naming_where_it_is(
     async def echo(request: SourceRef) -> SourceRef:
         return request
 
-    subject, responder = _subject(), Responder(TracerProvider().get_tracer("test"), direct=direct)
-    responder.answer(subject, echo, queue="q", workers=2)
-    nc = await nats.connect(nats_settings.url)
-    try:
-        await responder.start(nc)
+    async with _responding(nats_settings, echo, direct=direct) as (subject, responder, nc):
         answer = await nc.request(subject, b'{"tenant_id":"t1","connection_id":"src_\\u0000"}', timeout=10)
         await responder.stop(timeout=10)
-    finally:
-        await nc.close()
 
     reply = Reply.model_validate_json(answer.data)
     assert reply.error is not None
