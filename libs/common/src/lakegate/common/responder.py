@@ -335,8 +335,11 @@ class _Direct:
 
     @staticmethod
     async def send(connection: NatsClient, reply: bytes, body: bytes) -> bool:
-        """Add `body` to `reply` to the connection's send buffer as a `PUB`; False when it must go through `publish`."""
-        if not connection.is_connected or not hasattr(connection, "_send_command"):
+        """Add `body` to `reply` to the connection's send buffer as a `PUB`; False when it must go through `publish`.
+
+        Only a request taken by `process_msg` has a `bytes` reply subject, so `install` has checked these members.
+        """
+        if not connection.is_connected:
             return False
         await connection._send_command(b"PUB %b %d\r\n%b\r\n" % (reply, len(body), body))
         flushing = connection._flush_queue
