@@ -254,11 +254,7 @@ class JetStreamStaging:
                 seen += 1
                 yield batch
         finally:
-            puller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await puller
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await stop_pulling(puller, sub)
 
     @staticmethod
     async def _next_fetch(
@@ -422,6 +418,15 @@ class DataFileStaging:
         self._sweep(self.root)
         shutil.rmtree(directory, ignore_errors=True)  # left by a delivery of the same attempt that was killed
         directory.mkdir(parents=True)
+
+
+async def stop_pulling(puller: asyncio.Task[None], sub: JetStreamContext.PullSubscription) -> None:
+    """End a task that fetches from `sub` and the subscription itself, whatever state either is in."""
+    puller.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await puller
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()
 
 
 def _checked_name(name: str) -> str:

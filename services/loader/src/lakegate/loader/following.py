@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from lakegate.common.contracts.runs import Extracted, Extracting, Streaming
 from lakegate.common.errors import TerminalError, Unavailable
-from lakegate.common.staging import PartsEnd
+from lakegate.common.staging import PartsEnd, stop_pulling
 from lakegate.common.subjects import STREAMING_STEP, RunStep, Topology
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -119,8 +119,4 @@ async def following(
     try:
         yield steps
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+        await stop_pulling(reader, sub)
