@@ -117,16 +117,8 @@ class LoadWorker:
             self._exit_if_faulted(run_id)
             schema = decode_schema(extracted)
             staging = self.staging()
-            plan = LoadPlan(
-                target=extracted.target,
-                schema=schema,
-                mode=extracted.sync_mode,
-                run_id=run_id,
-                keys=tuple(extracted.primary_key),
-                cursor=extracted.cursor.column if extracted.cursor else None,
-                source_types={column.name: column.source_type for column in extracted.columns},
-                source_keys=self._source_keys(extracted, staging),
-            )
+            cursor = extracted.cursor.column if extracted.cursor else None
+            plan = _plan(extracted, schema, cursor, source_keys=self._source_keys(extracted, staging))
             # Staged parts are read while the warehouse writes them, so one span holds reading, writing and commit.
             with self.metrics.phase("load"), tracer(__name__).start_as_current_span("warehouse commit") as span:
                 span.set_attributes(_attributes(plan))
@@ -156,15 +148,7 @@ class LoadWorker:
             await self._step(loading, RunStep.LOADING, run_id, suffix=streaming.attempt)
             self._exit_if_faulted(run_id)
             schema = decode_schema(streaming)
-            plan = LoadPlan(
-                target=streaming.target,
-                schema=schema,
-                mode=streaming.sync_mode,
-                run_id=run_id,
-                keys=tuple(streaming.primary_key),
-                cursor=streaming.cursor_column,
-                source_types={column.name: column.source_type for column in streaming.columns},
-            )
+            plan = _plan(streaming, schema, streaming.cursor_column)
             with self.metrics.phase("load"), tracer(__name__).start_as_current_span("warehouse commit") as span:
                 span.set_attributes({**_attributes(plan), "lakegate.streaming": True})
                 parts = _until(
@@ -453,6 +437,26 @@ async def _closing(batches: AsyncIterator[pa.RecordBatch]) -> AsyncIterator[Asyn
         yield batches
     finally:
         await _close(batches)
+
+
+def _plan(
+    run: Extracted | Streaming,
+    schema: pa.Schema,
+    cursor: str | None,
+    *,
+    source_keys: Callable[[], AsyncIterator[pa.RecordBatch]] | None = None,
+) -> LoadPlan:
+    """What a run's load writes: its target, rows of `schema`, its mode, key, cursor column and source types."""
+    return LoadPlan(
+        target=run.target,
+        schema=schema,
+        mode=run.sync_mode,
+        run_id=run.run_id,
+        keys=tuple(run.primary_key),
+        cursor=cursor,
+        source_types={column.name: column.source_type for column in run.columns},
+        source_keys=source_keys,
+    )
 
 
 def _attributes(plan: LoadPlan) -> dict[str, str]:
