@@ -33,11 +33,7 @@ async def large_table(source: asyncpg.Connection) -> str:
     return "events"
 
 
-def test_a_split_needs_two_ready_replicas_by_default(settings: ExtractorSettings) -> None:
-    assert settings.parallel_min_readers == 2
-
-
-async def test_a_lone_replica_reads_a_large_table_as_one_stream(
+async def test_by_default_a_lone_replica_reads_a_large_table_as_one_stream(
     catalog: FakeCatalog, extractor: ExtractorState, source_dsn: str, large_table: str
 ) -> None:
     assert await ready_range_readers(extractor.runtime) == 1  # its own free range slot
