@@ -74,17 +74,20 @@ class SourceListings:
 
     async def of_tenant(self, tenant_id: str) -> Encoded[SourceList]:
         """Every source of the tenant, oldest first."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         futures = self._waiting.get(tenant_id)
         if futures is None:
             self._waiting[tenant_id] = [future]
         else:
             futures.append(future)
+        self._schedule()
+        return Encoded(await future)
+
+    def _schedule(self) -> None:
+        """Start a read of the waiting requests at the end of this turn of the loop, unless one is due already."""
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._start)
-        return Encoded(await future)
+            asyncio.get_running_loop().call_soon(self._start)
 
     def _start(self) -> None:
         self._scheduled = False
@@ -119,9 +122,8 @@ class SourceListings:
             return
         finally:
             self._reading -= 1
-            if self._waiting and not self._scheduled:
-                self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._start)
+            if self._waiting:
+                self._schedule()
         for tenant_id, text in rows:
             body = text.encode()
             for future in waiting[tenant_id]:
