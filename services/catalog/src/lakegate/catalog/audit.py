@@ -95,20 +95,20 @@ class AuditLog:
         records = valid
         if all(r.at.tzinfo is not None and math.isfinite(r.duration_ms) for r in records):
             status = await self._pool.execute(_INSERT_JSON, _RECORDS.dump_json(records).decode())
-            return int(status.rsplit(" ", 1)[-1])
-        status = await self._pool.execute(
-            _INSERT_ARRAYS,
-            [r.id for r in records],
-            [r.tenant_id for r in records],
-            [r.actor for r in records],
-            [r.tool for r in records],
-            # storable whoever sent them: the contract escapes NUL and lone surrogates
-            [r.arguments for r in records],
-            [r.outcome for r in records],
-            [r.error_code for r in records],
-            [r.duration_ms for r in records],
-            [r.at for r in records],
-        )
+        else:
+            status = await self._pool.execute(
+                _INSERT_ARRAYS,
+                [r.id for r in records],
+                [r.tenant_id for r in records],
+                [r.actor for r in records],
+                [r.tool for r in records],
+                # storable whoever sent them: the contract escapes NUL and lone surrogates
+                [r.arguments for r in records],
+                [r.outcome for r in records],
+                [r.error_code for r in records],
+                [r.duration_ms for r in records],
+                [r.at for r in records],
+            )
         return int(status.rsplit(" ", 1)[-1])
 
     async def of_tenant(self, tenant_id: str, window: Window) -> tuple[list[AuditRecord], int | None]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncpg
 from lakegate.catalog.database import Connection
+from lakegate.catalog.json_sql import array_json, columns_array_json, instant_json, or_null, value_json
 from lakegate.catalog.paging import Window
 from lakegate.catalog.readers import Readers
 from lakegate.catalog.runs import RunRecord, columns_json
-from lakegate.catalog.sources import instant_json
 from lakegate.common.contracts.catalog import Dataset, DatasetList
 from lakegate.common.contracts.runs import ColumnMapping, TableRef
 from lakegate.common.contracts.transforms import DatasetRecord
@@ -163,47 +163,23 @@ class DatasetStore:
         return [_dataset(row) for row in page], next_offset
 
 
-def _nullable(expression: str) -> str:
-    return f"coalesce(to_json({expression})::text, 'null')"
-
-
-def columns_array_json(column: str) -> str:
-    """SQL for the JSON pydantic writes for a `list[ColumnMapping]` stored in the jsonb `column` (NULL: `[]`).
-
-    jsonb arrays are rebuilt element by element: jsonb's own text puts a space after each comma, pydantic none.
-    """
-    return f"""(
-    SELECT '[' || coalesce(string_agg(
-        '{{"version":' || coalesce(c->>'version', '1') || ',"name":' || to_json(c->>'name')
-        || ',"source_type":' || to_json(c->>'source_type') || ',"arrow_type":' || to_json(c->>'arrow_type')
-        || ',"mapped":' || (c->'mapped')::text || '}}',
-        ',' ORDER BY i), '') || ']'
-    FROM jsonb_array_elements({column}) WITH ORDINALITY AS e(c, i)
-)"""
-
-
 _COLUMNS_JSON = columns_array_json("d.columns")
-_UPSTREAM_JSON = """(
-    SELECT '[' || coalesce(string_agg(
-        '{"version":' || coalesce(t->>'version', '1') || ',"catalog":' || to_json(t->>'catalog')
-        || ',"schema_name":' || to_json(t->>'schema_name') || ',"name":' || to_json(t->>'name') || '}',
-        ',' ORDER BY i), '') || ']'
-    FROM jsonb_array_elements(d.upstream) WITH ORDINALITY AS e(t, i)
-)"""
-_KEYS_JSON = """(
-    SELECT '[' || coalesce(string_agg(to_json(k)::text, ',' ORDER BY i), '') || ']'
-    FROM jsonb_array_elements_text(d.keys) WITH ORDINALITY AS e(k, i)
-)"""
+_UPSTREAM_JSON = array_json(
+    "d.upstream",
+    """'{"version":' || coalesce(x->>'version', '1') || ',"catalog":' || to_json(x->>'catalog')
+    || ',"schema_name":' || to_json(x->>'schema_name') || ',"name":' || to_json(x->>'name') || '}'""",
+)
+_KEYS_JSON = array_json("d.keys", "to_json(x)::text", of_text=True)
 _DATASET_JSON = f"""
     '{{"version":1,"target":{{"version":1,"catalog":' || to_json(d.target_catalog)
     || ',"schema_name":' || to_json(d.target_schema) || ',"name":' || to_json(d.target_name)
-    || '}},"connection_id":' || {_nullable("d.connection_id")} || ',"source_table":' || {_nullable("d.source_table")}
+    || '}},"connection_id":' || {value_json("d.connection_id")} || ',"source_table":' || {value_json("d.source_table")}
     || ',"row_count":' || coalesce(d.row_count::text, 'null') || ',"columns":' || {_COLUMNS_JSON}
-    || ',"last_run_id":' || {_nullable("d.last_run_id")} || ',"updated_at":' || {instant_json("d.updated_at")}
+    || ',"last_run_id":' || {value_json("d.last_run_id")} || ',"updated_at":' || {instant_json("d.updated_at")}
     || ',"kind":' || to_json(d.kind) || ',"upstream":' || {_UPSTREAM_JSON} || ',"keys":' || {_KEYS_JSON}
-    || ',"definition":' || {_nullable("d.definition")}
-    || ',"last_synced_at":' || coalesce({instant_json("d.last_synced_at")}, 'null')
-    || ',"file_name":' || {_nullable("d.file_name")} || '}}'
+    || ',"definition":' || {value_json("d.definition")}
+    || ',"last_synced_at":' || {or_null(instant_json("d.last_synced_at"))}
+    || ',"file_name":' || {value_json("d.file_name")} || '}}'
 """
 #: A page of tenant $1's datasets ($3 of them from offset $4, ordered by the layers of $2) as the JSON
 #: of `DatasetList`: byte for byte what `DatasetList(...).model_dump_json()` writes (test_dataset_listing.py).

@@ -50,7 +50,7 @@ class Readers:
         return self._size
 
     async def fetchval(self, query: str, *args: object) -> object:
-        """The first column of the first row of `query` (asyncpg prepares and caches it per connection).
+        """The first column of the first row of `query` (prepared once on each connection, then run as such).
 
         A read that finds its connection gone (the server restarted, or ended it) is asked once more
         on a new one: it is a read, so asking twice changes nothing.

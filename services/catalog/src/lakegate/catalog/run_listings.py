@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncpg
 import pydantic_core
-from lakegate.catalog.datasets import columns_array_json
+from lakegate.catalog.json_sql import array_json, columns_array_json, instant_json, or_null, value_json
 from lakegate.catalog.paging import Window
 from lakegate.catalog.readers import Readers
 from lakegate.catalog.runs import run_not_found
-from lakegate.catalog.sources import instant_json
 from lakegate.common.contracts.catalog import RunList
 from lakegate.common.contracts.runs import RunView
 from lakegate.common.rpc import Encoded
@@ -28,22 +27,16 @@ from lakegate.common.rpc import Encoded
 _UNFINISHED = "r.status IN ('failed', 'cancelled')"
 
 
-def _nullable(expression: str) -> str:
-    return f"coalesce(to_json({expression})::text, 'null')"
-
-
-_SCHEMA_CHANGES_JSON = f"""(
-    SELECT '[' || coalesce(string_agg(
-        '{{"version":' || coalesce(c->>'version', '1') || ',"column":' || to_json(c->>'column')
-        || ',"change":' || to_json(c->>'change') || ',"before":' || {_nullable("c->>'before'")}
-        || ',"after":' || {_nullable("c->>'after'")} || '}}',
-        ',' ORDER BY i), '') || ']'
-    FROM jsonb_array_elements(r.schema_changes) WITH ORDINALITY AS e(c, i)
-)"""
+_SCHEMA_CHANGES_JSON = array_json(
+    "r.schema_changes",
+    f"""'{{"version":' || coalesce(x->>'version', '1') || ',"column":' || to_json(x->>'column')
+    || ',"change":' || to_json(x->>'change') || ',"before":' || {value_json("x->>'before'")}
+    || ',"after":' || {value_json("x->>'after'")} || '}}'""",
+)
 _CURSOR_JSON = f"""CASE WHEN r.cursor IS NULL OR jsonb_typeof(r.cursor) = 'null' OR {_UNFINISHED} THEN 'null' ELSE
     '{{"version":' || coalesce(r.cursor->>'version', '1') || ',"column":' || to_json(r.cursor->>'column')
     || ',"value":' || to_json(r.cursor->>'value') || ',"source_type":' || to_json(r.cursor->>'source_type')
-    || ',"snapshot":' || {_nullable("r.cursor->>'snapshot'")} || '}}'
+    || ',"snapshot":' || {value_json("r.cursor->>'snapshot'")} || '}}'
 END"""
 _ERROR_JSON = """CASE WHEN r.error_code IS NULL THEN 'null' ELSE
     '{"version":1,"code":' || to_json(r.error_code) || ',"message":' || to_json(coalesce(r.error_message, ''))
@@ -59,10 +52,11 @@ _COLUMNS = f"""
     || CASE WHEN {_UNFINISHED} THEN '0' ELSE coalesce(coalesce(r.row_count, r.staged_rows)::text, 'null') END
     || ',"bytes":' || coalesce(r.bytes::text, 'null') || ',"columns":' || {columns_array_json("r.columns")}
     || ',"error":' || {_ERROR_JSON} || ',"created_at":' || {instant_json("r.created_at")}
-    || ',"started_at":' || coalesce({instant_json("r.started_at")}, 'null')
-    || ',"finished_at":' || coalesce({instant_json("r.finished_at")}, 'null') || ',"cursor":' || {_CURSOR_JSON}
+    || ',"started_at":' || {or_null(instant_json("r.started_at"))}
+    || ',"finished_at":' || {or_null(instant_json("r.finished_at"))} || ',"cursor":' || {_CURSOR_JSON}
     || ',"schema_changes":' || {_SCHEMA_CHANGES_JSON} || ',"rows_extracted":' || coalesce(r.staged_rows::text, 'null')
-    || ',"deleted_rows":' || coalesce(r.deleted_rows::text, 'null') || ',"schedule_id":' || {_nullable("r.schedule_id")}
+    || ',"deleted_rows":' || coalesce(r.deleted_rows::text, 'null')
+    || ',"schedule_id":' || {value_json("r.schedule_id")}
     AS head,
     ((extract(epoch FROM r.finished_at) - extract(epoch FROM coalesce(r.started_at, r.created_at))) * 1000000)::bigint
     AS micros,

@@ -12,6 +12,7 @@ import secrets
 
 import asyncpg
 from lakegate.catalog.cipher import PasswordCipher
+from lakegate.catalog.json_sql import instant_json, value_json
 from lakegate.catalog.readers import Readers
 from lakegate.common.contracts.sources import (
     RegisterSource,
@@ -29,18 +30,6 @@ MAX_NAME_LENGTH = 64
 _COLUMNS = 'id, tenant_id, name, host, port, database, "user", created_at, password_ref'
 
 
-#: A timestamptz as pydantic writes an aware UTC datetime: `2026-12-03T12:00:00.123456Z`, no fraction when it is 0.
-_INSTANT = """
-    to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-    || CASE WHEN to_char({0}, 'US') = '000000' THEN '' ELSE to_char({0}, '.US') END || 'Z'
-"""
-
-
-def instant_json(column: str) -> str:
-    """SQL for the JSON string pydantic writes for the timestamptz `column` (NULL when it is NULL)."""
-    return "('\"' || " + _INSTANT.format(column) + " || '\"')"
-
-
 #: Every source of tenant $1, oldest first, as the JSON of `SourceList`: byte for byte what
 #: `SourceList(sources=[...]).model_dump_json()` writes (`to_json` escapes text as pydantic does),
 #: so the catalog answers `sources.list` without building a model per row (tests/test_source_listing.py).
@@ -49,8 +38,8 @@ _LISTING_JSON = f"""
         '{{"version":1,"connection_id":' || to_json(id) || ',"tenant_id":' || to_json(tenant_id)
         || ',"name":' || to_json(name) || ',"address":{{"version":1,"host":' || to_json(host)
         || ',"port":' || port || ',"database":' || to_json(database) || ',"user":' || to_json("user")
-        || '}},"created_at":"' || {_INSTANT.format("created_at")} || '","password_ref":'
-        || coalesce(to_json(password_ref)::text, 'null') || '}}',
+        || '}},"created_at":' || {instant_json("created_at")} || ',"password_ref":'
+        || {value_json("password_ref")} || '}}',
         ',' ORDER BY created_at, name
     ), '') || ']}}'
     FROM sources WHERE tenant_id = {{tenant}}
@@ -85,17 +74,20 @@ class SourceListings:
 
     async def of_tenant(self, tenant_id: str) -> Encoded[SourceList]:
         """Every source of the tenant, oldest first."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         futures = self._waiting.get(tenant_id)
         if futures is None:
             self._waiting[tenant_id] = [future]
         else:
             futures.append(future)
+        self._schedule()
+        return Encoded(await future)
+
+    def _schedule(self) -> None:
+        """Start a read of the waiting requests at the end of this turn of the loop, unless one is due already."""
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._start)
-        return Encoded(await future)
+            asyncio.get_running_loop().call_soon(self._start)
 
     def _start(self) -> None:
         self._scheduled = False
@@ -130,9 +122,8 @@ class SourceListings:
             return
         finally:
             self._reading -= 1
-            if self._waiting and not self._scheduled:
-                self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._start)
+            if self._waiting:
+                self._schedule()
         for tenant_id, text in rows:
             body = text.encode()
             for future in waiting[tenant_id]:
