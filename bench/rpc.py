@@ -60,7 +60,7 @@ from lakegate.common.contracts.sources import (
     SourceLogin,
 )
 from lakegate.common.errors import Unavailable
-from lakegate.common.rpc import RpcClient, _answer_of
+from lakegate.common.rpc import RpcClient, answer_from
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import Topology
 from lakegate.devstack.nats_server import NatsServer
@@ -234,7 +234,7 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
     propagator = TraceContextTextMapPropagator()
     tenant = f"tenant{secrets.token_hex(4)}"
     listing = _listing(args.listing, tenant)
-    request, answered = listing.request, _answer_of(listing.answer)
+    request = listing.request
     payload = request.model_dump_json().encode()
     asks: dict[tuple[str, str], Callable[[], Awaitable[object]]] = {}
     for catalog in catalogs:
@@ -255,9 +255,7 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
 
         async def legacy(subject: str = subject) -> object:
             # RpcClient's request before issue 14's fourth round: nc.request, then the reply parsed once.
-            reply = answered.model_validate_json((await bare(subject)).data)
-            assert reply.error is None
-            return reply.result
+            return answer_from((await bare(subject)).data, listing.answer)
 
         async def call(subject: str = subject) -> object:
             return await rpc.call(subject, request, listing.answer)

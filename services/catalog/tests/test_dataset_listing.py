@@ -13,11 +13,10 @@ from lakegate.common.contracts.transforms import DatasetRecord
 from lakegate.common.names import tenant_catalog
 from lakegate.common.rpc import reply_json
 
+from .texts import AWKWARD
+
 if TYPE_CHECKING:
     from conftest import Peer
-
-#: Text that JSON must escape, or that a careless writer would: quotes, backslashes, controls, non-ASCII.
-AWKWARD = 'a "quoted" \\ back\tslash\n\x01\x1f é ✓ \u2028 😀'
 
 
 async def _listed_bytes(peer: Peer, limit: int, offset: int) -> bytes:

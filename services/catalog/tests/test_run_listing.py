@@ -13,11 +13,10 @@ from lakegate.common.contracts.runs import Extracting, RunRef
 from lakegate.common.rpc import reply_json
 from lakegate.common.subjects import RunStep
 
+from .texts import AWKWARD
+
 if TYPE_CHECKING:
     from conftest import Peer
-
-#: Text that JSON must escape, or that a careless writer would: quotes, backslashes, controls, non-ASCII.
-AWKWARD = 'a "quoted" \\ back\tslash\n\x01\x1f é ✓ \u2028 😀'
 
 
 async def _bytes(peer: Peer, subject: str, request: RunRef | ListRuns) -> bytes:

@@ -19,11 +19,10 @@ from lakegate.common.contracts.sources import (
 )
 from lakegate.common.rpc import reply_json
 
+from .texts import AWKWARD
+
 if TYPE_CHECKING:
     from conftest import Peer
-
-#: Text that JSON must escape, or that a careless writer would: quotes, backslashes, controls, non-ASCII.
-AWKWARD = 'a "quoted" \\ back\tslash\n\x01\x1f é ✓ \u2028 😀'
 
 
 async def _register(peer: Peer, name: str, *, referenced: bool = False) -> SourceInfo:

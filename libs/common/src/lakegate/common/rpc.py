@@ -194,6 +194,16 @@ def _answer_of(answer: type[M]) -> type[_Answer[M]]:
     return made
 
 
+def answer_from(body: bytes, answer: type[M]) -> M:
+    """The result of a `Reply`'s JSON as `answer`, read in one pass; its error raised as the lakegate error."""
+    reply = _answer_of(answer).model_validate_json(body)
+    if reply.error is not None:
+        raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
+    if reply.result is None:
+        return answer.model_validate(None)  # neither result nor error: refused as the answer model
+    return reply.result
+
+
 class _Replies:
     """One wildcard reply subscription on a connection, and the future of each request under way.
 
@@ -404,12 +414,7 @@ class RpcClient:
                 raise Unavailable(
                     f"the {_service(subject)} service did not answer within {wait:g}s; retry shortly"
                 ) from exc
-        reply = _answer_of(answer).model_validate_json(body)
-        if reply.error is not None:
-            raise error_from_code(reply.error.code, reply.error.message, transient=reply.error.transient)
-        if reply.result is None:
-            return answer.model_validate(None)  # neither result nor error: refused as the answer model
-        return reply.result
+        return answer_from(body, answer)
 
     async def _request(self, subject: str, payload: bytes, wait: float) -> bytes:
         if not self._traced:

@@ -66,10 +66,15 @@ class Readers:
         for last in (False, True):
             conn = await self._take()
             try:
-                statement = self._prepared[conn].get(query)
+                prepared = self._prepared[conn]
+                statement = prepared.get(query)
                 if statement is None:
-                    statement = self._prepared[conn][query] = await conn.prepare(query)
-                value = await run(statement)
+                    statement = prepared[query] = await conn.prepare(query)
+                try:
+                    value = await run(statement)
+                except asyncpg.InvalidCachedStatementError:
+                    statement = prepared[query] = await conn.prepare(query)
+                    value = await run(statement)
             except asyncio.CancelledError:
                 self._drop(conn)  # cancelled midway: the connection may still be inside the statement
                 raise
@@ -162,9 +167,4 @@ class Readers:
 def _lost(conn: asyncpg.Connection, exc: asyncpg.PostgresError) -> bool:
     """Whether a server error says the connection is gone, rather than that its statement failed."""
     # 08: connection exception; 57: operator intervention (the server shuts down or ended this backend).
-    # A prepared statement the server refuses since its tables changed is prepared anew on a new connection.
-    return (
-        conn.is_closed()
-        or isinstance(exc, asyncpg.InvalidCachedStatementError)
-        or str(exc.sqlstate or "")[:2] in {"08", "57"}
-    )
+    return conn.is_closed() or str(exc.sqlstate or "")[:2] in {"08", "57"}
