@@ -12,6 +12,7 @@ the machine is oversubscribed (a busy core runs everything slower), so each figu
 it (the lowest seen on this machine is ~13 us; a figure beside 20 us ran on cores about 1.5 times
 slower than that, from what shares them).
 Each tool is called once before its figures (a loader's first query imports and opens its engine).
+`--sql` sends another statement (`SELECT now()` is never kept, so every call runs in a statement process).
 Measurement only; nothing asserts.
 """
 
@@ -186,6 +187,11 @@ def main() -> None:
     parser.add_argument("--pid", action="append", default=[], metavar="NAME=PID", help="a process to charge CPU to")
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     parser.add_argument(
+        "--sql",
+        default=CALLS["query_sql"]["arguments"]["sql"],
+        help="the statement `query_sql` sends (a kept answer unless it calls now(), random(), ...)",
+    )
+    parser.add_argument(
         "--stack", action="store_true", help="start a whole stack in a temporary home instead of using --url"
     )
     args = parser.parse_args()
@@ -208,10 +214,11 @@ def main() -> None:
 def run(args: argparse.Namespace, url: str, pids: dict[str, int]) -> None:
     """Every figure the options ask for, printed and written to the results directory."""
     figures = []
+    calls = {**CALLS, "query_sql": {"name": "query_sql", "arguments": {"sql": args.sql}}}
     for call in args.calls.split(","):
-        warm_up(url, CALLS[call])
+        warm_up(url, calls[call])
         for connections in (int(c) for c in args.connections.split(",")):
-            figure = {"call": call, **measure(url, CALLS[call], connections, args.seconds, pids)}
+            figure = {"call": call, **measure(url, calls[call], connections, args.seconds, pids)}
             figures.append(figure)
             cpu = " ".join(f"{n} {ms:.2f}" for n, ms in figure["cpu_ms_per_call"].items())
             print(

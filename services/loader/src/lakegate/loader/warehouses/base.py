@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import pyarrow as pa
 from lakegate.common.contracts.runs import SchemaChange, SyncMode, TableRef
 from lakegate.common.contracts.warehouse import QueryResult, TableDescription, TableList
+from lakegate.common.rpc import Encoded
 from lakegate.loader.sqlguard import ReadQuery
 
 #: Commit note naming what wrote a table other than a load: `transform` or `upload`.
@@ -90,8 +91,9 @@ class Warehouse(Protocol):
 class CachedAnswers(Protocol):
     """Optional ability: answer a statement asked before from memory, without a statement slot."""
 
-    def cached_answer(self, catalog: str, sql: str, max_rows: int) -> QueryResult | None:
-        """The kept answer of this statement over the tables as they are now, or None; never blocks for long."""
+    def cached_answer(self, catalog: str, sql: str, max_rows: int) -> Encoded[QueryResult] | None:
+        """The kept answer of this statement over the tables as they are now, as its JSON, or None; never blocks
+        for long."""
         ...
 
 

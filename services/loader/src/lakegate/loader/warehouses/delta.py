@@ -35,6 +35,7 @@ from lakegate.common.contracts.warehouse import (
 )
 from lakegate.common.deltatypes import conform, delta_schema
 from lakegate.common.errors import Conflict, InvalidInput, NotFound, WarehouseError
+from lakegate.common.rpc import Encoded
 from lakegate.loader.mergekeys import merge_columns
 from lakegate.loader.metastatements import describe_columns, show_schemas, show_tables
 from lakegate.loader.results import query_result
@@ -214,8 +215,9 @@ class LocalLakehouse:
         deterministic = complete and self.answers.enabled and self._deterministic(engine.sql)
         return Plan(engine, reads, state, deterministic)
 
-    def cached_answer(self, catalog: str, sql: str, max_rows: int) -> QueryResult | None:
-        """The kept answer of this exact statement over the tables as they are now; None when there is none.
+    def cached_answer(self, catalog: str, sql: str, max_rows: int) -> Encoded[QueryResult] | None:
+        """The kept answer of this exact statement over the tables as they are now, as its JSON; None when there
+        is none.
 
         A few `stat` calls per table read and no parse: cheap enough for the event loop."""
         if not self.answers.enabled:
@@ -332,7 +334,8 @@ class LocalLakehouse:
                 if all(found is not None for found in plan.state):
                     self._plans.put(catalog, sql, max_rows, plan)
             if plan.deterministic and (kept := self.answers.get(catalog, plan, max_rows)) is not None:
-                return kept
+                # Kept since the handler asked `cached_answer` (a concurrent first call): read back, rarely.
+                return QueryResult.model_validate_json(kept.json)
             answer = self._capped(plan.engine, max_rows, timeout)
             self.answers.put(catalog, plan, max_rows, answer)
             return answer

@@ -8,9 +8,11 @@ makes it again; text that the guard refuses is never kept.
 
 An answer is kept for a deterministic plan under (tenant catalog, DuckDB SQL, row cap, state of every
 table read), so two spellings of one statement share it and a commit to any table read is a miss.
-Answers are bounded by their JSON bytes (`LAKEGATE_LOADER_QUERY_CACHE_BYTES`), least recently used
-out first; an answer bigger than an eighth of the bound is not kept, so one answer cannot flush the
-rest. The catalog is part of every key: a tenant never gets another's answer.
+An answer is kept as its JSON, written once when it is kept (`rpc.Encoded`): a hit is replied as
+those bytes, with no model to build or serialize again. Answers are bounded by their JSON bytes
+(`LAKEGATE_LOADER_QUERY_CACHE_BYTES`), least recently used out first; an answer bigger than an
+eighth of the bound is not kept, so one answer cannot flush the rest. The catalog is part of every
+key: a tenant never gets another's answer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from lakegate.common.contracts.runs import TableRef
 from lakegate.common.contracts.warehouse import QueryResult
+from lakegate.common.rpc import Encoded
 from lakegate.loader.warehouses.duckdbsql import EngineQuery
 
 #: The state of every table and view a plan reads, in a fixed order; None marks one that is gone.
@@ -91,11 +94,11 @@ AnswerKey = tuple[str, str, int, State]
 
 
 class Answers:
-    """Answers of deterministic plans, bounded by bytes; `most_bytes` 0 keeps none."""
+    """Answers of deterministic plans as their JSON, bounded by bytes; `most_bytes` 0 keeps none."""
 
     def __init__(self, most_bytes: int) -> None:
         self.most_bytes = most_bytes
-        self._answers: OrderedDict[AnswerKey, tuple[QueryResult, int]] = OrderedDict()
+        self._answers: OrderedDict[AnswerKey, tuple[Encoded[QueryResult], int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -111,7 +114,7 @@ class Answers:
     def __len__(self) -> int:
         return len(self._answers)
 
-    def get(self, catalog: str, plan: Plan, max_rows: int) -> QueryResult | None:
+    def get(self, catalog: str, plan: Plan, max_rows: int) -> Encoded[QueryResult] | None:
         key = (catalog, plan.engine.sql, max_rows, plan.state)
         with self._lock:
             found = self._answers.get(key)
@@ -123,7 +126,9 @@ class Answers:
     def put(self, catalog: str, plan: Plan, max_rows: int, answer: QueryResult) -> None:
         if not self.enabled or not plan.deterministic:
             return
-        size = len(answer.model_dump_json()) + len(plan.engine.sql) + ENTRY_OVERHEAD
+        # What the responder would write for `answer` (`rpc.reply_json`), so a hit replies the same bytes.
+        written: Encoded[QueryResult] = Encoded(answer.__pydantic_serializer__.to_json(answer))
+        size = len(written.json) + len(plan.engine.sql) + ENTRY_OVERHEAD
         if size > self.most_bytes // 8:
             return
         key = (catalog, plan.engine.sql, max_rows, plan.state)
@@ -131,7 +136,7 @@ class Answers:
             old = self._answers.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
-            self._answers[key] = (answer, size)
+            self._answers[key] = (written, size)
             self._bytes += size
             while self._bytes > self.most_bytes:
                 _, (_, dropped) = self._answers.popitem(last=False)
