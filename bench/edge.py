@@ -35,9 +35,11 @@ from typing import Any
 from bench.machine import describe_machine, load
 
 CONNECTIONS = (1, 16, 64)
+#: The statement `query_sql` sends unless `--sql` says otherwise.
+SELECT_ONE = "SELECT 1"
 CALLS = {
     "list_sources": {"name": "list_sources", "arguments": {}},
-    "query_sql": {"name": "query_sql", "arguments": {"sql": "SELECT 1"}},
+    "query_sql": {"name": "query_sql", "arguments": {"sql": SELECT_ONE}},
 }
 #: Targets of issue 14, printed next to the figures.
 TARGET_CALLS_AT_64, TARGET_P95_AT_64_MS, TARGET_P95_AT_16_MS = 2500, 50.0, 15.0
@@ -188,7 +190,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     parser.add_argument(
         "--sql",
-        default=CALLS["query_sql"]["arguments"]["sql"],
+        default=SELECT_ONE,
         help="the statement `query_sql` sends (a kept answer unless it calls now(), random(), ...)",
     )
     parser.add_argument(
