@@ -40,7 +40,7 @@ from typing import Any
 
 import anyio
 import pydantic_core
-from lakegate.edge.direct_calls import DirectCalls
+from lakegate.edge.direct_calls import DirectCalls, DirectRequest
 from lakegate.edge.internal_errors import internal_error
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
@@ -286,9 +286,9 @@ class JsonExchanges:
         self, request: Request, request_id: RequestId, method: str, params: Any, version: str
     ) -> Awaitable[dict[str, Any]]:
         """The handler chain's result for one request: directly (`direct_calls`) when it can be, else `serve_one`."""
-        direct = self.direct_call(request, request_id, method, params, version)
+        direct = self.direct_request(method, params, version)
         if direct is not None:
-            return direct
+            return self.serve_direct(direct, request, request_id, version)
         return serve_one(
             self._server,
             _context(request, request_id),
@@ -298,16 +298,18 @@ class JsonExchanges:
             lifespan_state=self._manager._lifespan_state,  # set by the manager's run(), read by every path
         )
 
-    def direct_call(
-        self, request: Request, request_id: RequestId, method: str, params: Any, version: str
-    ) -> Awaitable[dict[str, Any]] | None:
-        """The result of one request served by `direct_calls`, or None when it is not a direct call."""
-        direct = self._direct.accepts(method, params, version) if self._direct is not None else None
-        if direct is None:
-            return None
-        assert self._direct is not None
-        context = _context(request, request_id)
-        return self._direct.serve(direct, context, request, version, self._manager._lifespan_state)
+    def direct_request(self, method: str, params: Any, version: str) -> DirectRequest | None:
+        """The request as `direct_calls` serves it, or None when it is not a direct call (or they are off)."""
+        return self._direct.accepts(method, params, version) if self._direct is not None else None
+
+    def serve_direct(
+        self, direct: DirectRequest, request: Request, request_id: RequestId, version: str
+    ) -> Awaitable[dict[str, Any]]:
+        """The result of a direct request, with the dispatch context every JSON exchange has."""
+        assert self._direct is not None  # `direct_request` made `direct`
+        return self._direct.serve(
+            direct, _context(request, request_id), request, version, self._manager._lifespan_state
+        )
 
     async def refusal(self, request: Request) -> Response | None:
         """The SDK's refusal of a POST for its `Content-Type`, `Host` or `Origin` (None when it passes)."""
@@ -387,10 +389,13 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-def install_json_exchanges(manager: StreamableHTTPSessionManager, direct: DirectCalls | None = None) -> None:
+def install_json_exchanges(manager: StreamableHTTPSessionManager, direct: DirectCalls | None = None) -> JsonExchanges:
     """Put `JsonExchanges` in front of `manager`, behind its request body limit (and any auth around it);
-    with `direct`, plain tool calls skip the SDK's runner (`direct_calls`)."""
+    with `direct`, plain tool calls skip the SDK's runner (`direct_calls`). Returns it, for the fast path
+    (`fast_calls`) to share."""
     limit = manager.asgi_app
     if not isinstance(limit, RequestBodyLimitMiddleware):
         raise TypeError("the MCP SDK's session manager no longer starts with its body limit; revisit exchange.py")
-    limit.app = JsonExchanges(manager, limit.app, direct)
+    exchanges = JsonExchanges(manager, limit.app, direct)
+    limit.app = exchanges
+    return exchanges
