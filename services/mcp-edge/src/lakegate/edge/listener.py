@@ -131,6 +131,10 @@ class _FastExchange:
             if self.disconnected:
                 return  # the client left: the work stopped, and there is nobody to answer
             raise
+        except Exception as exc:  # what uvicorn does with an app that raises before answering
+            protocol.logger.error("Exception in ASGI application\n", exc_info=exc)
+            await protocol.cycle_for(self).send_500_response()
+            return
         finally:
             protocol.serving = None
         if not isinstance(answer, bytes):
