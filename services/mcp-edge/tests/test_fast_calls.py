@@ -28,7 +28,7 @@ from lakegate.common.settings import NatsSettings
 from lakegate.edge.app import EdgeState, http_app, serve
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.fast_calls import FastCalls
-from lakegate.edge.listener import listening
+from lakegate.edge.listener import AnswersFast, listening
 from nats.aio.msg import Msg
 
 from .jwts import AUDIENCE, ISSUER, pem, signed_jwt
@@ -267,6 +267,7 @@ class Edge:
 async def _edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     async with serve(settings) as state:
         app = http_app(state)
+        assert isinstance(app, AnswersFast)
         async with listening(app, "127.0.0.1", 0, grace_seconds=5) as listener:
             await state.link.ready()
             yield Edge(state, int(listener.url.rsplit(":", 1)[1]), app.fast_calls)
@@ -378,6 +379,7 @@ async def test_a_fast_call_under_way_when_the_edge_stops_is_answered_and_its_con
     async with serve(settings) as state:
         await state.link.ready()
         app = http_app(state)
+        assert isinstance(app, AnswersFast)
         stopping = contextlib.AsyncExitStack()
         listener = await stopping.enter_async_context(listening(app, "127.0.0.1", 0, grace_seconds=5))
         port = int(listener.url.rsplit(":", 1)[1])
