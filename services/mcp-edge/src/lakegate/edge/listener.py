@@ -2,6 +2,9 @@
 
 Binding first means the address (and a port picked by the kernel for port 0) is known before
 uvicorn starts, and connections made meanwhile wait in the backlog instead of being refused.
+The protocol is uvicorn's httptools one, narrowly extended: each answer leaves in one system call
+(`_CoalescedWrites`), and a plain direct tool call is answered by the protocol itself, without a
+request cycle or ASGI (`_FastHttpTools`, deciding and serving with `fast_calls`).
 """
 
 from __future__ import annotations
