@@ -27,6 +27,10 @@ notification goes to the SDK as a POST of its own (so a `notifications/cancelled
 call), and the answer is the JSON array of the requests' responses (202 when there are none). A
 batch under any later version is refused with one JSON-RPC error, -32600, saying to send one
 message per POST, instead of the SDK's validation dump.
+
+The checks (`protocol_version`, `handshake_era`, `json_acceptable`, `single_request`), the answer's
+encoding (`encoded_answer`), the direct serving and the Host/Origin refusal are shared with the
+fast path (`fast_calls`), which answers the same plain calls from the HTTP protocol itself.
 """
 
 from __future__ import annotations
