@@ -240,6 +240,10 @@ def _corpus(tokens: Tokens | None, limit: int) -> list[tuple[str, list[bytes], b
     cases = [(name, [request], False) for name, request in plain]
     calls = [post(_call("list_sources", {}, n)) for n in range(1, 4)]
     mixed = [calls[0], post(_call("list_sources", {}, _meta={"progressToken": "p"})), calls[1], post(b"{"), calls[2]]
+    many = [
+        post(_call("query_sql" if n % 3 else "list_sources", {"sql": "SELECT 1"} if n % 3 else {}, n))
+        for n in range(100)
+    ]
     closing = post(_call("query_sql", {"sql": "SELECT 1"}, 9), headers={**JSON_HEADERS, "Connection": "close"})
     cases += [
         ("keep-alive: three calls in turn", calls, False),
@@ -247,6 +251,7 @@ def _corpus(tokens: Tokens | None, limit: int) -> list[tuple[str, list[bytes], b
         ("pipelined: three calls", calls, True),
         ("pipelined: fast and slow", mixed, True),
         ("pipelined: a close, then a call it drops", [calls[0], closing, calls[1]], True),
+        ("pipelined: a hundred calls, read after all are written", many, True),
     ]
     return cases
 
