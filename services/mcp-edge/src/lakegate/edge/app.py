@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import cast
 
 from lakegate.common.service import Runtime, runtime
 from lakegate.edge.audit import AuditTrail
@@ -16,18 +17,24 @@ from lakegate.edge.authentication import authentication, replace_metadata_route
 from lakegate.edge.backend import Backend
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.exchange import install_json_exchanges
+from lakegate.edge.fast_calls import Bearer, FastCalls
 from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.oversize import OversizeCalls
 from lakegate.edge.password_pages import PasswordPages
 from lakegate.edge.server import LakegateServer, create_server
 from lakegate.edge.tenancy import Tenancy
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.authentication import AuthenticationBackend
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
 SERVICE = "edge"
 
@@ -89,7 +96,7 @@ def http_app(state: EdgeState) -> ASGIApp:
     )
     server = state.server
     direct = server.direct_calls() if settings.direct_tool_calls and isinstance(server, LakegateServer) else None
-    install_json_exchanges(server.session_manager, direct)  # a call without a progress token is answered as JSON
+    exchanges = install_json_exchanges(server.session_manager, direct)  # a call without a progress token: JSON
     manager = state.server.session_manager
     # Outside the SDK's body limit: an over-long tool call is answered as a tool error, not a bare 413.
     # (The SDK types the attribute as its own middleware, but only ever calls it as an ASGI app.)
@@ -110,7 +117,30 @@ def http_app(state: EdgeState) -> ASGIApp:
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])])
     if state.password_pages is not None:
         app.router.routes.extend(state.password_pages.routes())
-    return _PostsToTheEndpoint(app, settings.path)
+    endpoint = _PostsToTheEndpoint(app, settings.path)
+    if settings.fast_http and direct is not None:
+        # Small enough for neither `OversizeCalls` nor the SDK's body limit to act, nor uvicorn to pause reading.
+        max_body = min(settings.max_request_bytes, HIGH_WATER_LIMIT)
+        endpoint.fast_calls = FastCalls(exchanges, settings.path, max_body, _bearer(app, settings.path))
+    return endpoint
+
+
+def _bearer(app: Starlette, path: str) -> Bearer | None:
+    """The SDK's bearer authentication in front of the MCP route, when the edge requires tokens.
+
+    The fast path (`fast_calls`) runs only it and its context for a plain call, so any other
+    middleware the SDK puts there is an error here rather than a layer the fast path skips.
+    """
+    layers: set[object] = {cast(object, middleware.cls) for middleware in app.user_middleware} - {_PostOnly}
+    if not layers <= {AuthenticationMiddleware, AuthContextMiddleware}:
+        raise TypeError(f"the MCP SDK's app has middleware the fast path would skip ({layers}); revisit fast_calls.py")
+    [route] = [r for r in app.router.routes if isinstance(r, Route) and r.path == path]
+    if not isinstance(route.app, RequireAuthMiddleware):
+        return None
+    [backend] = [m.kwargs["backend"] for m in app.user_middleware if m.cls is cast(object, AuthenticationMiddleware)]
+    if not isinstance(backend, AuthenticationBackend):
+        raise TypeError(f"the MCP SDK authenticates with {backend!r}; revisit fast_calls.py")
+    return Bearer(backend, route.app)
 
 
 class _PostsToTheEndpoint:
@@ -126,6 +156,8 @@ class _PostsToTheEndpoint:
 
     def __init__(self, app: Starlette, path: str) -> None:
         self.app, self._path = app, path
+        #: Its plain tool calls, answered by the HTTP protocol itself (`listener.AnswersFast`).
+        self.fast_calls: FastCalls | None = None
         [route] = [r for r in app.router.routes if isinstance(r, Route) and r.path == path]
         endpoint: ASGIApp = route.app
         for middleware in reversed(app.user_middleware):

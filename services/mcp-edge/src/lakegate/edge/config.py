@@ -165,6 +165,14 @@ class EdgeSettings(ServiceSettings):
             "call through the SDK."
         ),
     )
+    fast_http: bool = Field(
+        default=True,
+        description=(
+            "Answer a plain direct tools/call in the HTTP protocol itself, without uvicorn's request cycle and the "
+            "ASGI layers (the same checks, authentication and answer bytes: fast_calls.py); needs direct_tool_calls, "
+            "and is off while the access log is on. false: every request goes through uvicorn and ASGI."
+        ),
+    )
     access_log: bool = Field(default=False, description="Log one line per HTTP request (uvicorn's access log).")
     rate_limit_per_second: float = Field(
         default=100.0,

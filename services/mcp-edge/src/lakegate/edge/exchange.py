@@ -27,6 +27,10 @@ notification goes to the SDK as a POST of its own (so a `notifications/cancelled
 call), and the answer is the JSON array of the requests' responses (202 when there are none). A
 batch under any later version is refused with one JSON-RPC error, -32600, saying to send one
 message per POST, instead of the SDK's validation dump.
+
+The checks (`protocol_version`, `handshake_era`, `json_acceptable`, `single_request`), the answer's
+encoding (`encoded_answer`), the direct serving and the Host/Origin refusal are shared with the
+fast path (`fast_calls`), which answers the same plain calls from the HTTP protocol itself.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any
 
 import anyio
 import pydantic_core
-from lakegate.edge.direct_calls import DirectCalls
+from lakegate.edge.direct_calls import DirectCalls, DirectRequest
 from lakegate.edge.internal_errors import internal_error
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
@@ -65,11 +69,11 @@ from mcp_types import (
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-_VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode("latin-1")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 #: Every protocol version the edge speaks, oldest first.
 SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
@@ -102,8 +106,16 @@ class _ExchangeContext:
         return None
 
 
-def _single_request(body: bytes) -> dict[str, Any] | None:
-    """The body as one JSON-RPC request this module may serve, else None (the SDK serves it)."""
+def _context(request: Request, request_id: RequestId) -> _ExchangeContext:
+    return _ExchangeContext(
+        transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+        request_id=request_id,
+        message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False),
+    )
+
+
+def single_request(body: bytes) -> dict[str, Any] | None:
+    """The body as one JSON-RPC request a JSON exchange may serve, else None (the SDK serves it)."""
     try:
         message = json.loads(body)
     except (ValueError, RecursionError):
@@ -121,6 +133,31 @@ def _single_request(body: bytes) -> dict[str, Any] | None:
     if meta is not None and (not isinstance(meta, dict) or "progressToken" in meta):
         return None
     return message
+
+
+def protocol_version(request: Request) -> str | None:
+    """The request's `MCP-Protocol-Version` header, None when it has none."""
+    return request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
+
+
+def handshake_era(version: str | None) -> bool:
+    """Whether a request of `version` (None: no header) may be a JSON exchange: a handshake-era version or none."""
+    return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
+
+
+def json_acceptable(request: Request) -> bool:
+    """Whether the request is JSON and takes a JSON answer (its `Content-Type` and `Accept`)."""
+    content_type = request.headers.get("content-type", "").split(";")[0]
+    has_json, _ = check_accept_headers(request)
+    return has_json and any(part.strip() == "application/json" for part in content_type.split(","))
+
+
+def encoded_answer(request_id: RequestId, method: str, outcome: dict[str, Any] | Exception) -> bytes:
+    """The JSON body answering a request: its handler's result, or the JSON-RPC error its exception maps to."""
+    if isinstance(outcome, Exception):
+        error = JSONRPCError(jsonrpc="2.0", id=request_id, error=_error_data(method, outcome))
+        return error.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    return pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": outcome})
 
 
 class JsonExchanges:
@@ -145,15 +182,6 @@ class JsonExchanges:
             more = await receive()  # a batch is read whole (the SDK's body limit is in front of this)
             body += more.get("body", b"")
             first = {"type": "http.request", "body": body, "more_body": more.get("more_body", False)}
-        version = self._version(scope)
-        if version is not None and version not in SUPPORTED_VERSIONS:
-            await self._unsupported(Request(scope, receive), version, scope, send)
-            return
-        if body.lstrip()[:1] == b"[":
-            await self._batch(Request(scope, receive), scope, body, send)
-            return
-        handshake = self._handshake_era(scope)
-        message = None if first.get("more_body", False) or not handshake else _single_request(body)
         replayed = False
 
         async def replay() -> Message:
@@ -164,21 +192,29 @@ class JsonExchanges:
             return await receive()
 
         request = Request(scope, replay)
-        if message is None or not self._json_acceptable(request):
+        version = protocol_version(request)
+        if version is not None and version not in SUPPORTED_VERSIONS:
+            await self._unsupported(request, version, scope, send)
+            return
+        if body.lstrip()[:1] == b"[":
+            await self._batch(request, scope, body, send)
+            return
+        message = None if first.get("more_body", False) or not handshake_era(version) else single_request(body)
+        if message is None or not json_acceptable(request):
             await self._fallback(scope, replay, send)
             return
-        refusal = await self._security.validate_request(request, is_post=True)
+        refusal = await self.refusal(request)
         if refusal is not None:
             await refusal(scope, replay, send)
             return
         await self._answer(request, message, scope, receive, send)
 
     async def _batch(self, request: Request, scope: Scope, body: bytes, send: Send) -> None:
-        refusal = await self._security.validate_request(request, is_post=True)
+        refusal = await self.refusal(request)
         if refusal is not None:
             await refusal(scope, _nothing, send)
             return
-        version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER, BATCH_VERSION)
+        version = protocol_version(request) or BATCH_VERSION
         try:
             messages = json.loads(body)
         except (ValueError, RecursionError):
@@ -254,28 +290,38 @@ class JsonExchanges:
         self, request: Request, request_id: RequestId, method: str, params: Any, version: str
     ) -> Awaitable[dict[str, Any]]:
         """The handler chain's result for one request: directly (`direct_calls`) when it can be, else `serve_one`."""
-        context = _ExchangeContext(
-            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
-            request_id=request_id,
-            message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False),
-        )
-        lifespan_state = self._manager._lifespan_state  # set by the manager's run(), read by every path
-        direct = self._direct.accepts(method, params, version) if self._direct is not None else None
+        direct = self.direct_request(method, params, version)
         if direct is not None:
-            assert self._direct is not None
-            return self._direct.serve(direct, context, request, version, lifespan_state)
+            return self.serve_direct(direct, request, request_id, version)
         return serve_one(
             self._server,
-            context,
+            _context(request, request_id),
             method,
             params,
             connection=Connection.from_envelope(version, None, None),
-            lifespan_state=lifespan_state,
+            lifespan_state=self._manager._lifespan_state,  # set by the manager's run(), read by every path
         )
+
+    def direct_request(self, method: str, params: Any, version: str) -> DirectRequest | None:
+        """The request as `direct_calls` serves it, or None when it is not a direct call (or they are off)."""
+        return self._direct.accepts(method, params, version) if self._direct is not None else None
+
+    def serve_direct(
+        self, direct: DirectRequest, request: Request, request_id: RequestId, version: str
+    ) -> Awaitable[dict[str, Any]]:
+        """The result of a direct request, with the dispatch context every JSON exchange has."""
+        assert self._direct is not None  # `direct_request` made `direct`
+        return self._direct.serve(
+            direct, _context(request, request_id), request, version, self._manager._lifespan_state
+        )
+
+    async def refusal(self, request: Request) -> Response | None:
+        """The SDK's refusal of a POST for its `Content-Type`, `Host` or `Origin` (None when it passes)."""
+        return await self._security.validate_request(request, is_post=True)
 
     async def _unsupported(self, request: Request, version: str, scope: Scope, send: Send) -> None:
         """An `MCP-Protocol-Version` the edge does not speak: 400, as the transport spec asks, saying which it does."""
-        refusal = await self._security.validate_request(request, is_post=True)
+        refusal = await self.refusal(request)
         if refusal is not None:  # a foreign origin or host is refused as such first
             await refusal(scope, _nothing, send)
             return
@@ -288,27 +334,11 @@ class JsonExchanges:
         answer["error"]["data"] = {"supported": list(SUPPORTED_VERSIONS), "requested": version}
         await _reply(send, 400, answer)
 
-    @staticmethod
-    def _version(scope: Scope) -> str | None:
-        version = next((value for key, value in scope["headers"] if key == _VERSION_HEADER), None)
-        return None if version is None else version.decode("latin-1")
-
-    @classmethod
-    def _handshake_era(cls, scope: Scope) -> bool:
-        version = cls._version(scope)
-        return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
-
-    @staticmethod
-    def _json_acceptable(request: Request) -> bool:
-        content_type = request.headers.get("content-type", "").split(";")[0]
-        has_json, _ = check_accept_headers(request)
-        return has_json and any(part.strip() == "application/json" for part in content_type.split(","))
-
     async def _answer(
         self, request: Request, message: dict[str, Any], scope: Scope, receive: Receive, send: Send
     ) -> None:
         request_id: RequestId = message["id"]
-        version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER, DEFAULT_NEGOTIATED_VERSION)
+        version = protocol_version(request) or DEFAULT_NEGOTIATED_VERSION
         handler = asyncio.ensure_future(
             self._serve_one(request, request_id, message["method"], message.get("params"), version)
         )
@@ -322,13 +352,9 @@ class JsonExchanges:
                 return  # the client left: the work stopped, and there is nobody to answer
             raise
         except Exception as exc:
-            answer = (
-                JSONRPCError(jsonrpc="2.0", id=request_id, error=_error_data(str(message["method"]), exc))
-                .model_dump_json(by_alias=True, exclude_unset=True)
-                .encode()
-            )
+            answer = encoded_answer(request_id, str(message["method"]), exc)
         else:
-            answer = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": result})
+            answer = encoded_answer(request_id, str(message["method"]), result)
         finally:
             gone.cancel()
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON_HEADERS, _length(answer)]})
@@ -367,10 +393,13 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-def install_json_exchanges(manager: StreamableHTTPSessionManager, direct: DirectCalls | None = None) -> None:
+def install_json_exchanges(manager: StreamableHTTPSessionManager, direct: DirectCalls | None = None) -> JsonExchanges:
     """Put `JsonExchanges` in front of `manager`, behind its request body limit (and any auth around it);
-    with `direct`, plain tool calls skip the SDK's runner (`direct_calls`)."""
+    with `direct`, plain tool calls skip the SDK's runner (`direct_calls`). Returns it, for the fast path
+    (`fast_calls`) to share."""
     limit = manager.asgi_app
     if not isinstance(limit, RequestBodyLimitMiddleware):
         raise TypeError("the MCP SDK's session manager no longer starts with its body limit; revisit exchange.py")
-    limit.app = JsonExchanges(manager, limit.app, direct)
+    exchanges = JsonExchanges(manager, limit.app, direct)
+    limit.app = exchanges
+    return exchanges
