@@ -441,7 +441,9 @@ async def test_when_the_process_that_made_a_page_is_gone_its_link_is_a_404_and_t
     async with process(edge_settings) as b:
         async with process(edge_settings) as a:
             made, url = await page_link(a)
-        async with httpx.AsyncClient() as http:
+        # Nobody answers for a stopped owner: NATS says so at once, and the asker tries again for ~3 s
+        # (as for any request, in case a responder is restarting) before it answers the 404.
+        async with httpx.AsyncClient(timeout=30) as http:
             gone = await http.get(b.link_here(url))
         message = error_text(await b.collect(made))
 

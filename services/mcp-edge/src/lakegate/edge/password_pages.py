@@ -21,7 +21,7 @@ subjects, and
                             elicitation id `pw_<instance>_<random>`, so any process knows the owner
     a GET or POST           of another's page is handed to the owner over NATS request/reply
                             (`Topology.password_page(instance, "visit")`): the token, the method, the
-                            typed password, the Origin and the origin the request came to. The owner
+                            typed password (sealed), the Origin and the origin the request came to. The owner
                             decides exactly as for its own request and answers the status and the
                             page's HTML; the asker sends it with the pages' own security headers
     a repeated call         for another's page asks the owner (`"wait"`) to wait for the submission, in
@@ -33,10 +33,10 @@ subjects, and
 
 A page of the process itself costs no NATS round trip. The pages' subjects are under the deployment's
 prefix, and only the edge's NATS user may publish or subscribe to them (`lakegate.common.nats_users`),
-so the typed password crosses NATS only between edge processes of one deployment, inside these
-messages. Their models keep it a `SecretStr`, written out only in their JSON: a log line, a span or an
-error that shows such a model shows `**********`; the responder's error for a body that fails its
-model names the field, never the value (`first_invalid`).
+so the typed password crosses NATS only between edge processes of one deployment, and only sealed
+(`PasswordSeal`, under the `shared_secret` every process and replica has): no NATS message, log line,
+span or error carries it in clear. The same secret keys the SDK's seal of the `request_state` the
+repeated call echoes, which the process it comes to must open.
 
 The client is asked the 2026-07-28 way: the tool returns an `InputRequiredResult` carrying the URL
 elicitation (mode `url`); the client shows the link, and calls the tool again with its answer and the
