@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx2 as httpx
 import nats
@@ -284,21 +285,32 @@ class Process:
         path = url.split("/lakegate/", 1)[1]
         return self.url.removesuffix(self.state.settings.path) + "/lakegate/" + path
 
-    async def call(self, **kwargs: object) -> CallToolResult | InputRequiredResult:
+    def client(self) -> Client:
+        """A client that declares URL elicitation and answers it by hand (`collect`)."""
+
         async def refuse(params: ElicitRequestURLParams) -> ElicitResult:
             raise AssertionError("these calls answer the elicitation themselves")
 
-        async with Client(self.url, elicitation_callback=as_client(refuse)) as client:
-            if "request_state" in kwargs:
-                return await client.call_tool("connect_postgres", CONNECT, **kwargs)  # type: ignore[arg-type]
-            return await client.session.call_tool("connect_postgres", CONNECT, allow_input_required=True)
+        return Client(self.url, elicitation_callback=as_client(refuse))
 
-    async def collect(self, made: InputRequiredResult, action: str = "accept") -> CallToolResult:
+    async def connect(self) -> InputRequiredResult:
+        """connect_postgres without a password, on this process: the page's input request."""
+        async with self.client() as client:
+            made = await client.session.call_tool("connect_postgres", CONNECT, allow_input_required=True)
+        assert isinstance(made, InputRequiredResult)
+        return made
+
+    async def collect(
+        self, made: InputRequiredResult, action: Literal["accept", "decline"] = "accept"
+    ) -> CallToolResult:
         """The repeated call of `made`, with the client's answer, on this process."""
-        answer = ElicitResult(action=action)  # type: ignore[arg-type]
-        result = await self.call(input_responses={ELICITATION_KEY: answer}, request_state=made.request_state)
-        assert isinstance(result, CallToolResult)
-        return result
+        async with self.client() as client:
+            return await client.call_tool(
+                "connect_postgres",
+                CONNECT,
+                input_responses={ELICITATION_KEY: ElicitResult(action=action)},
+                request_state=made.request_state,
+            )
 
 
 @contextlib.asynccontextmanager
@@ -316,8 +328,7 @@ async def processes(edge_settings: EdgeSettings, fakes: Fakes) -> AsyncIterator[
 
 async def page_link(a: Process) -> tuple[InputRequiredResult, str]:
     """A call on `a` that needs the password: its input request, and the link it shows the user."""
-    made = await a.call()
-    assert isinstance(made, InputRequiredResult)
+    made = await a.connect()
     assert made.input_requests is not None
     params = made.input_requests[ELICITATION_KEY].params
     assert isinstance(params, ElicitRequestURLParams)
