@@ -22,6 +22,7 @@ from lakegate.common.contracts.sources import SourceAddress
 from lakegate.common.errors import InvalidInput
 from lakegate.common.sealing import Unsealer, new_private_key, public_key_of
 from lakegate.devstack.toolresults import error_text, structured
+from lakegate.edge import password_pages
 from lakegate.edge.app import EdgeState, http_app, serve
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.listener import listening
@@ -462,3 +463,21 @@ async def test_when_the_process_that_made_a_page_is_gone_its_link_is_a_404_and_t
     assert "expired or was already used" in gone.text
     assert "has stopped" in message
     assert "call connect_postgres again" in message
+
+
+async def test_a_call_waiting_on_a_process_that_stops_meanwhile_is_told_so_within_one_turn(
+    edge_settings: EdgeSettings, fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(password_pages, "WAIT_TURN_SECONDS", 0.5)  # the turn the asker waits at most for the owner
+    async with process(edge_settings) as b:
+        async with process(edge_settings) as a:
+            made, _ = await page_link(a)
+            collecting = asyncio.create_task(b.collect(made))
+            async with asyncio.timeout(10):
+                while a.pages.waiting == 0:  # noqa: ASYNC110 - a count the edge keeps, not an event it sets
+                    await asyncio.sleep(0.01)
+        async with asyncio.timeout(30):  # the page would have waited for 600 s
+            message = error_text(await collecting)
+
+    assert "has stopped" in message
+    assert fakes.extractor.checked == []
