@@ -420,7 +420,11 @@ class PasswordPages:
         except Unavailable as exc:
             if isinstance(exc.__cause__, NoRespondersError):
                 raise _OwnerGone from None
-            raise
+            if isinstance(exc.__cause__, TimeoutError):  # nats-py's is one too
+                raise Unavailable(
+                    "the edge process that holds this password page did not answer in time; retry shortly"
+                ) from exc
+            raise  # the owner's own answer, such as a page not submitted in time
 
 
 class _OwnerGone(Exception):
