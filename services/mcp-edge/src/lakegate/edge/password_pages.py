@@ -108,8 +108,8 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'",
 }
-#: An instance id, as `_new_instance` makes it; anything else in a token or elicitation id names no owner.
-_INSTANCE = re.compile(r"[0-9a-f]{16}")  # secrets.token_hex(8)
+#: An instance id (`secrets.token_hex(8)`); anything else in a token or elicitation id names no owner.
+_INSTANCE = re.compile(r"[0-9a-f]{16}")
 _ELICITATION = re.compile(r"pw_([0-9a-f]{16})_[0-9a-f]{32}")
 
 
