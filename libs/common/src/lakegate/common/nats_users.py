@@ -4,7 +4,8 @@ Every deployment (the local stack, docker-compose, Kubernetes, the test harness)
 nats-server `authorization` block from here, so the permissions are written once:
 
 - the **edge** is the only user that may publish the requests a client's tool call turns into
-  (every `<prefix>.rpc.*` subject except the credentials one), and the audit command;
+  (every `<prefix>.rpc.*` subject except the credentials one), and the audit command; its processes
+  alone ask each other about password pages (`<prefix>.pages.>`), so only edges see a typed password;
 - the **extractor** may ask the catalog for exactly two things: a source's credentials and a run's
   state; the **catalog** may ask the extractor to describe a table (a schedule checks its table);
 - workers publish only their own run steps, progress and commands, and consume only their own
@@ -100,9 +101,12 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
     base = _streams_api(t)
     if service == "edge":
         client_facing = sorted(v for k, v in requests.items() if k != "sources_credentials")
+        # Its processes hand password pages to each other: each asks, and answers for its own pages.
+        pages = f"{p}.pages.*.*"
         return Permissions(
-            publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*"),
-            subscribe=(inbox, f"{p}.run.*.*", f"{p}.progress.*", f"{p}.cancel.*", t.sync_events()),
+            publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*", pages),
+            subscribe=(inbox, f"{p}.run.*.*", f"{p}.progress.*", f"{p}.cancel.*", t.sync_events(), pages),
+            responds=True,
         )
     if service == "catalog":
         return Permissions(

@@ -8,6 +8,7 @@ can share one NATS server without seeing each other's messages.
 - run steps (internal):       `<prefix>.run.<run_id>.<step>`           stream `<PREFIX>_RUN`
 - staged parts:               `<prefix>.stage.<run_id>.<attempt>`      stream `<PREFIX>_STAGE`
 - progress (core, lossy):     `<prefix>.progress.<run_id>`
+- password pages (core):      `<prefix>.pages.<edge instance>.visit|wait`   one edge process asks another
 - public events:              `<prefix>.events.<tenant_id>.sync.completed|failed`   stream `<PREFIX>_EVENTS`
 """
 
@@ -207,6 +208,10 @@ class Topology:
     # a request the caller gave up on (core NATS: the service answering it stops its work)
     def call_cancel(self, call_id: str) -> str:
         return f"{self.prefix}.callcancel.{call_id}"
+
+    # one-time password pages: the edge process that made a page answers for it (lakegate.edge.password_pages)
+    def password_page(self, instance: str, verb: Literal["visit", "wait"]) -> str:
+        return f"{self.prefix}.pages.{instance}.{verb}"
 
     # public events
     def sync_event(self, tenant_id: str, outcome: Literal["completed", "failed"]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lakegate.devstack.layout import HOME_DIRECTORY, repo_root
-from lakegate.devstack.stack import LOOPBACK, StackConfig, StackPorts
+from lakegate.devstack.stack import EDGE_PROCESSES, LOOPBACK, StackConfig, StackPorts
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +22,12 @@ class StackSettings(BaseSettings):
     postgres_port: int = Field(default=_DEFAULTS.postgres, ge=1, le=65535)
     edge_port: int = Field(default=_DEFAULTS.edge, ge=1, le=65535, description="The MCP endpoint's port.")
     edge_host: str = Field(default=LOOPBACK, description="The MCP endpoint's address; loopback keeps it private.")
+    edge_processes: int = Field(
+        default=EDGE_PROCESSES,
+        ge=1,
+        le=64,
+        description="The edge's HTTP serving processes (`LAKEGATE_EDGE_PROCESSES`).",
+    )
     catalog_health_port: int = Field(default=_DEFAULTS.catalog_health, ge=1, le=65535)
     extractor_health_port: int = Field(default=_DEFAULTS.extractor_health, ge=1, le=65535)
     loader_health_port: int = Field(default=_DEFAULTS.loader_health, ge=1, le=65535)
@@ -43,4 +49,5 @@ class StackSettings(BaseSettings):
                 edge_health=self.edge_health_port,
             ),
             edge_host=self.edge_host,
+            edge_processes=self.edge_processes,
         )

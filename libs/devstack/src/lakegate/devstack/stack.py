@@ -44,6 +44,9 @@ CATALOG_ROLE = "lakegate"
 #: The tenant of unauthenticated local callers; its events get a subscriber user of their own.
 LOCAL_TENANT = "default"
 LOOPBACK = "127.0.0.1"
+#: The edge's serving processes: on 2 cores two serve ~1.5x the calls of one at every concurrency (the edge's
+#: README), and any of them serves any password page (it asks the page's own process over NATS).
+EDGE_PROCESSES = 2
 #: How nats-server logs a refused publish and a refused subscription.
 REFUSALS = ("Permissions", "Subscription")
 
@@ -83,6 +86,8 @@ class StackConfig:
     ports: StackPorts = field(default_factory=StackPorts)
     #: Where the edge's MCP endpoint listens; loopback unless you mean to expose it.
     edge_host: str = LOOPBACK
+    #: The edge's HTTP serving processes on its one port.
+    edge_processes: int = EDGE_PROCESSES
     #: Commands to run instead of `python -m lakegate.<service>`, by service name (tests use stand-ins).
     commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Extra environment for every service, e.g. a NATS subject prefix or a log level.
@@ -241,6 +246,7 @@ class Stack:
             "edge": {
                 "LAKEGATE_EDGE_HOST": config.edge_host,
                 "LAKEGATE_EDGE_PORT": str(ports.edge),
+                "LAKEGATE_EDGE_PROCESSES": str(config.edge_processes),
                 # Only the public half: the edge seals passwords, it can open none.
                 "LAKEGATE_EDGE_SEAL_PUBLIC_KEY": ensure_seal_key(self.home.seal_key),
             },

@@ -63,10 +63,16 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
     link = NatsLink(rt, settings)
     trail = AuditTrail(rt.broker, rt.topology, capacity=settings.audit_queue_size)
     auth = authentication(settings) if settings.transport == "http" else None
-    # Pending pages live in this process, so they are served only where one process serves HTTP.
+    # Each process answers for its own pages over NATS, so any process or replica serves any page.
     pages = (
-        PasswordPages(settings.password_page_seconds, _root_of(settings.public_url, settings.path))
-        if settings.transport == "http" and settings.processes == 1
+        PasswordPages(
+            rt,
+            link,
+            settings.password_page_seconds,
+            settings.shared_secret,
+            _root_of(settings.public_url, settings.path),
+        )
+        if settings.transport == "http"
         else None
     )
     backend = Backend(rt, settings, Tenancy(settings.default_tenant), link, password_pages=pages)

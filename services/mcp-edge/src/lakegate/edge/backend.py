@@ -44,7 +44,7 @@ class Backend:
     tenancy: Tenancy
     #: The link to NATS when it is made in the background; a call waits a little for it, then fails.
     link: NatsLink | None = None
-    #: The one-time password pages connect_postgres offers; None where they cannot be served (stdio, processes > 1).
+    #: The one-time password pages connect_postgres offers; None on stdio, which serves no pages.
     password_pages: PasswordPages | None = None
     failures: Failures = field(init=False)
     _sealer: Sealer | None = field(init=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -77,6 +78,16 @@ class EdgeSettings(ServiceSettings):
         default=600.0,
         gt=0,
         description="How long a one-time password page of connect_postgres stays open, and the call waits for it.",
+    )
+    shared_secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
+        min_length=32,
+        description=(
+            "A secret (32+ characters) all processes and replicas of this edge share: it seals the MCP request state "
+            "a repeated call echoes (such as the password page it collects) and a typed password one edge process "
+            "hands another. Unset: made at start, so the processes of `processes` share it; replicas behind one "
+            "address need the same one set."
+        ),
     )
     max_upload_bytes: int = Field(
         default=6 * 1024 * 1024,

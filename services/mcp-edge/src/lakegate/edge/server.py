@@ -33,7 +33,7 @@ from lakegate.edge.tools.sources import add_source_tools
 from lakegate.edge.tools.sync import add_sync_tools
 from lakegate.edge.tools.transforms import add_transform_tools
 from lakegate.edge.tools.warehouse import add_warehouse_tools
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
 from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
@@ -200,6 +200,8 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
         token_verifier=auth.verifier if auth else None,
         name="lakegate",
         title="lakegate",
+        # One key for all processes and replicas: a repeated call may come to another than the first.
+        request_state_security=RequestStateSecurity(keys=[backend.settings.shared_secret.get_secret_value()]),
         instructions=INSTRUCTIONS,
         version="0.2.0",
         middleware=[
