@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -42,6 +43,9 @@ class NatsLink:
 
     def __init__(self, rt: Runtime, settings: ServiceSettings) -> None:
         self._rt, self._settings = rt, settings
+        #: This process's name among the edge's processes and replicas (random, 64 bits, made at start): what
+        #: one holds in memory for a client (a password page) is asked of it on subjects naming it.
+        self.instance = secrets.token_hex(8)
         self._up = asyncio.Event()
         self._reason = "still connecting"
         self.health_port: int | None = None

@@ -230,7 +230,7 @@ class PasswordPages:
         self._seal = PasswordSeal(shared_secret)
         #: The edge's root as browsers reach it (from `public_url`); else the host the MCP request came to.
         self.public_base = public_base
-        self.instance = secrets.token_hex(8)
+        self.instance = link.instance
         self._by_token: dict[str, PasswordPage] = {}
         # Submitted pages wait here, by elicitation id, for the repeated call that collects the password.
         self._used: dict[str, PasswordPage] = {}
