@@ -50,7 +50,6 @@ from lakegate.edge.cancellation import REQUEST_CANCELLED, caller
 from lakegate.edge.failures import unknown_tool
 from lakegate.edge.internal_errors import internal_error
 from lakegate.edge.task_peers import (
-    WAIT_TURN_SECONDS,
     ListedTask,
     ListQuestion,
     OwnerGone,
@@ -388,17 +387,14 @@ class TaskCalls:
             tenant_id=tenant_id,
             caller_key=caller_key,
             modern=modern,
-            seconds=WAIT_TURN_SECONDS if ctx.method == "tasks/result" else 0.0,
         )
-        while True:  # tasks/result waits in turns; every other method is answered in the first
-            try:
-                answer = await self._peers.ask(peer, question)
-            except OwnerGone:
-                raise _unknown(params.task_id, modern, "the edge process that held it has stopped") from None
-            if answer.error is not None:
-                raise MCPError.from_error_data(ErrorData.model_validate(answer.error))
-            if not answer.pending:
-                return answer.result or {}
+        try:
+            answer = await self._peers.ask(peer, question)
+        except OwnerGone:
+            raise _unknown(params.task_id, modern, "the edge process that held it has stopped") from None
+        if answer.error is not None:
+            raise MCPError.from_error_data(ErrorData.model_validate(answer.error))
+        return answer.result or {}
 
     async def _answer_peer(self, question: TaskQuestion) -> TaskAnswer:
         """Another process's request for one of this process's tasks, checked as if it had come here."""

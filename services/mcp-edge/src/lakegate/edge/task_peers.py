@@ -148,7 +148,15 @@ class TaskPeers:
         self._rt.requests.answer(everyone, answer_list, queue=queue, workers=LISTS_AT_ONCE)
 
     async def ask(self, owner: str, question: TaskQuestion) -> TaskAnswer:
-        """The owner's answer; `OwnerGone` when no process answers for `owner`."""
+        """The owner's answer, of a tasks/result once the task ended (asked in turns of `WAIT_TURN_SECONDS`);
+        `OwnerGone` when no process answers for `owner`."""
+        if question.method == "tasks/result":
+            question = question.model_copy(update={"seconds": WAIT_TURN_SECONDS})
+        while (answer := await self._ask(owner, question)).pending:
+            pass  # the turn ended while the task goes on: ask again (an owner gone meanwhile has no responder)
+        return answer
+
+    async def _ask(self, owner: str, question: TaskQuestion) -> TaskAnswer:
         await self._link.ready()
         subject = self._rt.topology.edge_peer(owner, _TASKS)
         timeout = question.seconds + ANSWER_MARGIN_SECONDS if question.seconds else None
