@@ -16,7 +16,7 @@ import httpx2 as httpx
 import pytest
 from lakegate.devstack.taskclient import TERMINAL, Answer, TasksExtension, get_detailed, poll_detailed, start_task
 from lakegate.devstack.toolresults import structured
-from lakegate.edge import task_peers
+from lakegate.edge import task_calls, task_peers
 from lakegate.edge.app import EdgeState, http_app, serve
 from lakegate.edge.config import EdgeSettings
 from lakegate.edge.listener import listening
@@ -38,6 +38,7 @@ from mcp_types import (
     GetTaskResult,
     ListTasksRequest,
     ListTasksResult,
+    PaginatedRequestParams,
     Request,
 )
 
@@ -246,3 +247,25 @@ async def test_a_result_waited_for_on_another_process_comes_back_across_several_
             ended = await waiting
 
     assert structured(ended)["status"] == "cancelled"
+
+
+async def test_a_listing_pages_through_every_processs_tasks_newest_first(
+    processes: tuple[Process, Process, Process], fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(task_calls, "PAGE", 2)
+    a, b, c = processes
+    made = []
+    for owner in (a, b, a, c, b):
+        async with owner.legacy() as client:
+            made.append(await start_task(client, "sync_table_to_bronze", ORDERS))
+    pages: list[list[str]] = []
+    async with c.legacy() as on_c:
+        cursor: str | None = None
+        while True:
+            request = ListTasksRequest(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+            page = await on_c.session.send_request(request, ListTasksResult, request_read_timeout_seconds=30)
+            pages.append([task.task_id for task in page.tasks])
+            if (cursor := page.next_cursor) is None:
+                break
+
+    assert pages == [made[::-1][0:2], made[::-1][2:4], made[::-1][4:]]

@@ -6,13 +6,13 @@ So the task id names its owner, `task_<instance>_<32 random hex>` (`NatsLink.ins
 part is what makes it unguessable, as before), and
 
     tasks/get, /cancel,     of another process's task are handed to the owner over NATS request/reply
-    /update                 (`Topology.edge_peer(owner, "tasks")`): the method, its params, the era and
+    /update                 (`Topology.edge_peer(owner, "task")`): the method, its params, the era and
                             the caller's identity (tenant and `Authorization` digest, `cancellation.caller`).
                             The owner checks them exactly as for its own request and answers the JSON-RPC
                             result or error, which the asker answers as it is
     tasks/result            asks the owner to wait in turns of at most `WAIT_TURN_SECONDS`; the owner
                             bounds each turn by the task's ttl, after which the task is unknown
-    tasks/list              asks every process (`edge_peer("all", "tasks.list")`) on a reply inbox of its
+    tasks/list              asks every process (`edge_peer("all", "tasklist")`) on a reply inbox of its
                             own and gathers the answers until none came for `LIST_STALL_SECONDS` (at most
                             `LIST_WAIT_SECONDS` in all): NATS does not say how many processes listen, so a
                             pause ends the gathering (the "stall" of NATS's request-many pattern, ADR-47)
@@ -57,7 +57,8 @@ LIST_WAIT_SECONDS = 2.0
 #: Forwarded requests an owner handles at once; a tasks/result turn holds its worker for a turn.
 ASKS_AT_ONCE = 256
 LISTS_AT_ONCE = 16
-_TASKS, _LIST = "tasks", "tasks.list"
+#: One token each: the edge may use `<prefix>.edges.*.*` only.
+_TASKS, _LIST = "task", "tasklist"
 #: A task id: `task_`, the owner's instance id (`secrets.token_hex(8)`), and 128 random bits.
 _TASK_ID = re.compile(r"task_([0-9a-f]{16})_[0-9a-f]{32}")
 
