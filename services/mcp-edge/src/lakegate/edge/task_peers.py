@@ -131,7 +131,8 @@ class TaskPeers:
         ask: Callable[[TaskQuestion], Awaitable[TaskAnswer]],
         listing: Callable[[ListQuestion], OwnTasks],
     ) -> None:
-        """Answer the other processes' questions about this process's tasks (before NATS is connected)."""
+        """Answer the other processes' questions about this process's tasks (called before NATS connects: the
+        runtime subscribes its request subjects at start)."""
 
         @answers
         async def answer_task(question: TaskQuestion) -> TaskAnswer:
@@ -153,9 +154,10 @@ class TaskPeers:
         `OwnerGone` when no process answers for `owner`."""
         if question.method == "tasks/result":
             question = question.model_copy(update={"seconds": WAIT_TURN_SECONDS})
-        while (answer := await self._ask(owner, question)).pending:
-            pass  # the turn ended while the task goes on: ask again (an owner gone meanwhile has no responder)
-        return answer
+        while True:  # a turn that ended while the task goes on is asked again; an owner gone meanwhile has no responder
+            answer = await self._ask(owner, question)
+            if not answer.pending:
+                return answer
 
     async def _ask(self, owner: str, question: TaskQuestion) -> TaskAnswer:
         await self._link.ready()
@@ -173,7 +175,11 @@ class TaskPeers:
             raise
 
     async def gather(self, question: ListQuestion) -> list[OwnTasks]:
-        """Every other process's answer to a listing that came within the gathering time."""
+        """Every other process's answer to a listing that came within the gathering time.
+
+        `rt.rpc.call` takes the first answer only, so the listing is published with a reply inbox of its
+        own, whose subscription takes every answer the other processes' responders send.
+        """
         await self._link.ready()
         connection = self._rt.broker.connection
         inbox = connection.new_inbox()  # under the edge user's own inbox prefix: no other user reads it
