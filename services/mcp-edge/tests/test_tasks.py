@@ -348,3 +348,27 @@ async def test_2026_arguments_that_do_not_fit_get_their_tool_error_at_once_witho
     assert isinstance(answer, CallToolResult)
     assert answer.is_error
     assert "sync_mode" in error_text(answer)
+
+
+async def test_tasks_result_waits_no_longer_than_the_tasks_ttl(edge: EdgeState, fakes: Fakes) -> None:
+    fakes.catalog.plans["huge"] = "stall"
+    async with Client(edge.server, mode="legacy") as client:
+        session = client.session
+        raw = await session._dispatcher.send_raw_request(
+            "tools/call",
+            {
+                "name": "sync_table_to_bronze",
+                "arguments": {"connection_id": "src_seed", "table_name": "huge"},
+                "task": {"ttl": 500},
+            },
+            {},
+        )
+        task_id = CreateTaskResult.model_validate(raw).task.task_id
+        async with asyncio.timeout(10):  # the run stalls for ever
+            with pytest.raises(MCPError) as expired:
+                await session.send_request(
+                    GetTaskPayloadRequest(params=GetTaskPayloadRequestParams(task_id=task_id)), CallToolResult
+                )
+
+    assert expired.value.error.code == INVALID_PARAMS
+    assert "expired" in expired.value.error.message

@@ -213,6 +213,10 @@ class Topology:
     def password_page(self, instance: str, verb: Literal["visit", "wait"]) -> str:
         return f"{self.prefix}.pages.{instance}.{verb}"
 
+    # edge to edge: what one edge process holds for a client is asked of it; the instance `all` asks every one
+    def edge_peer(self, instance: str, verb: str) -> str:
+        return f"{self.prefix}.edges.{instance}.{verb}"
+
     # public events
     def sync_event(self, tenant_id: str, outcome: Literal["completed", "failed"]) -> str:
         return f"{self.prefix}.events.{tenant_id}.sync.{outcome}"

@@ -22,6 +22,7 @@ from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.oversize import OversizeCalls
 from lakegate.edge.password_pages import PasswordPages
 from lakegate.edge.server import LakegateServer, create_server
+from lakegate.edge.task_peers import TaskPeers
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
@@ -75,7 +76,9 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
         if settings.transport == "http"
         else None
     )
-    backend = Backend(rt, settings, Tenancy(settings.default_tenant), link, password_pages=pages)
+    # Likewise for its MCP tasks (a stdio edge serves one client, which asks it alone).
+    peers = TaskPeers(rt, link) if settings.transport == "http" else None
+    backend = Backend(rt, settings, Tenancy(settings.default_tenant), link, password_pages=pages, task_peers=peers)
     server = create_server(backend, trail, auth)
     async with link.running(), trail.running():
         yield EdgeState(settings, rt, server, link, pages)

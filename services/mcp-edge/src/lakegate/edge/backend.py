@@ -14,6 +14,7 @@ from lakegate.edge.config import EdgeSettings
 from lakegate.edge.failures import Failures
 from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.password_pages import PasswordPages
+from lakegate.edge.task_peers import TaskPeers
 from lakegate.edge.tenancy import Tenancy
 from nats.errors import NoRespondersError
 from pydantic import BaseModel
@@ -46,6 +47,8 @@ class Backend:
     link: NatsLink | None = None
     #: The one-time password pages connect_postgres offers; None on stdio, which serves no pages.
     password_pages: PasswordPages | None = None
+    #: The other edge processes, which may get requests for this process's MCP tasks; None on stdio.
+    task_peers: TaskPeers | None = None
     failures: Failures = field(init=False)
     _sealer: Sealer | None = field(init=False)
 

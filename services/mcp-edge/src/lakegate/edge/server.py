@@ -192,7 +192,7 @@ def rate_limits(backend: Backend) -> list[RateLimitedCalls]:
 
 def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | None = None) -> MCPServer:
     """An MCP server that calls the catalog, the extractor and the loader through `backend`."""
-    tasks = TaskCalls(backend.tenancy)
+    tasks = TaskCalls(backend.tenancy, backend.task_peers)
     server = LakegateServer(
         backend,
         tasks,

@@ -21,8 +21,14 @@ for input). A request to them that does not declare the extension is -32021. Sta
 over `subscriptions/listen` (optional in the extension) are not sent: clients poll `tasks/get`.
 
 A task is kept for its `ttl` after it was created (the client's wish in 2025-11-25, at most a day;
-an hour in 2026-07-28), then forgotten; the runs stay in `list_sync_runs`. Calls without a task
-behave as before. The audit log records the call that created the task, with the task as its result.
+an hour in 2026-07-28), then forgotten; the runs stay in `list_sync_runs`; a tasks/result wait ends
+with it. Calls without a task behave as before. The audit log records the call that created the task,
+with the task as its result.
+
+A task lives in the process that made it; with `TaskPeers` (HTTP, where a client's requests may
+come to any edge process or replica) its id names that process, a request for another's task is
+answered by the owner over NATS with the same checks, and tasks/list lists the caller's tasks of
+every process (`task_peers`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -37,10 +44,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from lakegate.common.errors import InvalidInput
 from lakegate.edge.audit import call_failed
 from lakegate.edge.cancellation import REQUEST_CANCELLED, caller
 from lakegate.edge.failures import unknown_tool
 from lakegate.edge.internal_errors import internal_error
+from lakegate.edge.task_peers import (
+    ListedTask,
+    ListQuestion,
+    OwnerGone,
+    OwnTasks,
+    TaskAnswer,
+    TaskPeers,
+    TaskQuestion,
+)
+from lakegate.edge.task_peers import owner_of as task_owner
 from lakegate.edge.tenancy import Tenancy
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -53,6 +71,7 @@ from mcp_types import (
     SERVER_INFO_META_KEY,
     CallToolResult,
     CancelTaskRequestParams,
+    ErrorData,
     GetTaskPayloadRequestParams,
     GetTaskRequestParams,
     PaginatedRequestParams,
@@ -94,6 +113,16 @@ class UpdateTaskRequestParams(RequestParams):
     input_responses: dict[str, Any] = Field(default_factory=dict, alias="inputResponses")
 
 
+_TaskParams = GetTaskRequestParams | GetTaskPayloadRequestParams | CancelTaskRequestParams | UpdateTaskRequestParams
+#: The methods of one task, with their params.
+_PARAMS: dict[str, type[_TaskParams]] = {
+    "tasks/get": GetTaskRequestParams,
+    "tasks/result": GetTaskPayloadRequestParams,
+    "tasks/cancel": CancelTaskRequestParams,
+    "tasks/update": UpdateTaskRequestParams,
+}
+
+
 def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -108,7 +137,7 @@ class TaskRecord:
 
     owner: _Owner
     ttl: int
-    task_id: str = field(default_factory=lambda: f"task_{uuid.uuid4().hex}")
+    task_id: str
     status: TaskStatus = "working"
     status_message: str | None = "started"
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -167,8 +196,15 @@ class TaskRecord:
         return shown
 
     def expired(self, now: datetime) -> bool:
-        return (now - self.created).total_seconds() * 1000 > self.ttl
+        return self.seconds_left(now) < 0
 
+    def seconds_left(self, now: datetime) -> float:
+        """How long the task is kept from `now` on (its ttl after it was created)."""
+        return self.ttl / 1000 - (now - self.created).total_seconds()
+
+
+#: What one method does with the task a request names: (task, 2026-07-28?, longest wait) → its result.
+_Serve = Callable[[TaskRecord, bool, float], Awaitable[dict[str, Any]]]
 
 _CURRENT: ContextVar[TaskRecord | None] = ContextVar("lakegate_edge_task", default=None)
 
@@ -201,12 +237,23 @@ def _extension_required(method: str) -> MCPError:
 class TaskCalls:
     """Server middleware and request handlers of task-augmented tool calls."""
 
-    def __init__(self, tenancy: Tenancy) -> None:
+    def __init__(self, tenancy: Tenancy, peers: TaskPeers | None = None) -> None:
+        """`peers`: the other edge processes, which may get requests for this process's tasks (HTTP)."""
         self._tenancy = tenancy
+        self._peers = peers
         self._tasks: dict[str, TaskRecord] = {}
         self._knows: Callable[[str], bool] = lambda tool: True
         self._fits: Callable[[str, dict[str, Any]], bool] = lambda tool, arguments: True
         self._server_info: Callable[[], dict[str, Any]] = dict
+        #: What each method of one task does with it, whichever process the request came to.
+        self._serves: dict[str, _Serve] = {
+            "tasks/get": self._show,
+            "tasks/result": self._outcome,
+            "tasks/cancel": self._stop,
+            "tasks/update": self._acknowledge,
+        }
+        if peers is not None:
+            peers.answer_with(self._answer_peer, self._own_tasks)
 
     def install(
         self,
@@ -221,15 +268,9 @@ class TaskCalls:
         if fits is not None:
             self._fits = fits
         self._server_info = lambda: server.server_info_stamp
-        handlers: dict[str, tuple[type[Any], Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]]] = {
-            "tasks/get": (GetTaskRequestParams, self._get),
-            "tasks/result": (GetTaskPayloadRequestParams, self._result),
-            "tasks/list": (PaginatedRequestParams, self._list),
-            "tasks/cancel": (CancelTaskRequestParams, self._cancel),
-            "tasks/update": (UpdateTaskRequestParams, self._update),
-        }
-        for method, (params_type, handler) in handlers.items():
-            server.add_request_handler(method, params_type, handler)
+        server.add_request_handler("tasks/list", PaginatedRequestParams, self._list)
+        for method, params_type in _PARAMS.items():
+            server.add_request_handler(method, params_type, self._asked)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -266,7 +307,8 @@ class TaskCalls:
     ) -> TaskRecord:
         """Create a task and run the call in the background; the task is findable before this returns."""
         self._forget_expired()
-        record = TaskRecord(owner=caller(self._tenancy, ctx), ttl=ttl)
+        task_id = f"task_{uuid.uuid4().hex}" if self._peers is None else self._peers.new_task_id()
+        record = TaskRecord(owner=caller(self._tenancy, ctx), ttl=ttl, task_id=task_id)
         meta = {key: value for key, value in (params.get("_meta") or {}).items() if key != "progressToken"}
         background = replace(ctx, params={**params, "_meta": meta})
         token = _CURRENT.set(record)
@@ -307,15 +349,11 @@ class TaskCalls:
         else:
             record.end("completed", f"sync run {run_id} {run_status}" if run_id else "completed")
 
-    def _find(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> TaskRecord:
+    def _find(self, owner: _Owner, task_id: str, modern: bool) -> TaskRecord:
         self._forget_expired()
         record = self._tasks.get(task_id)
-        if record is None or record.owner != caller(self._tenancy, ctx):
-            where = "" if _modern(ctx) else "; tasks/list shows yours"
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"no task {task_id!r}: it never existed, is another caller's, or expired{where}",
-            )
+        if record is None or record.owner != owner:
+            raise _unknown(task_id, modern)
         return record
 
     def _modern_gate(self, ctx: ServerRequestContext[Any, Any]) -> None:
@@ -329,17 +367,64 @@ class TaskCalls:
         if not declares_extension(ctx):
             raise _extension_required(ctx.method)
 
-    async def _get(self, ctx: ServerRequestContext[Any, Any], params: GetTaskRequestParams) -> dict[str, Any]:
-        if _modern(ctx):
+    async def _asked(self, ctx: ServerRequestContext[Any, Any], params: _TaskParams) -> dict[str, Any]:
+        """tasks/get, /result, /cancel or /update: answered here for a task of this process, else by its owner."""
+        modern = _modern(ctx)
+        if ctx.method == "tasks/update" and not modern:
+            raise MCPError(
+                code=METHOD_NOT_FOUND, message="tasks/update is part of protocol 2026-07-28's tasks extension only"
+            )
+        if modern:
             self._modern_gate(ctx)
-            return self._find(ctx, params.task_id).detailed()
-        return self._find(ctx, params.task_id).view()
+        tenant_id, caller_key = caller(self._tenancy, ctx)
+        peer = None if self._peers is None else task_owner(params.task_id)
+        if self._peers is None or peer is None or peer == self._peers.instance:
+            record = self._find((tenant_id, caller_key), params.task_id, modern)
+            return await self._serves[ctx.method](record, modern, math.inf)
+        question = TaskQuestion(
+            method=ctx.method,
+            params=params.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"meta"}),
+            tenant_id=tenant_id,
+            caller_key=caller_key,
+            modern=modern,
+        )
+        try:
+            answer = await self._peers.ask(peer, question)
+        except OwnerGone:
+            raise _unknown(params.task_id, modern, "the edge process that held it has stopped") from None
+        if answer.error is not None:
+            raise MCPError.from_error_data(ErrorData.model_validate(answer.error))
+        return answer.result or {}
 
-    async def _result(self, ctx: ServerRequestContext[Any, Any], params: GetTaskPayloadRequestParams) -> dict[str, Any]:
-        if _modern(ctx):
-            self._modern_gate(ctx)
-        record = self._find(ctx, params.task_id)
-        await record.done.wait()
+    async def _answer_peer(self, question: TaskQuestion) -> TaskAnswer:
+        """Another process's request for one of this process's tasks, checked as if it had come here."""
+        serve, params_type = self._serves.get(question.method), _PARAMS.get(question.method)
+        if serve is None or params_type is None:
+            raise InvalidInput(f"{question.method} is not a method of one task; the sending edge must be fixed")
+        task_id = params_type.model_validate(question.params).task_id
+        try:
+            record = self._find((question.tenant_id, question.caller_key), task_id, question.modern)
+            return TaskAnswer(result=await serve(record, question.modern, question.seconds or math.inf))
+        except _TurnEnded:
+            return TaskAnswer(pending=True)
+        except MCPError as exc:
+            return TaskAnswer(error=exc.error.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+    async def _show(self, record: TaskRecord, modern: bool, seconds: float) -> dict[str, Any]:
+        return record.detailed() if modern else record.view()
+
+    async def _outcome(self, record: TaskRecord, modern: bool, seconds: float) -> dict[str, Any]:
+        """tasks/result: the call's own result once the task ended, waiting `seconds` at most (`_TurnEnded`
+        then), and never past the task's ttl (it is unknown then)."""
+        if not record.done.is_set():
+            left = record.seconds_left(datetime.now(UTC))
+            try:
+                await asyncio.wait_for(record.done.wait(), min(seconds, left))
+            except TimeoutError:
+                if seconds < left:
+                    raise _TurnEnded from None
+                self._forget_expired()
+                raise _unknown(record.task_id, modern) from None
         related = {RELATED_TASK: {"taskId": record.task_id}}
         if record.result is not None:
             return {**record.result, "_meta": {**(record.result.get("_meta") or {}), **related}}
@@ -347,27 +432,8 @@ class TaskCalls:
             raise record.error
         raise MCPError(code=REQUEST_CANCELLED, message=f"task {record.task_id} was cancelled; it has no result")
 
-    async def _list(self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams) -> dict[str, Any]:
-        if _modern(ctx):
-            self._modern_gate(ctx)
-        self._forget_expired()
-        owner = caller(self._tenancy, ctx)
-        own = [record for record in reversed(self._tasks.values()) if record.owner == owner]
-        try:
-            start = int(params.cursor or 0)
-        except ValueError as exc:
-            raise MCPError(code=INVALID_PARAMS, message="cursor: send the nextCursor of a tasks/list answer") from exc
-        page = own[start : start + PAGE]
-        answer: dict[str, Any] = {"tasks": [record.view() for record in page]}
-        if start + PAGE < len(own):
-            answer["nextCursor"] = str(start + PAGE)
-        return answer
-
-    async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: CancelTaskRequestParams) -> dict[str, Any]:
-        modern = _modern(ctx)
-        if modern:
-            self._modern_gate(ctx)
-        record = self._find(ctx, params.task_id)
+    async def _stop(self, record: TaskRecord, modern: bool, seconds: float) -> dict[str, Any]:
+        """tasks/cancel: cancel the call, which cancels its runs before it ends."""
         if record.status != "working":
             if modern:
                 return {}  # the extension's cancel is an acknowledgement; the task keeps its own end
@@ -381,14 +447,46 @@ class TaskCalls:
                 await record.job  # the call cancels its runs before it ends
         return {} if modern else record.view()
 
-    async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskRequestParams) -> dict[str, Any]:
-        if not _modern(ctx):
-            raise MCPError(
-                code=METHOD_NOT_FOUND, message="tasks/update is part of protocol 2026-07-28's tasks extension only"
-            )
-        self._modern_gate(ctx)
-        self._find(ctx, params.task_id)
+    async def _acknowledge(self, record: TaskRecord, modern: bool, seconds: float) -> dict[str, Any]:
         return {}  # these tasks never ask for input, so every response is one the extension says to ignore
+
+    async def _list(self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams) -> dict[str, Any]:
+        """The caller's tasks of every edge process, newest first (`createdAt`, then `taskId`), 50 a page;
+        the cursor is the offset of the next page in that order."""
+        if _modern(ctx):
+            self._modern_gate(ctx)
+        try:
+            start = int(params.cursor or 0)
+            if start < 0:
+                raise ValueError(start)
+        except ValueError as exc:
+            raise MCPError(code=INVALID_PARAMS, message="cursor: send the nextCursor of a tasks/list answer") from exc
+        tenant_id, caller_key = caller(self._tenancy, ctx)
+        # Each process's newest `start + PAGE` hold every task of the page.
+        question = ListQuestion(tenant_id=tenant_id, caller_key=caller_key, limit=start + PAGE)
+        listings = [self._own_tasks(question)]
+        if self._peers is not None:
+            listings += await self._peers.gather(question)
+        listed = sorted(
+            (task for listing in listings for task in listing.tasks),
+            key=lambda task: (task.created, task.task["taskId"]),
+            reverse=True,
+        )
+        answer: dict[str, Any] = {"tasks": [task.task for task in listed[start : start + PAGE]]}
+        if start + PAGE < sum(listing.total for listing in listings):
+            answer["nextCursor"] = str(start + PAGE)
+        return answer
+
+    def _own_tasks(self, question: ListQuestion) -> OwnTasks:
+        """The caller's newest `question.limit` tasks of this process, and how many it has."""
+        self._forget_expired()
+        owner = (question.tenant_id, question.caller_key)
+        own = [record for record in reversed(self._tasks.values()) if record.owner == owner]
+        return OwnTasks(
+            instance="" if self._peers is None else self._peers.instance,
+            total=len(own),
+            tasks=[ListedTask(created=record.created, task=record.view()) for record in own[: question.limit]],
+        )
 
     def _forget_expired(self) -> None:
         now = datetime.now(UTC)
@@ -396,6 +494,15 @@ class TaskCalls:
             record = self._tasks.pop(task_id)
             if record.job is not None and not record.job.done():
                 record.job.cancel()
+
+
+class _TurnEnded(Exception):
+    """A forwarded tasks/result turn ended while the task goes on: the asker asks again."""
+
+
+def _unknown(task_id: str, modern: bool, why: str = "it never existed, is another caller's, or expired") -> MCPError:
+    where = "" if modern else "; tasks/list shows yours"
+    return MCPError(code=INVALID_PARAMS, message=f"no task {task_id!r}: {why}{where}")
 
 
 def _dump(result: HandlerResult) -> dict[str, Any]:
