@@ -103,9 +103,11 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
         client_facing = sorted(v for k, v in requests.items() if k != "sources_credentials")
         # Its processes hand password pages to each other: each asks, and answers for its own pages.
         pages = f"{p}.pages.*.*"
+        # And tell each other, one or all (`Topology.edge_peer`), what they share (admitted calls).
+        peers = f"{p}.edges.*.*"
         return Permissions(
-            publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*", pages),
-            subscribe=(inbox, f"{p}.run.*.*", f"{p}.progress.*", f"{p}.cancel.*", t.sync_events(), pages),
+            publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*", pages, peers),
+            subscribe=(inbox, f"{p}.run.*.*", f"{p}.progress.*", f"{p}.cancel.*", t.sync_events(), pages, peers),
             responds=True,
         )
     if service == "catalog":
