@@ -152,7 +152,7 @@ class AdmissionReports:
             await asyncio.gather(reporting, return_exceptions=True)
 
     async def heard(self, calls: int) -> None:
-        """Return once `calls` calls of the other processes have been spent here (for tests, and probes)."""
+        """Return once `calls` calls of the other processes have been spent here (what the tests wait on)."""
         heard = self._condition()
         async with heard:
             await heard.wait_for(lambda: self.spent >= calls)
