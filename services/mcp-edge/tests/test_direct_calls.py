@@ -198,6 +198,8 @@ async def test_a_rate_limited_caller_gets_the_same_refusal_on_both_paths(
         seal_public_key=seal_public_key,
         rate_limit_per_second=0.5,
         rate_limit_burst=2,
+        # Two edges of one tenant share its limit: neither reports its calls within the test, so each limits alone.
+        rate_limit_report_seconds=10,
     )
     async with (
         _edge(base.model_copy(update={"direct_tool_calls": True})) as (direct, direct_url),

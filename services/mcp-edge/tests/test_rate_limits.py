@@ -81,3 +81,32 @@ def test_a_bucket_never_holds_more_than_its_burst() -> None:
 
     assert taken[:2] == [0.0, 0.0]
     assert taken[2] > 0
+
+
+def test_tokens_spent_elsewhere_take_a_bucket_below_zero_and_the_wait_counts_the_whole_debt() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(rate=2.0, burst=2, clock=clock)
+    buckets.take("a")
+
+    buckets.spend({"a": 3, "b": 1})
+    wait = buckets.take("a")
+    of_b = [buckets.take("b"), buckets.take("b")]
+    clock.now += wait
+    after_the_wait = buckets.take("a")
+
+    assert wait == pytest.approx(1.5), "from -2 tokens to 1 at 2 per second"
+    assert after_the_wait == 0.0
+    assert of_b == [0.0, pytest.approx(0.5)], "b's bucket had one token left"
+
+
+def test_the_admitted_calls_are_counted_per_key_until_taken_and_a_report_names_so_many_keys_at_most() -> None:
+    buckets = TokenBuckets(rate=1.0, burst=2, clock=Clock())
+    for key in ("a", "a", "a", "b", "c"):
+        buckets.take(key)
+
+    first = buckets.admitted(most=2)
+    rest = buckets.admitted(most=2)
+
+    assert first == {"a": 2, "b": 1}, "a's third call was refused"
+    assert rest == {"c": 1}
+    assert buckets.admitted() == {}

@@ -103,7 +103,7 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
         client_facing = sorted(v for k, v in requests.items() if k != "sources_credentials")
         # Its processes hand password pages to each other: each asks, and answers for its own pages.
         pages = f"{p}.pages.*.*"
-        # And ask each other (one, or `all`) about what one of them holds for a client (`Topology.edge_peer`).
+        # And ask or tell each other, one or all (`Topology.edge_peer`): what one holds for a client, admitted calls.
         peers = f"{p}.edges.*.*"
         return Permissions(
             publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*", pages, peers),

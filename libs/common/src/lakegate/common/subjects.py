@@ -9,6 +9,7 @@ can share one NATS server without seeing each other's messages.
 - staged parts:               `<prefix>.stage.<run_id>.<attempt>`      stream `<PREFIX>_STAGE`
 - progress (core, lossy):     `<prefix>.progress.<run_id>`
 - password pages (core):      `<prefix>.pages.<edge instance>.visit|wait`   one edge process asks another
+- edge peers (core):          `<prefix>.edges.<edge instance>|all.<verb>`   one edge process tells another, or all
 - public events:              `<prefix>.events.<tenant_id>.sync.completed|failed`   stream `<PREFIX>_EVENTS`
 """
 
@@ -213,7 +214,7 @@ class Topology:
     def password_page(self, instance: str, verb: Literal["visit", "wait"]) -> str:
         return f"{self.prefix}.pages.{instance}.{verb}"
 
-    # edge to edge: what one edge process holds for a client is asked of it; the instance `all` asks every one
+    # edge processes to each other: one (its instance id), or every one (`all`)
     def edge_peer(self, instance: str, verb: str) -> str:
         return f"{self.prefix}.edges.{instance}.{verb}"
 

@@ -21,6 +21,7 @@ from lakegate.edge.fast_calls import Bearer, FastCalls
 from lakegate.edge.nats_link import NatsLink
 from lakegate.edge.oversize import OversizeCalls
 from lakegate.edge.password_pages import PasswordPages
+from lakegate.edge.ratelimits import AdmissionReports, TokenBuckets
 from lakegate.edge.server import LakegateServer, create_server
 from lakegate.edge.task_peers import TaskPeers
 from lakegate.edge.tenancy import Tenancy
@@ -49,6 +50,8 @@ class EdgeState:
     server: MCPServer
     link: NatsLink
     password_pages: PasswordPages | None = None
+    #: The rate limit's reports to the edge's other processes; None when there is no limit.
+    rate_limits: AdmissionReports | None = None
 
     @property
     def health_port(self) -> int | None:
@@ -79,9 +82,20 @@ async def serve(settings: EdgeSettings) -> AsyncIterator[EdgeState]:
     # Likewise for its MCP tasks (a stdio edge serves one client, which asks it alone).
     peers = TaskPeers(rt, link) if settings.transport == "http" else None
     backend = Backend(rt, settings, Tenancy(settings.default_tenant), link, password_pages=pages, task_peers=peers)
-    server = create_server(backend, trail, auth)
-    async with link.running(), trail.running():
-        yield EdgeState(settings, rt, server, link, pages)
+    # Each process decides a call from its own buckets, kept in step with the others' by their reports.
+    limits = (
+        AdmissionReports(
+            rt,
+            link,
+            TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
+            settings.rate_limit_report_seconds,
+        )
+        if settings.rate_limit_per_second > 0
+        else None
+    )
+    server = create_server(backend, trail, auth, None if limits is None else limits.buckets)
+    async with link.running(), trail.running(), limits.running() if limits else contextlib.nullcontext():
+        yield EdgeState(settings, rt, server, link, pages, limits)
 
 
 def http_app(state: EdgeState) -> ASGIApp:

@@ -188,11 +188,20 @@ class EdgeSettings(ServiceSettings):
     rate_limit_per_second: float = Field(
         default=100.0,
         ge=0,
-        description="Tool calls per second each tenant may make on average (a token bucket per tenant, per edge "
-        "process); a call past it is refused with retry_after. 0 turns the limit off.",
+        description="Tool calls per second each tenant may make on average, over all edge processes and replicas (a "
+        "token bucket per tenant in each process, kept in step: ratelimits.py); a call past it is refused with "
+        "retry_after. 0 turns the limit off.",
     )
     rate_limit_burst: int = Field(
         default=1000, ge=1, description="Tool calls a tenant may make at once before its rate limit applies."
+    )
+    rate_limit_report_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=10,
+        description="How often each edge process tells the others how many tool calls it admitted per tenant, so "
+        "that the rate limit holds for the whole edge; the edge admits at most what the others admitted within "
+        "one such interval past the limit.",
     )
 
     @field_validator("default_tenant")

@@ -182,16 +182,11 @@ def true_capabilities(
     return claimed.model_copy(update=update)
 
 
-def rate_limits(backend: Backend) -> list[RateLimitedCalls]:
-    """The per-tenant rate limit middleware, unless the settings turn it off."""
-    settings = backend.settings
-    if settings.rate_limit_per_second <= 0:
-        return []
-    return [RateLimitedCalls(backend.tenancy, TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst))]
-
-
-def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | None = None) -> MCPServer:
-    """An MCP server that calls the catalog, the extractor and the loader through `backend`."""
+def create_server(
+    backend: Backend, trail: AuditTrail, auth: Authentication | None = None, buckets: TokenBuckets | None = None
+) -> MCPServer:
+    """An MCP server that calls the catalog, the extractor and the loader through `backend`; tool calls take
+    from the tenant's rate limit bucket in `buckets`, unless None (no limit)."""
     tasks = TaskCalls(backend.tenancy, backend.task_peers)
     server = LakegateServer(
         backend,
@@ -207,7 +202,7 @@ def create_server(backend: Backend, trail: AuditTrail, auth: Authentication | No
         middleware=[
             AuditedCalls(trail, backend.tenancy),
             ScopedRequests(backend.tenancy),
-            *rate_limits(backend),
+            *([RateLimitedCalls(backend.tenancy, buckets)] if buckets is not None else []),
             CancelRouting(backend.tenancy),
             tasks,
             MissingResources(),
