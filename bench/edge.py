@@ -32,6 +32,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from lakegate.devstack.stack import EDGE_PROCESSES
+
 from bench.machine import describe_machine, load
 
 CONNECTIONS = (1, 16, 64)
@@ -196,13 +198,16 @@ def main() -> None:
     parser.add_argument(
         "--stack", action="store_true", help="start a whole stack in a temporary home instead of using --url"
     )
+    parser.add_argument(
+        "--edge-processes", type=int, default=EDGE_PROCESSES, help="with --stack: the edge's serving processes"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench.edge needs wrk: apt-get install wrk")
     if args.stack:
         from bench.syncs import process_ids, running_stack
 
-        with running_stack() as stack:
+        with running_stack(edge_processes=args.edge_processes) as stack:
             pids = process_ids(stack)
             # With LAKEGATE_EDGE_PROCESSES > 1 the edge forks its other serving processes: charge them too.
             for number, child in enumerate(_children(pids["edge"]), start=2):

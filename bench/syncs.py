@@ -15,7 +15,7 @@ from typing import Any
 import nats
 from lakegate.common.settings import NatsSettings
 from lakegate.common.subjects import RunStep, Topology
-from lakegate.devstack.stack import SERVICES, Stack, StackConfig, StackPorts
+from lakegate.devstack.stack import EDGE_PROCESSES, SERVICES, Stack, StackConfig, StackPorts
 from lakegate.devstack.toolresults import text_of
 from mcp import Client
 from nats.aio.client import Client as NatsClient
@@ -45,8 +45,11 @@ class ToolFailed(RuntimeError):
 
 
 @contextlib.contextmanager
-def running_stack(*, data_files: bool = True, overlap: bool = True) -> Iterator[Stack]:
-    """NATS, the catalog's PostgreSQL and the four services, in a temporary home on free ports.
+def running_stack(
+    *, data_files: bool = True, overlap: bool = True, edge_processes: int = EDGE_PROCESSES
+) -> Iterator[Stack]:
+    """NATS, the catalog's PostgreSQL and the four services (the edge with `edge_processes`), in a temporary home on
+    free ports.
 
     `data_files` False: the extractor stages every run as JetStream parts (no shared lakehouse), as in
     docker-compose and Kubernetes. `overlap` False: the loader starts on `extracted`, as before `streaming`.
@@ -60,7 +63,11 @@ def running_stack(*, data_files: bool = True, overlap: bool = True) -> Iterator[
             "LAKEGATE_EXTRACTOR_ANNOUNCE_STREAMING": str(overlap).lower(),
         }
         config = StackConfig(
-            home=Path(parent) / "home", ports=StackPorts.free(), env=env, extractor_data_files=data_files
+            home=Path(parent) / "home",
+            ports=StackPorts.free(),
+            env=env,
+            extractor_data_files=data_files,
+            edge_processes=edge_processes,
         )
         with Stack(config) as stack:
             yield stack
