@@ -55,6 +55,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -67,6 +68,7 @@ from lakegate.common.errors import InvalidInput, Unavailable
 from lakegate.common.rpc import answers
 from lakegate.common.service import Runtime
 from lakegate.edge.nats_link import NatsLink
+from lakegate.edge.peers import WAIT_TURN_SECONDS, OwnerGone, ask_owner
 from mcp.server.mcpserver import Context
 from mcp_types import (
     ClientCapabilities,
@@ -76,7 +78,6 @@ from mcp_types import (
     InputRequiredResult,
 )
 from mcp_types.version import is_version_at_least
-from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -89,11 +90,6 @@ ELICITATION_KEY = "lakegate.password"
 INPUT_REQUIRED_REVISION = "2026-07-28"
 #: Longest password a page accepts, in characters.
 MAX_PASSWORD_CHARS = 4096
-#: Longest one wait for another process's page lasts before it is asked again: an owner killed
-#: meanwhile is noticed after at most this long, instead of at the page's expiry.
-WAIT_TURN_SECONDS = 10.0
-#: How much longer than the wait it asks for an asker gives the owner's answer to come.
-ANSWER_MARGIN_SECONDS = 5.0
 #: Page requests (GET, POST) and waits an owner handles at once; a wait holds its worker for a turn.
 VISITS_AT_ONCE = 16
 WAITS_AT_ONCE = 256
@@ -301,7 +297,7 @@ class PasswordPages:
             )
             try:
                 collected = await self._ask(owner, "wait", turn, PasswordCollected, turn.seconds)
-            except _OwnerGone:
+            except OwnerGone:
                 raise InvalidInput(
                     "the edge process that made this call's password page has stopped, so the page is gone and "
                     "nothing was registered: call connect_postgres again for a new page, or pass password_ref"
@@ -365,7 +361,7 @@ class PasswordPages:
                 visit.sealed_password = self._seal.seal(password, bound_to=token)
             try:
                 answer = await self._ask(owner, "visit", visit, PageAnswer)
-            except _OwnerGone:
+            except OwnerGone:
                 answer = _GONE
             except Unavailable:
                 answer = _NOT_NOW
@@ -409,26 +405,12 @@ class PasswordPages:
         sealed = None if password is None else self._seal.seal(password, bound_to=turn.elicitation_id)
         return PasswordCollected(sealed_password=sealed)
 
-    async def _ask(
+    def _ask(
         self, owner: str, verb: Literal["visit", "wait"], request: BaseModel, answer: type[_A], wait: float = 0.0
-    ) -> _A:
-        """The owner's answer; `_OwnerGone` when no process answers for `owner` (it has stopped)."""
-        await self._link.ready()
+    ) -> Awaitable[_A]:
+        """The owner's answer; `OwnerGone` when no process answers for `owner` (it has stopped)."""
         subject = self._rt.topology.password_page(owner, verb)
-        try:
-            return await self._rt.rpc.call(subject, request, answer, timeout=wait + ANSWER_MARGIN_SECONDS)
-        except Unavailable as exc:
-            if isinstance(exc.__cause__, NoRespondersError):
-                raise _OwnerGone from None
-            if isinstance(exc.__cause__, TimeoutError):  # nats-py's is one too
-                raise Unavailable(
-                    "the edge process that holds this password page did not answer in time; retry shortly"
-                ) from exc
-            raise  # the owner's own answer, such as a page not submitted in time
-
-
-class _OwnerGone(Exception):
-    """No edge process answers for a page's owner: it has stopped, and its pages are gone with it."""
+        return ask_owner(self._rt, self._link, subject, request, answer, wait=wait, holds="this password page")
 
 
 def _token_owner(token: str) -> str | None:

@@ -49,10 +49,10 @@ from lakegate.edge.audit import call_failed
 from lakegate.edge.cancellation import REQUEST_CANCELLED, caller
 from lakegate.edge.failures import unknown_tool
 from lakegate.edge.internal_errors import internal_error
+from lakegate.edge.peers import OwnerGone
 from lakegate.edge.task_peers import (
     ListedTask,
     ListQuestion,
-    OwnerGone,
     OwnTasks,
     TaskAnswer,
     TaskPeers,

@@ -34,23 +34,18 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from lakegate.common.errors import LakegateError, Unavailable
+from lakegate.common.errors import LakegateError
 from lakegate.common.rpc import answer_from, answers
 from lakegate.common.service import Runtime
 from lakegate.edge.nats_link import NatsLink
+from lakegate.edge.peers import WAIT_TURN_SECONDS, ask_owner
 from nats.aio.client import NO_RESPONDERS_STATUS
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import Header
 from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
 
-#: Longest one forwarded wait of tasks/result lasts before it is asked again: an owner killed meanwhile
-#: is noticed after at most this long, instead of at the task's end.
-WAIT_TURN_SECONDS = 10.0
-#: How much longer than the wait it asks for an asker gives the owner's answer to come.
-ANSWER_MARGIN_SECONDS = 5.0
 #: A listing stops gathering once no process answered for this long; it gathers this long at most.
 LIST_STALL_SECONDS = 0.25
 LIST_WAIT_SECONDS = 2.0
@@ -111,10 +106,6 @@ def owner_of(task_id: str) -> str | None:
     return None if match is None else match.group(1)
 
 
-class OwnerGone(Exception):
-    """No edge process answers for a task's owner: it has stopped, and its tasks are gone with it."""
-
-
 class TaskPeers:
     """This process's answers for its own tasks to the other edge processes, and its questions about theirs."""
 
@@ -159,20 +150,10 @@ class TaskPeers:
             if not answer.pending:
                 return answer
 
-    async def _ask(self, owner: str, question: TaskQuestion) -> TaskAnswer:
-        await self._link.ready()
+    def _ask(self, owner: str, question: TaskQuestion) -> Awaitable[TaskAnswer]:
         subject = self._rt.topology.edge_peer(owner, _TASKS)
-        timeout = question.seconds + ANSWER_MARGIN_SECONDS if question.seconds else None
-        try:
-            return await self._rt.rpc.call(subject, question, TaskAnswer, timeout=timeout)
-        except Unavailable as exc:
-            if isinstance(exc.__cause__, NoRespondersError):
-                raise OwnerGone from None
-            if isinstance(exc.__cause__, TimeoutError):  # nats-py's is one too
-                raise Unavailable(
-                    "the edge process that holds this task did not answer in time; retry shortly"
-                ) from exc
-            raise
+        wait = question.seconds or None
+        return ask_owner(self._rt, self._link, subject, question, TaskAnswer, wait=wait, holds="this task")
 
     async def gather(self, question: ListQuestion) -> list[OwnTasks]:
         """Every other process's answer to a listing that came within the gathering time.
