@@ -70,6 +70,11 @@ class Encoded(Generic[M]):
 
     json: bytes
 
+    @classmethod
+    def of(cls, model: M) -> Encoded[M]:
+        """`model` written as `reply_json` writes an answer model (the same bytes), to keep and reply again."""
+        return cls(model.__pydantic_serializer__.to_json(model))
+
 
 #: What a request handler may answer with.
 Answer = BaseModel | Encoded[Any]
@@ -149,6 +154,7 @@ def reply_json(outcome: Answer | ErrorInfo) -> bytes:
         return Reply(error=outcome).model_dump_json().encode()
     if isinstance(outcome, Encoded):
         return b'{"result":' + outcome.json + b',"error":null}'
+    # `Encoded.of`, written out: this runs on every reply.
     return b'{"result":' + outcome.__pydantic_serializer__.to_json(outcome) + b',"error":null}'
 
 

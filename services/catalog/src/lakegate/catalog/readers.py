@@ -12,10 +12,10 @@ read sees.
 
 A connection that fails (closed by the server, or a read cancelled midway, which can leave it
 inside a statement) is closed and its place opened again on demand; a read that found its
-connection gone is asked once more on a new one, and so is one whose prepared statement the
-server no longer accepts (its tables changed: `InvalidCachedStatementError`), on a new connection
-that prepares it anew. A statement's own error (a `PostgresError` on a live connection) leaves the
-connection in use.
+connection gone is asked once more on a new one. A prepared statement the server no longer
+accepts (its tables changed: `InvalidCachedStatementError`) is prepared anew and run again on the
+same connection, which is fine. A statement's own error (a `PostgresError` on a live connection)
+leaves the connection in use.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ class AdmissionReports:
         self._subject = rt.topology.edge_peer("all", ADMITTED)
         #: Calls of the other processes spent from this one's buckets so far (`heard` waits on it).
         self.spent = 0
-        self._heard: asyncio.Condition | None = None  # made on first use, in the loop that uses it
+        self._heard = asyncio.Condition()  # bound to a loop on first use, not here
         # A queue of its own: every process hears every report.
         rt.requests.answer(self._subject, self._hear, queue=f"{self._subject}.{link.instance}", workers=1)
 
@@ -153,9 +153,8 @@ class AdmissionReports:
 
     async def heard(self, calls: int) -> None:
         """Return once `calls` calls of the other processes have been spent here (what the tests wait on)."""
-        heard = self._condition()
-        async with heard:
-            await heard.wait_for(lambda: self.spent >= calls)
+        async with self._heard:
+            await self._heard.wait_for(lambda: self.spent >= calls)
 
     async def _report(self) -> None:
         while True:
@@ -175,16 +174,10 @@ class AdmissionReports:
         # A broadcast has no reply subject: what this answers is sent to nobody.
         if report.instance != self._link.instance:
             self.buckets.spend(report.calls)
-            heard = self._condition()
-            async with heard:
+            async with self._heard:
                 self.spent += sum(report.calls.values())
-                heard.notify_all()
+                self._heard.notify_all()
         return report
-
-    def _condition(self) -> asyncio.Condition:
-        if self._heard is None:
-            self._heard = asyncio.Condition()
-        return self._heard
 
 
 def refusal(tenant: str, buckets: TokenBuckets, retry_after: float) -> str:

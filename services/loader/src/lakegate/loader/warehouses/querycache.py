@@ -126,8 +126,7 @@ class Answers:
     def put(self, catalog: str, plan: Plan, max_rows: int, answer: QueryResult) -> None:
         if not self.enabled or not plan.deterministic:
             return
-        # What the responder would write for `answer` (`rpc.reply_json`), so a hit replies the same bytes.
-        written: Encoded[QueryResult] = Encoded(answer.__pydantic_serializer__.to_json(answer))
+        written = Encoded.of(answer)  # what the responder writes for `answer`: a hit replies the same bytes
         size = len(written.json) + len(plan.engine.sql) + ENTRY_OVERHEAD
         if size > self.most_bytes // 8:
             return
