@@ -193,14 +193,17 @@ async def _measure(
     )
 
 
-async def _register(rpc: RpcClient, topology: Topology, tenant: str, sources: int) -> None:
+async def _register(rpc: RpcClient, topology: Topology, tenant: str, sources: int) -> list[SourceInfo]:
+    """`sources` sources of the tenant, as the catalog registered them."""
+    registered = []
     for index in range(sources):
         login = SourceLogin(
             address=SourceAddress(host=f"db{index}.example.internal", database="shop", user="reader"),
             password_ref=f"env:SHOP_{index}_PASSWORD",
         )
         request = RegisterSource(tenant_id=tenant, name=f"shop {index}", login=login)
-        await rpc.call(topology.sources_register, request, SourceInfo)
+        registered.append(await rpc.call(topology.sources_register, request, SourceInfo))
+    return registered
 
 
 async def _ready(rpc: RpcClient, topology: Topology, tenant: str, timeout: float = 120.0) -> None:
@@ -240,12 +243,9 @@ async def _run(args: argparse.Namespace, nats_url: str, catalogs: list[Catalog],
     for catalog in catalogs:
         topology = Topology(catalog.prefix)
         await _ready(rpc, topology, tenant)
-        await _register(rpc, topology, tenant, max(args.sources, 1 if args.runs else 0))
+        registered = await _register(rpc, topology, tenant, max(args.sources, 1 if args.runs else 0))
         if args.runs:
-            (registered, *_) = (
-                await rpc.call(topology.sources_list, ListSources(tenant_id=tenant), SourceList)
-            ).sources
-            await _seed_runs(catalog.dsn, tenant, registered.connection_id, args.runs)
+            await _seed_runs(catalog.dsn, tenant, registered[0].connection_id, args.runs)
         subject = listing.subject(topology)
 
         async def bare(subject: str = subject) -> Msg:

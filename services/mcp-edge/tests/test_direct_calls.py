@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -222,12 +222,26 @@ async def test_a_rate_limited_caller_gets_the_same_refusal_on_both_paths(
 CLIENT_TRACEPARENT = f"00-{'ab' * 16}-{'cd' * 8}-01"
 
 
-async def test_the_direct_path_opens_the_same_tools_call_span_as_the_sdks_middleware() -> None:
+@pytest.fixture
+def exported() -> Iterator[InMemorySpanExporter]:
+    """The spans finished while the test runs.
+
+    The tracer provider is the process's for the rest of the session, and so is the processor added
+    to it: at the end the exporter is shut down, so it keeps no span of the tests after this one.
+    """
     setup_telemetry("edge", TelemetrySettings())  # what an edge's runtime installs, unless one did already
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
-    exported = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exported))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+    exporter.clear()
+
+
+async def test_the_direct_path_opens_the_same_tools_call_span_as_the_sdks_middleware(
+    exported: InMemorySpanExporter,
+) -> None:
     params = {"name": "list_sources", "arguments": {}, "_meta": {"traceparent": CLIENT_TRACEPARENT}}
     ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
         session=None,  # type: ignore[arg-type]  # neither layer reads it

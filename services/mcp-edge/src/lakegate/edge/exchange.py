@@ -346,17 +346,16 @@ class JsonExchanges:
         gone = asyncio.ensure_future(_disconnected(receive))
         gone.add_done_callback(lambda _: handler.cancel())
         try:
-            result = await handler
+            outcome: dict[str, Any] | Exception = await handler
         except asyncio.CancelledError:
             if gone.done() and not gone.cancelled() and handler.cancelled():
                 return  # the client left: the work stopped, and there is nobody to answer
             raise
         except Exception as exc:
-            answer = encoded_answer(request_id, str(message["method"]), exc)
-        else:
-            answer = encoded_answer(request_id, str(message["method"]), result)
+            outcome = exc
         finally:
             gone.cancel()
+        answer = encoded_answer(request_id, str(message["method"]), outcome)
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON_HEADERS, _length(answer)]})
         await send({"type": "http.response.body", "body": answer})
 

@@ -54,7 +54,7 @@ class Bearer:
 
 @dataclass(frozen=True)
 class PlainCall:
-    """A request `FastCalls` answers: the request, its JSON-RPC id and method, and its direct call."""
+    """A request `FastCalls` answers: the request, its JSON-RPC id and method, its direct call and protocol version."""
 
     request: Request
     request_id: RequestId
