@@ -8,11 +8,8 @@ them, and each has its own NATS connection and audit trail. The first process al
 health port. It forwards a stop signal to the others and waits for them; if one of them ends, it
 stops the rest, so a supervisor sees the edge fail instead of serving with fewer processes.
 
-Once the server is built, the objects made so far (modules, schemas, validators: hundreds of
-thousands) are frozen out of the garbage collector's sight and its youngest generation is let grow
-to 20,000 objects, as in every service (`lakegate.common.garbage`): the
-default of 700 collected every call or so, promoted the objects of the calls under way, and every
-full collection walked all of start-up's objects again, ~11% of the edge's CPU under load.
+Once the server and its HTTP app are built, the garbage collector is settled as in every service
+(`lakegate.common.garbage`): what start-up made is frozen out of its sight.
 """
 
 from __future__ import annotations
@@ -54,8 +51,8 @@ async def run(settings: EdgeSettings, *, workers: tuple[int, ...] = ()) -> None:
         threading.Thread(target=_stop_when_a_worker_ends, args=(loop, stop), daemon=True).start()
     session: asyncio.Task[None] | None = None
     async with serve(settings) as state:
-        settle_garbage_collection()
         if settings.transport == "stdio":
+            settle_garbage_collection()
             session = asyncio.create_task(state.server.run_stdio_async())
             await _until_stopped(session, stop)
             session.cancel()
@@ -69,6 +66,7 @@ async def run(settings: EdgeSettings, *, workers: tuple[int, ...] = ()) -> None:
                 reuse_port=settings.processes > 1,
                 access_log=settings.access_log,
             ) as listener:
+                settle_garbage_collection()  # with the HTTP app's objects, built just now
                 log.info("MCP over streamable HTTP at %s%s", listener.url, settings.path)
                 await _until_stopped(listener.task, stop)
         log.info("edge stopping: draining NATS")
