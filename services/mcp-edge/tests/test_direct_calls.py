@@ -198,19 +198,17 @@ async def test_a_rate_limited_caller_gets_the_same_refusal_on_both_paths(
         seal_public_key=seal_public_key,
         rate_limit_per_second=0.5,
         rate_limit_burst=2,
-        # Two edges of one tenant share its limit: neither reports its calls within the test, so each limits alone.
-        rate_limit_report_seconds=10,
     )
-    async with (
-        _edge(base.model_copy(update={"direct_tool_calls": True})) as (direct, direct_url),
-        _edge(base.model_copy(update={"direct_tool_calls": False})) as (sdk, sdk_url),
-    ):
-        for state in (direct, sdk):  # a clock that stands still: retry_after is the same on both edges
-            for layer in state.server._lowlevel_server.middleware:
+    call = _params("list_sources", {})
+    asked: dict[bool, list[Any]] = {}
+    # One edge after the other: two edges of one tenant running at once share its limit (`ratelimits`).
+    for direct in (True, False):
+        async with _edge(base.model_copy(update={"direct_tool_calls": direct})) as (state, url):
+            for layer in state.server._lowlevel_server.middleware:  # a clock that stands still: retry_after is fixed
                 if isinstance(layer, RateLimitedCalls):
                     layer.buckets.clock = lambda: 1000.0
-        call = _params("list_sources", {})
-        answers = [(await _answer(direct_url, None, call, n), await _answer(sdk_url, None, call, n)) for n in range(3)]
+            asked[direct] = [await _answer(url, None, call, n) for n in range(3)]
+    answers = list(zip(asked[True], asked[False], strict=True))
 
     assert all(on_direct == on_sdk for on_direct, on_sdk in answers), answers
     refused = answers[-1][0][2]["result"]
