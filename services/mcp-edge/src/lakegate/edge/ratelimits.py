@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import threading
@@ -105,7 +106,7 @@ class TokenBuckets:
             if len(self._admitted) <= most:
                 admitted, self._admitted = self._admitted, {}
                 return admitted
-            keys = list(self._admitted)[:most]
+            keys = list(itertools.islice(self._admitted, most))
             return {key: self._admitted.pop(key) for key in keys}
 
     def _refilled(self, key: str, now: float) -> _Bucket:
