@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Literal
 
 import httpx2 as httpx
@@ -17,9 +16,7 @@ import pytest
 from lakegate.devstack.taskclient import TERMINAL, Answer, TasksExtension, get_detailed, poll_detailed, start_task
 from lakegate.devstack.toolresults import structured
 from lakegate.edge import task_calls, task_peers
-from lakegate.edge.app import EdgeState, http_app, serve
 from lakegate.edge.config import EdgeSettings
-from lakegate.edge.listener import listening
 from lakegate.edge.task_calls import UpdateTaskRequestParams
 from mcp import Client
 from mcp.client.session import ClientSession
@@ -43,17 +40,14 @@ from mcp_types import (
 )
 
 from .conftest import Fakes
+from .processes import EdgeProcess, serving
 
 ORDERS = {"connection_id": "src_seed", "table_name": "orders"}
 HUGE = {"connection_id": "src_seed", "table_name": "huge"}
 
 
-@dataclass
-class Process:
-    """One edge process serving HTTP."""
-
-    state: EdgeState
-    url: str
+class Process(EdgeProcess):
+    """One edge process serving HTTP, called by a client of either protocol era."""
 
     def legacy(self) -> Client:
         return Client(self.url, mode="legacy")
@@ -62,11 +56,8 @@ class Process:
         return Client(self.url, extensions=[TasksExtension()])
 
 
-@contextlib.asynccontextmanager
-async def process(settings: EdgeSettings) -> AsyncIterator[Process]:
-    async with serve(settings) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
-        await state.link.ready()
-        yield Process(state, f"{listener.url}{settings.path}")
+def process(settings: EdgeSettings) -> contextlib.AbstractAsyncContextManager[Process]:
+    return serving(settings, Process)
 
 
 @pytest.fixture
