@@ -371,8 +371,9 @@ async def test_a_page_made_by_one_process_is_served_by_another_and_collected_on_
     second = error_text(await c.collect(made))
     assert "expired or was already used" in second, "a second wait finds nothing"
     await watcher.drain()
-    pages = f"{a.state.settings.nats.topology.prefix}.pages."
-    assert len([m for m in overheard if m.subject.startswith(pages)]) == 8, "six visits and two waits were handed"
+    topology = a.state.settings.nats.topology
+    handed = {topology.edge_peer(a.pages.instance, verb) for verb in ("pagevisit", "pagewait")}
+    assert len([m for m in overheard if m.subject in handed]) == 8, "six visits and two waits were handed"
     assert not [m.subject for m in overheard if TYPED.encode() in m.data], "the password crossed NATS in clear"
 
 
