@@ -12,7 +12,6 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Literal
 
 import httpx2 as httpx
@@ -23,9 +22,8 @@ from lakegate.common.errors import InvalidInput
 from lakegate.common.sealing import Unsealer, new_private_key, public_key_of
 from lakegate.devstack.toolresults import error_text, structured
 from lakegate.edge import password_pages
-from lakegate.edge.app import EdgeState, http_app, serve
+from lakegate.edge.app import EdgeState, serve
 from lakegate.edge.config import EdgeSettings
-from lakegate.edge.listener import listening
 from lakegate.edge.password_pages import ELICITATION_KEY, PasswordPages, PasswordSeal
 from mcp import Client
 from mcp.client.context import ClientRequestContext
@@ -41,6 +39,7 @@ from nats.aio.msg import Msg
 from pydantic import SecretStr
 
 from .conftest import Fakes
+from .processes import EdgeProcess, serving
 
 TYPED = "typed-in-the-Browser-7"
 ADDRESS = {"host": "db.internal", "database": "shop", "user": "reader"}
@@ -205,9 +204,8 @@ async def test_an_expired_page_is_gone_and_the_call_says_to_ask_again(
             statuses.append((await http.post(params.url, data={"password": TYPED})).status_code)
         return ElicitResult(action="accept")
 
-    async with serve(brief) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
-        await state.link.ready()
-        message = error_text(await connect(f"{listener.url}{state.settings.path}", user))
+    async with process(brief) as edge:
+        message = error_text(await connect(edge.url, user))
 
     assert statuses == [404]
     assert "call connect_postgres again" in message
@@ -224,9 +222,8 @@ async def test_behind_a_proxy_the_link_starts_with_the_edges_public_url(
         shown.append(params.url)
         return ElicitResult(action="cancel")
 
-    async with serve(proxied) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
-        await state.link.ready()
-        message = error_text(await connect(f"{listener.url}{state.settings.path}", user))
+    async with process(proxied) as edge:
+        message = error_text(await connect(edge.url, user))
 
     [url] = shown
     assert url.startswith("https://lakegate.example.com/lakegate/password/")
@@ -269,12 +266,8 @@ async def test_a_client_that_accepts_before_the_user_types_gets_its_answer_once_
 CONNECT = {"name": "shop", **ADDRESS}
 
 
-@dataclass
-class Process:
-    """One edge process serving HTTP."""
-
-    state: EdgeState
-    url: str
+class Process(EdgeProcess):
+    """One edge process serving HTTP, with the ways these tests visit its pages and call it."""
 
     @property
     def pages(self) -> PasswordPages:
@@ -314,11 +307,8 @@ class Process:
             )
 
 
-@contextlib.asynccontextmanager
-async def process(settings: EdgeSettings) -> AsyncIterator[Process]:
-    async with serve(settings) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
-        await state.link.ready()
-        yield Process(state, f"{listener.url}{settings.path}")
+def process(settings: EdgeSettings) -> contextlib.AbstractAsyncContextManager[Process]:
+    return serving(settings, Process)
 
 
 @pytest.fixture
@@ -381,8 +371,9 @@ async def test_a_page_made_by_one_process_is_served_by_another_and_collected_on_
     second = error_text(await c.collect(made))
     assert "expired or was already used" in second, "a second wait finds nothing"
     await watcher.drain()
-    pages = f"{a.state.settings.nats.topology.prefix}.pages."
-    assert len([m for m in overheard if m.subject.startswith(pages)]) == 8, "six visits and two waits were handed"
+    topology = a.state.settings.nats.topology
+    handed = {topology.edge_peer(a.pages.instance, verb) for verb in ("pagevisit", "pagewait")}
+    assert len([m for m in overheard if m.subject in handed]) == 8, "six visits and two waits were handed"
     assert not [m.subject for m in overheard if TYPED.encode() in m.data], "the password crossed NATS in clear"
 
 

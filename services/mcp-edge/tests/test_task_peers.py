@@ -9,18 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Literal
 
 import httpx2 as httpx
+import nats
 import pytest
 from lakegate.devstack.taskclient import TERMINAL, Answer, TasksExtension, get_detailed, poll_detailed, start_task
 from lakegate.devstack.toolresults import structured
 from lakegate.edge import task_calls, task_peers
-from lakegate.edge.app import EdgeState, http_app, serve
 from lakegate.edge.config import EdgeSettings
-from lakegate.edge.listener import listening
 from lakegate.edge.task_calls import UpdateTaskRequestParams
+from lakegate.edge.task_peers import TaskQuestion
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -41,19 +40,17 @@ from mcp_types import (
     PaginatedRequestParams,
     Request,
 )
+from nats.aio.msg import Msg
 
 from .conftest import Fakes
+from .processes import EdgeProcess, serving
 
 ORDERS = {"connection_id": "src_seed", "table_name": "orders"}
 HUGE = {"connection_id": "src_seed", "table_name": "huge"}
 
 
-@dataclass
-class Process:
-    """One edge process serving HTTP."""
-
-    state: EdgeState
-    url: str
+class Process(EdgeProcess):
+    """One edge process serving HTTP, called by a client of either protocol era."""
 
     def legacy(self) -> Client:
         return Client(self.url, mode="legacy")
@@ -62,11 +59,8 @@ class Process:
         return Client(self.url, extensions=[TasksExtension()])
 
 
-@contextlib.asynccontextmanager
-async def process(settings: EdgeSettings) -> AsyncIterator[Process]:
-    async with serve(settings) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
-        await state.link.ready()
-        yield Process(state, f"{listener.url}{settings.path}")
+def process(settings: EdgeSettings) -> contextlib.AbstractAsyncContextManager[Process]:
+    return serving(settings, Process)
 
 
 @pytest.fixture
@@ -233,19 +227,31 @@ async def test_a_result_waited_for_on_another_process_comes_back_across_several_
 ) -> None:
     monkeypatch.setattr(task_peers, "WAIT_TURN_SECONDS", 0.2)
     a, b, _ = processes
+    turns: list[TaskQuestion] = []
+
+    async def overhear(msg: Msg) -> None:
+        if (question := TaskQuestion.model_validate_json(msg.data)).method == "tasks/result":
+            turns.append(question)
+
+    watcher = await nats.connect(a.state.settings.nats.servers)
+    await watcher.subscribe(a.state.settings.nats.topology.edge_peer(a.state.link.instance, "task"), cb=overhear)
+    await watcher.flush()
     fakes.catalog.plans["huge"] = "stall"
     async with a.legacy() as on_a:
         task_id = await start_task(on_a, "sync_table_to_bronze", HUGE)
     async with b.legacy() as on_b:
         await extracting(on_b, task_id)
         waiting = asyncio.create_task(result(on_b.session, task_id))
-        await asyncio.sleep(0.5)  # a few turns pass while the run stalls
-        assert not waiting.done()
+        async with asyncio.timeout(10):
+            while len(turns) < 3:  # noqa: ASYNC110 - turns the test overhears, not an event it could wait on
+                await asyncio.sleep(0.01)
+        assert not waiting.done(), "the turns ended while the run stalls, and the wait goes on"
         [run_id] = fakes.catalog.runs
         await on_b.call_tool("cancel_sync", {"run_id": run_id})
         async with asyncio.timeout(20):
             ended = await waiting
 
+    await watcher.drain()
     assert structured(ended)["status"] == "cancelled"
 
 

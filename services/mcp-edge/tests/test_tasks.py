@@ -64,9 +64,11 @@ async def target(request: pytest.FixtureRequest, edge: EdgeState) -> AsyncIterat
         yield f"{listener.url}{edge.settings.path}"
 
 
-async def call_as_task(session: ClientSession, name: str, arguments: dict[str, Any]) -> CreateTaskResult:
+async def call_as_task(
+    session: ClientSession, name: str, arguments: dict[str, Any], ttl: int = 60_000
+) -> CreateTaskResult:
     raw = await session._dispatcher.send_raw_request(
-        "tools/call", {"name": name, "arguments": arguments, "task": {"ttl": 60_000}}, {}
+        "tools/call", {"name": name, "arguments": arguments, "task": {"ttl": ttl}}, {}
     )
     return CreateTaskResult.model_validate(raw)
 
@@ -354,16 +356,10 @@ async def test_tasks_result_waits_no_longer_than_the_tasks_ttl(edge: EdgeState, 
     fakes.catalog.plans["huge"] = "stall"
     async with Client(edge.server, mode="legacy") as client:
         session = client.session
-        raw = await session._dispatcher.send_raw_request(
-            "tools/call",
-            {
-                "name": "sync_table_to_bronze",
-                "arguments": {"connection_id": "src_seed", "table_name": "huge"},
-                "task": {"ttl": 500},
-            },
-            {},
+        made = await call_as_task(
+            session, "sync_table_to_bronze", {"connection_id": "src_seed", "table_name": "huge"}, ttl=500
         )
-        task_id = CreateTaskResult.model_validate(raw).task.task_id
+        task_id = made.task.task_id
         async with asyncio.timeout(10):  # the run stalls for ever
             with pytest.raises(MCPError) as expired:
                 await session.send_request(

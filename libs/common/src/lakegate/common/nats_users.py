@@ -5,7 +5,8 @@ nats-server `authorization` block from here, so the permissions are written once
 
 - the **edge** is the only user that may publish the requests a client's tool call turns into
   (every `<prefix>.rpc.*` subject except the credentials one), and the audit command; its processes
-  alone ask each other about password pages (`<prefix>.pages.>`), so only edges see a typed password;
+  alone ask and tell each other (`<prefix>.edges.>`: password pages, tasks, rate limits), so only
+  edges see a typed password;
 - the **extractor** may ask the catalog for exactly two things: a source's credentials and a run's
   state; the **catalog** may ask the extractor to describe a table (a schedule checks its table);
 - workers publish only their own run steps, progress and commands, and consume only their own
@@ -101,13 +102,12 @@ def service_permissions(topology: Topology, service: str) -> Permissions:
     base = _streams_api(t)
     if service == "edge":
         client_facing = sorted(v for k, v in requests.items() if k != "sources_credentials")
-        # Its processes hand password pages to each other: each asks, and answers for its own pages.
-        pages = f"{p}.pages.*.*"
-        # And ask or tell each other, one or all (`Topology.edge_peer`): what one holds for a client, admitted calls.
+        # Its processes ask or tell each other, one or all (`Topology.edge_peer`): what one holds for a client
+        # (a password page, a task), admitted calls.
         peers = f"{p}.edges.*.*"
         return Permissions(
-            publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*", pages, peers),
-            subscribe=(inbox, f"{p}.run.*.*", f"{p}.progress.*", f"{p}.cancel.*", t.sync_events(), pages, peers),
+            publish=(*base, *client_facing, t.cmd_audit, f"{p}.callcancel.*", peers),
+            subscribe=(inbox, f"{p}.run.*.*", f"{p}.progress.*", f"{p}.cancel.*", t.sync_events(), peers),
             responds=True,
         )
     if service == "catalog":

@@ -8,8 +8,8 @@ can share one NATS server without seeing each other's messages.
 - run steps (internal):       `<prefix>.run.<run_id>.<step>`           stream `<PREFIX>_RUN`
 - staged parts:               `<prefix>.stage.<run_id>.<attempt>`      stream `<PREFIX>_STAGE`
 - progress (core, lossy):     `<prefix>.progress.<run_id>`
-- password pages (core):      `<prefix>.pages.<edge instance>.visit|wait`   one edge process asks another
-- edge peers (core):          `<prefix>.edges.<edge instance>|all.<verb>`   one edge process tells another, or all
+- edge peers (core):          `<prefix>.edges.<edge instance>|all.<verb>`   one edge process asks or tells another
+                              (password pages, tasks), or all (task listings, rate limits)
 - public events:              `<prefix>.events.<tenant_id>.sync.completed|failed`   stream `<PREFIX>_EVENTS`
 """
 
@@ -210,11 +210,7 @@ class Topology:
     def call_cancel(self, call_id: str) -> str:
         return f"{self.prefix}.callcancel.{call_id}"
 
-    # one-time password pages: the edge process that made a page answers for it (lakegate.edge.password_pages)
-    def password_page(self, instance: str, verb: Literal["visit", "wait"]) -> str:
-        return f"{self.prefix}.pages.{instance}.{verb}"
-
-    # edge processes to each other: one (its instance id), or every one (`all`)
+    # edge processes to each other: one (its instance id), or every one (`all`); `verb` is one token
     def edge_peer(self, instance: str, verb: str) -> str:
         return f"{self.prefix}.edges.{instance}.{verb}"
 

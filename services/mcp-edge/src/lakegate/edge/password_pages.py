@@ -20,11 +20,11 @@ subjects, and
     the token               is `<instance>.<secret>` (the secret: 256 random bits, as before), and the
                             elicitation id `pw_<instance>_<random>`, so any process knows the owner
     a GET or POST           of another's page is handed to the owner over NATS request/reply
-                            (`Topology.password_page(instance, "visit")`): the token, the method, the
+                            (`Topology.edge_peer(instance, "pagevisit")`): the token, the method, the
                             typed password (sealed), the Origin and the origin the request came to. The owner
                             decides exactly as for its own request and answers the status and the
                             page's HTML; the asker sends it with the pages' own security headers
-    a repeated call         for another's page asks the owner (`"wait"`) to wait for the submission, in
+    a repeated call         for another's page asks the owner (`"pagewait"`) to wait for the submission, in
                             turns of at most `WAIT_TURN_SECONDS` (never past the page's expiry); the
                             owner answers the password once submitted, and forgets the page, so a
                             second wait finds nothing
@@ -32,11 +32,11 @@ subjects, and
                             fails saying to call connect_postgres again, at once or after one turn
 
 A page of the process itself costs no NATS round trip. The pages' subjects are under the deployment's
-prefix, and only the edge's NATS user may publish or subscribe to them (`lakegate.common.nats_users`),
-so the typed password crosses NATS only between edge processes of one deployment, and only sealed
-(`PasswordSeal`, under the `shared_secret` every process and replica has): no NATS message, log line,
-span or error carries it in clear. The same secret keys the SDK's seal of the `request_state` the
-repeated call echoes, which the process it comes to must open.
+prefix, and only the edge's NATS user may publish or subscribe to them (`<prefix>.edges.*.*` in
+`lakegate.common.nats_users`), so the typed password crosses NATS only between edge processes of one
+deployment, and only sealed (`PasswordSeal`, under the `shared_secret` every process and replica has):
+no NATS message, log line, span or error carries it in clear. The same secret keys the SDK's seal of the
+`request_state` the repeated call echoes, which the process it comes to must open.
 
 The client is asked the 2026-07-28 way: the tool returns an `InputRequiredResult` carrying the URL
 elicitation (mode `url`); the client shows the link, and calls the tool again with its answer and the
@@ -107,6 +107,8 @@ _HEADERS = {
 #: An instance id (`secrets.token_hex(8)`); anything else in a token or elicitation id names no owner.
 _INSTANCE = re.compile(r"[0-9a-f]{16}")
 _ELICITATION = re.compile(r"pw_([0-9a-f]{16})_[0-9a-f]{32}")
+#: The verbs of the owner's subjects, `Topology.edge_peer(owner, verb)`: a page's GET or POST, a call's wait.
+_Verb = Literal["pagevisit", "pagewait"]
 
 
 @dataclass
@@ -231,10 +233,7 @@ class PasswordPages:
         # Submitted pages wait here, by elicitation id, for the repeated call that collects the password.
         self._used: dict[str, PasswordPage] = {}
         self._waiting = 0
-        visits, waits = (
-            rt.topology.password_page(self.instance, "visit"),
-            rt.topology.password_page(self.instance, "wait"),
-        )
+        visits, waits = (rt.topology.edge_peer(self.instance, verb) for verb in ("pagevisit", "pagewait"))
         rt.requests.answer(visits, self._answer_visit, queue=visits, workers=VISITS_AT_ONCE)
         rt.requests.answer(waits, self._answer_wait, queue=waits, workers=WAITS_AT_ONCE)
 
@@ -296,7 +295,7 @@ class PasswordPages:
                 seconds=min(left, WAIT_TURN_SECONDS),
             )
             try:
-                collected = await self._ask(owner, "wait", turn, PasswordCollected, turn.seconds)
+                collected = await self._ask(owner, "pagewait", turn, PasswordCollected, turn.seconds)
             except OwnerGone:
                 raise InvalidInput(
                     "the edge process that made this call's password page has stopped, so the page is gone and "
@@ -360,7 +359,7 @@ class PasswordPages:
             if password is not None:
                 visit.sealed_password = self._seal.seal(password, bound_to=token)
             try:
-                answer = await self._ask(owner, "visit", visit, PageAnswer)
+                answer = await self._ask(owner, "pagevisit", visit, PageAnswer)
             except OwnerGone:
                 answer = _GONE
             except Unavailable:
@@ -405,11 +404,9 @@ class PasswordPages:
         sealed = None if password is None else self._seal.seal(password, bound_to=turn.elicitation_id)
         return PasswordCollected(sealed_password=sealed)
 
-    def _ask(
-        self, owner: str, verb: Literal["visit", "wait"], request: BaseModel, answer: type[_A], wait: float = 0.0
-    ) -> Awaitable[_A]:
+    def _ask(self, owner: str, verb: _Verb, request: BaseModel, answer: type[_A], wait: float = 0.0) -> Awaitable[_A]:
         """The owner's answer; `OwnerGone` when no process answers for `owner` (it has stopped)."""
-        subject = self._rt.topology.password_page(owner, verb)
+        subject = self._rt.topology.edge_peer(owner, verb)
         return ask_owner(self._rt, self._link, subject, request, answer, wait=wait, holds="this password page")
 
 

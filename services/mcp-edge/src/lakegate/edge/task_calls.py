@@ -114,13 +114,6 @@ class UpdateTaskRequestParams(RequestParams):
 
 
 _TaskParams = GetTaskRequestParams | GetTaskPayloadRequestParams | CancelTaskRequestParams | UpdateTaskRequestParams
-#: The methods of one task, with their params.
-_PARAMS: dict[str, type[_TaskParams]] = {
-    "tasks/get": GetTaskRequestParams,
-    "tasks/result": GetTaskPayloadRequestParams,
-    "tasks/cancel": CancelTaskRequestParams,
-    "tasks/update": UpdateTaskRequestParams,
-}
 
 
 def _stamp(moment: datetime) -> str:
@@ -245,12 +238,13 @@ class TaskCalls:
         self._knows: Callable[[str], bool] = lambda tool: True
         self._fits: Callable[[str, dict[str, Any]], bool] = lambda tool, arguments: True
         self._server_info: Callable[[], dict[str, Any]] = dict
-        #: What each method of one task does with it, whichever process the request came to.
-        self._serves: dict[str, _Serve] = {
-            "tasks/get": self._show,
-            "tasks/result": self._outcome,
-            "tasks/cancel": self._stop,
-            "tasks/update": self._acknowledge,
+        #: The methods of one task: their params, and what each does with the task, whichever process the
+        #: request came to.
+        self._methods: dict[str, tuple[type[_TaskParams], _Serve]] = {
+            "tasks/get": (GetTaskRequestParams, self._show),
+            "tasks/result": (GetTaskPayloadRequestParams, self._outcome),
+            "tasks/cancel": (CancelTaskRequestParams, self._stop),
+            "tasks/update": (UpdateTaskRequestParams, self._acknowledge),
         }
         if peers is not None:
             peers.answer_with(self._answer_peer, self._own_tasks)
@@ -269,7 +263,7 @@ class TaskCalls:
             self._fits = fits
         self._server_info = lambda: server.server_info_stamp
         server.add_request_handler("tasks/list", PaginatedRequestParams, self._list)
-        for method, params_type in _PARAMS.items():
+        for method, (params_type, _) in self._methods.items():
             server.add_request_handler(method, params_type, self._asked)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -380,7 +374,8 @@ class TaskCalls:
         peer = None if self._peers is None else task_owner(params.task_id)
         if self._peers is None or peer is None or peer == self._peers.instance:
             record = self._find((tenant_id, caller_key), params.task_id, modern)
-            return await self._serves[ctx.method](record, modern, math.inf)
+            _, serve = self._methods[ctx.method]
+            return await serve(record, modern, math.inf)
         question = TaskQuestion(
             method=ctx.method,
             params=params.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"meta"}),
@@ -398,9 +393,10 @@ class TaskCalls:
 
     async def _answer_peer(self, question: TaskQuestion) -> TaskAnswer:
         """Another process's request for one of this process's tasks, checked as if it had come here."""
-        serve, params_type = self._serves.get(question.method), _PARAMS.get(question.method)
-        if serve is None or params_type is None:
+        method = self._methods.get(question.method)
+        if method is None:
             raise InvalidInput(f"{question.method} is not a method of one task; the sending edge must be fixed")
+        params_type, serve = method
         task_id = params_type.model_validate(question.params).task_id
         try:
             record = self._find((question.tenant_id, question.caller_key), task_id, question.modern)
