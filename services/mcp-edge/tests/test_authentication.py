@@ -19,15 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lakegate.common.api_tokens import ADMIN, READ, WRITE, ApiTokenFile, mint
 from lakegate.common.settings import NatsSettings
 from lakegate.devstack.bearerclient import bearer_client
-from lakegate.edge.app import http_app, serve
 from lakegate.edge.authentication import ApiTokenVerifier, JwtVerifier
 from lakegate.edge.config import EdgeSettings
-from lakegate.edge.listener import listening
 from lakegate.edge.scopes import TOOL_SCOPES
 from mcp import Client
 from pydantic import ValidationError
 
 from .jwts import AUDIENCE, ISSUER, pem, signed_jwt
+from .processes import EdgeProcess, serving
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -87,8 +86,8 @@ async def secured_url(
         public_url=AUDIENCE,
         seal_public_key=seal_public_key,
     )
-    async with serve(settings) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
-        yield f"{listener.url}{settings.path}"
+    async with serving(settings, EdgeProcess) as edge:
+        yield edge.url
 
 
 async def _post(url: str, token: str | None) -> httpx2.Response:

@@ -25,9 +25,8 @@ from lakegate.common.api_tokens import READ, mint
 from lakegate.common.settings import NatsSettings, TelemetrySettings
 from lakegate.common.telemetry import setup_telemetry
 from lakegate.edge import direct_calls
-from lakegate.edge.app import EdgeState, http_app, serve
+from lakegate.edge.app import EdgeState
 from lakegate.edge.config import EdgeSettings
-from lakegate.edge.listener import listening
 from lakegate.edge.ratelimits import RateLimitedCalls
 from lakegate.edge.server import LakegateServer
 from mcp.server._otel import OpenTelemetryMiddleware
@@ -40,6 +39,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from .jwts import AUDIENCE, ISSUER, pem, signed_jwt
+from .processes import EdgeProcess, serving
 
 if TYPE_CHECKING:
     from conftest import Fakes
@@ -116,9 +116,8 @@ class Tokens:
 
 @contextlib.asynccontextmanager
 async def _edge(settings: EdgeSettings) -> AsyncIterator[tuple[EdgeState, str]]:
-    async with serve(settings) as state, listening(http_app(state), "127.0.0.1", 0, grace_seconds=5) as listener:
-        await state.link.ready()
-        yield state, f"{listener.url}{settings.path}"
+    async with serving(settings, EdgeProcess) as edge:
+        yield edge.state, edge.url
 
 
 @pytest.fixture
