@@ -43,7 +43,11 @@ def ops_stack() -> Iterator[Stack]:
             # A held message comes back in seconds once its loader is gone.
             "LAKEGATE_LOADER_ACK_WAIT_SECONDS": "2",
         }
-        config = StackConfig(home=home, ports=StackPorts.free(), env=env, backoff=Backoff(first=0.2, limit=0.5))
+        # One edge process: the health port's `/metrics` is the first process's own (services/mcp-edge/README.md),
+        # and the metrics test reads the edge's tool calls there.
+        config = StackConfig(
+            home=home, ports=StackPorts.free(), env=env, backoff=Backoff(first=0.2, limit=0.5), edge_processes=1
+        )
         with Stack(config) as running:
             yield running
             # Even while services crash and restart, each did all it needed within its own NATS permissions.
